@@ -1,0 +1,157 @@
+"""Challenge specifications: ``challenges/<id>/challenge.toml``, validated at load.
+
+A challenge names its dataset, the recorded hidden split, the contract names the notebook must
+define, its time limits and its profiles. Unknown keys are errors (``extra="forbid"``).
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from grader.errors import ChallengeError
+
+__all__ = [
+    "Challenge",
+    "DatasetSpec",
+    "ExecutionSpec",
+    "PreparedView",
+    "ProfileSpec",
+    "challenge_ids",
+    "load_challenge",
+]
+
+SCHEMA_VERSION = 1
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class PreparedView(_Strict):
+    """A derived view of the public data built by the grader.
+
+    Each image is scaled to fit ``size`` x ``size`` pixels keeping its aspect ratio and pasted in
+    the centre of a square canvas of ``background`` (the OpenHack gear data-prep step), saved as
+    PNG under ``DATA_DIR/<name>/<class>/``.
+    """
+
+    name: str = Field(pattern=r"^[a-z0-9_]+$")
+    size: int = Field(gt=0, le=1024)
+    background: Literal["white", "black"] = "white"
+
+
+class DatasetSpec(_Strict):
+    """Where the data comes from and which part of it is the hidden test set.
+
+    Attributes:
+        source: folder under the data directory, laid out ``<source>/<class>/<file>``.
+        classes: class names, which are the folder names.
+        hidden_split: file (relative to ``challenges/``) listing ``<class>/<file>`` of the hidden
+            test set, one a line.
+        prepared_views: derived views offered beside the raw one.
+    """
+
+    source: str
+    layout: Literal["class-folders"] = "class-folders"
+    classes: list[str] = Field(min_length=2)
+    hidden_split: str
+    prepared_views: list[PreparedView] = []
+
+
+class ExecutionSpec(_Strict):
+    """Time and output limits for one notebook run.
+
+    Attributes:
+        cell_timeout_s: longest one cell may run, in seconds.
+        deadline_s: wall-clock limit for the whole run (kernel start, cells, probe), in seconds.
+        probe_timeout_s: limit for the probe that calls the contract after the last cell.
+        max_output_bytes: outputs kept per cell; later outputs are dropped with a note.
+    """
+
+    cell_timeout_s: int = Field(default=900, gt=0)
+    deadline_s: int = Field(default=1800, gt=0)
+    probe_timeout_s: int = Field(default=600, gt=0)
+    max_output_bytes: int = Field(default=2_000_000, gt=0)
+
+
+class ProfileSpec(_Strict):
+    """A named profile passed to the notebook as ``PROFILE``.
+
+    Attributes:
+        description: what the profile is for.
+        deadline_s: overrides the execution deadline for this profile.
+    """
+
+    description: str
+    deadline_s: int | None = Field(default=None, gt=0)
+
+
+class ContractSpec(_Strict):
+    """Names the notebook must define (DESIGN.md, "The submission contract")."""
+
+    class_names: str = "CLASS_NAMES"
+    predict: str = "predict"
+    transfer: str = "predict_transfer"
+
+
+class Challenge(_Strict):
+    """One challenge level, as loaded from ``challenge.toml``."""
+
+    schema_version: Literal[1]
+    id: str = Field(pattern=r"^[a-z0-9][a-z0-9-]*$")
+    title: str
+    seed: str
+    rubric: str
+    dataset: DatasetSpec
+    contract: ContractSpec = ContractSpec()
+    execution: ExecutionSpec = ExecutionSpec()
+    profiles: dict[str, ProfileSpec] = {}
+    folder: Path = Field(default=Path("."), exclude=True)
+
+    def deadline_for(self, profile: str) -> int:
+        """Wall-clock deadline in seconds for ``profile``."""
+        spec = self.profiles.get(profile)
+        if spec is not None and spec.deadline_s is not None:
+            return spec.deadline_s
+        return self.execution.deadline_s
+
+
+def challenge_ids(project_dir: Path) -> list[str]:
+    """Ids of every challenge folder (one holding ``challenge.toml``), sorted."""
+    root = project_dir / "challenges"
+    if not root.is_dir():
+        return []
+    return sorted(p.name for p in root.iterdir() if (p / "challenge.toml").is_file())
+
+
+def load_challenge(project_dir: Path, challenge_id: str) -> Challenge:
+    """Load and validate ``challenges/<challenge_id>/challenge.toml``.
+
+    Raises:
+        ChallengeError: unknown id (the message lists the known ones), unreadable TOML, unknown
+            keys or bad values, or an id that differs from the folder name.
+    """
+    known = challenge_ids(project_dir)
+    if challenge_id not in known:
+        raise ChallengeError(
+            f"unknown challenge {challenge_id!r}; known: {', '.join(known) or 'none'}",
+            fix="pass one of the known ids",
+        )
+    path = project_dir / "challenges" / challenge_id / "challenge.toml"
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, tomllib.TOMLDecodeError) as err:
+        raise ChallengeError(f"cannot read: {err}", path=path) from err
+    try:
+        challenge = Challenge.model_validate({**raw, "folder": path.parent})
+    except ValidationError as err:
+        raise ChallengeError(f"invalid challenge file:\n{err}", path=path) from err
+    if challenge.id != challenge_id:
+        raise ChallengeError(
+            f"id {challenge.id!r} differs from its folder name {challenge_id!r}", path=path
+        )
+    return challenge

@@ -1,0 +1,214 @@
+"""Run one notebook in its own runner process, with a hard deadline enforced from outside.
+
+The only module that starts processes. The runner (:mod:`grader.runner`) starts the kernel; this
+side waits at most ``deadline_s`` and then kills the runner and every descendant, so a kernel
+that ignores SIGINT, or a child that left the kernel's session, cannot outlive the deadline.
+What comes back is read as bounded JSON and validated; nothing is unpickled.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from pydantic import ValidationError
+
+from grader.evidence import ExecutionFacts, ProbeOutput, RunnerFacts
+from grader.runner import kill_descendants
+
+if TYPE_CHECKING:
+    from nbformat import NotebookNode
+
+__all__ = ["RunRequest", "RunResult", "run_notebook"]
+
+log = logging.getLogger(__name__)
+
+MAX_FACTS_BYTES = 10_000_000
+MAX_PROBE_BYTES = 50_000_000
+MAX_NOTEBOOK_BYTES = 200_000_000
+_DROP_ENV = ("GRADER_", "JPY_", "JUPYTER_")
+
+
+@dataclass(frozen=True)
+class RunRequest:
+    """One notebook run.
+
+    Attributes:
+        notebook: the notebook with parameters already injected.
+        workdir: writable folder the kernel starts in (a copy of the submission).
+        run_dir: grader-owned folder for the job file, timeline, logs and probe output.
+        cell_timeout_s: per-cell limit in seconds.
+        deadline_s: hard wall-clock limit for the whole run in seconds.
+        probe_timeout_s: limit for the probe cell in seconds.
+        max_output_bytes: outputs kept per cell.
+        probe: the probe's config (contract names, image folders and file names, batch size).
+        python: interpreter for the runner (its kernel is this interpreter's ``python3``).
+    """
+
+    notebook: NotebookNode
+    workdir: Path
+    run_dir: Path
+    cell_timeout_s: int
+    deadline_s: int
+    probe_timeout_s: int
+    max_output_bytes: int
+    probe: dict[str, Any]
+    python: str
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """What the run left: the execution facts, the executed notebook, the validated probe."""
+
+    facts: ExecutionFacts
+    executed: NotebookNode | None
+    probe: ProbeOutput | None
+    probe_error: str | None
+    started_at: float
+
+
+def _kernel_env() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(_DROP_ENV)}
+    env["PYTHONUNBUFFERED"] = "1"
+    env.pop("MPLBACKEND", None)
+    return env
+
+
+def _read_bounded(path: Path, limit: int) -> str | None:
+    try:
+        if path.stat().st_size > limit:
+            return None
+        return path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return None
+
+
+def _first_line(source: str) -> str:
+    for line in source.splitlines():
+        if line.strip():
+            return line.strip()[:120]
+    return ""
+
+
+def run_notebook(request: RunRequest) -> RunResult:
+    """Execute ``request.notebook`` in a runner process and collect what it left.
+
+    Never raises for a student's fault: a crash, timeout or kernel death is described in the
+    returned facts. ``status`` is ``deadline`` when the hard deadline killed the run.
+    """
+    import nbformat
+
+    run_dir = request.run_dir
+    run_dir.mkdir(parents=True, exist_ok=True)
+    paths = {name: run_dir / name for name in ("job.json", "input.ipynb", "executed.ipynb",
+                                               "facts.json", "probe.json", "runner.log")}
+    nbformat.write(request.notebook, paths["input.ipynb"])
+    probe_config = {**request.probe, "out": str(paths["probe.json"])}
+    job = {
+        "notebook": str(paths["input.ipynb"]),
+        "executed": str(paths["executed.ipynb"]),
+        "facts": str(paths["facts.json"]),
+        "workdir": str(request.workdir),
+        "kernel_name": "python3",
+        "cell_timeout_s": request.cell_timeout_s,
+        "probe_timeout_s": request.probe_timeout_s,
+        "max_output_bytes": request.max_output_bytes,
+        "env": _kernel_env(),
+        "probe": probe_config,
+    }
+    paths["job.json"].write_text(json.dumps(job), encoding="utf-8")
+    started_at = time.time()
+    t0 = time.monotonic()
+    deadline_hit = False
+    with paths["runner.log"].open("wb") as log_file:
+        proc = subprocess.Popen(
+            [request.python, "-m", "grader.runner", str(paths["job.json"])],
+            stdin=subprocess.DEVNULL,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            cwd=request.workdir,
+        )
+        try:
+            proc.wait(timeout=request.deadline_s)
+        except subprocess.TimeoutExpired:
+            deadline_hit = True
+            log.warning("deadline of %s s reached; killing the run", request.deadline_s)
+        finally:
+            kill_descendants(proc.pid)
+            if proc.poll() is None:
+                proc.kill()
+            proc.wait()
+    wall_s = time.monotonic() - t0
+    sources = tuple(_first_line(c.source) for c in request.notebook.cells)
+    facts = _facts(paths, wall_s, deadline_hit, request, sources, proc.returncode)
+    executed = None
+    text = _read_bounded(paths["executed.ipynb"], MAX_NOTEBOOK_BYTES)
+    if text is not None:
+        try:
+            executed = nbformat.reads(text, as_version=4)
+        except Exception:  # a damaged file is no evidence
+            executed = None
+    probe, probe_error = _probe(paths["probe.json"], facts)
+    return RunResult(facts=facts, executed=executed, probe=probe, probe_error=probe_error,
+                     started_at=started_at)
+
+
+def _facts(paths: dict[str, Path], wall_s: float, deadline_hit: bool, request: RunRequest,
+           sources: tuple[str, ...], returncode: int | None) -> ExecutionFacts:
+    text = _read_bounded(paths["facts.json"], MAX_FACTS_BYTES)
+    runner: RunnerFacts | None = None
+    if text is not None:
+        try:
+            runner = RunnerFacts.model_validate_json(text)
+        except ValidationError:
+            runner = None
+    if runner is None:
+        tail = (_read_bounded(paths["runner.log"], 10_000_000) or "")[-1500:]
+        return ExecutionFacts(
+            status="deadline" if deadline_hit else "runner_failed",
+            message=(f"the run passed its {request.deadline_s} s deadline before the kernel "
+                     "started" if deadline_hit else
+                     f"the notebook runner exited with status {returncode}: {tail.strip()}"),
+            failed_cell=None, cells=(), sources=sources, wall_s=wall_s, sandboxed=False,
+            probe=None)
+    status, message, failed = runner.status, runner.message, runner.failed_cell
+    cells = list(runner.cells)
+    if deadline_hit:
+        status = "deadline"
+        running = [c for c in cells if c.status == "running"]
+        if running:
+            failed = running[0].index
+            cells[failed] = running[0].model_copy(update={"status": "timeout"})
+            message = (f"cell {failed} was still running at the {request.deadline_s} s deadline; "
+                       "the run was stopped")
+        elif runner.probe.status == "running":
+            message = f"the probe was still running at the {request.deadline_s} s deadline"
+        else:
+            message = f"the run passed its {request.deadline_s} s deadline"
+    elif status in ("starting", "running"):
+        status = "runner_failed"
+        message = f"the notebook runner stopped early (exit status {returncode})"
+    return ExecutionFacts(status=status, message=message, failed_cell=failed,
+                          cells=tuple(cells), sources=sources, wall_s=wall_s, sandboxed=False,
+                          probe=runner.probe)
+
+
+def _probe(path: Path, facts: ExecutionFacts) -> tuple[ProbeOutput | None, str | None]:
+    if not path.exists():
+        reason = facts.probe.message if facts.probe and facts.probe.message else facts.message
+        return None, f"the probe wrote nothing ({reason})" if reason else "the probe wrote nothing"
+    text = _read_bounded(path, MAX_PROBE_BYTES)
+    if text is None:
+        return None, f"the probe's output is over {MAX_PROBE_BYTES} bytes"
+    try:
+        return ProbeOutput.model_validate_json(text), None
+    except ValidationError as err:
+        first = str(err).splitlines()
+        return None, "the probe's output is invalid: " + " ".join(first[:3])[:500]

@@ -1,0 +1,292 @@
+"""Grade one submission: discover notebooks, run each, gather evidence, check, score.
+
+The pipeline, for each notebook: read (malformed is a failed scorecard) -> tell the challenge ->
+prepare a private working copy and the public data view -> execute with parameters injected ->
+gather evidence (probe JSON, timeline, new images, model files) -> run the rubric's checks.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import logging
+import platform
+import shutil
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Literal
+
+from grader import __version__
+from grader.challenge import Challenge, challenge_ids, load_challenge
+from grader.checks import CheckResult, get_check
+from grader.data import IMAGE_SUFFIXES, dataset_hashes, ensure_hidden_test_set, ensure_public_view, list_images
+from grader.errors import UsageError
+from grader.evidence import Evidence, ExecutionFacts, ModelFile, NewImage
+from grader.executor import RunRequest, RunResult, run_notebook
+from grader.measure import measure
+from grader.notebook import MalformedNotebook, challenge_of, inject_parameters, read_notebook
+from grader.rubric import Rubric, load_rubric
+from grader.scorecard import (CellRow, Environment, ExecutionSummary, History, ModelReport,
+                              NewImageRow, NotebookResult, SubmissionResult, score_criteria)
+from grader.settings import Settings
+
+__all__ = ["GradeOptions", "Submission", "discover", "grade_submission"]
+
+log = logging.getLogger(__name__)
+
+NEW_IMAGES = "new_images"
+MODEL_DIR = "saved_model"
+PHASH_MAX_DISTANCE = 4
+
+
+@dataclass(frozen=True)
+class GradeOptions:
+    """How to grade: ``profile`` passed as ``PROFILE``, ``challenge`` overrides detection,
+    ``device`` passed as ``DEVICE``, ``keep_workdir`` keeps the working copies."""
+
+    profile: str = "full"
+    challenge: str | None = None
+    device: str = "cpu"
+    keep_workdir: bool = False
+
+
+@dataclass(frozen=True)
+class Submission:
+    """A submission: its name, folder, notebooks and ``new_images/`` folder."""
+
+    name: str
+    root: Path
+    notebooks: tuple[Path, ...]
+
+
+def discover(path: Path) -> Submission:
+    """Find the notebooks of a submission folder (or a single notebook file).
+
+    Raises:
+        UsageError: the path does not exist, or the folder holds no notebook.
+    """
+    if not path.exists():
+        raise UsageError(f"no such file or folder: {path}", path=path)
+    if path.is_file():
+        if path.suffix != ".ipynb":
+            raise UsageError("not a notebook (.ipynb) or a submission folder", path=path)
+        return Submission(name=path.stem, root=path.parent, notebooks=(path,))
+    notebooks = tuple(sorted(p for p in path.glob("*.ipynb") if not p.name.startswith(".")))
+    if not notebooks:
+        raise UsageError("the submission folder holds no notebook (*.ipynb)", path=path,
+                         fix="put the team's notebook at the top of the folder")
+    return Submission(name=path.resolve().name, root=path, notebooks=notebooks)
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def grade_submission(submission: Submission, settings: Settings,
+                     options: GradeOptions) -> SubmissionResult:
+    """Grade every notebook of ``submission``.
+
+    Raises:
+        ConfigError: a challenge, rubric or dataset problem (a fault of the setup, not of the
+            student); a student's failure is always a failed criterion instead.
+    """
+    started = _now()
+    results = [_grade_notebook(nb, submission, settings, options) for nb in submission.notebooks]
+    verdict: Literal["pass", "fail"] = (
+        "pass" if results and all(r.verdict == "pass" for r in results) else "fail")
+    return SubmissionResult(
+        submission=submission.name, path=str(submission.root), verdict=verdict,
+        score=sum(r.score for r in results), max_score=sum(r.max_score for r in results),
+        notebooks=results, started=started, finished=_now(),
+        environment=Environment(grader=__version__, python=platform.python_version(),
+                                platform=platform.platform(), device=options.device,
+                                sandbox="none (the kernel ran as the grader's user)"),
+    )
+
+
+def _failed_run(status: str, message: str) -> ExecutionFacts:
+    return ExecutionFacts(status=status, message=message, failed_cell=None, cells=(),
+                          sources=(), wall_s=0.0, sandboxed=False, probe=None)
+
+
+def _grade_notebook(path: Path, submission: Submission, settings: Settings,
+                    options: GradeOptions) -> NotebookResult:
+    known = challenge_ids(settings.project_dir)
+    nb, malformed = None, None
+    try:
+        nb = read_notebook(path)
+    except MalformedNotebook as err:
+        malformed = (f"{path.name} is not a valid notebook: {err.reason}. Open it in Jupyter "
+                     "and save it again, or start again from the starter notebook.")
+    found = challenge_of(path, nb, known, explicit=options.challenge)
+    if isinstance(found, list):
+        return _unknown_challenge(path, found, options, reason=malformed)
+    challenge = load_challenge(settings.project_dir, found)
+    rubric = load_rubric(settings.project_dir, challenge.rubric)
+    view = ensure_public_view(settings, challenge)
+    hidden = ensure_hidden_test_set(settings, challenge)
+    if nb is None:
+        facts = _failed_run("malformed", malformed or "")
+        return _score(path, challenge, rubric, options, facts, None, hidden.labels, (), ())
+
+    workdir = Path(tempfile.mkdtemp(prefix=f"grader-{submission.name}-"))
+    try:
+        shutil.copytree(submission.root, workdir, dirs_exist_ok=True,
+                        ignore=shutil.ignore_patterns(".ipynb_checkpoints", "__pycache__"))
+        model_dir = workdir / MODEL_DIR
+        shutil.rmtree(model_dir, ignore_errors=True)
+        model_dir.mkdir()
+        new_dir = workdir / NEW_IMAGES
+        new_files = [p.name for p in list_images(new_dir)] if new_dir.is_dir() else []
+        prepared = inject_parameters(nb, {
+            "DATA_DIR": str(view), "DEVICE": options.device, "PROFILE": options.profile,
+            "NEW_IMAGES_DIR": str(new_dir), "MODEL_DIR": str(model_dir),
+        })
+        deadline = challenge.deadline_for(options.profile)
+        request = RunRequest(
+            notebook=prepared, workdir=workdir, run_dir=workdir.parent / f"{workdir.name}.run",
+            cell_timeout_s=challenge.execution.cell_timeout_s, deadline_s=deadline,
+            probe_timeout_s=challenge.execution.probe_timeout_s,
+            max_output_bytes=challenge.execution.max_output_bytes, python=settings.python,
+            probe={"class_names": challenge.contract.class_names,
+                   "models": {"predict": challenge.contract.predict,
+                              "transfer": challenge.contract.transfer},
+                   "hidden_dir": str(hidden.images_dir), "hidden_files": list(hidden.files),
+                   "new_images_dir": str(new_dir), "new_images": new_files,
+                   "batch_size": 32, "max_label_chars": 200, "max_classes": 1000},
+        )
+        log.info("running %s (%s, profile %s, deadline %s s)", path, challenge.id,
+                 options.profile, deadline)
+        run = run_notebook(request)
+        new_images = _new_images(new_dir, new_files, dataset_hashes(settings, challenge))
+        models = _model_files(model_dir, run.started_at)
+        return _score(path, challenge, rubric, options, run.facts, run, hidden.labels,
+                      new_images, models)
+    finally:
+        if not options.keep_workdir:
+            shutil.rmtree(workdir, ignore_errors=True)
+            shutil.rmtree(workdir.parent / f"{workdir.name}.run", ignore_errors=True)
+
+
+def _unknown_challenge(path: Path, candidates: list[str], options: GradeOptions,
+                       reason: str | None = None) -> NotebookResult:
+    message = (f"{reason} " if reason else "") + (f"cannot tell which challenge {path.name} is for; candidates: "
+                         f"{', '.join(candidates)}. Start from the challenge's starter notebook "
+                         "(it names the challenge in its metadata), or pass --challenge.")
+    return NotebookResult(
+        notebook=path.name, challenge=None, profile=options.profile, verdict="fail", score=0,
+        max_score=0, criteria=[],
+        execution=ExecutionSummary(status="unknown_challenge", message=message,
+                                   failed_cell=None, wall_s=0, sandboxed=False,
+                                   probe_status="not_run", cells=[]))
+
+
+def _new_images(folder: Path, files: list[str], hashes: dict[str, str]) -> tuple[NewImage, ...]:
+    import imagehash
+    from PIL import Image
+
+    known = [(entry, imagehash.hex_to_hash(h)) for entry, h in hashes.items()]
+    out = []
+    for name in files:
+        try:
+            with Image.open(folder / name) as im:
+                rgb = im.convert("RGB")
+            digest = imagehash.phash(rgb)
+            match = next((e for e, h in known if digest - h <= PHASH_MAX_DISTANCE), None)
+            rgb.thumbnail((160, 160))
+            buf = io.BytesIO()
+            rgb.save(buf, format="PNG")
+            uri = "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
+            out.append(NewImage(file=name, thumbnail=uri, dataset_match=match))
+        except Exception as err:  # an unreadable image is reported, not raised
+            out.append(NewImage(file=name, thumbnail="", dataset_match=None,
+                                error=f"{type(err).__name__}: {err}"[:300]))
+    return tuple(out)
+
+
+def _model_files(folder: Path, started_at: float) -> tuple[ModelFile, ...]:
+    if not folder.is_dir():
+        return ()
+    files = []
+    for p in sorted(folder.rglob("*")):
+        if p.is_file() and not p.is_symlink():
+            st = p.stat()
+            files.append(ModelFile(path=str(p.relative_to(folder)), size=st.st_size,
+                                   written_during_run=st.st_mtime >= started_at - 1))
+    return tuple(files[:1000])
+
+
+def _output_text(run: RunResult | None, limit: int = 1_000_000) -> str:
+    if run is None or run.executed is None:
+        return ""
+    parts = [o.get("text", "") for c in run.executed.cells for o in c.get("outputs", [])
+             if o.get("output_type") == "stream"]
+    return "".join(str(p) for p in parts)[:limit]
+
+
+def _score(path: Path, challenge: Challenge, rubric: Rubric, options: GradeOptions,
+           facts: ExecutionFacts, run: RunResult | None, labels: tuple[str, ...],
+           new_images: tuple[NewImage, ...], models: tuple[ModelFile, ...]) -> NotebookResult:
+    ev = Evidence(notebook=path.name, challenge=challenge, profile=options.profile,
+                  execution=facts, probe=run.probe if run else None,
+                  probe_error=run.probe_error if run else facts.message, hidden_labels=labels,
+                  new_images=new_images, model_files=models, output_text=_output_text(run))
+    results: list[CheckResult] = []
+    for criterion in rubric.criteria:
+        spec = get_check(criterion.check)
+        results.append(spec.run(ev, criterion.params_for(options.profile)))
+    rows, verdict, score, max_score = score_criteria(rubric.criteria, results)
+    from grader.plots import loss_curve_svg
+
+    history = None
+    if ev.probe and ev.probe.history and ev.probe.history.loss is not None:
+        h = ev.probe.history
+        history = History(source=h.source, loss=h.loss or [], val_loss=h.val_loss or [])
+    return NotebookResult(
+        notebook=path.name, challenge=challenge.id, profile=options.profile, verdict=verdict,
+        score=score, max_score=max_score, criteria=rows, execution=_summary(facts),
+        models=_model_reports(ev), new_images=_new_image_rows(ev), history=history,
+        figures_captured=len(ev.probe.figures) if ev.probe else 0,
+        loss_plot_svg=loss_curve_svg(history.loss, history.val_loss) if history else "",
+    )
+
+
+def _summary(facts: ExecutionFacts) -> ExecutionSummary:
+    cells = [
+        CellRow(index=c.index, status=c.status, seconds=c.seconds,
+                source=facts.sources[c.index] if c.index < len(facts.sources) else "",
+                error=(f"{c.error.get('ename', '')}: {c.error.get('evalue', '')}"
+                       if c.error else None))
+        for c in facts.cells
+    ]
+    return ExecutionSummary(status=facts.status, message=facts.message,
+                            failed_cell=facts.failed_cell, wall_s=facts.wall_s,
+                            sandboxed=facts.sandboxed,
+                            probe_status=facts.probe.status if facts.probe else "not_run",
+                            cells=cells)
+
+
+def _model_reports(ev: Evidence) -> list[ModelReport]:
+    reports = []
+    if ev.probe is None:
+        return reports
+    contract = ev.challenge.contract
+    for role, name in (("predict", contract.predict), ("transfer", contract.transfer)):
+        run = ev.probe.models.get(role)  # type: ignore[call-overload]
+        if run and run.predictions is not None and len(run.predictions) == len(ev.hidden_labels):
+            m = measure(ev.hidden_labels, run.predictions, ev.challenge.dataset.classes)
+            reports.append(ModelReport.of(role, name, m, run.seconds))  # type: ignore[arg-type]
+    return reports
+
+
+def _new_image_rows(ev: Evidence) -> list[NewImageRow]:
+    run = ev.probe.new_images if ev.probe else None
+    predicted = dict(zip(run.files, run.predictions, strict=False)) if run and run.predictions else {}
+    return [NewImageRow(file=im.file, prediction=predicted.get(im.file),
+                        dataset_match=im.dataset_match, error=im.error, thumbnail=im.thumbnail)
+            for im in ev.new_images]
+

@@ -1,0 +1,41 @@
+"""Figures the grader draws itself (matplotlib, Agg backend), returned as inline SVG text."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Sequence
+
+__all__ = ["loss_curve_svg"]
+
+
+def loss_curve_svg(loss: Sequence[float | None], val_loss: Sequence[float | None]) -> str:
+    """Redraw the loss curves from the recorded history.
+
+    Args:
+        loss: average training loss per epoch (``None`` for a non-finite value).
+        val_loss: average validation loss per epoch.
+
+    Returns:
+        an ``<svg>`` document as text, 6 x 3.2 inches.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(6, 3.2))
+    ax = fig.add_subplot()
+    for values, label in ((loss, "training loss"), (val_loss, "validation loss")):
+        if values:
+            epochs = range(1, len(values) + 1)
+            ax.plot(list(epochs), [float("nan") if v is None else v for v in values],
+                    marker="o", label=label)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("average loss")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    buf = io.StringIO()
+    fig.savefig(buf, format="svg")
+    text = buf.getvalue()
+    return text[text.index("<svg"):]

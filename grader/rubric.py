@@ -1,0 +1,106 @@
+"""Rubrics: ``rubrics/<challenge>.toml``, declarative and validated at load.
+
+A rubric is data: a list of criteria, each naming a registered check with its parameters, the
+points it is worth, whether it is required for a pass, and what to tell a student who misses
+it. Unknown keys, unknown check names and bad parameters are errors. A rubric is never executed.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from grader.checks import Params, get_check
+from grader.errors import RubricError
+
+__all__ = ["Criterion", "Rubric", "load_rubric"]
+
+
+class Criterion(BaseModel):
+    """One success criterion.
+
+    Attributes:
+        id: stable identifier (gradebook column, JUnit test name).
+        title: what the criterion asks, for a person.
+        check: registered check name (``grader.checks.check_names()``).
+        points: points awarded when it passes.
+        required: whether the submission fails without it.
+        fix: what a student should do when it fails.
+        params: the check's parameters.
+        profile_params: per profile, parameters that replace those in ``params``.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id: str = Field(pattern=r"^[a-z0-9][a-z0-9-]*$")
+    title: str
+    check: str
+    points: float = Field(ge=0)
+    required: bool = True
+    fix: str
+    params: dict[str, Any] = {}
+    profile_params: dict[str, dict[str, Any]] = {}
+
+    @model_validator(mode="after")
+    def _known_check(self) -> Criterion:
+        spec = get_check(self.check)
+        for profile in [None, *self.profile_params]:
+            try:
+                spec.params.model_validate(self.merged_params(profile))
+            except ValidationError as err:
+                where = f" (profile {profile})" if profile else ""
+                raise ValueError(f"criterion {self.id}: bad params for {self.check}{where}: {err}") from err
+        return self
+
+    def merged_params(self, profile: str | None) -> dict[str, Any]:
+        """``params`` with the profile's overrides applied."""
+        return {**self.params, **(self.profile_params.get(profile, {}) if profile else {})}
+
+    def params_for(self, profile: str | None) -> Params:
+        """The validated parameter object for ``profile``."""
+        return get_check(self.check).params.model_validate(self.merged_params(profile))
+
+
+class Rubric(BaseModel):
+    """A challenge's rubric, schema version 1."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    schema_version: Literal[1]
+    challenge: str
+    criteria: list[Criterion] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _unique_ids(self) -> Rubric:
+        ids = [c.id for c in self.criteria]
+        dup = sorted({i for i in ids if ids.count(i) > 1})
+        if dup:
+            raise ValueError(f"criterion ids repeat: {', '.join(dup)}")
+        return self
+
+    @property
+    def total_points(self) -> float:
+        return sum(c.points for c in self.criteria)
+
+
+def load_rubric(project_dir: Path, name: str) -> Rubric:
+    """Load and validate ``rubrics/<name>.toml``.
+
+    Raises:
+        RubricError: missing file, invalid TOML, unknown keys or checks, bad parameters.
+    """
+    path = project_dir / "rubrics" / f"{name}.toml"
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, tomllib.TOMLDecodeError) as err:
+        raise RubricError(f"cannot read the rubric: {err}", path=path) from err
+    try:
+        return Rubric.model_validate(raw)
+    except ValidationError as err:
+        raise RubricError(f"invalid rubric:\n{err}", path=path,
+                          fix="see the checks' parameters with `grader checks`") from err
+    except RubricError as err:
+        raise RubricError(err.message, path=path) from err

@@ -1,0 +1,243 @@
+"""The notebook runner: one process per notebook, on the student's side of the trust boundary.
+
+Started by :mod:`grader.executor` as ``python -m grader.runner JOB.json``. It starts a kernel,
+runs the capture cell, every cell of the notebook, then the probe cell, and writes two files:
+the executed notebook and ``facts.json`` (the cell timeline), rewritten after every cell so that
+a run killed at its deadline still tells which cell was running. It never sees hidden labels.
+
+The runner makes itself a child subreaper, so processes the kernel orphans (double forks,
+``start_new_session``) stay its descendants; at its end it kills every one of them. The parent
+enforces the hard deadline by killing this whole process tree from outside.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import json
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+__all__ = ["main"]
+
+PR_SET_CHILD_SUBREAPER = 36
+KERNEL_DIR = Path(__file__).resolve().parent / "kernel"
+
+
+def become_subreaper() -> None:
+    """Make orphaned descendants re-parent to this process (Linux ``prctl``; no-op elsewhere)."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+    except (OSError, AttributeError):
+        pass
+
+
+def kill_descendants(pid: int) -> int:
+    """SIGKILL every descendant of ``pid`` (stopping them first so none can fork away).
+
+    Returns:
+        how many processes were signalled.
+    """
+    import psutil
+
+    killed = 0
+    for _ in range(10):
+        try:
+            children = psutil.Process(pid).children(recursive=True)
+        except psutil.NoSuchProcess:
+            return killed
+        if not children:
+            return killed
+        for child in children:
+            try:
+                child.send_signal(signal.SIGSTOP)
+            except psutil.Error:
+                pass
+        for child in children:
+            try:
+                child.kill()
+                killed += 1
+            except psutil.Error:
+                pass
+        psutil.wait_procs(children, timeout=2)
+    return killed
+
+
+def _make_client(nb: Any, job: dict[str, Any]) -> Any:
+    from nbclient import NotebookClient
+
+    cap = int(job["max_output_bytes"])
+
+    class CappedClient(NotebookClient):  # type: ignore[misc]
+        """nbclient with a per-cell output budget (nbgrader's LimitOutput, applied live)."""
+
+        used: dict[int, int] = {}
+
+        def output(self, outs: list[Any], msg: dict[str, Any], display_id: Any, cell_index: int) -> Any:
+            size = len(json.dumps(msg.get("content", {}), default=str))
+            used = self.used.get(cell_index, 0)
+            self.used[cell_index] = used + size
+            if used + size > cap:
+                if used <= cap:
+                    from nbformat.v4 import new_output
+
+                    outs.append(
+                        new_output(
+                            "stream",
+                            name="stderr",
+                            text=f"[grader] output of this cell cut at {cap} bytes\n",
+                        )
+                    )
+                return None
+            return super().output(outs, msg, display_id, cell_index)
+
+    return CappedClient(
+        nb,
+        timeout=int(job["cell_timeout_s"]),
+        kernel_name=job["kernel_name"],
+        allow_errors=False,
+        record_timing=True,
+        interrupt_on_timeout=False,
+        resources={"metadata": {"path": job["workdir"]}},
+    )
+
+
+class Timeline:
+    """The cell timeline, written to ``facts.json`` after every change."""
+
+    def __init__(self, path: Path, n_cells: int) -> None:
+        self.path = path
+        self.facts: dict[str, Any] = {
+            "schema": 1,
+            "status": "starting",
+            "message": "",
+            "failed_cell": None,
+            "kernel_start_s": None,
+            "cells": [
+                {"index": i, "status": "not_run", "seconds": None, "error": None,
+                 "execution_count": None}
+                for i in range(n_cells)
+            ],
+            "probe": {"status": "not_run", "seconds": None, "message": ""},
+        }
+        self.write()
+
+    def write(self) -> None:
+        tmp = self.path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(self.facts), encoding="utf-8")
+        os.replace(tmp, self.path)
+
+
+def _error_of(err: BaseException) -> dict[str, str]:
+    ename = getattr(err, "ename", type(err).__name__)
+    evalue = getattr(err, "evalue", str(err))
+    return {"ename": str(ename)[:200], "evalue": str(evalue)[:2000]}
+
+
+def _run_hidden(client: Any, source: str, timeout_s: int) -> None:
+    """Execute a cell that is not part of the notebook (capture, probe) in the same kernel."""
+    import nbformat
+
+    cell = nbformat.v4.new_code_cell(source)
+    client.nb.cells.append(cell)
+    old_timeout, client.timeout = client.timeout, timeout_s
+    try:
+        client.execute_cell(cell, len(client.nb.cells) - 1, store_history=False)
+    finally:
+        client.timeout = old_timeout
+        client.nb.cells.pop()
+
+
+def run(job: dict[str, Any]) -> None:
+    """Execute the job described in ``job`` (see :mod:`grader.executor` for its fields)."""
+    import nbformat
+    from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
+
+    nb = nbformat.read(job["notebook"], as_version=4)
+    timeline = Timeline(Path(job["facts"]), len(nb.cells))
+    facts = timeline.facts
+    client = _make_client(nb, job)
+    started = time.monotonic()
+    try:
+        with client.setup_kernel(env=job["env"], cwd=job["workdir"]):
+            facts["kernel_start_s"] = time.monotonic() - started
+            _run_hidden(client, (KERNEL_DIR / "capture.py").read_text(), 120)
+            facts["status"] = "running"
+            for index, cell in enumerate(nb.cells):
+                record = facts["cells"][index]
+                if cell.cell_type != "code":
+                    record["status"] = "skipped"
+                    continue
+                record["status"] = "running"
+                timeline.write()
+                t0 = time.monotonic()
+                try:
+                    client.execute_cell(cell, index)
+                    record["status"] = "ok"
+                except CellTimeoutError as err:
+                    record.update(status="timeout", error=_error_of(err))
+                    facts.update(status="cell_timeout", failed_cell=index,
+                                 message=f"cell {index} ran past {job['cell_timeout_s']} s")
+                except CellExecutionError as err:
+                    record.update(status="error", error=_error_of(err))
+                    facts.update(status="cell_error", failed_cell=index,
+                                 message=f"cell {index} raised {err.ename}: {err.evalue}"[:2000])
+                finally:
+                    record["seconds"] = time.monotonic() - t0
+                    record["execution_count"] = cell.get("execution_count")
+                    timeline.write()
+                if record["status"] != "ok":
+                    break
+            if facts["status"] == "running":
+                facts["status"] = "ok"
+            if facts["status"] != "cell_timeout":
+                _probe(client, job, facts)
+    except DeadKernelError as err:
+        facts.update(status="kernel_died", message=f"the kernel died: {err}"[:2000])
+        for record in facts["cells"]:
+            if record["status"] == "running":
+                record.update(status="error", error={"ename": "DeadKernelError", "evalue": str(err)})
+                facts["failed_cell"] = record["index"]
+    except Exception as err:  # kernel could not start, zmq failure: reported, not raised
+        facts.update(status="kernel_failed", message=f"{type(err).__name__}: {err}"[:2000])
+    finally:
+        timeline.write()
+        nbformat.write(nb, job["executed"])
+
+
+def _probe(client: Any, job: dict[str, Any], facts: dict[str, Any]) -> None:
+    from nbclient.exceptions import CellExecutionError, CellTimeoutError
+
+    source = (KERNEL_DIR / "probe.py").read_text()
+    call = f"\n_grader_probe(__import__('json').loads({json.dumps(job['probe'])!r}))\n"
+    t0 = time.monotonic()
+    facts["probe"]["status"] = "running"
+    try:
+        _run_hidden(client, source + call, int(job["probe_timeout_s"]))
+        facts["probe"]["status"] = "ok"
+    except CellTimeoutError:
+        facts["probe"].update(status="timeout", message=f"ran past {job['probe_timeout_s']} s")
+    except CellExecutionError as err:
+        facts["probe"].update(status="error", message=f"{err.ename}: {err.evalue}"[:2000])
+    finally:
+        facts["probe"]["seconds"] = time.monotonic() - t0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: ``python -m grader.runner JOB.json``."""
+    args = sys.argv[1:] if argv is None else argv
+    become_subreaper()
+    job = json.loads(Path(args[0]).read_text(encoding="utf-8"))
+    try:
+        run(job)
+    finally:
+        kill_descendants(os.getpid())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,77 @@
+"""Settings, resolved once (command line > environment > defaults) into one frozen object.
+
+The object is passed explicitly to whatever needs it; nothing reads the environment later.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from grader.errors import ConfigError
+
+__all__ = ["DATA_DIR_ENV", "Settings", "resolve_settings"]
+
+DATA_DIR_ENV = "GRADER_DATA_DIR"
+CACHE_DIR_ENV = "GRADER_CACHE_DIR"
+PROJECT_DIR_ENV = "GRADER_PROJECT_DIR"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Where the grader finds its inputs and keeps its caches.
+
+    Attributes:
+        project_dir: folder holding ``challenges/``, ``rubrics/`` and ``reference_solutions/``.
+        data_dir: folder of real datasets (``gear/``, ``cifar10/``, ...); ``None`` if unset.
+        cache_dir: folder for public dataset views and hashes built by the grader.
+        python: interpreter that runs the notebook runner and its kernel.
+    """
+
+    project_dir: Path
+    data_dir: Path | None
+    cache_dir: Path
+    python: str
+
+    def require_data_dir(self) -> Path:
+        """Return ``data_dir``.
+
+        Raises:
+            ConfigError: when no data folder was given, or it does not exist.
+        """
+        if self.data_dir is None:
+            raise ConfigError(
+                f"no dataset folder: {DATA_DIR_ENV} is not set",
+                fix=f"export {DATA_DIR_ENV}=/path/to/datasets (the folder holding gear/, cifar10/) "
+                "or pass --data-dir",
+            )
+        if not self.data_dir.is_dir():
+            raise ConfigError(
+                "the dataset folder does not exist",
+                path=self.data_dir,
+                fix=f"point {DATA_DIR_ENV} or --data-dir at the folder holding gear/, cifar10/",
+            )
+        return self.data_dir
+
+
+def resolve_settings(
+    *,
+    data_dir: str | None = None,
+    cache_dir: str | None = None,
+    project_dir: str | None = None,
+    environ: dict[str, str] | None = None,
+) -> Settings:
+    """Resolve settings from explicit values, then the environment, then defaults."""
+    import sys
+
+    env = dict(os.environ) if environ is None else environ
+    project = project_dir or env.get(PROJECT_DIR_ENV) or str(Path(__file__).resolve().parent.parent)
+    data = data_dir or env.get(DATA_DIR_ENV) or None
+    cache = cache_dir or env.get(CACHE_DIR_ENV) or str(Path.home() / ".cache" / "grader")
+    return Settings(
+        project_dir=Path(project).resolve(),
+        data_dir=Path(data).resolve() if data else None,
+        cache_dir=Path(cache).resolve(),
+        python=sys.executable,
+    )
