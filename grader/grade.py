@@ -251,7 +251,8 @@ def _score(path: Path, challenge: Challenge, rubric: Rubric, options: GradeOptio
         score=score, max_score=max_score, criteria=rows, execution=_summary(facts),
         models=_model_reports(ev), new_images=_new_image_rows(ev), history=history,
         figures_captured=len(ev.probe.figures) if ev.probe else 0,
-        loss_plot_svg=loss_curve_svg(history.loss, history.val_loss) if history else "",
+        loss_plot_svg=loss_curve_svg(history.loss, history.val_loss) if history and history.loss
+        else "",
     )
 
 

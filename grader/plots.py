@@ -33,7 +33,8 @@ def loss_curve_svg(loss: Sequence[float | None], val_loss: Sequence[float | None
     ax.set_xlabel("epoch")
     ax.set_ylabel("average loss")
     ax.grid(alpha=0.3)
-    ax.legend()
+    if ax.get_lines():
+        ax.legend()
     fig.tight_layout()
     buf = io.StringIO()
     fig.savefig(buf, format="svg")
