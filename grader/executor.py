@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import ValidationError
 
 from grader.evidence import ExecutionFacts, ProbeOutput, RunnerFacts
-from grader.runner import kill_descendants
+from grader.runner import kill_tree
 
 if TYPE_CHECKING:
     from nbformat import NotebookNode
@@ -141,9 +141,7 @@ def run_notebook(request: RunRequest) -> RunResult:
             deadline_hit = True
             log.warning("deadline of %s s reached; killing the run", request.deadline_s)
         finally:
-            kill_descendants(proc.pid)
-            if proc.poll() is None:
-                proc.kill()
+            kill_tree(proc.pid, include_root=proc.poll() is None)
             proc.wait()
     wall_s = time.monotonic() - t0
     sources = tuple(_first_line(c.source) for c in request.notebook.cells)

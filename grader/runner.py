@@ -36,35 +36,48 @@ def become_subreaper() -> None:
         pass
 
 
-def kill_descendants(pid: int) -> int:
-    """SIGKILL every descendant of ``pid`` (stopping them first so none can fork away).
+def kill_tree(pid: int, *, include_root: bool) -> int:
+    """SIGKILL every descendant of ``pid`` (and ``pid`` itself if ``include_root``).
+
+    Every process is stopped (SIGSTOP) before any is killed, the root first, so that none can
+    fork away or, for the runner, write its files after its kernel died.
 
     Returns:
         how many processes were signalled.
     """
     import psutil
 
-    killed = 0
-    for _ in range(10):
+    try:
+        root = psutil.Process(pid)
+    except psutil.NoSuchProcess:
+        return 0
+    if include_root:
         try:
-            children = psutil.Process(pid).children(recursive=True)
+            root.send_signal(signal.SIGSTOP)
+        except psutil.Error:
+            pass
+    stopped: dict[int, psutil.Process] = {}
+    for _ in range(20):  # a process may fork between listing and stopping: list again
+        try:
+            fresh = [p for p in root.children(recursive=True) if p.pid not in stopped]
         except psutil.NoSuchProcess:
-            return killed
-        if not children:
-            return killed
-        for child in children:
+            break
+        if not fresh:
+            break
+        for proc in fresh:
             try:
-                child.send_signal(signal.SIGSTOP)
+                proc.send_signal(signal.SIGSTOP)
             except psutil.Error:
                 pass
-        for child in children:
-            try:
-                child.kill()
-                killed += 1
-            except psutil.Error:
-                pass
-        psutil.wait_procs(children, timeout=2)
-    return killed
+            stopped[proc.pid] = proc
+    victims = list(stopped.values()) + ([root] if include_root else [])
+    for proc in victims:
+        try:
+            proc.kill()
+        except psutil.Error:
+            pass
+    psutil.wait_procs(victims, timeout=5)
+    return len(victims)
 
 
 def _make_client(nb: Any, job: dict[str, Any]) -> Any:
@@ -235,7 +248,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         run(job)
     finally:
-        kill_descendants(os.getpid())
+        kill_tree(os.getpid(), include_root=False)
     return 0
 
 

@@ -69,9 +69,9 @@ def _grader_probe(config):
     for role, name in config["models"].items():
         fn = ns.get(name)
         if fn is None:
-            out["models"][role] = {"error": f"{name} is not defined"}
+            out["models"][role] = {"error": "is not defined"}
         elif not callable(fn):
-            out["models"][role] = {"error": f"{name} is {type(fn).__name__}, not a function"}
+            out["models"][role] = {"error": f"is {type(fn).__name__}, not a function"}
         else:
             out["models"][role] = run_model(fn, config["hidden_dir"], config["hidden_files"])
 

@@ -1,0 +1,175 @@
+"""Whole runs of small notebooks on the toy challenge: good, crashing, hanging, malformed."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import psutil
+import pytest
+
+from grader.cli import main
+from grader.grade import GradeOptions, discover, grade_submission
+from grader.settings import Settings
+from tests.conftest import GOOD_TOY_CELLS, write_submission
+
+pytestmark = pytest.mark.kernel
+
+
+def grade(settings: Settings, folder: Path, **options: object):
+    return grade_submission(discover(folder), settings, GradeOptions(**options))  # type: ignore[arg-type]
+
+
+def statuses(result) -> dict[str, str]:
+    return {c.id: c.status for c in result.notebooks[0].criteria}
+
+
+def test_good_notebook_passes_every_criterion(make_toy: Callable[..., Settings], tmp_path: Path) -> None:
+    settings = make_toy()
+    result = grade(settings, write_submission(tmp_path, "good", GOOD_TOY_CELLS))
+    assert result.verdict == "pass", statuses(result)
+    assert set(statuses(result).values()) == {"pass"}
+    nb = result.notebooks[0]
+    assert nb.models[0].accuracy == 1.0
+    assert nb.history is not None and nb.history.loss == [1.0, 0.6, 0.4]
+    assert [im.prediction is not None for im in nb.new_images] == [True, True]
+
+
+def test_crashing_cell_fails_and_names_the_cell(make_toy: Callable[..., Settings], tmp_path: Path) -> None:
+    settings = make_toy()
+    cells = [GOOD_TOY_CELLS[0], "x = 1 / 0", *GOOD_TOY_CELLS[1:]]
+    result = grade(settings, write_submission(tmp_path, "crash", cells))
+    nb = result.notebooks[0]
+    assert result.verdict == "fail"
+    assert nb.execution.status == "cell_error"
+    assert nb.execution.failed_cell == 3  # parameters, injected parameters, first cell, crash
+    runs = next(c for c in nb.criteria if c.id == "runs")
+    assert runs.status == "fail" and "cell 3 raised ZeroDivisionError" in runs.message
+    assert statuses(result)["accuracy"] == "fail"  # predict was never defined
+
+
+def _hang_cells(pid_file: Path) -> list[str]:
+    return [
+        *GOOD_TOY_CELLS,
+        "import os, signal, time\n"
+        f"open({str(pid_file)!r}, 'w').write(str(os.getpid()))\n"
+        "signal.signal(signal.SIGINT, signal.SIG_IGN)\n"
+        "stop = time.time() + 300  # bounded: ends by itself even if nothing stops it\n"
+        "while time.time() < stop:\n"
+        "    pass",
+    ]
+
+
+def _gone(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
+
+
+def test_sigint_ignoring_loop_is_stopped_at_the_deadline(
+    make_toy: Callable[..., Settings], tmp_path: Path
+) -> None:
+    settings = make_toy(deadline=15, cell_timeout=100)
+    pid_file = tmp_path / "kernel.pid"
+    started = time.monotonic()
+    result = grade(settings, write_submission(tmp_path, "hang", _hang_cells(pid_file)))
+    elapsed = time.monotonic() - started
+    nb = result.notebooks[0]
+    assert result.verdict == "fail"
+    assert nb.execution.status == "deadline"
+    assert "still running at the 15 s deadline" in nb.execution.message
+    assert elapsed < 60
+    assert _gone(int(pid_file.read_text()))
+
+
+def test_sigint_ignoring_loop_hits_the_cell_timeout(
+    make_toy: Callable[..., Settings], tmp_path: Path
+) -> None:
+    settings = make_toy(deadline=40, cell_timeout=5)
+    pid_file = tmp_path / "kernel.pid"
+    result = grade(settings, write_submission(tmp_path, "slow", _hang_cells(pid_file)))
+    nb = result.notebooks[0]
+    assert result.verdict == "fail"
+    assert nb.execution.status in ("cell_timeout", "deadline")
+    assert nb.execution.cells[nb.execution.failed_cell].status == "timeout"
+    assert _gone(int(pid_file.read_text()))
+
+
+def test_malformed_notebook_gives_a_failing_scorecard(
+    make_toy: Callable[..., Settings], tmp_path: Path
+) -> None:
+    settings = make_toy()
+    result = grade(settings, write_submission(tmp_path, "broken", [], raw='{"cells": [}'))
+    nb = result.notebooks[0]
+    assert result.verdict == "fail"
+    assert nb.execution.status == "malformed"
+    assert "not valid JSON" in nb.criteria[0].message
+
+
+def test_missing_predict_is_named(make_toy: Callable[..., Settings], tmp_path: Path) -> None:
+    settings = make_toy()
+    cells = [GOOD_TOY_CELLS[0], GOOD_TOY_CELLS[2], GOOD_TOY_CELLS[3]]
+    result = grade(settings, write_submission(tmp_path, "nopredict", cells))
+    accuracy = next(c for c in result.notebooks[0].criteria if c.id == "accuracy")
+    assert result.verdict == "fail"
+    assert accuracy.status == "fail" and "`predict` is not defined" in accuracy.message
+
+
+def test_wrong_predictions_are_clear_failures(
+    make_toy: Callable[..., Settings], tmp_path: Path
+) -> None:
+    settings = make_toy()
+    cells = [*GOOD_TOY_CELLS, "def predict(images):\n    return [0 for _ in images]"]
+    result = grade(settings, write_submission(tmp_path, "ints", cells))
+    accuracy = next(c for c in result.notebooks[0].criteria if c.id == "accuracy")
+    assert accuracy.status == "fail" and "return class names as str" in accuracy.message
+
+
+def test_batch_with_bad_submissions_still_grades_the_good_one(
+    make_toy: Callable[..., Settings], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = make_toy(deadline=15, cell_timeout=100)
+    monkeypatch.setenv("GRADER_PROJECT_DIR", str(settings.project_dir))
+    monkeypatch.setenv("GRADER_DATA_DIR", str(settings.data_dir))
+    monkeypatch.setenv("GRADER_CACHE_DIR", str(settings.cache_dir))
+    subs = tmp_path / "subs"
+    folders = [
+        write_submission(subs, "broken", [], raw="not a notebook"),
+        write_submission(subs, "crash", ["raise RuntimeError('boom')"]),
+        write_submission(subs, "hang", _hang_cells(tmp_path / "pid")),
+        write_submission(subs, "good", GOOD_TOY_CELLS),
+    ]
+    out = tmp_path / "out"
+    code = main(["check", *map(str, folders), "--out", str(out)])
+    assert code == 1
+    verdicts = {f.name: json.loads((out / f.name / "result.json").read_text())["verdict"]
+                for f in folders}
+    assert verdicts == {"broken": "fail", "crash": "fail", "hang": "fail", "good": "pass"}
+    assert (out / "good" / "scorecard.html").is_file()
+    assert "good" in (out / "index.html").read_text()
+
+
+def test_all_passing_batch_exits_zero(
+    make_toy: Callable[..., Settings], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = make_toy()
+    monkeypatch.setenv("GRADER_PROJECT_DIR", str(settings.project_dir))
+    monkeypatch.setenv("GRADER_DATA_DIR", str(settings.data_dir))
+    monkeypatch.setenv("GRADER_CACHE_DIR", str(settings.cache_dir))
+    folder = write_submission(tmp_path, "good", GOOD_TOY_CELLS)
+    assert main(["check", str(folder), "--out", str(tmp_path / "out")]) == 0
+
+
+def test_hidden_labels_never_reach_the_kernel(
+    make_toy: Callable[..., Settings], tmp_path: Path
+) -> None:
+    settings = make_toy()
+    cells = [*GOOD_TOY_CELLS,
+             "import json, os\nseen = sorted(os.listdir(DATA_DIR + '/toy/red'))\n"
+             f"json.dump(seen, open({str(tmp_path / 'seen.json')!r}, 'w'))"]
+    grade(settings, write_submission(tmp_path, "peek", cells))
+    seen = json.loads((tmp_path / "seen.json").read_text())
+    assert seen == ["red2.png", "red3.png", "red4.png", "red5.png"]  # red0, red1 are hidden
