@@ -237,13 +237,14 @@ class PerClassParams(Params):
 def per_class_report(ev: Evidence, params: PerClassParams) -> CheckResult:
     """Reads ``predict``'s predictions on the hidden test set. The grader computes precision,
     recall (per-class accuracy) and the confusion matrix with scikit-learn. Passes when every
-    class has recall >= ``min_recall``."""
+    class present in the hidden test set has recall >= ``min_recall``."""
     predictions, why = _predictions(ev, "predict", ev.challenge.contract.predict)
     if predictions is None:
         return _fail(why)
     m = measure(ev.hidden_labels, predictions, ev.challenge.dataset.classes)
-    weak = [r for r in m.rows if r.recall < params.min_recall]
-    worst = min(m.rows, key=lambda r: r.recall)
+    present = [r for r in m.rows if r.support > 0]
+    weak = [r for r in present if r.recall < params.min_recall]
+    worst = min(present, key=lambda r: r.recall)
     if weak:
         names = ", ".join(f"{r.name} ({r.recall:.2f})" for r in weak)
         return _fail(f"classes below recall {params.min_recall:.2f}: {names}",

@@ -1,0 +1,161 @@
+"""Each check on hand-built evidence: what passes, what fails, and what the student is told."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from grader.challenge import load_challenge
+from grader.checks import get_check
+from grader.errors import RubricError
+from grader.evidence import (CellRecord, Evidence, ExecutionFacts, ModelFile, NewImage,
+                             ProbeFacts, ProbeOutput)
+from grader.measure import measure
+from tests.conftest import REPO
+
+CHALLENGE = load_challenge(REPO, "gear-cnn")
+LABELS = ("axes", "boots", "boots", "tents", "rope", "rope", "rope", "tents", "axes", "boots")
+
+
+def facts(status: str = "ok", probe: str = "ok") -> ExecutionFacts:
+    return ExecutionFacts(
+        status=status, message="" if status == "ok" else "cell 4 raised KeyError: 'x'",
+        failed_cell=None, sources=("a", "b"), wall_s=12.0, sandboxed=False,
+        cells=(CellRecord(index=0, status="ok", seconds=1.0, error=None, execution_count=1),
+               CellRecord(index=1, status="ok", seconds=1.0, error=None, execution_count=2)),
+        probe=ProbeFacts(status=probe, seconds=1.0, message=""))  # type: ignore[arg-type]
+
+
+def evidence(probe: dict[str, Any] | None = None, *, no_probe: bool = False,
+             **changes: Any) -> Evidence:
+    base: dict[str, Any] = {"schema": 1, "class_names": list(CHALLENGE.dataset.classes),
+                            "models": {"predict": {"predictions": list(LABELS)}}}
+    fields: dict[str, Any] = dict(
+        notebook="nb.ipynb", challenge=CHALLENGE, profile="full", execution=facts(),
+        probe=None if no_probe else ProbeOutput.model_validate({**base, **(probe or {})}),
+        probe_error=None, hidden_labels=LABELS, new_images=(), model_files=(), output_text="")
+    fields.update(changes)
+    return Evidence(**fields)
+
+
+def run(name: str, ev: Evidence, **params: Any):
+    spec = get_check(name)
+    return spec.run(ev, spec.params.model_validate(params))
+
+
+def test_unknown_check_lists_known() -> None:
+    with pytest.raises(RubricError, match="known checks: .*notebook_runs"):
+        get_check("nope")
+
+
+def test_notebook_runs() -> None:
+    assert run("notebook_runs", evidence()).status == "pass"
+    failed = run("notebook_runs", evidence(execution=facts("cell_error")))
+    assert failed.status == "fail" and "cell 4 raised KeyError" in failed.message
+    probe_failed = run("notebook_runs", evidence(execution=facts(probe="timeout")))
+    assert probe_failed.status == "fail"
+
+
+def test_accuracy_threshold_is_inclusive() -> None:
+    preds = list(LABELS)
+    preds[0] = "boots"  # 9 of 10 right
+    ev = evidence({"models": {"predict": {"predictions": preds}}})
+    assert run("hidden_accuracy", ev, threshold=0.9).status == "pass"
+    result = run("hidden_accuracy", ev, threshold=0.91)
+    assert result.status == "fail" and result.measured["accuracy"] == 0.9
+    assert "0.900 on 10 hidden test images, below 0.91" in result.message
+
+
+@pytest.mark.parametrize(("models", "expected"), [
+    ({}, "was not called"),
+    ({"predict": {"error": "is not defined"}}, "`predict` is not defined"),
+    ({"predict": {"predictions": ["axes"]}}, "returned 1 predictions for 10 hidden test images"),
+    ({"predict": {"predictions": ["Axes"] * 10}}, "not classes: 'Axes'"),
+])
+def test_accuracy_failures_say_why(models: dict[str, Any], expected: str) -> None:
+    result = run("hidden_accuracy", evidence({"models": models}), threshold=0.1)
+    assert result.status == "fail" and expected in result.message
+
+
+def test_accuracy_without_probe_output() -> None:
+    result = run("hidden_accuracy", evidence(no_probe=True, probe_error="probe died"), threshold=0.1)
+    assert result.status == "fail" and "probe died" in result.message
+
+
+def test_transfer_uses_predict_transfer() -> None:
+    ev = evidence({"models": {"predict": {"predictions": list(LABELS)},
+                              "transfer": {"predictions": ["rope"] * 10}}})
+    result = run("transfer_learning", ev, threshold=0.5)
+    assert result.status == "fail" and "`predict_transfer` scored 0.300" in result.message
+    assert run("transfer_learning", evidence(), threshold=0.5).message.startswith(
+        "`predict_transfer` was not called")
+
+
+def test_loss_history() -> None:
+    ok = evidence({"history": {"source": "HISTORY", "loss": [1, 0.5], "val_loss": [1.1, 0.7]}})
+    assert run("loss_history", ok, min_epochs=2).status == "pass"
+    assert run("loss_history", ok, min_epochs=3).status == "fail"
+    uneven = evidence({"history": {"source": "HISTORY", "loss": [1, 0.5], "val_loss": [1.1]}})
+    assert "2 training losses but 1 validation" in run("loss_history", uneven).message
+    nan = evidence({"history": {"source": "HISTORY", "loss": [1, None], "val_loss": [1, 1]}})
+    assert run("loss_history", nan).status == "fail"
+    assert "no loss history found" in run("loss_history", evidence()).message
+
+
+def _figure(*ys: list[float]) -> dict[str, Any]:
+    return {"execution_count": 2, "suptitle": "", "axes": [{
+        "title": "", "xlabel": "", "ylabel": "", "images": 0, "collections": 0,
+        "lines": [{"label": f"l{i}", "x": list(range(len(y))), "y": y} for i, y in enumerate(ys)],
+    }]}
+
+
+def test_loss_plot_matches_line_data_not_pixels() -> None:
+    history = {"source": "HISTORY", "loss": [1.0, 0.5, 0.25], "val_loss": [1.2, 0.8, 0.7]}
+    both = evidence({"history": history, "figures": [_figure([1.0, 0.5, 0.25], [1.2, 0.8, 0.7])]})
+    result = run("loss_plot", both)
+    assert result.status == "pass" and "cell 1" in result.message  # execution count 2 -> cell 1
+    only_train = evidence({"history": history, "figures": [_figure([1.0, 0.5, 0.25])]})
+    assert run("loss_plot", only_train).status == "fail"
+    other = evidence({"history": history, "figures": [_figure([1.0, 0.5, 0.3], [1.2, 0.8, 0.7])]})
+    assert run("loss_plot", other).status == "fail"
+    split = evidence({"history": history,
+                      "figures": [_figure([1.0, 0.5, 0.25]), _figure([1.2, 0.8, 0.7])]})
+    assert run("loss_plot", split).status == "fail"
+
+
+def test_per_class_report() -> None:
+    preds = ["axes", "boots", "boots", "tents", "rope", "rope", "rope", "tents", "boots", "boots"]
+    ev = evidence({"models": {"predict": {"predictions": preds}}})
+    result = run("per_class_report", ev, min_recall=0.6)
+    assert result.status == "fail" and "axes (0.50)" in result.message
+    assert run("per_class_report", ev, min_recall=0.5).status == "pass"
+
+
+def test_new_images() -> None:
+    images = tuple(NewImage(file=f"{i}.jpg", thumbnail="", dataset_match=None) for i in range(5))
+    probe = {"new_images": {"files": [f"{i}.jpg" for i in range(5)], "predictions": ["rope"] * 5}}
+    assert run("new_image_predictions", evidence(probe, new_images=images)).status == "pass"
+    few = run("new_image_predictions", evidence(probe, new_images=images[:4]))
+    assert few.status == "fail" and "4 readable images" in few.message
+    copied = images[:4] + (NewImage(file="x.jpg", thumbnail="", dataset_match="rope/1.jpeg"),)
+    result = run("new_image_predictions", evidence(probe, new_images=copied))
+    assert result.status == "fail" and "x.jpg = rope/1.jpeg" in result.message
+
+
+def test_saved_model() -> None:
+    fresh = (ModelFile(path="best.pt", size=5000, written_during_run=True),)
+    old = (ModelFile(path="old.pt", size=5000, written_during_run=False),)
+    assert run("saved_model", evidence(model_files=fresh)).status == "pass"
+    assert run("saved_model", evidence(model_files=old)).status == "fail"
+    assert run("saved_model", evidence(model_files=fresh), min_bytes=10_000).status == "fail"
+
+
+def test_measure_matches_hand_counts() -> None:
+    m = measure(["a", "a", "b", "b"], ["a", "b", "b", "x"], ["a", "b"])
+    assert m.accuracy == 0.5
+    assert m.classes == ("a", "b", "x") and m.unknown_labels == ("x",)
+    assert m.confusion == ((1, 1, 0), (0, 1, 1), (0, 0, 0))
+    rows = {r.name: r for r in m.rows}
+    assert rows["a"].recall == 0.5 and rows["a"].precision == 1.0
+    assert rows["b"].recall == 0.5 and rows["b"].precision == 0.5

@@ -1,0 +1,83 @@
+"""Hidden split, public view and hidden test set: what the kernel may and may not see."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from grader.challenge import load_challenge
+from grader.data import (ensure_hidden_test_set, ensure_public_view, load_split,
+                         stratified_split)
+from grader.errors import ConfigError, DataError
+from grader.settings import Settings, resolve_settings
+from tests.conftest import REPO, real_data_dir
+
+
+def test_stratified_split_is_reproducible_and_per_class() -> None:
+    files = {"a": [f"{i}.png" for i in range(10)], "b": [f"{i}.png" for i in range(3)]}
+    first = stratified_split(files, fraction=0.2, seed=7)
+    assert first == stratified_split(files, fraction=0.2, seed=7)
+    assert sum(e.startswith("a/") for e in first) == 2
+    assert sum(e.startswith("b/") for e in first) == 1  # at least one of each class
+    assert first != stratified_split(files, fraction=0.2, seed=8)
+
+
+def test_recorded_gear_split_is_stratified() -> None:
+    split = load_split(load_challenge(REPO, "gear-cnn"))
+    assert len(split) == 424 and len(set(split)) == 424
+    per_class = {c: sum(e.startswith(c + "/") for e in split) for c in ("pulleys", "hardshell_jackets")}
+    assert per_class == {"pulleys": 8, "hardshell_jackets": 92}
+
+
+def test_public_view_excludes_the_hidden_files(make_toy: Callable[..., Settings]) -> None:
+    settings = make_toy()
+    challenge = load_challenge(settings.project_dir, "toy")
+    view = ensure_public_view(settings, challenge)
+    seen = sorted(str(p.relative_to(view / "toy")) for p in (view / "toy").rglob("*.png"))
+    assert len(seen) == 12
+    assert not set(seen) & set(load_split(challenge))
+    assert not any(p.is_symlink() for p in view.rglob("*"))  # copies: nothing leads back
+
+
+def test_hidden_test_set_has_neutral_names_and_no_labels(make_toy: Callable[..., Settings]) -> None:
+    settings = make_toy()
+    hidden = ensure_hidden_test_set(settings, load_challenge(settings.project_dir, "toy"))
+    names = sorted(p.name for p in hidden.images_dir.iterdir() if not p.name.startswith("."))
+    assert names == sorted(hidden.files) == [f"{i:05d}.png" for i in range(6)]
+    assert sorted(hidden.labels) == ["blue", "blue", "green", "green", "red", "red"]
+    for path in hidden.images_dir.iterdir():
+        assert not any(c in path.read_bytes().decode("latin-1") for c in ("red", "green", "blue"))
+    again = ensure_hidden_test_set(settings, load_challenge(settings.project_dir, "toy"))
+    assert again == hidden  # fixed shuffle: the same names every run
+
+
+def test_missing_data_names_what_is_missing(make_toy: Callable[..., Settings]) -> None:
+    settings = make_toy()
+    challenge = load_challenge(settings.project_dir, "toy")
+    assert settings.data_dir is not None
+    (settings.data_dir / "toy" / "green" / "green1.png").unlink()
+    with pytest.raises(DataError, match="1 files of the hidden test set are missing.*green/green1.png"):
+        ensure_public_view(settings, challenge)
+    for p in (settings.data_dir / "toy" / "blue").iterdir():
+        p.unlink()
+    (settings.data_dir / "toy" / "blue").rmdir()
+    with pytest.raises(DataError, match="class folders missing: blue"):
+        ensure_public_view(settings, challenge)
+
+
+def test_unset_data_dir_is_a_clear_error(tmp_path: Path) -> None:
+    settings = resolve_settings(environ={})
+    with pytest.raises(ConfigError, match="GRADER_DATA_DIR is not set"):
+        settings.require_data_dir()
+    missing = resolve_settings(data_dir=str(tmp_path / "nope"), environ={})
+    with pytest.raises(ConfigError, match="does not exist"):
+        missing.require_data_dir()
+
+
+@pytest.mark.skipif(real_data_dir() is None, reason="the real datasets are not here")
+def test_real_gear_hidden_set_is_complete(tmp_path: Path) -> None:
+    settings = resolve_settings(data_dir=str(real_data_dir()), cache_dir=str(tmp_path), environ={})
+    hidden = ensure_hidden_test_set(settings, load_challenge(REPO, "gear-cnn"))
+    assert len(hidden.files) == 424 and len(set(hidden.labels)) == 12

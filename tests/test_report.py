@@ -1,0 +1,96 @@
+"""Scoring and rendering: verdicts, escaping of everything a submission controls, golden HTML."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from grader.checks import CheckResult
+from grader.report import render_index, render_scorecard, safe_name, write_index, write_submission
+from grader.rubric import Criterion
+from grader.scorecard import (CellRow, Environment, ExecutionSummary, ModelReport, NewImageRow,
+                              NotebookResult, SubmissionResult, score_criteria)
+from grader.measure import measure
+
+GOLDEN = Path(__file__).parent / "golden"
+EVIL = "<script>alert(1)</script>"
+
+
+def criterion(cid: str, required: bool, points: float = 1) -> Criterion:
+    return Criterion(id=cid, title=cid, check="notebook_runs", points=points, required=required,
+                     fix=f"fix {cid}")
+
+
+def test_verdict_needs_every_required_criterion() -> None:
+    criteria = [criterion("a", True, 2), criterion("b", False)]
+    rows, verdict, score, total = score_criteria(
+        criteria, [CheckResult("pass", "ok"), CheckResult("fail", "no")])
+    assert (verdict, score, total) == ("pass", 2, 3)
+    assert rows[1].fix == "fix b" and rows[0].fix == ""
+    _, verdict, score, _ = score_criteria(
+        criteria, [CheckResult("fail", "no"), CheckResult("pass", "ok")])
+    assert (verdict, score) == ("fail", 1)
+
+
+def sample(evil: str = "") -> SubmissionResult:
+    m = measure(["rope", "tents", f"rope{evil}"], ["rope", "rope", "tents"], ["rope", "tents", f"rope{evil}"])
+    rows, verdict, score, total = score_criteria(
+        [criterion("runs", True), criterion("accuracy", True, 4)],
+        [CheckResult("pass", "all cells ran in 12 s"),
+         CheckResult("fail", f"`predict` scored 0.333, below 0.90 {evil}")])
+    nb = NotebookResult(
+        notebook=f"team{evil}.ipynb", challenge="gear-cnn", profile="ci", verdict=verdict,
+        score=score, max_score=total, criteria=rows,
+        execution=ExecutionSummary(status="ok", message="", failed_cell=None, wall_s=12.5,
+                                   sandboxed=False, probe_status="ok",
+                                   cells=[CellRow(index=0, status="ok", seconds=1.25,
+                                                  source=f"print('{evil}')", error=None)]),
+        models=[ModelReport.of("predict", "predict", m, 0.5)],
+        new_images=[NewImageRow(file=f"cat{evil}.jpg", prediction=f"rope{evil}",
+                                dataset_match=None, error=None,
+                                thumbnail="data:image/png;base64,AAAA")],
+    )
+    return SubmissionResult(
+        submission=f"team3{evil}", path="/subs/team3", verdict=verdict, score=score,
+        max_score=total, notebooks=[nb], started="2026-11-22T00:00:00+00:00",
+        finished="2026-11-22T00:01:00+00:00",
+        environment=Environment(grader="0.1.0", python="3.11", platform="linux", device="cpu",
+                                sandbox="none (the kernel ran as the grader's user)"))
+
+
+def test_everything_from_the_submission_is_escaped() -> None:
+    html = render_scorecard(sample(EVIL))
+    assert "<script>" not in html
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+    index = render_index([sample(EVIL)], ["team3"])
+    assert "<script>" not in index
+
+
+def test_scorecard_shows_the_parts_a_coach_reads() -> None:
+    html = render_scorecard(sample())
+    for part in ("FAIL", "Success criteria", "below 0.90", "What to do: fix accuracy",
+                 "Confusion matrix", "Recall (per-class accuracy)", "New images",
+                 "Cell timeline", "not sandboxed", "data:image/png;base64,AAAA"):
+        assert part in html, part
+
+
+def test_golden_scorecard(update_goldens: bool) -> None:
+    html = render_scorecard(sample())
+    golden = GOLDEN / "scorecard.html"
+    if update_goldens:
+        golden.parent.mkdir(exist_ok=True)
+        golden.write_text(html)
+    assert html == golden.read_text(), "run pytest --update-goldens and review the diff"
+
+
+def test_written_files_and_json_schema(tmp_path: Path) -> None:
+    result = sample()
+    folder = write_submission(tmp_path, result, safe_name("team 3/../x"))
+    assert folder.name == "team_3_.._x" and folder.parent == tmp_path
+    data = json.loads((folder / "result.json").read_text())
+    assert data["schema_version"] == 1 and data["verdict"] == "fail"
+    assert "thumbnail" not in data["notebooks"][0]["new_images"][0]
+    assert SubmissionResult.model_validate(data).score == result.score
+    write_index(tmp_path, [result], [folder.name])
+    assert f'href="{folder.name}/scorecard.html"' in (tmp_path / "index.html").read_text()
+    assert not list(tmp_path.rglob(".*.tmp"))
