@@ -153,15 +153,13 @@ def _build_atomically(target: Path, build: object) -> Path:
 def _pad_to_square(src: Path, dst: Path, view: PreparedView) -> None:
     from PIL import Image
 
-    with Image.open(src) as im:
-        im.load()
-        if im.mode in ("RGBA", "LA") or (im.mode == "P" and "transparency" in im.info):
-            rgba = im.convert("RGBA")
-            flat = Image.new("RGB", rgba.size, view.background)
-            flat.paste(rgba, mask=rgba.getchannel("A"))
-            im = flat
+    with Image.open(src) as opened:
+        if opened.mode in ("RGBA", "LA") or (opened.mode == "P" and "transparency" in opened.info):
+            rgba = opened.convert("RGBA")
+            im = Image.new("RGB", rgba.size, view.background)
+            im.paste(rgba, mask=rgba.getchannel("A"))
         else:
-            im = im.convert("RGB")
+            im = opened.convert("RGB")
         im.thumbnail((view.size, view.size), Image.Resampling.LANCZOS)
         canvas = Image.new("RGB", (view.size, view.size), view.background)
         canvas.paste(im, ((view.size - im.width) // 2, (view.size - im.height) // 2))

@@ -12,26 +12,38 @@ import io
 import logging
 import platform
 import shutil
-import sys
 import tempfile
-import time
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
 
 from grader import __version__
 from grader.challenge import Challenge, challenge_ids, load_challenge
 from grader.checks import CheckResult, get_check
-from grader.data import IMAGE_SUFFIXES, dataset_hashes, ensure_hidden_test_set, ensure_public_view, list_images
+from grader.data import (
+    dataset_hashes,
+    ensure_hidden_test_set,
+    ensure_public_view,
+    list_images,
+)
 from grader.errors import UsageError
 from grader.evidence import Evidence, ExecutionFacts, ModelFile, NewImage
 from grader.executor import RunRequest, RunResult, run_notebook
 from grader.measure import measure
 from grader.notebook import MalformedNotebook, challenge_of, inject_parameters, read_notebook
 from grader.rubric import Rubric, load_rubric
-from grader.scorecard import (CellRow, Environment, ExecutionSummary, History, ModelReport,
-                              NewImageRow, NotebookResult, SubmissionResult, score_criteria)
+from grader.scorecard import (
+    CellRow,
+    Environment,
+    ExecutionSummary,
+    History,
+    ModelReport,
+    NewImageRow,
+    NotebookResult,
+    SubmissionResult,
+    score_criteria,
+)
 from grader.settings import Settings
 
 __all__ = ["GradeOptions", "Submission", "discover", "grade_submission"]
@@ -83,7 +95,7 @@ def discover(path: Path) -> Submission:
 
 
 def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 def grade_submission(submission: Submission, settings: Settings,
@@ -272,7 +284,7 @@ def _summary(facts: ExecutionFacts) -> ExecutionSummary:
 
 
 def _model_reports(ev: Evidence) -> list[ModelReport]:
-    reports = []
+    reports: list[ModelReport] = []
     if ev.probe is None:
         return reports
     contract = ev.challenge.contract

@@ -68,7 +68,7 @@ def read_notebook(path: Path) -> NotebookNode:
     except Exception as err:  # nbformat raises several unrelated types
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise MalformedNotebook(path, f"not a valid notebook: {first}") from err
-    return nb
+    return nb  # type: ignore[no-any-return]
 
 
 def metadata_challenge(nb: NotebookNode) -> str | None:

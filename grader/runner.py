@@ -85,7 +85,7 @@ def _make_client(nb: Any, job: dict[str, Any]) -> Any:
 
     cap = int(job["max_output_bytes"])
 
-    class CappedClient(NotebookClient):  # type: ignore[misc]
+    class CappedClient(NotebookClient):
         """nbclient with a per-cell output budget (nbgrader's LimitOutput, applied live)."""
 
         used: dict[int, int] = {}

@@ -26,7 +26,7 @@ __all__ = [
     "score_criteria",
 ]
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION: Literal[1] = 1
 Verdict = Literal["pass", "fail"]
 
 

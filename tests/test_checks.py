@@ -9,8 +9,15 @@ import pytest
 from grader.challenge import load_challenge
 from grader.checks import get_check
 from grader.errors import RubricError
-from grader.evidence import (CellRecord, Evidence, ExecutionFacts, ModelFile, NewImage,
-                             ProbeFacts, ProbeOutput)
+from grader.evidence import (
+    CellRecord,
+    Evidence,
+    ExecutionFacts,
+    ModelFile,
+    NewImage,
+    ProbeFacts,
+    ProbeOutput,
+)
 from grader.measure import measure
 from tests.conftest import REPO
 

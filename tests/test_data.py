@@ -8,8 +8,7 @@ from pathlib import Path
 import pytest
 
 from grader.challenge import load_challenge
-from grader.data import (ensure_hidden_test_set, ensure_public_view, load_split,
-                         stratified_split)
+from grader.data import ensure_hidden_test_set, ensure_public_view, load_split, stratified_split
 from grader.errors import ConfigError, DataError
 from grader.settings import Settings, resolve_settings
 from tests.conftest import REPO, real_data_dir

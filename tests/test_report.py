@@ -6,11 +6,19 @@ import json
 from pathlib import Path
 
 from grader.checks import CheckResult
+from grader.measure import measure
 from grader.report import render_index, render_scorecard, safe_name, write_index, write_submission
 from grader.rubric import Criterion
-from grader.scorecard import (CellRow, Environment, ExecutionSummary, ModelReport, NewImageRow,
-                              NotebookResult, SubmissionResult, score_criteria)
-from grader.measure import measure
+from grader.scorecard import (
+    CellRow,
+    Environment,
+    ExecutionSummary,
+    ModelReport,
+    NewImageRow,
+    NotebookResult,
+    SubmissionResult,
+    score_criteria,
+)
 
 GOLDEN = Path(__file__).parent / "golden"
 EVIL = "<script>alert(1)</script>"

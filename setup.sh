@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Set grader up from nothing: a virtual environment in .venv with the grader, its tests' tools
+# and the pinned deep-learning stack, a Jupyter kernel, and the example submission's new images.
+# Safe to run again: it only installs what is missing.
+#
+#   GRADER_DATA_DIR=/path/to/datasets ./setup.sh
+set -euo pipefail
+cd "$(dirname "$0")"
+
+python=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+  echo "setup: creating .venv with $($python --version)"
+  "$python" -m venv .venv
+fi
+
+echo "setup: installing the grader and the pinned deep-learning stack (first time: a few minutes, ~7 GB)"
+.venv/bin/python -m pip install --quiet --disable-pip-version-check \
+  -c constraints.txt -r requirements-ml.txt -e '.[test]' 2>&1 \
+  | grep -v -E "^WARNING: Location 'file:.*' is ignored" || true
+.venv/bin/python -c "import grader, nbclient, torch, torchvision, efficientnet_lite_pytorch" \
+  || { echo "setup: the installation is incomplete (see the pip output above)" >&2; exit 1; }
+
+echo "setup: registering the notebook kernel (python3 -> .venv/bin/python)"
+.venv/bin/python -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (grader)" >/dev/null
+
+if [ -n "${GRADER_DATA_DIR:-}" ]; then
+  mkdir -p examples/team3/new_images
+  grep -v -E '^(#|$)' examples/team3/new_images.txt | while read -r name; do
+    src="$GRADER_DATA_DIR/new_images/$name"
+    [ -f "$src" ] || { echo "setup: $src is missing: is GRADER_DATA_DIR the datasets folder?" >&2; exit 1; }
+    cp -n "$src" examples/team3/new_images/
+  done
+  echo "setup: examples/team3/new_images holds $(ls examples/team3/new_images | wc -l) photos"
+else
+  echo "setup: GRADER_DATA_DIR is not set: examples/team3/new_images was not filled" >&2
+fi
+echo "setup: done. Try: .venv/bin/grader check examples/team3 --out out"
