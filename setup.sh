@@ -14,9 +14,14 @@ if [ ! -x .venv/bin/python ]; then
 fi
 
 echo "setup: installing the grader and the pinned deep-learning stack (first time: a few minutes, ~7 GB)"
-.venv/bin/python -m pip install --quiet --disable-pip-version-check \
-  -c constraints.txt -r requirements-ml.txt -e '.[test]' 2>&1 \
-  | grep -v -E "^WARNING: Location 'file:.*' is ignored" || true
+log=$(mktemp)
+if ! .venv/bin/python -m pip install --quiet --disable-pip-version-check \
+     -c constraints.txt -r requirements-ml.txt -e '.[test]' >"$log" 2>&1; then
+  grep -v -E "^WARNING: Location 'file:.*' is ignored" "$log" >&2 || true
+  echo "setup: pip failed (output above)" >&2
+  exit 1
+fi
+rm -f "$log"
 .venv/bin/python -c "import grader, nbclient, torch, torchvision, efficientnet_lite_pytorch" \
   || { echo "setup: the installation is incomplete (see the pip output above)" >&2; exit 1; }
 
