@@ -220,8 +220,11 @@ def loss_plot(ev: Evidence, params: PlotParams) -> CheckResult:
         ):
             cell = ev.execution.cell_of(fig.execution_count)
             where = f"in cell {cell}" if cell is not None else "in a figure"
-            return _passed(True, f"training and validation loss plotted {where}",
-                           figures=len(figures))
+            measured: dict[str, float | int | str] = {"figures": len(figures)}
+            if cell is not None:
+                measured["cell"] = cell
+            return CheckResult(status="pass", message=f"training and validation loss plotted {where}",
+                               measured=measured)
     return _fail(
         f"none of the {len(figures)} figures plots both the training and the validation loss "
         "of the history; plot both with plt.plot(...) and show the figure",

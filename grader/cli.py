@@ -103,14 +103,29 @@ def _cmd_validate(settings: Settings) -> int:
     return EXIT_PASS
 
 
+class _Progress:
+    """Prints a running notebook's status lines, timed from the start of its submission."""
+
+    def __init__(self) -> None:
+        self.started = time.monotonic()
+
+    def restart(self) -> None:
+        self.started = time.monotonic()
+
+    def __call__(self, status: str) -> None:
+        print(f"    {time.monotonic() - self.started:5.0f} s  {status}", file=sys.stderr, flush=True)
+
+
 def _cmd_check(args: argparse.Namespace, settings: Settings) -> int:
     from grader.grade import GradeOptions, discover, grade_submission
     from grader.report import safe_name, write_index, write_submission
 
     settings.require_data_dir()
+    progress = _Progress()
     submissions = [discover(Path(p)) for p in args.paths]
     options = GradeOptions(profile=args.profile, challenge=args.challenge,
-                           device=_detect_device(args.device), keep_workdir=args.keep_workdir)
+                           device=_detect_device(args.device), keep_workdir=args.keep_workdir,
+                           on_progress=progress)
     out = Path(args.out)
     results, folders, faults = [], [], 0
     used: set[str] = set()
@@ -122,6 +137,7 @@ def _cmd_check(args: argparse.Namespace, settings: Settings) -> int:
         print(f"[{number}/{len(submissions)}] {submission.name}: grading "
               f"{len(submission.notebooks)} notebook(s)...", file=sys.stderr, flush=True)
         t0 = time.monotonic()
+        progress.restart()
         try:
             result = grade_submission(submission, settings, options)
         except HarnessError as err:  # one broken run never loses the others

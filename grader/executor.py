@@ -13,6 +13,7 @@ import logging
 import os
 import subprocess
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -49,6 +50,7 @@ class RunRequest:
         max_output_bytes: outputs kept per cell.
         probe: the probe's config (contract names, image folders and file names, batch size).
         python: interpreter for the runner (its kernel is this interpreter's ``python3``).
+        on_progress: called with a one-line status whenever the running cell changes.
     """
 
     notebook: NotebookNode
@@ -60,6 +62,7 @@ class RunRequest:
     max_output_bytes: int
     probe: dict[str, Any]
     python: str
+    on_progress: Callable[[str], None] | None = None
 
 
 @dataclass(frozen=True)
@@ -136,10 +139,9 @@ def run_notebook(request: RunRequest) -> RunResult:
             cwd=request.workdir,
         )
         try:
-            proc.wait(timeout=request.deadline_s)
-        except subprocess.TimeoutExpired:
-            deadline_hit = True
-            log.warning("deadline of %s s reached; killing the run", request.deadline_s)
+            deadline_hit = _wait(proc, t0 + request.deadline_s, paths["facts.json"], request)
+            if deadline_hit:
+                log.warning("deadline of %s s reached; killing the run", request.deadline_s)
         finally:
             kill_tree(proc.pid, include_root=proc.poll() is None)
             proc.wait()
@@ -156,6 +158,45 @@ def run_notebook(request: RunRequest) -> RunResult:
     probe, probe_error = _probe(paths["probe.json"], facts)
     return RunResult(facts=facts, executed=executed, probe=probe, probe_error=probe_error,
                      started_at=started_at)
+
+
+def _wait(proc: subprocess.Popen[bytes], deadline_at: float, facts_path: Path,
+          request: RunRequest) -> bool:
+    """Wait for the runner until ``deadline_at`` (monotonic s); True if the deadline came first."""
+    last = ""
+    while True:
+        remaining = deadline_at - time.monotonic()
+        if remaining <= 0:
+            return True
+        try:
+            proc.wait(timeout=min(2.0, remaining))
+            return False
+        except subprocess.TimeoutExpired:
+            if request.on_progress is None:
+                continue
+            status = _progress(facts_path, request)
+            if status and status != last:
+                request.on_progress(status)
+                last = status
+
+
+def _progress(facts_path: Path, request: RunRequest) -> str:
+    text = _read_bounded(facts_path, MAX_FACTS_BYTES)
+    try:
+        facts = RunnerFacts.model_validate_json(text) if text else None
+    except ValidationError:
+        return ""
+    if facts is None:
+        return "starting the kernel"
+    if facts.probe.status == "running":
+        return "calling the contract on the hidden test set"
+    code = [i for i, c in enumerate(request.notebook.cells) if c.cell_type == "code"]
+    for cell in facts.cells:
+        if cell.status == "running" and cell.index in code:
+            source = _first_line(request.notebook.cells[cell.index].source)
+            number = code.index(cell.index) + 1
+            return f"cell {cell.index} (code cell {number} of {len(code)}): {source}"
+    return ""
 
 
 def _facts(paths: dict[str, Path], wall_s: float, deadline_hit: bool, request: RunRequest,

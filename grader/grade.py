@@ -11,8 +11,10 @@ import base64
 import io
 import logging
 import platform
+import re
 import shutil
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -35,6 +37,7 @@ from grader.notebook import MalformedNotebook, challenge_of, inject_parameters, 
 from grader.rubric import Rubric, load_rubric
 from grader.scorecard import (
     CellRow,
+    CriterionResult,
     Environment,
     ExecutionSummary,
     History,
@@ -58,12 +61,14 @@ PHASH_MAX_DISTANCE = 4
 @dataclass(frozen=True)
 class GradeOptions:
     """How to grade: ``profile`` passed as ``PROFILE``, ``challenge`` overrides detection,
-    ``device`` passed as ``DEVICE``, ``keep_workdir`` keeps the working copies."""
+    ``device`` passed as ``DEVICE``, ``keep_workdir`` keeps the working copies, ``on_progress``
+    receives one-line status updates of a running notebook."""
 
     profile: str = "full"
     challenge: str | None = None
     device: str = "cpu"
     keep_workdir: bool = False
+    on_progress: Callable[[str], None] | None = None
 
 
 @dataclass(frozen=True)
@@ -170,6 +175,7 @@ def _grade_notebook(path: Path, submission: Submission, settings: Settings,
                    "hidden_dir": str(hidden.images_dir), "hidden_files": list(hidden.files),
                    "new_images_dir": str(new_dir), "new_images": new_files,
                    "batch_size": 32, "max_label_chars": 200, "max_classes": 1000},
+            on_progress=options.on_progress,
         )
         log.info("running %s (%s, profile %s, deadline %s s)", path, challenge.id,
                  options.profile, deadline)
@@ -263,9 +269,31 @@ def _score(path: Path, challenge: Challenge, rubric: Rubric, options: GradeOptio
         score=score, max_score=max_score, criteria=rows, execution=_summary(facts),
         models=_model_reports(ev), new_images=_new_image_rows(ev), history=history,
         figures_captured=len(ev.probe.figures) if ev.probe else 0,
+        notebook_loss_plot=_cell_png(run, rows),
         loss_plot_svg=loss_curve_svg(history.loss, history.val_loss) if history and history.loss
         else "",
     )
+
+
+_BASE64 = re.compile(r"^[A-Za-z0-9+/=\s]+$")
+
+
+def _cell_png(run: RunResult | None, rows: list[CriterionResult]) -> str:
+    """The notebook's own picture of its loss plot: a PNG data URI, or "" if there is none.
+
+    Reads the first ``image/png`` output of the cell the ``loss_plot`` check found; the data is
+    the student's, so it is accepted only as plain base64 of at most 3 MB.
+    """
+    cell = next((r.measured.get("cell") for r in rows if "cell" in r.measured), None)
+    if run is None or run.executed is None or not isinstance(cell, int):
+        return ""
+    if not 0 <= cell < len(run.executed.cells):
+        return ""
+    for output in run.executed.cells[cell].get("outputs", []):
+        data = output.get("data", {}).get("image/png")
+        if isinstance(data, str) and len(data) < 3_000_000 and _BASE64.match(data):
+            return "data:image/png;base64," + "".join(data.split())
+    return ""
 
 
 def _summary(facts: ExecutionFacts) -> ExecutionSummary:

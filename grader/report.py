@@ -31,6 +31,7 @@ def _env() -> Any:
         lstrip_blocks=True,
     )
     env.filters["pct"] = lambda v: f"{100 * v:.1f}%"
+    env.filters["pts"] = lambda v: f"{v:g}"
     env.filters["secs"] = lambda v: "–" if v is None else f"{v:.1f} s"
     return env
 

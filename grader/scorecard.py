@@ -125,6 +125,7 @@ class NotebookResult(_Model):
     history: History | None = None
     figures_captured: int = 0
     loss_plot_svg: str = Field(default="", exclude=True)
+    notebook_loss_plot: str = Field(default="", exclude=True)
 
 
 class Environment(_Model):
