@@ -91,22 +91,23 @@ def _make_client(nb: Any, job: dict[str, Any]) -> Any:
         used: dict[int, int] = {}
 
         def output(self, outs: list[Any], msg: dict[str, Any], display_id: Any, cell_index: int) -> Any:
-            size = len(json.dumps(msg.get("content", {}), default=str))
             used = self.used.get(cell_index, 0)
-            self.used[cell_index] = used + size
-            if used + size > cap:
-                if used <= cap:
-                    from nbformat.v4 import new_output
+            if used > cap:
+                return None  # this cell's output was cut already
+            content = msg.get("content", {})
+            size = len(json.dumps(content, default=str))
+            if used + size <= cap:
+                self.used[cell_index] = used + size
+                return super().output(outs, msg, display_id, cell_index)
+            self.used[cell_index] = cap + 1
+            if msg.get("msg_type") == "stream" and cap > used:
+                kept = {**content, "text": str(content.get("text", ""))[: cap - used]}
+                super().output(outs, {**msg, "content": kept}, display_id, cell_index)
+            from nbformat.v4 import new_output
 
-                    outs.append(
-                        new_output(
-                            "stream",
-                            name="stderr",
-                            text=f"[grader] output of this cell cut at {cap} bytes\n",
-                        )
-                    )
-                return None
-            return super().output(outs, msg, display_id, cell_index)
+            outs.append(new_output("stream", name="stderr",
+                                   text=f"\n[grader] output of this cell cut at {cap} bytes\n"))
+            return None
 
     return CappedClient(
         nb,

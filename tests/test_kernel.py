@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import shutil
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -173,3 +175,31 @@ def test_hidden_labels_never_reach_the_kernel(
     grade(settings, write_submission(tmp_path, "peek", cells))
     seen = json.loads((tmp_path / "seen.json").read_text())
     assert seen == ["red2.png", "red3.png", "red4.png", "red5.png"]  # red0, red1 are hidden
+
+
+def test_kernel_death_is_a_clear_failure(make_toy: Callable[..., Settings], tmp_path: Path) -> None:
+    settings = make_toy()
+    cells = [*GOOD_TOY_CELLS, "import os\nos._exit(3)"]
+    result = grade(settings, write_submission(tmp_path, "dies", cells))
+    nb = result.notebooks[0]
+    assert result.verdict == "fail"
+    assert nb.execution.status == "kernel_died"
+    assert nb.execution.failed_cell == len(cells) + 1
+    assert "the kernel died" in nb.criteria[0].message
+
+
+def test_huge_output_is_cut(make_toy: Callable[..., Settings], tmp_path: Path) -> None:
+    settings = make_toy()  # max_output_bytes = 100000
+    cells = [*GOOD_TOY_CELLS, "for i in range(2000):\n    print('x' * 1000)"]
+    folder = write_submission(tmp_path, "loud", cells)
+    result = grade(settings, folder, keep_workdir=True)
+    assert result.verdict == "pass"
+    runs = sorted(Path(tempfile.gettempdir()).glob("grader-loud-*.run"), key=lambda p: p.stat().st_mtime)
+    import nbformat
+
+    outputs = nbformat.read(runs[-1] / "executed.ipynb", as_version=4).cells[-1].outputs
+    for run in Path(tempfile.gettempdir()).glob("grader-loud-*"):
+        shutil.rmtree(run)
+    text = "".join(o.get("text", "") for o in outputs)
+    assert 50_000 < len(text) < 200_000
+    assert "output of this cell cut at 100000 bytes" in text
