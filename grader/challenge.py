@@ -98,6 +98,17 @@ class ContractSpec(_Strict):
     transfer: str = "predict_transfer"
 
 
+class VerifySpec(_Strict):
+    """How ``grader verify-references`` builds a submission around a reference or a starter.
+
+    Attributes:
+        new_images: file names under ``<data dir>/new_images`` copied into the submission's
+            ``new_images/`` folder.
+    """
+
+    new_images: list[str] = []
+
+
 class Challenge(_Strict):
     """One challenge level, as loaded from ``challenge.toml``."""
 
@@ -110,6 +121,7 @@ class Challenge(_Strict):
     contract: ContractSpec = ContractSpec()
     execution: ExecutionSpec = ExecutionSpec()
     profiles: dict[str, ProfileSpec] = {}
+    verify: VerifySpec = VerifySpec()
     folder: Path = Field(default=Path("."), exclude=True)
 
     def deadline_for(self, profile: str) -> int:

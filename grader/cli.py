@@ -53,6 +53,19 @@ def _parser() -> argparse.ArgumentParser:
     check.add_argument("--keep-workdir", action="store_true",
                        help="keep each notebook's working copy for debugging")
 
+    verify = sub.add_parser(
+        "verify-references", help="check that every reference passes and every starter fails",
+        description="Grade every reference solution and starter notebook through the real check "
+        "path. Reference results are archived under reference_solutions/results/ and "
+        "reference_solutions/RESULTS.md is regenerated from them.")
+    verify.add_argument("--profile", default="ci", help="profile to run (default: ci)")
+    verify.add_argument("--challenge", metavar="ID", help="only this challenge")
+    verify.add_argument("--out", default="out/verify", metavar="DIR",
+                        help="where scorecards go (default: out/verify)")
+    verify.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
+    verify.add_argument("--no-archive", action="store_true",
+                        help="do not archive results or rewrite RESULTS.md")
+
     sub.add_parser("challenges", help="list the challenges")
     sub.add_parser("checks", help="list the checks a rubric can use, with their pass conditions")
     sub.add_parser("validate", help="validate every challenge.toml and rubric")
@@ -159,6 +172,38 @@ def _cmd_check(args: argparse.Namespace, settings: Settings) -> int:
     return EXIT_PASS if all(r.verdict == "pass" for r in results) else EXIT_FAIL
 
 
+def _cmd_verify(args: argparse.Namespace, settings: Settings) -> int:
+    from grader.grade import GradeOptions
+    from grader.results import archive_result, render_results
+    from grader.verify import Verification, verify
+
+    progress = _Progress()
+
+    def report(v: Verification) -> None:
+        e, r = v.expectation, v.result
+        accuracy = [f"{m.function} {m.accuracy:.3f}" for nb in r.notebooks for m in nb.models]
+        wall = sum(nb.execution.wall_s for nb in r.notebooks)
+        failed = [c.id for nb in r.notebooks for c in nb.criteria if c.status == "fail"]
+        print(f"{'ok  ' if v.ok else 'BAD '} {e.name} ({e.role}, {args.profile}): {r.verdict} "
+              f"{r.score:g}/{r.max_score:g}, {', '.join(accuracy) or 'no accuracy'}, {wall:.0f} s"
+              + (f"; failed: {', '.join(failed)}" if failed else ""), flush=True)
+        if e.role == "reference" and not args.no_archive:
+            archive_result(settings, e.name, args.profile, r)
+        progress.restart()
+
+    options = GradeOptions(device=_detect_device(args.device), on_progress=progress)
+    results = verify(settings, profile=args.profile, challenge=args.challenge,
+                     out=Path(args.out), options=options, on_result=report)
+    if not args.no_archive:
+        path = settings.project_dir / "reference_solutions" / "RESULTS.md"
+        path.write_text(render_results(settings), encoding="utf-8")
+        print(f"wrote {path}")
+    bad = [v.expectation.name for v in results if not v.ok]
+    print(f"{len(results) - len(bad)} of {len(results)} as expected"
+          + (f"; not as expected: {', '.join(bad)}" if bad else ""))
+    return EXIT_PASS if not bad else EXIT_FAIL
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the exit status."""
     parser = _parser()
@@ -169,6 +214,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings = resolve_settings(data_dir=args.data_dir)
         if args.command == "check":
             return _cmd_check(args, settings)
+        if args.command == "verify-references":
+            return _cmd_verify(args, settings)
         if args.command == "challenges":
             return _cmd_challenges(settings)
         if args.command == "checks":

@@ -10,9 +10,11 @@ from __future__ import annotations
 import base64
 import io
 import logging
+import os
 import platform
 import re
 import shutil
+import subprocess
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -120,9 +122,21 @@ def grade_submission(submission: Submission, settings: Settings,
         score=sum(r.score for r in results), max_score=sum(r.max_score for r in results),
         notebooks=results, started=started, finished=_now(),
         environment=Environment(grader=__version__, python=platform.python_version(),
-                                platform=platform.platform(), device=options.device,
+                                platform=platform.platform(), device=_device_label(options.device),
                                 sandbox="none (the kernel ran as the grader's user)"),
     )
+
+
+def _device_label(device: str) -> str:
+    """``cpu (2 cores)`` or ``cuda (NVIDIA H100 80GB HBM3)``: what the notebook was given."""
+    if device != "cuda":
+        return f"{device} ({os.cpu_count()} cores)"
+    try:
+        names = subprocess.run(["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"],
+                               capture_output=True, text=True, timeout=10, check=True).stdout
+    except (OSError, subprocess.SubprocessError):
+        return "cuda"
+    return f"cuda ({', '.join(n.strip() for n in names.splitlines() if n.strip())})"
 
 
 def _failed_run(status: str, message: str) -> ExecutionFacts:

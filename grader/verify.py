@@ -1,0 +1,115 @@
+"""``grader verify-references``: every reference solution passes its rubric, every starter fails.
+
+Each notebook goes through the real ``grader check`` path: a submission folder is built around it
+(the notebook and the challenge's ``[verify] new_images``), graded, and its ``result.json`` kept
+under ``reference_solutions/results/`` so that ``RESULTS.md`` can be regenerated from real runs.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from grader.challenge import Challenge, challenge_ids, load_challenge
+from grader.errors import DataError, UsageError
+from grader.grade import GradeOptions, discover, grade_submission
+from grader.report import write_submission
+from grader.scorecard import SubmissionResult
+from grader.settings import Settings
+
+__all__ = ["Expectation", "Verification", "targets", "verify"]
+
+Role = Literal["reference", "starter"]
+
+
+@dataclass(frozen=True)
+class Expectation:
+    """A notebook to verify: its challenge, role (reference passes, starter fails) and framework."""
+
+    challenge: str
+    role: Role
+    framework: str
+    notebook: Path
+
+    @property
+    def name(self) -> str:
+        return f"{self.challenge}-{self.framework if self.role == 'reference' else 'starter'}"
+
+
+@dataclass(frozen=True)
+class Verification:
+    """One verified notebook: what was expected, what happened, and whether they agree."""
+
+    expectation: Expectation
+    result: SubmissionResult
+
+    @property
+    def ok(self) -> bool:
+        want = "pass" if self.expectation.role == "reference" else "fail"
+        return self.result.verdict == want
+
+
+def targets(settings: Settings, challenge: str | None) -> list[Expectation]:
+    """Reference solutions and starters of one challenge (or all), in a stable order.
+
+    Raises:
+        ChallengeError: ``challenge`` is not a known id.
+    """
+    ids = [load_challenge(settings.project_dir, challenge).id] if challenge else challenge_ids(
+        settings.project_dir)
+    found = []
+    for cid in ids:
+        refs = sorted((settings.project_dir / "reference_solutions" / cid).glob("*.ipynb"))
+        found += [Expectation(cid, "reference", p.stem, p) for p in refs]
+        starter = settings.project_dir / "challenges" / cid / "starter.ipynb"
+        if starter.is_file():
+            found.append(Expectation(cid, "starter", "starter", starter))
+    return found
+
+
+def _submission_folder(root: Path, target: Expectation, challenge: Challenge,
+                       data_dir: Path) -> Path:
+    folder = root / target.name
+    (folder / "new_images").mkdir(parents=True)
+    shutil.copy(target.notebook, folder / f"{target.challenge}.ipynb")
+    for name in challenge.verify.new_images:
+        source = data_dir / "new_images" / name
+        if not source.is_file():
+            raise DataError(f"new image {name} of challenge {challenge.id} is missing",
+                            path=source, fix="point GRADER_DATA_DIR at the full datasets folder")
+        shutil.copy(source, folder / "new_images" / name)
+    return folder
+
+
+def verify(settings: Settings, *, profile: str, challenge: str | None, out: Path,
+           options: GradeOptions,
+           on_result: Callable[[Verification], None] | None = None) -> list[Verification]:
+    """Grade every target through the check path; write scorecards under ``out``.
+
+    Raises:
+        UsageError: no reference or starter was found.
+        ConfigError: a challenge, rubric or dataset problem.
+    """
+    found = targets(settings, challenge)
+    if not found:
+        raise UsageError("no reference solutions or starters found",
+                         path=settings.project_dir / "reference_solutions")
+    data_dir = settings.require_data_dir()
+    results = []
+    with tempfile.TemporaryDirectory(prefix="grader-verify-") as tmp:
+        for target in found:
+            spec = load_challenge(settings.project_dir, target.challenge)
+            folder = _submission_folder(Path(tmp), target, spec, data_dir)
+            opts = GradeOptions(profile=profile, challenge=target.challenge,
+                                device=options.device, on_progress=options.on_progress)
+            result = grade_submission(discover(folder), settings, opts)
+            write_submission(out, result, target.name)
+            verification = Verification(target, result)
+            results.append(verification)
+            if on_result is not None:
+                on_result(verification)
+    return results
