@@ -252,12 +252,18 @@ def _model_files(folder: Path, started_at: float) -> tuple[ModelFile, ...]:
     return tuple(files[:1000])
 
 
-def _output_text(run: RunResult | None, limit: int = 1_000_000) -> str:
+def _output_text(run: RunResult | None, limit: int = 2_000_000) -> str:
+    """Printed text of the executed notebook: streams and ``text/plain`` results, in order."""
     if run is None or run.executed is None:
         return ""
-    parts = [o.get("text", "") for c in run.executed.cells for o in c.get("outputs", [])
-             if o.get("output_type") == "stream"]
-    return "".join(str(p) for p in parts)[:limit]
+    parts: list[str] = []
+    for cell in run.executed.cells:
+        for output in cell.get("outputs", []):
+            if output.get("output_type") == "stream":
+                parts.append(str(output.get("text", "")))
+            elif output.get("output_type") in ("execute_result", "display_data"):
+                parts.append(str(output.get("data", {}).get("text/plain", "")) + "\n")
+    return "".join(parts)[:limit]
 
 
 def _score(path: Path, challenge: Challenge, rubric: Rubric, options: GradeOptions,

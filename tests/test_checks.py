@@ -166,3 +166,51 @@ def test_measure_matches_hand_counts() -> None:
     rows = {r.name: r for r in m.rows}
     assert rows["a"].recall == 0.5 and rows["a"].precision == 1.0
     assert rows["b"].recall == 0.5 and rows["b"].precision == 0.5
+
+
+REPORT = """              precision    recall  f1-score   support
+
+        axes       0.94      0.94      0.94        16
+       boots       0.92      0.96      0.94        23
+  carabiners       1.00      1.00      1.00        52
+    crampons       0.92      1.00      0.96        24
+      gloves       0.95      0.81      0.87        43
+hardshell_jackets  0.91      1.00      0.95        92
+   harnesses       0.97      0.97      0.97        37
+     helmets       1.00      0.89      0.94        19
+insulated jackets  0.89      0.85      0.87        48
+     pulleys       0.86      0.75      0.80         8
+        rope       0.97      0.97      0.97        39
+       tents       1.00      1.00      1.00        23
+"""
+
+
+def test_per_class_shown_reads_printed_tables() -> None:
+    assert run("per_class_shown", evidence(output_text=REPORT)).status == "pass"
+    percent = "\n".join(f"{c}: {90 + i}%" for i, c in enumerate(CHALLENGE.dataset.classes))
+    assert run("per_class_shown", evidence(output_text=percent)).status == "pass"
+    without_tents = REPORT.replace("tents", "tent")
+    result = run("per_class_shown", evidence(output_text=without_tents))
+    assert result.status == "fail" and "tents" in result.message
+    names_only = "\n".join(CHALLENGE.dataset.classes)
+    assert run("per_class_shown", evidence(output_text=names_only)).status == "fail"
+
+
+def _heatmap(xlabel: str, images: int, collections: int = 0) -> dict[str, Any]:
+    return {"execution_count": 2, "suptitle": "", "axes": [{
+        "title": "", "xlabel": xlabel, "ylabel": "", "images": images,
+        "collections": collections, "lines": []}]}
+
+
+def test_confusion_matrix_shown_as_figure_or_text() -> None:
+    assert run("confusion_matrix_shown",
+               evidence({"figures": [_heatmap("Predicted label", 1)]})).status == "pass"
+    assert run("confusion_matrix_shown",
+               evidence({"figures": [_heatmap("Predicted", 0, 1)]})).status == "pass"
+    assert run("confusion_matrix_shown",
+               evidence({"figures": [_heatmap("epoch", 1)]})).status == "fail"
+    matrix = "\n".join("[" * (i == 0) + " [" + " ".join("3" if i == j else "0" for j in range(12))
+                       + "]" + "]" * (i == 11) for i in range(12))
+    assert run("confusion_matrix_shown", evidence(output_text=matrix)).status == "pass"
+    too_small = "\n".join(matrix.splitlines()[:11])
+    assert run("confusion_matrix_shown", evidence(output_text=too_small)).status == "fail"
