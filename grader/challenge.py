@@ -53,6 +53,8 @@ class DatasetSpec(_Strict):
         hidden_split: file (relative to ``challenges/``) listing ``<class>/<file>`` of the hidden
             test set, one a line.
         prepared_views: derived views offered beside the raw one.
+        extra: folders under the data directory copied as they are into the view (pretrained
+            weights, for example ``weights/mobilenet_tflite``).
     """
 
     source: str
@@ -60,6 +62,7 @@ class DatasetSpec(_Strict):
     classes: list[str] = Field(min_length=2)
     hidden_split: str
     prepared_views: list[PreparedView] = []
+    extra: list[str] = []
 
 
 class ExecutionSpec(_Strict):

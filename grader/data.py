@@ -169,8 +169,8 @@ def _pad_to_square(src: Path, dst: Path, view: PreparedView) -> None:
 def ensure_public_view(settings: Settings, challenge: Challenge) -> Path:
     """Build (once, cached) the data folder a notebook receives as ``DATA_DIR``.
 
-    Layout: ``DATA_DIR/<source>/<class>/<file>`` (copies of every non-hidden file) and, for each
-    prepared view, ``DATA_DIR/<view>/<class>/<stem>.png``.
+    Layout: ``DATA_DIR/<source>/<class>/<file>`` (copies of every non-hidden file), for each
+    prepared view ``DATA_DIR/<view>/<class>/<stem>.png``, and each ``extra`` folder as it is.
 
     Raises:
         DataError: the source data is missing or incomplete.
@@ -182,7 +182,11 @@ def ensure_public_view(settings: Settings, challenge: Challenge) -> Path:
     _check_split_present(files, split, data_dir / ds.source)
     hidden = set(split)
     views = ",".join(f"{v.name}:{v.size}:{v.background}" for v in ds.prepared_views)
-    key = _digest([ds.source, views, *sorted(hidden)])
+    missing = [e for e in ds.extra if not (data_dir / e).is_dir()]
+    if missing:
+        raise DataError(f"folders missing from the data directory: {', '.join(missing)}",
+                        path=data_dir, fix="restore the full datasets folder")
+    key = _digest([ds.source, views, *ds.extra, *sorted(hidden)])
     target = settings.cache_dir / "views" / f"{ds.source}-{key}"
 
     def build(tmp: Path) -> None:
@@ -200,6 +204,8 @@ def ensure_public_view(settings: Settings, challenge: Challenge) -> Path:
                 shutil.copyfile(src, out / name)
                 for view, folder in zip(ds.prepared_views, prepared, strict=True):
                     _pad_to_square(src, folder / name, view)
+        for extra in ds.extra:
+            shutil.copytree(data_dir / extra, tmp / extra)
 
     return _build_atomically(target, build)
 
