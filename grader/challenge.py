@@ -10,7 +10,7 @@ import tomllib
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from grader.errors import ChallengeError
 
@@ -32,15 +32,18 @@ class _Strict(BaseModel):
 
 
 class PreparedView(_Strict):
-    """A derived view of the public data built by the grader.
+    """A derived view of the public data built by the grader, under ``DATA_DIR/<name>/``.
 
-    Each image is scaled to fit ``size`` x ``size`` pixels keeping its aspect ratio and pasted in
-    the centre of a square canvas of ``background`` (the OpenHack gear data-prep step), saved as
-    PNG under ``DATA_DIR/<name>/<class>/``.
+    ``kind = "pad"``: each image scaled to fit ``size`` x ``size`` pixels, keeping its aspect
+    ratio, in the centre of a square canvas of ``background`` (the OpenHack gear data-prep step),
+    saved as PNG at the same relative path. ``kind = "kaggle"``: the images as Kaggle's CIFAR-10
+    competition ships them, ``train/<id>.png`` (ids from 1, in a fixed shuffled order) and
+    ``trainLabels.csv`` with columns ``id,label``.
     """
 
     name: str = Field(pattern=r"^[a-z0-9_]+$")
-    size: int = Field(gt=0, le=1024)
+    kind: Literal["pad", "kaggle"] = "pad"
+    size: int = Field(default=128, gt=0, le=1024)
     background: Literal["white", "black"] = "white"
 
 
@@ -48,21 +51,33 @@ class DatasetSpec(_Strict):
     """Where the data comes from and which part of it is the hidden test set.
 
     Attributes:
-        source: folder under the data directory, laid out ``<source>/<class>/<file>``.
-        classes: class names, which are the folder names.
-        hidden_split: file (relative to ``challenges/``) listing ``<class>/<file>`` of the hidden
-            test set, one a line.
+        source: folder under the data directory.
+        layout: ``class-folders`` (``<source>/<class>/<file>``; the hidden test set is the
+            recorded ``hidden_split``) or ``train-test-folders``
+            (``<source>/{train,test}/<class>/<file>``; the hidden test set is all of ``test``).
+        classes: class names, which are the folder names (a subset is allowed).
+        hidden_split: for ``class-folders``, a file (relative to ``challenges/``) listing
+            ``<class>/<file>`` of the hidden test set, one a line.
         prepared_views: derived views offered beside the raw one.
         extra: folders under the data directory copied as they are into the view (pretrained
             weights, for example ``weights/mobilenet_tflite``).
     """
 
     source: str
-    layout: Literal["class-folders"] = "class-folders"
+    layout: Literal["class-folders", "train-test-folders"] = "class-folders"
     classes: list[str] = Field(min_length=2)
-    hidden_split: str
+    hidden_split: str | None = None
     prepared_views: list[PreparedView] = []
     extra: list[str] = []
+
+    @model_validator(mode="after")
+    def _split_matches_layout(self) -> DatasetSpec:
+        if self.layout == "class-folders" and not self.hidden_split:
+            raise ValueError("layout class-folders needs hidden_split (the recorded hidden test set)")
+        if self.layout == "train-test-folders" and self.hidden_split:
+            raise ValueError("layout train-test-folders takes its hidden test set from test/; "
+                             "remove hidden_split")
+        return self
 
 
 class ExecutionSpec(_Strict):

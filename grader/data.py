@@ -29,6 +29,8 @@ __all__ = [
     "dataset_hashes",
     "ensure_hidden_test_set",
     "ensure_public_view",
+    "Listing",
+    "list_dataset",
     "list_images",
     "load_split",
     "scan_source",
@@ -48,32 +50,64 @@ def list_images(folder: Path) -> list[Path]:
     )
 
 
+def _class_files(root: Path, classes: list[str], what: str) -> dict[str, list[str]]:
+    if not root.is_dir():
+        raise DataError(f"{what} is missing: {root} does not exist", path=root,
+                        fix="point GRADER_DATA_DIR at the datasets folder")
+    missing = [c for c in classes if not (root / c).is_dir()]
+    if missing:
+        raise DataError(f"{what} is incomplete: class folders missing: {', '.join(missing)}",
+                        path=root, fix="restore the full dataset folder")
+    files = {c: [p.name for p in list_images(root / c)] for c in classes}
+    empty = [c for c, names in files.items() if not names]
+    if empty:
+        raise DataError(f"class folders hold no images: {', '.join(empty)}", path=root)
+    return files
+
+
 def scan_source(data_dir: Path, dataset: DatasetSpec) -> dict[str, list[str]]:
-    """List the source dataset as ``{class: [file name, ...]}``.
+    """List a ``class-folders`` dataset as ``{class: [file name, ...]}``.
 
     Raises:
         DataError: the source folder or a class folder is missing or holds no images; the
             message names every missing path.
     """
-    root = data_dir / dataset.source
-    if not root.is_dir():
-        raise DataError(
-            f"dataset {dataset.source!r} is missing: {root} does not exist",
-            path=root,
-            fix=f"point GRADER_DATA_DIR at the folder that holds {dataset.source}/",
-        )
-    missing = [c for c in dataset.classes if not (root / c).is_dir()]
-    if missing:
-        raise DataError(
-            f"dataset {dataset.source!r} is incomplete: class folders missing: {', '.join(missing)}",
-            path=root,
-            fix="restore the full dataset folder",
-        )
-    files = {c: [p.name for p in list_images(root / c)] for c in dataset.classes}
-    empty = [c for c, names in files.items() if not names]
-    if empty:
-        raise DataError(f"class folders hold no images: {', '.join(empty)}", path=root)
-    return files
+    return _class_files(data_dir / dataset.source, dataset.classes, f"dataset {dataset.source!r}")
+
+
+@dataclass(frozen=True)
+class Listing:
+    """A dataset split into what the kernel may see and the hidden test set.
+
+    Entries are paths relative to ``<data dir>/<source>`` with their class:
+    ``(<class>/<file>, class)`` or ``(train/<class>/<file>, class)``.
+    """
+
+    public: tuple[tuple[str, str], ...]
+    hidden: tuple[tuple[str, str], ...]
+
+
+def list_dataset(data_dir: Path, challenge: Challenge) -> Listing:
+    """Split the challenge's dataset into public and hidden entries, checking it is complete.
+
+    Raises:
+        DataError: missing folders, or hidden files of the recorded split missing.
+    """
+    ds = challenge.dataset
+    root = data_dir / ds.source
+    if ds.layout == "train-test-folders":
+        sides = {side: _class_files(root / side, ds.classes, f"{ds.source}/{side}")
+                 for side in ("train", "test")}
+        pairs = {side: tuple((f"{side}/{c}/{n}", c) for c, names in files.items() for n in names)
+                 for side, files in sides.items()}
+        return Listing(public=pairs["train"], hidden=pairs["test"])
+    files = scan_source(data_dir, ds)
+    split = load_split(challenge)
+    _check_split_present(files, split, root)
+    hidden = set(split)
+    public = tuple((f"{c}/{n}", c) for c, names in files.items() for n in names
+                   if f"{c}/{n}" not in hidden)
+    return Listing(public=public, hidden=tuple((e, e.split("/", 1)[0]) for e in split))
 
 
 def stratified_split(
@@ -100,6 +134,9 @@ def load_split(challenge: Challenge) -> list[str]:
     Raises:
         DataError: the split file is missing or names a class the challenge does not have.
     """
+    if challenge.dataset.hidden_split is None:
+        raise DataError(f"challenge {challenge.id} records no hidden split",
+                        path=challenge.folder / "challenge.toml")
     path = challenge.folder.parent / challenge.dataset.hidden_split
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
@@ -166,44 +203,56 @@ def _pad_to_square(src: Path, dst: Path, view: PreparedView) -> None:
         canvas.save(dst.with_suffix(".png"))
 
 
+def _kaggle_view(tmp: Path, view: PreparedView, public: tuple[tuple[str, str], ...],
+                 source: Path) -> None:
+    """Kaggle's CIFAR-10 layout: ``train/<id>.png`` and ``trainLabels.csv`` (``id,label``)."""
+    order = list(public)
+    random.Random(_SHUFFLE_SEED).shuffle(order)
+    (tmp / view.name / "train").mkdir(parents=True)
+    rows = ["id,label"]
+    for number, (entry, label) in enumerate(order, 1):
+        shutil.copyfile(source / entry, tmp / view.name / "train" / f"{number}{Path(entry).suffix}")
+        rows.append(f"{number},{label}")
+    (tmp / view.name / "trainLabels.csv").write_text("\n".join(rows) + "\n")
+
+
 def ensure_public_view(settings: Settings, challenge: Challenge) -> Path:
     """Build (once, cached) the data folder a notebook receives as ``DATA_DIR``.
 
-    Layout: ``DATA_DIR/<source>/<class>/<file>`` (copies of every non-hidden file), for each
-    prepared view ``DATA_DIR/<view>/<class>/<stem>.png``, and each ``extra`` folder as it is.
+    Layout: ``DATA_DIR/<source>/<entry>`` (copies of every public file: ``<class>/<file>``, or
+    ``train/<class>/<file>``), each prepared view under ``DATA_DIR/<view>/``, and each ``extra``
+    folder as it is. Nothing of the hidden test set is copied.
 
     Raises:
         DataError: the source data is missing or incomplete.
     """
     ds = challenge.dataset
     data_dir = settings.require_data_dir()
-    files = scan_source(data_dir, ds)
-    split = load_split(challenge)
-    _check_split_present(files, split, data_dir / ds.source)
-    hidden = set(split)
-    views = ",".join(f"{v.name}:{v.size}:{v.background}" for v in ds.prepared_views)
+    listing = list_dataset(data_dir, challenge)
     missing = [e for e in ds.extra if not (data_dir / e).is_dir()]
     if missing:
         raise DataError(f"folders missing from the data directory: {', '.join(missing)}",
                         path=data_dir, fix="restore the full datasets folder")
-    key = _digest([ds.source, views, *ds.extra, *sorted(hidden)])
+    views = [f"{v.name}:{v.kind}:{v.size}:{v.background}" for v in ds.prepared_views]
+    key = _digest([ds.source, *views, *ds.extra, *(e for e, _ in listing.hidden),
+                   *(e for e, _ in listing.public)])
     target = settings.cache_dir / "views" / f"{ds.source}-{key}"
+    source = data_dir / ds.source
 
     def build(tmp: Path) -> None:
         log.info("building the public view of %s in %s", ds.source, target)
-        for cls, names in files.items():
-            out = tmp / ds.source / cls
-            out.mkdir(parents=True)
-            prepared = [tmp / v.name / cls for v in ds.prepared_views]
-            for p in prepared:
-                p.mkdir(parents=True)
-            for name in names:
-                if f"{cls}/{name}" in hidden:
-                    continue
-                src = data_dir / ds.source / cls / name
-                shutil.copyfile(src, out / name)
-                for view, folder in zip(ds.prepared_views, prepared, strict=True):
-                    _pad_to_square(src, folder / name, view)
+        for entry, _ in listing.public:
+            out = tmp / ds.source / entry
+            out.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(source / entry, out)
+            for view in ds.prepared_views:
+                if view.kind == "pad":
+                    padded = tmp / view.name / entry
+                    padded.parent.mkdir(parents=True, exist_ok=True)
+                    _pad_to_square(source / entry, padded, view)
+        for view in ds.prepared_views:
+            if view.kind == "kaggle":
+                _kaggle_view(tmp, view, listing.public, source)
         for extra in ds.extra:
             shutil.copytree(data_dir / extra, tmp / extra)
 
@@ -229,21 +278,18 @@ def ensure_hidden_test_set(settings: Settings, challenge: Challenge) -> HiddenTe
     """Materialise the hidden test set under neutral names, shuffled with a fixed seed.
 
     Raises:
-        DataError: the source data is missing or lacks files of the recorded split.
+        DataError: the source data is missing or lacks files of the hidden test set.
     """
     ds = challenge.dataset
     data_dir = settings.require_data_dir()
-    split = load_split(challenge)
-    order = list(split)
+    order = sorted(list_dataset(data_dir, challenge).hidden)
     random.Random(_SHUFFLE_SEED).shuffle(order)
-    names = tuple(f"{i:05d}{Path(e).suffix.lower()}" for i, e in enumerate(order))
-    labels = tuple(e.split("/", 1)[0] for e in order)
-    target = settings.cache_dir / "hidden" / f"{ds.source}-{_digest(order)}"
+    names = tuple(f"{i:05d}{Path(e).suffix.lower()}" for i, (e, _) in enumerate(order))
+    labels = tuple(label for _, label in order)
+    target = settings.cache_dir / "hidden" / f"{ds.source}-{_digest(e for e, _ in order)}"
 
     def build(tmp: Path) -> None:
-        files = scan_source(data_dir, ds)
-        _check_split_present(files, split, data_dir / ds.source)
-        for name, entry in zip(names, order, strict=True):
+        for name, (entry, _) in zip(names, order, strict=True):
             shutil.copyfile(data_dir / ds.source / entry, tmp / name)
 
     _build_atomically(target, build)
@@ -251,7 +297,7 @@ def ensure_hidden_test_set(settings: Settings, challenge: Challenge) -> HiddenTe
 
 
 def dataset_hashes(settings: Settings, challenge: Challenge) -> dict[str, str]:
-    """Perceptual hashes (64-bit pHash, hex) of every source image, keyed ``<class>/<file>``.
+    """Perceptual hashes (64-bit pHash, hex) of every image of the dataset, keyed by entry.
 
     Method: ``imagehash.phash`` (DCT of a 32x32 greyscale thumbnail). Cached in the cache
     folder per dataset listing.
@@ -261,8 +307,8 @@ def dataset_hashes(settings: Settings, challenge: Challenge) -> dict[str, str]:
 
     ds = challenge.dataset
     data_dir = settings.require_data_dir()
-    files = scan_source(data_dir, ds)
-    entries = sorted(f"{c}/{n}" for c, names in files.items() for n in names)
+    listing = list_dataset(data_dir, challenge)
+    entries = sorted(e for e, _ in listing.public + listing.hidden)
     path = settings.cache_dir / "phash" / f"{ds.source}-{_digest(entries)}.json"
     if path.is_file():
         cached: dict[str, str] = json.loads(path.read_text())

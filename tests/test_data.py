@@ -9,7 +9,7 @@ import pytest
 
 from grader.challenge import load_challenge
 from grader.data import ensure_hidden_test_set, ensure_public_view, load_split, stratified_split
-from grader.errors import ConfigError, DataError
+from grader.errors import ChallengeError, ConfigError, DataError
 from grader.settings import Settings, resolve_settings
 from tests.conftest import REPO, real_data_dir
 
@@ -80,3 +80,58 @@ def test_real_gear_hidden_set_is_complete(tmp_path: Path) -> None:
     settings = resolve_settings(data_dir=str(real_data_dir()), cache_dir=str(tmp_path), environ={})
     hidden = ensure_hidden_test_set(settings, load_challenge(REPO, "gear-cnn"))
     assert len(hidden.files) == 424 and len(set(hidden.labels)) == 12
+
+
+SPLIT_CHALLENGE = """
+schema_version = 1
+id = "toysplit"
+title = "Toy with official train and test folders"
+seed = "test"
+rubric = "toy"
+
+[dataset]
+source = "toysplit"
+layout = "train-test-folders"
+classes = ["red", "blue"]
+prepared_views = [{ name = "toysplit_kaggle", kind = "kaggle" }]
+"""
+
+
+def test_train_test_layout_hides_all_of_test(make_toy: Callable[..., Settings]) -> None:
+    from PIL import Image
+
+    settings = make_toy()
+    assert settings.data_dir is not None
+    for side, count in (("train", 3), ("test", 2)):
+        for cls, colour in (("red", (200, 0, 0)), ("blue", (0, 0, 200)), ("green", (0, 200, 0))):
+            folder = settings.data_dir / "toysplit" / side / cls
+            folder.mkdir(parents=True)
+            for i in range(count):
+                Image.new("RGB", (8, 8), colour).save(folder / f"{cls}_{side}{i}.png")
+    folder = settings.project_dir / "challenges" / "toysplit"
+    folder.mkdir()
+    (folder / "challenge.toml").write_text(SPLIT_CHALLENGE)
+    challenge = load_challenge(settings.project_dir, "toysplit")
+
+    view = ensure_public_view(settings, challenge)
+    public = sorted(str(p.relative_to(view / "toysplit")) for p in (view / "toysplit").rglob("*.png"))
+    assert public == sorted(f"train/{c}/{c}_train{i}.png" for c in ("red", "blue") for i in range(3))
+    labels = (view / "toysplit_kaggle" / "trainLabels.csv").read_text().splitlines()
+    assert labels[0] == "id,label" and len(labels) == 7
+    assert sorted(p.name for p in (view / "toysplit_kaggle" / "train").iterdir()) == [
+        f"{i}.png" for i in range(1, 7)]
+    assert sorted(ln.split(",")[1] for ln in labels[1:]) == ["blue"] * 3 + ["red"] * 3
+    assert not list(view.rglob("*test*"))
+
+    hidden = ensure_hidden_test_set(settings, challenge)
+    assert sorted(hidden.labels) == ["blue", "blue", "red", "red"]  # green is not a class here
+    assert [p.name for p in sorted(hidden.images_dir.glob("*.png"))] == [f"{i:05d}.png" for i in range(4)]
+
+
+def test_layouts_and_splits_must_agree(tmp_path: Path) -> None:
+    folder = tmp_path / "challenges" / "toysplit"
+    folder.mkdir(parents=True)
+    (folder / "challenge.toml").write_text(SPLIT_CHALLENGE.replace(
+        'layout = "train-test-folders"', 'layout = "class-folders"'))
+    with pytest.raises(ChallengeError, match="needs hidden_split"):
+        load_challenge(tmp_path, "toysplit")
