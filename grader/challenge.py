@@ -88,12 +88,14 @@ class ExecutionSpec(_Strict):
         deadline_s: wall-clock limit for the whole run (kernel start, cells, probe), in seconds.
         probe_timeout_s: limit for the probe that calls the contract after the last cell.
         max_output_bytes: outputs kept per cell; later outputs are dropped with a note.
+        probe_batch_size: images per call of ``predict`` when the probe runs it.
     """
 
     cell_timeout_s: int = Field(default=900, gt=0)
     deadline_s: int = Field(default=1800, gt=0)
     probe_timeout_s: int = Field(default=600, gt=0)
     max_output_bytes: int = Field(default=2_000_000, gt=0)
+    probe_batch_size: int = Field(default=32, gt=0, le=10_000)
 
 
 class ProfileSpec(_Strict):

@@ -99,7 +99,7 @@ def _cmd_checks() -> int:
 
 def _cmd_validate(settings: Settings) -> int:
     from grader.challenge import challenge_ids, load_challenge
-    from grader.data import load_split
+    from grader.data import list_dataset, load_split
     from grader.rubric import load_rubric
 
     ids = challenge_ids(settings.project_dir)
@@ -110,9 +110,13 @@ def _cmd_validate(settings: Settings) -> int:
         rubric = load_rubric(settings.project_dir, challenge.rubric)
         if rubric.challenge != cid:
             raise GraderError(f"rubric {challenge.rubric} is for {rubric.challenge}, not {cid}")
-        split = load_split(challenge)
-        print(f"ok  {cid}: {len(rubric.criteria)} criteria, {rubric.total_points:g} points, "
-              f"hidden test set of {len(split)} images")
+        if settings.data_dir is not None:
+            hidden = f"hidden test set of {len(list_dataset(settings.data_dir, challenge).hidden)} images"
+        elif challenge.dataset.hidden_split:
+            hidden = f"hidden test set of {len(load_split(challenge))} images"
+        else:
+            hidden = f"hidden test set: {challenge.dataset.source}/test"
+        print(f"ok  {cid}: {len(rubric.criteria)} criteria, {rubric.total_points:g} points, {hidden}")
     return EXIT_PASS
 
 

@@ -188,7 +188,7 @@ def _grade_notebook(path: Path, submission: Submission, settings: Settings,
                               "transfer": challenge.contract.transfer},
                    "hidden_dir": str(hidden.images_dir), "hidden_files": list(hidden.files),
                    "new_images_dir": str(new_dir), "new_images": new_files,
-                   "batch_size": 32, "max_label_chars": 200, "max_classes": 1000},
+                   "batch_size": challenge.execution.probe_batch_size, "max_label_chars": 200, "max_classes": 1000},
             on_progress=options.on_progress,
         )
         log.info("running %s (%s, profile %s, deadline %s s)", path, challenge.id,
