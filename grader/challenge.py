@@ -61,6 +61,8 @@ class DatasetSpec(_Strict):
         prepared_views: derived views offered beside the raw one.
         extra: folders under the data directory copied as they are into the view (pretrained
             weights, for example ``weights/mobilenet_tflite``).
+        raw_view: whether the view holds the public files in their original layout; false when
+            the challenge is about reading a prepared layout (Kaggle's CIFAR-10).
     """
 
     source: str
@@ -69,6 +71,7 @@ class DatasetSpec(_Strict):
     hidden_split: str | None = None
     prepared_views: list[PreparedView] = []
     extra: list[str] = []
+    raw_view: bool = True
 
     @model_validator(mode="after")
     def _split_matches_layout(self) -> DatasetSpec:

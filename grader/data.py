@@ -234,7 +234,7 @@ def ensure_public_view(settings: Settings, challenge: Challenge) -> Path:
         raise DataError(f"folders missing from the data directory: {', '.join(missing)}",
                         path=data_dir, fix="restore the full datasets folder")
     views = [f"{v.name}:{v.kind}:{v.size}:{v.background}" for v in ds.prepared_views]
-    key = _digest([ds.source, *views, *ds.extra, *(e for e, _ in listing.hidden),
+    key = _digest([ds.source, str(ds.raw_view), *views, *ds.extra, *(e for e, _ in listing.hidden),
                    *(e for e, _ in listing.public)])
     target = settings.cache_dir / "views" / f"{ds.source}-{key}"
     source = data_dir / ds.source
@@ -242,9 +242,10 @@ def ensure_public_view(settings: Settings, challenge: Challenge) -> Path:
     def build(tmp: Path) -> None:
         log.info("building the public view of %s in %s", ds.source, target)
         for entry, _ in listing.public:
-            out = tmp / ds.source / entry
-            out.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(source / entry, out)
+            if ds.raw_view:
+                out = tmp / ds.source / entry
+                out.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(source / entry, out)
             for view in ds.prepared_views:
                 if view.kind == "pad":
                     padded = tmp / view.name / entry
