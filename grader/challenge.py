@@ -119,6 +119,7 @@ class ContractSpec(_Strict):
     class_names: str = "CLASS_NAMES"
     predict: str = "predict"
     transfer: str = "predict_transfer"
+    imagenet: str | None = None  # a pretrained ImageNet classifier run on the new images
 
 
 class VerifySpec(_Strict):

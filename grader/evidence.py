@@ -88,6 +88,7 @@ class ProbeOutput(_Wire):
     class_names_error: str | None = None
     models: dict[Literal["predict", "transfer"], ModelRun] = {}
     new_images: NewImagesRun | None = None
+    new_images_extra: dict[Literal["imagenet"], ModelRun] = {}
     history: HistoryData | None = None
     figures: list[FigureData] = Field(default=[], max_length=100)
 

@@ -188,6 +188,8 @@ def _grade_notebook(path: Path, submission: Submission, settings: Settings,
                               "transfer": challenge.contract.transfer},
                    "hidden_dir": str(hidden.images_dir), "hidden_files": list(hidden.files),
                    "new_images_dir": str(new_dir), "new_images": new_files,
+                   "new_image_models": ({"imagenet": challenge.contract.imagenet}
+                                        if challenge.contract.imagenet else {}),
                    "batch_size": challenge.execution.probe_batch_size, "max_label_chars": 200, "max_classes": 1000},
             on_progress=options.on_progress,
         )
@@ -347,7 +349,11 @@ def _model_reports(ev: Evidence) -> list[ModelReport]:
 def _new_image_rows(ev: Evidence) -> list[NewImageRow]:
     run = ev.probe.new_images if ev.probe else None
     predicted = dict(zip(run.files, run.predictions, strict=False)) if run and run.predictions else {}
+    extra = ev.probe.new_images_extra.get("imagenet") if ev.probe else None
+    imagenet = (dict(zip(run.files, extra.predictions, strict=False))
+                if run and extra and extra.predictions else {})
     return [NewImageRow(file=im.file, prediction=predicted.get(im.file),
-                        dataset_match=im.dataset_match, error=im.error, thumbnail=im.thumbnail)
+                        imagenet=imagenet.get(im.file), dataset_match=im.dataset_match,
+                        error=im.error, thumbnail=im.thumbnail)
             for im in ev.new_images]
 

@@ -98,6 +98,7 @@ class NewImageRow(_Model):
 
     file: str
     prediction: str | None
+    imagenet: str | None = None
     dataset_match: str | None
     error: str | None
     thumbnail: str = Field(default="", exclude=True)

@@ -41,11 +41,14 @@ def test_missing_data_dir_exits_2_and_says_how(tmp_path: Path, capsys: pytest.Ca
     assert "export GRADER_DATA_DIR=" in capsys.readouterr().err
 
 
-def test_validate_and_list(capsys: pytest.CaptureFixture[str]) -> None:
+def test_validate_and_list(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("GRADER_DATA_DIR", raising=False)
     assert main(["validate"]) == 0
-    assert "ok  gear-cnn: 8 criteria, 12 points, hidden test set of 424 images" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "ok  gear-cnn: 8 criteria, 12 points, hidden test set of 424 images" in out
+    assert "ok  cifar10-kaggle: 5 criteria, 10 points, hidden test set: cifar10/test" in out
     assert main(["challenges"]) == 0
-    assert capsys.readouterr().out.startswith("gear-cnn")
+    assert "gear-cnn             Into the deep" in capsys.readouterr().out
     assert main(["checks"]) == 0
     assert "hidden_accuracy (model, threshold)" in capsys.readouterr().out
 

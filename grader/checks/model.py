@@ -157,3 +157,26 @@ def saved_model(ev: Evidence, params: SavedModelParams) -> CheckResult:
                      files=len(ev.model_files))
     names = ", ".join(f"{f.path} ({f.size / 1e6:.1f} MB)" for f in fresh[:3])
     return passed(True, f"saved: {names}", files=len(fresh))
+
+
+class ImagenetParams(Params):
+    min_images: int = Field(default=1, ge=1)
+
+
+@register("imagenet_labels", ImagenetParams)
+def imagenet_labels(ev: Evidence, params: ImagenetParams) -> CheckResult:
+    """Reads the answers of the contract's pretrained ImageNet classifier on ``new_images/``.
+    Passes when at least ``min_images`` new images are there and the classifier returned a
+    non-empty label for every one of them."""
+    name = ev.challenge.contract.imagenet or "the ImageNet classifier"
+    readable = [im for im in ev.new_images if im.error is None]
+    if len(readable) < params.min_images:
+        return fail(f"{len(readable)} readable images in new_images/; add at least {params.min_images}")
+    run = ev.probe.new_images_extra.get("imagenet") if ev.probe else None
+    if run is None or run.predictions is None:
+        return fail(f"`{name}` gave no labels for new_images/: {run.error if run else 'it was not called'}")
+    if not all(label.strip() for label in run.predictions):
+        return fail(f"`{name}` returned an empty label")
+    files = [im.file for im in ev.new_images]
+    shown = ", ".join(f"{f}: {label}" for f, label in list(zip(files, run.predictions, strict=False))[:3])
+    return passed(True, f"{len(run.predictions)} photos labelled ({shown})", images=len(run.predictions))

@@ -81,6 +81,15 @@ def _grader_probe(config):
         files = config["new_images"]
         out["new_images"] = {"files": files, **run_model(predict, new_dir, files)}
 
+    out["new_images_extra"] = {}
+    for role, name in config.get("new_image_models", {}).items():
+        fn = ns.get(name)
+        if new_dir and callable(fn):
+            out["new_images_extra"][role] = run_model(fn, new_dir, config["new_images"])
+        else:
+            out["new_images_extra"][role] = {"error": "is not defined" if fn is None
+                                             else f"is {type(fn).__name__}, not a function"}
+
     def series(values):
         try:
             out_values = [float(v) for v in list(values)[:10_000]]
