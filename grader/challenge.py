@@ -47,6 +47,22 @@ class PreparedView(_Strict):
     background: Literal["white", "black"] = "white"
 
 
+class AddedClass(_Strict):
+    """A class the notebook adds to the dataset's own (the seed's "apple"), with its own split.
+
+    Attributes:
+        name: the new class name.
+        source: folder under the data directory holding its images (flat).
+        hidden: files held back to measure the new class's recall; never shown to the kernel.
+        reserved: files in neither part (for example, a photo used among the new images).
+    """
+
+    name: str
+    source: str
+    hidden: list[str] = Field(min_length=1)
+    reserved: list[str] = []
+
+
 class DatasetSpec(_Strict):
     """Where the data comes from and which part of it is the hidden test set.
 
@@ -72,6 +88,7 @@ class DatasetSpec(_Strict):
     prepared_views: list[PreparedView] = []
     extra: list[str] = []
     raw_view: bool = True
+    added_class: AddedClass | None = None
 
     @model_validator(mode="after")
     def _split_matches_layout(self) -> DatasetSpec:
@@ -120,14 +137,15 @@ class ContractSpec(_Strict):
     predict: str = "predict"
     transfer: str = "predict_transfer"
     imagenet: str | None = None  # a pretrained ImageNet classifier run on the new images
+    added: str | None = None  # the model that also knows the dataset's added class
 
 
 class VerifySpec(_Strict):
     """How ``grader verify-references`` builds a submission around a reference or a starter.
 
     Attributes:
-        new_images: file names under ``<data dir>/new_images`` copied into the submission's
-            ``new_images/`` folder.
+        new_images: files copied into the submission's ``new_images/`` folder: a bare name is
+            under ``<data dir>/new_images``, a path with a ``/`` is under ``<data dir>``.
     """
 
     new_images: list[str] = []

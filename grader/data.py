@@ -27,6 +27,7 @@ __all__ = [
     "IMAGE_SUFFIXES",
     "HiddenTestSet",
     "dataset_hashes",
+    "ensure_added_test_set",
     "ensure_hidden_test_set",
     "ensure_public_view",
     "Listing",
@@ -234,7 +235,9 @@ def ensure_public_view(settings: Settings, challenge: Challenge) -> Path:
         raise DataError(f"folders missing from the data directory: {', '.join(missing)}",
                         path=data_dir, fix="restore the full datasets folder")
     views = [f"{v.name}:{v.kind}:{v.size}:{v.background}" for v in ds.prepared_views]
-    key = _digest([ds.source, str(ds.raw_view), *views, *ds.extra, *(e for e, _ in listing.hidden),
+    added = ds.added_class
+    added_public = _added_public(data_dir, challenge)
+    key = _digest([ds.source, str(ds.raw_view), *views, *ds.extra, *added_public, *(e for e, _ in listing.hidden),
                    *(e for e, _ in listing.public)])
     target = settings.cache_dir / "views" / f"{ds.source}-{key}"
     source = data_dir / ds.source
@@ -256,6 +259,10 @@ def ensure_public_view(settings: Settings, challenge: Challenge) -> Path:
                 _kaggle_view(tmp, view, listing.public, source)
         for extra in ds.extra:
             shutil.copytree(data_dir / extra, tmp / extra)
+        if added is not None:
+            (tmp / added.source).mkdir(parents=True)
+            for name in added_public:
+                shutil.copyfile(data_dir / added.source / name, tmp / added.source / name)
 
     return _build_atomically(target, build)
 
@@ -295,6 +302,46 @@ def ensure_hidden_test_set(settings: Settings, challenge: Challenge) -> HiddenTe
 
     _build_atomically(target, build)
     return HiddenTestSet(images_dir=target, files=names, labels=labels)
+
+
+def _added_public(data_dir: Path, challenge: Challenge) -> list[str]:
+    """Files of the added class the kernel may learn from (neither hidden nor reserved)."""
+    added = challenge.dataset.added_class
+    if added is None:
+        return []
+    folder = data_dir / added.source
+    if not folder.is_dir():
+        raise DataError(f"the folder of the added class {added.name!r} is missing", path=folder,
+                        fix="point GRADER_DATA_DIR at the full datasets folder")
+    names = {p.name for p in list_images(folder)}
+    missing = [n for n in added.hidden + added.reserved if n not in names]
+    if missing:
+        raise DataError(f"files of the added class are missing: {', '.join(missing)}", path=folder)
+    return sorted(names - set(added.hidden) - set(added.reserved))
+
+
+def ensure_added_test_set(settings: Settings, challenge: Challenge) -> HiddenTestSet | None:
+    """The held-out images of the added class under neutral names, or None without one.
+
+    Raises:
+        DataError: the added class's folder or some of its files are missing.
+    """
+    added = challenge.dataset.added_class
+    if added is None:
+        return None
+    data_dir = settings.require_data_dir()
+    _added_public(data_dir, challenge)
+    order = sorted(added.hidden)
+    random.Random(_SHUFFLE_SEED).shuffle(order)
+    names = tuple(f"{i:05d}{Path(e).suffix.lower()}" for i, e in enumerate(order))
+    target = settings.cache_dir / "hidden" / f"{added.source}-{_digest(order)}"
+
+    def build(tmp: Path) -> None:
+        for name, entry in zip(names, order, strict=True):
+            shutil.copyfile(data_dir / added.source / entry, tmp / name)
+
+    _build_atomically(target, build)
+    return HiddenTestSet(images_dir=target, files=names, labels=(added.name,) * len(names))
 
 
 def dataset_hashes(settings: Settings, challenge: Challenge) -> dict[str, str]:

@@ -89,6 +89,7 @@ class ProbeOutput(_Wire):
     models: dict[Literal["predict", "transfer"], ModelRun] = {}
     new_images: NewImagesRun | None = None
     new_images_extra: dict[Literal["imagenet"], ModelRun] = {}
+    extra_sets: dict[Literal["added"], ModelRun] = {}
     history: HistoryData | None = None
     figures: list[FigureData] = Field(default=[], max_length=100)
 
@@ -192,3 +193,4 @@ class Evidence:
     new_images: tuple[NewImage, ...]
     model_files: tuple[ModelFile, ...]
     output_text: str
+    added_labels: tuple[str, ...] = ()

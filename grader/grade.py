@@ -27,6 +27,7 @@ from grader.challenge import Challenge, challenge_ids, load_challenge
 from grader.checks import CheckResult, get_check
 from grader.data import (
     dataset_hashes,
+    ensure_added_test_set,
     ensure_hidden_test_set,
     ensure_public_view,
     list_images,
@@ -160,9 +161,11 @@ def _grade_notebook(path: Path, submission: Submission, settings: Settings,
     rubric = load_rubric(settings.project_dir, challenge.rubric)
     view = ensure_public_view(settings, challenge)
     hidden = ensure_hidden_test_set(settings, challenge)
+    added = ensure_added_test_set(settings, challenge)
     if nb is None:
         facts = _failed_run("malformed", malformed or "")
-        return _score(path, challenge, rubric, options, facts, None, hidden.labels, (), ())
+        return _score(path, challenge, rubric, options, facts, None, hidden.labels, (), (),
+                      added.labels if added else ())
 
     workdir = Path(tempfile.mkdtemp(prefix=f"grader-{submission.name}-"))
     try:
@@ -190,6 +193,10 @@ def _grade_notebook(path: Path, submission: Submission, settings: Settings,
                    "new_images_dir": str(new_dir), "new_images": new_files,
                    "new_image_models": ({"imagenet": challenge.contract.imagenet}
                                         if challenge.contract.imagenet else {}),
+                   "extra_sets": ({"added": {"fn": challenge.contract.added,
+                                             "dir": str(added.images_dir),
+                                             "files": list(added.files)}}
+                                  if added is not None and challenge.contract.added else {}),
                    "batch_size": challenge.execution.probe_batch_size, "max_label_chars": 200, "max_classes": 1000},
             on_progress=options.on_progress,
         )
@@ -199,7 +206,7 @@ def _grade_notebook(path: Path, submission: Submission, settings: Settings,
         new_images = _new_images(new_dir, new_files, dataset_hashes(settings, challenge))
         models = _model_files(model_dir, run.started_at)
         return _score(path, challenge, rubric, options, run.facts, run, hidden.labels,
-                      new_images, models)
+                      new_images, models, added.labels if added else ())
     finally:
         if not options.keep_workdir:
             shutil.rmtree(workdir, ignore_errors=True)
@@ -270,11 +277,13 @@ def _output_text(run: RunResult | None, limit: int = 2_000_000) -> str:
 
 def _score(path: Path, challenge: Challenge, rubric: Rubric, options: GradeOptions,
            facts: ExecutionFacts, run: RunResult | None, labels: tuple[str, ...],
-           new_images: tuple[NewImage, ...], models: tuple[ModelFile, ...]) -> NotebookResult:
+           new_images: tuple[NewImage, ...], models: tuple[ModelFile, ...],
+           added_labels: tuple[str, ...]) -> NotebookResult:
     ev = Evidence(notebook=path.name, challenge=challenge, profile=options.profile,
                   execution=facts, probe=run.probe if run else None,
                   probe_error=run.probe_error if run else facts.message, hidden_labels=labels,
-                  new_images=new_images, model_files=models, output_text=_output_text(run))
+                  new_images=new_images, model_files=models, output_text=_output_text(run),
+                  added_labels=added_labels)
     results: list[CheckResult] = []
     for criterion in rubric.criteria:
         spec = get_check(criterion.check)

@@ -77,11 +77,11 @@ def _submission_folder(root: Path, target: Expectation, challenge: Challenge,
     (folder / "new_images").mkdir(parents=True)
     shutil.copy(target.notebook, folder / f"{target.challenge}.ipynb")
     for name in challenge.verify.new_images:
-        source = data_dir / "new_images" / name
+        source = data_dir / name if "/" in name else data_dir / "new_images" / name
         if not source.is_file():
             raise DataError(f"new image {name} of challenge {challenge.id} is missing",
                             path=source, fix="point GRADER_DATA_DIR at the full datasets folder")
-        shutil.copy(source, folder / "new_images" / name)
+        shutil.copy(source, folder / "new_images" / Path(name).name)
     return folder
 
 

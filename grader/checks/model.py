@@ -180,3 +180,30 @@ def imagenet_labels(ev: Evidence, params: ImagenetParams) -> CheckResult:
     files = [im.file for im in ev.new_images]
     shown = ", ".join(f"{f}: {label}" for f, label in list(zip(files, run.predictions, strict=False))[:3])
     return passed(True, f"{len(run.predictions)} photos labelled ({shown})", images=len(run.predictions))
+
+
+class AddedClassParams(Params):
+    min_recall: float = Field(default=0.5, ge=0, le=1)
+
+
+@register("added_class_recall", AddedClassParams)
+def added_class_recall(ev: Evidence, params: AddedClassParams) -> CheckResult:
+    """Reads the answers of the contract's added-class model on the held-out images of the
+    added class (the grader alone knows they all belong to it). Passes when the share called
+    by the added class's name (its recall) is >= ``min_recall``."""
+    added = ev.challenge.dataset.added_class
+    name = ev.challenge.contract.added or "the added-class model"
+    if added is None or not ev.added_labels:
+        return fail("this challenge has no added class to measure")
+    run = ev.probe.extra_sets.get("added") if ev.probe else None
+    if run is None or run.predictions is None:
+        why = run.error if run else (ev.probe_error or "it was not called")
+        return fail(f"`{name}` {why}")
+    if len(run.predictions) != len(ev.added_labels):
+        return fail(f"`{name}` returned {len(run.predictions)} answers for {len(ev.added_labels)} images")
+    hits = sum(p == added.name for p in run.predictions)
+    recall = hits / len(ev.added_labels)
+    return passed(recall >= params.min_recall,
+                  f"`{name}` called {hits} of {len(ev.added_labels)} held-out {added.name} photos "
+                  f"{added.name!r} (recall {recall:.2f}, needed {params.min_recall:.2f})",
+                  recall=round(recall, 4))

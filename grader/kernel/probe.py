@@ -90,6 +90,15 @@ def _grader_probe(config):
             out["new_images_extra"][role] = {"error": "is not defined" if fn is None
                                              else f"is {type(fn).__name__}, not a function"}
 
+    out["extra_sets"] = {}
+    for role, spec in config.get("extra_sets", {}).items():
+        fn = ns.get(spec["fn"])
+        if callable(fn):
+            out["extra_sets"][role] = run_model(fn, spec["dir"], spec["files"])
+        else:
+            out["extra_sets"][role] = {"error": "is not defined" if fn is None
+                                       else f"is {type(fn).__name__}, not a function"}
+
     def series(values):
         try:
             out_values = [float(v) for v in list(values)[:10_000]]
