@@ -214,3 +214,32 @@ def test_confusion_matrix_shown_as_figure_or_text() -> None:
     assert run("confusion_matrix_shown", evidence(output_text=matrix)).status == "pass"
     too_small = "\n".join(matrix.splitlines()[:11])
     assert run("confusion_matrix_shown", evidence(output_text=too_small)).status == "fail"
+
+
+def test_added_class_recall() -> None:
+    mlp = load_challenge(REPO, "cifar10-mlp")
+    labels = ("apple",) * 4
+    ok = evidence({"extra_sets": {"added": {"predictions": ["apple", "apple", "cat", "apple"]}}},
+                  challenge=mlp, added_labels=labels)
+    result = run("added_class_recall", ok, min_recall=0.5)
+    assert result.status == "pass" and "called 3 of 4 held-out apple photos" in result.message
+    assert run("added_class_recall", ok, min_recall=0.8).status == "fail"
+    missing = evidence({"extra_sets": {"added": {"error": "is not defined"}}}, challenge=mlp,
+                       added_labels=labels)
+    assert "`predict_with_apple` is not defined" in run("added_class_recall", missing).message
+    short = evidence({"extra_sets": {"added": {"predictions": ["apple"]}}}, challenge=mlp,
+                     added_labels=labels)
+    assert "returned 1 answers for 4 images" in run("added_class_recall", short).message
+
+
+def test_imagenet_labels() -> None:
+    tf = load_challenge(REPO, "cifar10-tf-cnn")
+    images = tuple(NewImage(file=f"{i}.jpg", thumbnail="", dataset_match=None) for i in range(2))
+    ok = evidence({"new_images_extra": {"imagenet": {"predictions": ["tabby, tabby cat", "pug, pug-dog"]}}},
+                  challenge=tf, new_images=images)
+    result = run("imagenet_labels", ok)
+    assert result.status == "pass" and "0.jpg: tabby, tabby cat" in result.message
+    empty = evidence({"new_images_extra": {"imagenet": {"predictions": ["", "pug"]}}}, challenge=tf,
+                     new_images=images)
+    assert run("imagenet_labels", empty).status == "fail"
+    assert run("imagenet_labels", evidence(challenge=tf, new_images=images)).status == "fail"

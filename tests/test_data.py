@@ -135,3 +135,28 @@ def test_layouts_and_splits_must_agree(tmp_path: Path) -> None:
         'layout = "train-test-folders"', 'layout = "class-folders"'))
     with pytest.raises(ChallengeError, match="needs hidden_split"):
         load_challenge(tmp_path, "toysplit")
+
+
+def test_added_class_split(make_toy: Callable[..., Settings]) -> None:
+    from PIL import Image
+
+    from grader.data import ensure_added_test_set
+
+    settings = make_toy()
+    assert settings.data_dir is not None
+    (settings.data_dir / "fruit").mkdir()
+    for i in range(5):
+        Image.new("RGB", (20, 20), (200, 20 * i, 0)).save(settings.data_dir / "fruit" / f"f{i}.jpg")
+    toml = settings.project_dir / "challenges" / "toy" / "challenge.toml"
+    toml.write_text(toml.read_text().replace(
+        "[execution]", '[dataset.added_class]\nname = "fruit"\nsource = "fruit"\n'
+        'hidden = ["f3.jpg", "f4.jpg"]\nreserved = ["f0.jpg"]\n\n[execution]'))
+    challenge = load_challenge(settings.project_dir, "toy")
+    view = ensure_public_view(settings, challenge)
+    assert sorted(p.name for p in (view / "fruit").iterdir()) == ["f1.jpg", "f2.jpg"]
+    added = ensure_added_test_set(settings, challenge)
+    assert added is not None and added.labels == ("fruit", "fruit")
+    assert sorted(p.name for p in added.images_dir.glob("*.jpg")) == ["00000.jpg", "00001.jpg"]
+    toml.write_text(toml.read_text().replace('"f4.jpg"', '"f9.jpg"'))
+    with pytest.raises(DataError, match="files of the added class are missing: f9.jpg"):
+        ensure_added_test_set(settings, load_challenge(settings.project_dir, "toy"))
