@@ -135,7 +135,7 @@ class ContractSpec(_Strict):
 
     class_names: str = "CLASS_NAMES"
     predict: str = "predict"
-    transfer: str = "predict_transfer"
+    transfer: str | None = None  # a second, transfer-learning model, where the rubric asks
     imagenet: str | None = None  # a pretrained ImageNet classifier run on the new images
     added: str | None = None  # the model that also knows the dataset's added class
 

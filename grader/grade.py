@@ -26,6 +26,7 @@ from grader import __version__
 from grader.challenge import Challenge, challenge_ids, load_challenge
 from grader.checks import CheckResult, get_check
 from grader.data import (
+    HiddenTestSet,
     dataset_hashes,
     ensure_added_test_set,
     ensure_hidden_test_set,
@@ -186,18 +187,7 @@ def _grade_notebook(path: Path, submission: Submission, settings: Settings,
             cell_timeout_s=challenge.execution.cell_timeout_s, deadline_s=deadline,
             probe_timeout_s=challenge.execution.probe_timeout_s,
             max_output_bytes=challenge.execution.max_output_bytes, python=settings.python,
-            probe={"class_names": challenge.contract.class_names,
-                   "models": {"predict": challenge.contract.predict,
-                              "transfer": challenge.contract.transfer},
-                   "hidden_dir": str(hidden.images_dir), "hidden_files": list(hidden.files),
-                   "new_images_dir": str(new_dir), "new_images": new_files,
-                   "new_image_models": ({"imagenet": challenge.contract.imagenet}
-                                        if challenge.contract.imagenet else {}),
-                   "extra_sets": ({"added": {"fn": challenge.contract.added,
-                                             "dir": str(added.images_dir),
-                                             "files": list(added.files)}}
-                                  if added is not None and challenge.contract.added else {}),
-                   "batch_size": challenge.execution.probe_batch_size, "max_label_chars": 200, "max_classes": 1000},
+            probe=_probe_config(challenge, hidden, added, new_dir, new_files),
             on_progress=options.on_progress,
         )
         log.info("running %s (%s, profile %s, deadline %s s)", path, challenge.id,
@@ -211,6 +201,26 @@ def _grade_notebook(path: Path, submission: Submission, settings: Settings,
         if not options.keep_workdir:
             shutil.rmtree(workdir, ignore_errors=True)
             shutil.rmtree(workdir.parent / f"{workdir.name}.run", ignore_errors=True)
+
+
+def _probe_config(challenge: Challenge, hidden: HiddenTestSet, added: HiddenTestSet | None,
+                  new_dir: Path, new_files: list[str]) -> dict[str, object]:
+    """What the probe is told: contract names, image folders and file names; never labels."""
+    contract = challenge.contract
+    models = {"predict": contract.predict}
+    if contract.transfer:
+        models["transfer"] = contract.transfer
+    return {
+        "class_names": contract.class_names, "models": models,
+        "hidden_dir": str(hidden.images_dir), "hidden_files": list(hidden.files),
+        "new_images_dir": str(new_dir), "new_images": new_files,
+        "new_image_models": {"imagenet": contract.imagenet} if contract.imagenet else {},
+        "extra_sets": ({"added": {"fn": contract.added, "dir": str(added.images_dir),
+                                  "files": list(added.files)}}
+                       if added is not None and contract.added else {}),
+        "batch_size": challenge.execution.probe_batch_size,
+        "max_label_chars": 200, "max_classes": 1000,
+    }
 
 
 def _unknown_challenge(path: Path, candidates: list[str], options: GradeOptions,
@@ -347,11 +357,13 @@ def _model_reports(ev: Evidence) -> list[ModelReport]:
     if ev.probe is None:
         return reports
     contract = ev.challenge.contract
-    for role, name in (("predict", contract.predict), ("transfer", contract.transfer)):
-        run = ev.probe.models.get(role)  # type: ignore[call-overload]
-        if run and run.predictions is not None and len(run.predictions) == len(ev.hidden_labels):
+    roles: tuple[tuple[Literal["predict", "transfer"], str | None], ...] = (
+        ("predict", contract.predict), ("transfer", contract.transfer))
+    for role, name in roles:
+        run = ev.probe.models.get(role)
+        if name and run and run.predictions is not None and len(run.predictions) == len(ev.hidden_labels):
             m = measure(ev.hidden_labels, run.predictions, ev.challenge.dataset.classes)
-            reports.append(ModelReport.of(role, name, m, run.seconds))  # type: ignore[arg-type]
+            reports.append(ModelReport.of(role, name, m, run.seconds))
     return reports
 
 

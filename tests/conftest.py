@@ -114,6 +114,9 @@ source = "toy"
 classes = ["red", "green", "blue"]
 hidden_split = "splits/toy-hidden.txt"
 
+[contract]
+transfer = "predict_transfer"
+
 [execution]
 cell_timeout_s = {cell_timeout}
 deadline_s = {deadline}

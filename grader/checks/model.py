@@ -54,7 +54,7 @@ def hidden_accuracy(ev: Evidence, params: AccuracyParams) -> CheckResult:
     Passes when every prediction is one of the challenge's class names and accuracy (share of
     correct predictions) >= ``threshold``."""
     contract = ev.challenge.contract
-    name = contract.predict if params.model == "predict" else contract.transfer
+    name = contract.predict if params.model == "predict" else contract.transfer or "predict_transfer"
     predictions, why = _predictions(ev, params.model, name)
     if predictions is None:
         return fail(why)
