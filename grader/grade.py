@@ -25,6 +25,7 @@ from typing import Literal
 from grader import __version__
 from grader.challenge import Challenge, challenge_ids, load_challenge
 from grader.checks import CheckResult, get_check
+from grader.claims import compare_claim
 from grader.data import (
     HiddenTestSet,
     dataset_hashes,
@@ -305,10 +306,15 @@ def _score(path: Path, challenge: Challenge, rubric: Rubric, options: GradeOptio
     if ev.probe and ev.probe.history and ev.probe.history.loss is not None:
         h = ev.probe.history
         history = History(source=h.source, loss=h.loss or [], val_loss=h.val_loss or [])
+    reports = _model_reports(ev)
+    measured = next((m.accuracy for m in reports if m.role == "predict"), None)
+    claim = compare_claim(ev.output_text, measured)
     return NotebookResult(
         notebook=path.name, challenge=challenge.id, profile=options.profile, verdict=verdict,
         score=score, max_score=max_score, criteria=rows, execution=_summary(facts),
-        models=_model_reports(ev), new_images=_new_image_rows(ev), history=history,
+        claimed_accuracy=claim.claimed if claim else None,
+        claim_flagged=claim.flagged if claim else False,
+        models=reports, new_images=_new_image_rows(ev), history=history,
         figures_captured=len(ev.probe.figures) if ev.probe else 0,
         notebook_loss_plot=_cell_png(run, rows),
         loss_plot_svg=loss_curve_svg(history.loss, history.val_loss) if history and history.loss

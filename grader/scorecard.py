@@ -125,6 +125,8 @@ class NotebookResult(_Model):
     new_images: list[NewImageRow] = []
     history: History | None = None
     figures_captured: int = 0
+    claimed_accuracy: float | None = None
+    claim_flagged: bool = False
     loss_plot_svg: str = Field(default="", exclude=True)
     notebook_loss_plot: str = Field(default="", exclude=True)
 

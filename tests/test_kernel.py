@@ -203,3 +203,18 @@ def test_huge_output_is_cut(make_toy: Callable[..., Settings], tmp_path: Path) -
     text = "".join(o.get("text", "") for o in outputs)
     assert 50_000 < len(text) < 200_000
     assert "output of this cell cut at 100000 bytes" in text
+
+
+def test_printed_accuracy_is_compared_with_the_measurement(
+    make_toy: Callable[..., Settings], tmp_path: Path
+) -> None:
+    from grader.report import render_scorecard
+
+    settings = make_toy()
+    cells = [*GOOD_TOY_CELLS, "def predict(images):\n    return ['red'] * len(images)\n"
+             "print('Test accuracy: 0.99')"]
+    result = grade(settings, write_submission(tmp_path, "boast", cells))
+    nb = result.notebooks[0]
+    assert nb.models[0].accuracy == pytest.approx(1 / 3)
+    assert nb.claimed_accuracy == 0.99 and nb.claim_flagged
+    assert "the claim is higher by 65.7 points" in render_scorecard(result)
