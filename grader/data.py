@@ -217,7 +217,8 @@ def _kaggle_view(tmp: Path, view: PreparedView, public: tuple[tuple[str, str], .
     (tmp / view.name / "trainLabels.csv").write_text("\n".join(rows) + "\n")
 
 
-def ensure_public_view(settings: Settings, challenge: Challenge) -> Path:
+def ensure_public_view(settings: Settings, challenge: Challenge, *,
+                       listing: Listing | None = None) -> Path:
     """Build (once, cached) the data folder a notebook receives as ``DATA_DIR``.
 
     Layout: ``DATA_DIR/<source>/<entry>`` (copies of every public file: ``<class>/<file>``, or
@@ -229,7 +230,7 @@ def ensure_public_view(settings: Settings, challenge: Challenge) -> Path:
     """
     ds = challenge.dataset
     data_dir = settings.require_data_dir()
-    listing = list_dataset(data_dir, challenge)
+    listing = listing or list_dataset(data_dir, challenge)
     missing = [e for e in ds.extra if not (data_dir / e).is_dir()]
     if missing:
         raise DataError(f"folders missing from the data directory: {', '.join(missing)}",
@@ -282,7 +283,8 @@ class HiddenTestSet:
     labels: tuple[str, ...]
 
 
-def ensure_hidden_test_set(settings: Settings, challenge: Challenge) -> HiddenTestSet:
+def ensure_hidden_test_set(settings: Settings, challenge: Challenge, *,
+                           listing: Listing | None = None) -> HiddenTestSet:
     """Materialise the hidden test set under neutral names, shuffled with a fixed seed.
 
     Raises:
@@ -290,7 +292,7 @@ def ensure_hidden_test_set(settings: Settings, challenge: Challenge) -> HiddenTe
     """
     ds = challenge.dataset
     data_dir = settings.require_data_dir()
-    order = sorted(list_dataset(data_dir, challenge).hidden)
+    order = sorted((listing or list_dataset(data_dir, challenge)).hidden)
     random.Random(_SHUFFLE_SEED).shuffle(order)
     names = tuple(f"{i:05d}{Path(e).suffix.lower()}" for i, (e, _) in enumerate(order))
     labels = tuple(label for _, label in order)
@@ -344,7 +346,8 @@ def ensure_added_test_set(settings: Settings, challenge: Challenge) -> HiddenTes
     return HiddenTestSet(images_dir=target, files=names, labels=(added.name,) * len(names))
 
 
-def dataset_hashes(settings: Settings, challenge: Challenge) -> dict[str, str]:
+def dataset_hashes(settings: Settings, challenge: Challenge, *,
+                   listing: Listing | None = None) -> dict[str, str]:
     """Perceptual hashes (64-bit pHash, hex) of every image of the dataset, keyed by entry.
 
     Method: ``imagehash.phash`` (DCT of a 32x32 greyscale thumbnail). Cached in the cache
@@ -355,7 +358,7 @@ def dataset_hashes(settings: Settings, challenge: Challenge) -> dict[str, str]:
 
     ds = challenge.dataset
     data_dir = settings.require_data_dir()
-    listing = list_dataset(data_dir, challenge)
+    listing = listing or list_dataset(data_dir, challenge)
     entries = sorted(e for e, _ in listing.public + listing.hidden)
     path = settings.cache_dir / "phash" / f"{ds.source}-{_digest(entries)}.json"
     if path.is_file():

@@ -32,6 +32,7 @@ from grader.data import (
     ensure_added_test_set,
     ensure_hidden_test_set,
     ensure_public_view,
+    list_dataset,
     list_images,
 )
 from grader.errors import UsageError
@@ -161,8 +162,9 @@ def _grade_notebook(path: Path, submission: Submission, settings: Settings,
         return _unknown_challenge(path, found, options, reason=malformed)
     challenge = load_challenge(settings.project_dir, found)
     rubric = load_rubric(settings.project_dir, challenge.rubric)
-    view = ensure_public_view(settings, challenge)
-    hidden = ensure_hidden_test_set(settings, challenge)
+    listing = list_dataset(settings.require_data_dir(), challenge)  # listed once, used thrice
+    view = ensure_public_view(settings, challenge, listing=listing)
+    hidden = ensure_hidden_test_set(settings, challenge, listing=listing)
     added = ensure_added_test_set(settings, challenge)
     if nb is None:
         facts = _failed_run("malformed", malformed or "")
@@ -170,6 +172,7 @@ def _grade_notebook(path: Path, submission: Submission, settings: Settings,
                       added.labels if added else ())
 
     workdir = Path(tempfile.mkdtemp(prefix=f"grader-{submission.name}-"))
+    run_dir = workdir.parent / f"{workdir.name}.run"
     try:
         shutil.copytree(submission.root, workdir, dirs_exist_ok=True,
                         ignore=shutil.ignore_patterns(".ipynb_checkpoints", "__pycache__"))
@@ -184,7 +187,7 @@ def _grade_notebook(path: Path, submission: Submission, settings: Settings,
         })
         deadline = challenge.deadline_for(options.profile)
         request = RunRequest(
-            notebook=prepared, workdir=workdir, run_dir=workdir.parent / f"{workdir.name}.run",
+            notebook=prepared, workdir=workdir, run_dir=run_dir,
             cell_timeout_s=challenge.execution.cell_timeout_s, deadline_s=deadline,
             probe_timeout_s=challenge.execution.probe_timeout_s,
             max_output_bytes=challenge.execution.max_output_bytes, python=settings.python,
@@ -194,14 +197,14 @@ def _grade_notebook(path: Path, submission: Submission, settings: Settings,
         log.info("running %s (%s, profile %s, deadline %s s)", path, challenge.id,
                  options.profile, deadline)
         run = run_notebook(request)
-        new_images = _new_images(new_dir, new_files, dataset_hashes(settings, challenge))
+        new_images = _new_images(new_dir, new_files, dataset_hashes(settings, challenge, listing=listing))
         models = _model_files(model_dir, run.started_at)
         return _score(path, challenge, rubric, options, run.facts, run, hidden.labels,
                       new_images, models, added.labels if added else ())
     finally:
         if not options.keep_workdir:
             shutil.rmtree(workdir, ignore_errors=True)
-            shutil.rmtree(workdir.parent / f"{workdir.name}.run", ignore_errors=True)
+            shutil.rmtree(run_dir, ignore_errors=True)
 
 
 def _probe_config(challenge: Challenge, hidden: HiddenTestSet, added: HiddenTestSet | None,
