@@ -13,6 +13,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from grader.errors import ChallengeError
+from grader.sandbox import Limits
 
 __all__ = [
     "Challenge",
@@ -109,6 +110,10 @@ class ExecutionSpec(_Strict):
         probe_timeout_s: limit for the probe that calls the contract after the last cell.
         max_output_bytes: outputs kept per cell; later outputs are dropped with a note.
         probe_batch_size: images per call of ``predict`` when the probe runs it.
+        memory_mb: memory of the whole sandbox (processes and its ``/tmp``), in MiB.
+        max_processes: processes and threads the sandbox may hold at once.
+        max_file_mb: largest file the notebook may write, in MiB.
+        tmp_mb: size of the sandbox's private ``/tmp``, in MiB.
     """
 
     cell_timeout_s: int = Field(default=900, gt=0)
@@ -116,6 +121,15 @@ class ExecutionSpec(_Strict):
     probe_timeout_s: int = Field(default=600, gt=0)
     max_output_bytes: int = Field(default=2_000_000, gt=0)
     probe_batch_size: int = Field(default=32, gt=0, le=10_000)
+    memory_mb: int = Field(default=8192, ge=256)
+    max_processes: int = Field(default=1024, ge=16)
+    max_file_mb: int = Field(default=2048, ge=1)
+    tmp_mb: int = Field(default=1024, ge=16)
+
+    def limits(self) -> Limits:
+        """These limits as the sandbox takes them."""
+        return Limits(memory_mb=self.memory_mb, processes=self.max_processes,
+                      file_mb=self.max_file_mb, tmp_mb=self.tmp_mb)
 
 
 class ProfileSpec(_Strict):

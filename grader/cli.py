@@ -14,10 +14,14 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from grader import __version__
 from grader.errors import GraderError, HarnessError
 from grader.settings import DATA_DIR_ENV, Settings, resolve_settings
+
+if TYPE_CHECKING:
+    from grader.sandbox import Sandbox
 
 __all__ = ["main"]
 
@@ -52,6 +56,7 @@ def _parser() -> argparse.ArgumentParser:
                        help="passed as DEVICE (auto: cuda when an NVIDIA GPU is present)")
     check.add_argument("--keep-workdir", action="store_true",
                        help="keep each notebook's working copy for debugging")
+    _sandbox_option(check)
 
     verify = sub.add_parser(
         "verify-references", help="check that every reference passes and every starter fails",
@@ -65,11 +70,29 @@ def _parser() -> argparse.ArgumentParser:
     verify.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
     verify.add_argument("--no-archive", action="store_true",
                         help="do not archive results or rewrite RESULTS.md")
+    _sandbox_option(verify)
 
     sub.add_parser("challenges", help="list the challenges")
     sub.add_parser("checks", help="list the checks a rubric can use, with their pass conditions")
     sub.add_parser("validate", help="validate every challenge.toml and rubric")
     return parser
+
+
+def _sandbox_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--sandbox", choices=["auto", "bwrap", "none"], default="auto",
+                        help="where notebooks run: bwrap (bubblewrap: no network, own pid "
+                        "namespace, non-root uid, memory/process/file-size limits), none (as the "
+                        "grader's user), auto (bwrap when it works, else none with a warning on "
+                        "every scorecard; the default)")
+
+
+def _sandbox(choice: str) -> Sandbox:
+    from grader.sandbox import resolve_sandbox
+
+    sandbox = resolve_sandbox(choice)
+    if sandbox.warning:
+        print(f"grader: warning: {sandbox.warning}", file=sys.stderr)
+    return sandbox
 
 
 def _detect_device(choice: str) -> str:
@@ -142,7 +165,7 @@ def _cmd_check(args: argparse.Namespace, settings: Settings) -> int:
     submissions = [discover(Path(p)) for p in args.paths]
     options = GradeOptions(profile=args.profile, challenge=args.challenge,
                            device=_detect_device(args.device), keep_workdir=args.keep_workdir,
-                           on_progress=progress)
+                           on_progress=progress, sandbox=_sandbox(args.sandbox))
     out = Path(args.out)
     results, folders, faults = [], [], 0
     used: set[str] = set()
@@ -195,7 +218,8 @@ def _cmd_verify(args: argparse.Namespace, settings: Settings) -> int:
             archive_result(settings, e.name, args.profile, r)
         progress.restart()
 
-    options = GradeOptions(device=_detect_device(args.device), on_progress=progress)
+    options = GradeOptions(device=_detect_device(args.device), on_progress=progress,
+                           sandbox=_sandbox(args.sandbox))
     results = verify(settings, profile=args.profile, challenge=args.challenge,
                      out=Path(args.out), options=options, on_result=report)
     if not args.no_archive:

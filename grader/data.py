@@ -173,10 +173,12 @@ def _check_split_present(files: dict[str, list[str]], split: list[str], root: Pa
 def _build_atomically(target: Path, build: object) -> Path:
     """Run ``build(tmp_dir)`` and move the result to ``target``; reuse ``target`` if present."""
     if (target / ".complete").is_file():
+        target.chmod(0o755)  # built by an older grader as 0700
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=target.name + ".", dir=target.parent))
     try:
+        tmp.chmod(0o755)  # readable by the sandbox's uid
         build(tmp)  # type: ignore[operator]
         (tmp / ".complete").write_text("ok\n")
         if target.exists():

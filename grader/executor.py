@@ -26,6 +26,8 @@ from grader.runner import kill_tree
 if TYPE_CHECKING:
     from nbformat import NotebookNode
 
+    from grader.sandbox import SandboxSession
+
 __all__ = ["RunRequest", "RunResult", "run_notebook"]
 
 log = logging.getLogger(__name__)
@@ -51,6 +53,7 @@ class RunRequest:
         probe: the probe's config (contract names, image folders and file names, batch size).
         python: interpreter for the runner (its kernel is this interpreter's ``python3``).
         on_progress: called with a one-line status whenever the running cell changes.
+        sandbox: the prepared sandbox to run in; ``None`` runs the runner as the grader's user.
     """
 
     notebook: NotebookNode
@@ -63,6 +66,7 @@ class RunRequest:
     probe: dict[str, Any]
     python: str
     on_progress: Callable[[str], None] | None = None
+    sandbox: SandboxSession | None = None
 
 
 @dataclass(frozen=True)
@@ -113,6 +117,7 @@ def run_notebook(request: RunRequest) -> RunResult:
                                                "facts.json", "probe.json", "runner.log")}
     nbformat.write(request.notebook, paths["input.ipynb"])
     probe_config = {**request.probe, "out": str(paths["probe.json"])}
+    sandboxed = request.sandbox is not None and request.sandbox.sandbox.sandboxed
     job = {
         "notebook": str(paths["input.ipynb"]),
         "executed": str(paths["executed.ipynb"]),
@@ -122,7 +127,7 @@ def run_notebook(request: RunRequest) -> RunResult:
         "cell_timeout_s": request.cell_timeout_s,
         "probe_timeout_s": request.probe_timeout_s,
         "max_output_bytes": request.max_output_bytes,
-        "env": _kernel_env(),
+        "env": request.sandbox.kernel_env(_kernel_env()) if request.sandbox else _kernel_env(),
         "probe": probe_config,
     }
     paths["job.json"].write_text(json.dumps(job), encoding="utf-8")
@@ -130,8 +135,11 @@ def run_notebook(request: RunRequest) -> RunResult:
     t0 = time.monotonic()
     deadline_hit = False
     with paths["runner.log"].open("wb") as log_file:
+        argv = [request.python, "-m", "grader.runner", str(paths["job.json"])]
+        if request.sandbox is not None:
+            argv = request.sandbox.wrap(argv, job["env"])
         proc = subprocess.Popen(
-            [request.python, "-m", "grader.runner", str(paths["job.json"])],
+            argv,
             stdin=subprocess.DEVNULL,
             stdout=log_file,
             stderr=subprocess.STDOUT,
@@ -147,7 +155,7 @@ def run_notebook(request: RunRequest) -> RunResult:
             proc.wait()
     wall_s = time.monotonic() - t0
     sources = tuple(_first_line(c.source) for c in request.notebook.cells)
-    facts = _facts(paths, wall_s, deadline_hit, request, sources, proc.returncode)
+    facts = _facts(paths, wall_s, deadline_hit, request, sources, proc.returncode, sandboxed)
     executed = None
     text = _read_bounded(paths["executed.ipynb"], MAX_NOTEBOOK_BYTES)
     if text is not None:
@@ -200,7 +208,8 @@ def _progress(facts_path: Path, request: RunRequest) -> str:
 
 
 def _facts(paths: dict[str, Path], wall_s: float, deadline_hit: bool, request: RunRequest,
-           sources: tuple[str, ...], returncode: int | None) -> ExecutionFacts:
+           sources: tuple[str, ...], returncode: int | None,
+           sandboxed: bool) -> ExecutionFacts:
     text = _read_bounded(paths["facts.json"], MAX_FACTS_BYTES)
     runner: RunnerFacts | None = None
     if text is not None:
@@ -215,7 +224,7 @@ def _facts(paths: dict[str, Path], wall_s: float, deadline_hit: bool, request: R
             message=(f"the run passed its {request.deadline_s} s deadline before the kernel "
                      "started" if deadline_hit else
                      f"the notebook runner exited with status {returncode}: {tail.strip()}"),
-            failed_cell=None, cells=(), sources=sources, wall_s=wall_s, sandboxed=False,
+            failed_cell=None, cells=(), sources=sources, wall_s=wall_s, sandboxed=sandboxed,
             probe=None)
     status, message, failed = runner.status, runner.message, runner.failed_cell
     cells = list(runner.cells)
@@ -235,7 +244,7 @@ def _facts(paths: dict[str, Path], wall_s: float, deadline_hit: bool, request: R
         status = "runner_failed"
         message = f"the notebook runner stopped early (exit status {returncode})"
     return ExecutionFacts(status=status, message=message, failed_cell=failed,
-                          cells=tuple(cells), sources=sources, wall_s=wall_s, sandboxed=False,
+                          cells=tuple(cells), sources=sources, wall_s=wall_s, sandboxed=sandboxed,
                           probe=runner.probe)
 
 

@@ -8,6 +8,7 @@ gather evidence (probe JSON, timeline, new images, model files) -> run the rubri
 from __future__ import annotations
 
 import base64
+import dataclasses
 import io
 import logging
 import os
@@ -41,6 +42,7 @@ from grader.executor import RunRequest, RunResult, run_notebook
 from grader.measure import measure
 from grader.notebook import MalformedNotebook, challenge_of, inject_parameters, read_notebook
 from grader.rubric import Rubric, load_rubric
+from grader.sandbox import Sandbox, resolve_sandbox
 from grader.scorecard import (
     CellRow,
     CriterionResult,
@@ -68,13 +70,15 @@ PHASH_MAX_DISTANCE = 4
 class GradeOptions:
     """How to grade: ``profile`` passed as ``PROFILE``, ``challenge`` overrides detection,
     ``device`` passed as ``DEVICE``, ``keep_workdir`` keeps the working copies, ``on_progress``
-    receives one-line status updates of a running notebook."""
+    receives one-line status updates of a running notebook, ``sandbox`` is where the kernel runs
+    (see :func:`grader.sandbox.resolve_sandbox`; default: none)."""
 
     profile: str = "full"
     challenge: str | None = None
     device: str = "cpu"
     keep_workdir: bool = False
     on_progress: Callable[[str], None] | None = None
+    sandbox: Sandbox = resolve_sandbox("none")
 
 
 @dataclass(frozen=True)
@@ -127,7 +131,8 @@ def grade_submission(submission: Submission, settings: Settings,
         notebooks=results, started=started, finished=_now(),
         environment=Environment(grader=__version__, python=platform.python_version(),
                                 platform=platform.platform(), device=_device_label(options.device),
-                                sandbox="none (the kernel ran as the grader's user)"),
+                                sandbox=options.sandbox.description,
+                                sandbox_warning=options.sandbox.warning),
     )
 
 
@@ -171,10 +176,10 @@ def _grade_notebook(path: Path, submission: Submission, settings: Settings,
         return _score(path, challenge, rubric, options, facts, None, hidden.labels, (), (),
                       added.labels if added else ())
 
-    workdir = Path(tempfile.mkdtemp(prefix=f"grader-{submission.name}-"))
-    run_dir = workdir.parent / f"{workdir.name}.run"
+    box = Path(tempfile.mkdtemp(prefix=f"grader-{submission.name}-"))
+    workdir, run_dir = box / "submission", box / "run"
     try:
-        shutil.copytree(submission.root, workdir, dirs_exist_ok=True,
+        shutil.copytree(submission.root, workdir, dirs_exist_ok=True, symlinks=True,
                         ignore=shutil.ignore_patterns(".ipynb_checkpoints", "__pycache__"))
         model_dir = workdir / MODEL_DIR
         shutil.rmtree(model_dir, ignore_errors=True)
@@ -194,17 +199,21 @@ def _grade_notebook(path: Path, submission: Submission, settings: Settings,
             probe=_probe_config(challenge, hidden, added, new_dir, new_files),
             on_progress=options.on_progress,
         )
-        log.info("running %s (%s, profile %s, deadline %s s)", path, challenge.id,
-                 options.profile, deadline)
-        run = run_notebook(request)
+        log.info("running %s (%s, profile %s, deadline %s s, sandbox %s)", path, challenge.id,
+                 options.profile, deadline, options.sandbox.kind)
+        run_dir.mkdir()
+        readonly = [view, hidden.images_dir, *([added.images_dir] if added else [])]
+        with options.sandbox.session(limits=challenge.execution.limits(), readonly=readonly,
+                                     writable=[workdir, run_dir], workdir=workdir,
+                                     device=options.device) as session:
+            run = run_notebook(dataclasses.replace(request, sandbox=session))
         new_images = _new_images(new_dir, new_files, dataset_hashes(settings, challenge, listing=listing))
         models = _model_files(model_dir, run.started_at)
         return _score(path, challenge, rubric, options, run.facts, run, hidden.labels,
                       new_images, models, added.labels if added else ())
     finally:
         if not options.keep_workdir:
-            shutil.rmtree(workdir, ignore_errors=True)
-            shutil.rmtree(run_dir, ignore_errors=True)
+            shutil.rmtree(box, ignore_errors=True)
 
 
 def _probe_config(challenge: Challenge, hidden: HiddenTestSet, added: HiddenTestSet | None,

@@ -137,6 +137,7 @@ class Environment(_Model):
     platform: str
     device: str
     sandbox: str
+    sandbox_warning: str | None = None
 
 
 class SubmissionResult(_Model):

@@ -7,6 +7,7 @@ under ``reference_solutions/results/`` so that ``RESULTS.md`` can be regenerated
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 import tempfile
 from collections.abc import Callable
@@ -104,8 +105,7 @@ def verify(settings: Settings, *, profile: str, challenge: str | None, out: Path
         for target in found:
             spec = load_challenge(settings.project_dir, target.challenge)
             folder = _submission_folder(Path(tmp), target, spec, data_dir)
-            opts = GradeOptions(profile=profile, challenge=target.challenge,
-                                device=options.device, on_progress=options.on_progress)
+            opts = dataclasses.replace(options, profile=profile, challenge=target.challenge)
             result = grade_submission(discover(folder), settings, opts)
             write_submission(out, result, target.name)
             verification = Verification(target, result)

@@ -1,0 +1,398 @@
+"""The sandbox a student's notebook runs in: bubblewrap, a non-root uid, cgroup and rlimit limits.
+
+The runner (:mod:`grader.runner`) and its kernel run inside one bubblewrap sandbox:
+
+- namespaces: every one bubblewrap can unshare (network, pid, ipc, uts, cgroup; user when the
+  grader is not root), so the kernel has only a loopback interface and sees only its own
+  processes (``/proc`` is the sandbox's own; the grader's memory is out of reach);
+- file system: a fresh root holding read-only binds of what Python needs (``/usr``, the Python
+  installation, the virtual environment, the ``grader`` package, a few files of ``/etc``), the
+  read-only public data view and hidden test *images*, the writable working copy of the
+  submission and the run folder, and a private size-limited tmpfs at ``/tmp`` (``HOME`` lives
+  there). The project folder (hidden split lists), the dataset folder and the grader's caches of
+  labels and hashes are not bound, so they do not exist inside;
+- identity: a non-root uid (``nobody`` by default). When the grader is root, bubblewrap runs as
+  root and ``setpriv`` drops to the uid inside, so that ``RLIMIT_NPROC`` applies;
+- limits: memory and process count by a cgroup made for the run (cgroup v1 or v2, when the
+  grader may create one), else ``RLIMIT_AS``; file size by ``RLIMIT_FSIZE``; process count also
+  by ``RLIMIT_NPROC``; wall time by :mod:`grader.executor`, which kills the whole sandbox at the
+  deadline. bubblewrap's ``--die-with-parent`` and the pid namespace take every process with it.
+
+Method: bubblewrap (https://github.com/containers/bubblewrap) as Flatpak uses it; cgroup files as
+documented in the kernel's ``Documentation/admin-guide/cgroup-v1/memory.rst`` and ``cgroup-v2.rst``.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from grader.errors import UsageError
+
+__all__ = ["MODES", "Limits", "Sandbox", "SandboxMode", "resolve_sandbox"]
+
+log = logging.getLogger(__name__)
+
+SandboxMode = Literal["auto", "bwrap", "none"]
+MODES: tuple[str, ...] = ("auto", "bwrap", "none")
+SANDBOX_UID_ENV = "GRADER_SANDBOX_UID"
+DEFAULT_UID = 65534  # nobody
+CGROUP_ROOT = Path("/sys/fs/cgroup")
+_ETC_FILES = ("ld.so.cache", "ld.so.conf", "ld.so.conf.d", "alternatives", "fonts", "localtime",
+              "mime.types", "nsswitch.conf", "ssl")
+_NOT_SANDBOXED = "none: the kernel ran with the grader's own permissions, network and files"
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Resource limits of one sandboxed run.
+
+    Attributes:
+        memory_mb: memory of the whole sandbox (every process, and its tmpfs), in MiB.
+        processes: processes and threads the sandbox may hold at once.
+        file_mb: largest file any process may write, in MiB.
+        tmp_mb: size of the private ``/tmp`` tmpfs, in MiB.
+    """
+
+    memory_mb: int = 8192
+    processes: int = 512
+    file_mb: int = 2048
+    tmp_mb: int = 1024
+
+
+@dataclass(frozen=True)
+class Sandbox:
+    """The sandbox chosen for a grading run.
+
+    Attributes:
+        kind: ``bwrap`` or ``none``.
+        description: one line for the scorecard's environment table.
+        warning: why ``auto`` fell back to ``none``; shown on every scorecard. ``None`` otherwise.
+        bwrap: path of the bubblewrap executable (``kind == "bwrap"``).
+        uid: the uid the kernel runs as inside the sandbox.
+    """
+
+    kind: Literal["bwrap", "none"]
+    description: str
+    warning: str | None = None
+    bwrap: str | None = None
+    uid: int = DEFAULT_UID
+
+    @property
+    def sandboxed(self) -> bool:
+        return self.kind == "bwrap"
+
+    @contextmanager
+    def session(self, *, limits: Limits, readonly: Sequence[Path], writable: Sequence[Path],
+                workdir: Path, device: str = "cpu") -> Iterator[SandboxSession]:
+        """Prepare one run: give ``writable`` to the sandbox uid, make its cgroup; clean up after.
+
+        Yields a :class:`SandboxSession` whose :meth:`~SandboxSession.wrap` turns the runner's
+        argv into the sandboxed one. On exit every process left in the run's cgroup is killed
+        and the cgroup removed.
+        """
+        if not self.sandboxed:
+            yield SandboxSession(self, limits, (), (), workdir, device, cgroups=())
+            return
+        if os.geteuid() == 0:
+            for folder in writable:
+                _chown_tree(folder, self.uid)
+        groups = _make_cgroups(limits)
+        try:
+            yield SandboxSession(self, limits, tuple(readonly), tuple(writable), workdir, device,
+                                 cgroups=groups)
+        finally:
+            _remove_cgroups(groups)
+
+
+@dataclass(frozen=True)
+class _Cgroup:
+    path: Path
+    version: int
+
+
+@dataclass(frozen=True)
+class SandboxSession:
+    """One prepared sandboxed run (see :meth:`Sandbox.session`)."""
+
+    sandbox: Sandbox
+    limits: Limits
+    readonly: tuple[Path, ...]
+    writable: tuple[Path, ...]
+    workdir: Path
+    device: str
+    cgroups: tuple[_Cgroup, ...] = field(default=())
+
+    @property
+    def memory_limited_by(self) -> str:
+        """``cgroup v1``, ``cgroup v2`` or ``RLIMIT_AS``: what holds the memory limit."""
+        if any((c.path / name).exists() for c in self.cgroups
+               for name in ("memory.limit_in_bytes", "memory.max")):
+            return f"cgroup v{self.cgroups[0].version}"
+        return "RLIMIT_AS"
+
+    def kernel_env(self, env: dict[str, str]) -> dict[str, str]:
+        """The environment of the runner and kernel: ``env`` itself, or a minimal one inside."""
+        return _sandbox_env(env) if self.sandbox.sandboxed else env
+
+    def wrap(self, argv: Sequence[str], env: dict[str, str]) -> list[str]:
+        """The command that runs ``argv`` with environment ``env`` inside the sandbox.
+
+        ``argv`` unchanged when the sandbox is ``none``.
+        """
+        if not self.sandbox.sandboxed:
+            return list(argv)
+        return [*self._enter_cgroups(), *self._bwrap(env), *self._drop(), *self._rlimits(),
+                *argv]
+
+    def _enter_cgroups(self) -> list[str]:
+        """A shell that moves itself into the run's cgroups, then execs bubblewrap."""
+        if not self.cgroups:
+            return []
+        steps = [f'echo $$ > "{c.path}/cgroup.procs"' for c in self.cgroups]
+        return ["/bin/sh", "-c", " && ".join([*steps, 'exec "$@"']), "grader-sandbox"]
+
+    def _bwrap(self, env: dict[str, str]) -> list[str]:
+        assert self.sandbox.bwrap is not None
+        root = os.geteuid() == 0
+        args = [self.sandbox.bwrap, "--unshare-ipc", "--unshare-pid", "--unshare-net",
+                "--unshare-uts", "--unshare-cgroup-try", "--die-with-parent", "--new-session",
+                "--hostname", "sandbox"]
+        if not root:  # as root no user namespace: setpriv drops to a real uid instead
+            args += ["--unshare-user", "--uid", str(self.sandbox.uid), "--gid",
+                     str(self.sandbox.uid)]
+        args += _system_binds()
+        args += ["--proc", "/proc", "--dev", "/dev",
+                 "--size", str(self.limits.tmp_mb * 2**20), "--tmpfs", "/tmp",
+                 "--dir", "/tmp/home"]
+        if self.device == "cuda":
+            for dev in sorted(Path("/dev").glob("nvidia*")):
+                args += ["--dev-bind", str(dev), str(dev)]
+        binds = [*_python_paths(), *self.readonly, *self.writable]
+        for parent in _parents(binds):  # bubblewrap would make them 0700, locking the uid out
+            args += ["--perms", "0755", "--dir", str(parent)]
+        for path in _python_paths():
+            args += ["--ro-bind", str(path), str(path)]
+        for path in self.readonly:
+            args += ["--ro-bind", str(path), str(path)]
+        for path in self.writable:
+            args += ["--bind", str(path), str(path)]
+        args += ["--chdir", str(self.workdir), "--clearenv"]
+        for key, value in _sandbox_env(env).items():
+            args += ["--setenv", key, value]
+        if root:
+            args += ["--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID"]
+        return [*args, "--"]
+
+    def _drop(self) -> list[str]:
+        if os.geteuid() != 0:
+            return []
+        uid = str(self.sandbox.uid)
+        return ["setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups",
+                "--inh-caps=-all", "--bounding-set=-all", "--no-new-privs", "--"]
+
+    def _rlimits(self) -> list[str]:
+        limits = [f"--nproc={self.limits.processes}",
+                  f"--fsize={self.limits.file_mb * 2**20}", "--core=0"]
+        if self.memory_limited_by == "RLIMIT_AS":
+            limits.append(f"--as={self.limits.memory_mb * 2**20}")
+        return ["prlimit", *limits, "--"]
+
+
+def _system_binds() -> list[str]:
+    args = ["--ro-bind", "/usr", "/usr"]
+    for name in ("bin", "sbin", "lib", "lib32", "lib64", "libx32"):
+        path = Path("/") / name
+        if path.is_symlink():
+            args += ["--symlink", os.readlink(path), str(path)]
+        elif path.is_dir():
+            args += ["--ro-bind", str(path), str(path)]
+    for name in _ETC_FILES:
+        path = Path("/etc") / name
+        if path.exists():
+            args += ["--ro-bind", str(path), str(path)]
+    return args
+
+
+def _parents(paths: Sequence[Path]) -> list[Path]:
+    """Ancestors of ``paths`` to create in the sandbox, parents first; not ``/``, ``/tmp``, ``/usr``."""
+    skip = {Path("/"), Path("/tmp"), Path("/usr")}
+    found: list[Path] = []
+    for path in paths:
+        for parent in reversed(path.parents):
+            if parent not in skip and parent not in found and parent not in paths:
+                found.append(parent)
+    return found
+
+
+def _python_paths() -> list[Path]:
+    """The Python installation, the virtual environment and the ``grader`` package."""
+    package = Path(__file__).resolve().parent
+    paths = {Path(sys.base_prefix).resolve(), Path(sys.prefix).resolve(), package}
+    paths = {p for p in paths if not str(p).startswith("/usr/")}
+    return sorted(paths)
+
+
+def _sandbox_env(env: dict[str, str]) -> dict[str, str]:
+    keep = {k: v for k, v in env.items()
+            if k in ("PYTHONUNBUFFERED", "LANG", "LC_ALL", "OMP_NUM_THREADS", "MKL_NUM_THREADS",
+                     "CUDA_VISIBLE_DEVICES", "TF_CPP_MIN_LOG_LEVEL")}
+    return {"PATH": f"{Path(sys.prefix) / 'bin'}:/usr/local/bin:/usr/bin:/bin",
+            "HOME": "/tmp/home", "TMPDIR": "/tmp", "USER": "student", "LANG": "C.UTF-8",
+            "MPLCONFIGDIR": "/tmp/home/.matplotlib", **keep}
+
+
+def _chown_tree(folder: Path, uid: int) -> None:
+    os.chown(folder, uid, uid)
+    for dirpath, dirnames, filenames in os.walk(folder):
+        for name in dirnames + filenames:
+            os.chown(os.path.join(dirpath, name), uid, uid, follow_symlinks=False)
+
+
+def _own_cgroup(controller: str) -> Path | None:
+    """The cgroup v1 folder this process is in for ``controller``, or None."""
+    base = CGROUP_ROOT / controller
+    if not (base / "cgroup.procs").exists():
+        return None
+    try:
+        lines = Path("/proc/self/cgroup").read_text().splitlines()
+    except OSError:
+        return None
+    for line in lines:
+        _, controllers, path = line.split(":", 2)
+        if controller in controllers.split(","):
+            own = base / path.lstrip("/")
+            return own if own.is_dir() else base
+    return base
+
+
+def _make_cgroups(limits: Limits) -> tuple[_Cgroup, ...]:
+    """A memory and a pids cgroup for one run (v1), or one v2 cgroup; () where not allowed."""
+    name = f"grader-{os.getpid()}-{os.urandom(4).hex()}"
+    made: list[_Cgroup] = []
+    try:
+        memory, pids = _own_cgroup("memory"), _own_cgroup("pids")
+        if memory is not None and pids is not None:
+            for parent, files in ((memory, {"memory.limit_in_bytes": limits.memory_mb * 2**20,
+                                            "memory.memsw.limit_in_bytes": None}),
+                                  (pids, {"pids.max": limits.processes})):
+                group = parent / name
+                group.mkdir()
+                made.append(_Cgroup(group, 1))
+                for file, value in files.items():
+                    if value is None:  # swap accounting may be off: then swap is not counted
+                        continue
+                    (group / file).write_text(str(value))
+            return tuple(made)
+        unified = _v2_parent()
+        if unified is not None:
+            group = unified / name
+            group.mkdir()
+            made.append(_Cgroup(group, 2))
+            (group / "memory.max").write_text(str(limits.memory_mb * 2**20))
+            (group / "pids.max").write_text(str(limits.processes))
+            if (group / "memory.swap.max").exists():
+                (group / "memory.swap.max").write_text("0")
+            return tuple(made)
+    except OSError as err:
+        log.info("no cgroup for the sandbox (%s); memory limited by RLIMIT_AS instead", err)
+        _remove_cgroups(tuple(made))
+    return ()
+
+
+def _v2_parent() -> Path | None:
+    if not (CGROUP_ROOT / "cgroup.controllers").exists():
+        return None
+    try:
+        line = next(ln for ln in Path("/proc/self/cgroup").read_text().splitlines()
+                    if ln.startswith("0::"))
+    except (OSError, StopIteration):
+        return None
+    own = CGROUP_ROOT / line[3:].lstrip("/")
+    enabled = (own / "cgroup.subtree_control").read_text().split() if own.is_dir() else []
+    return own if {"memory", "pids"} <= set(enabled) else None
+
+
+def _remove_cgroups(groups: tuple[_Cgroup, ...]) -> None:
+    """Kill every process still in ``groups``, then remove them."""
+    import signal
+
+    for group in groups:
+        for _ in range(50):
+            try:
+                pids = [int(p) for p in (group.path / "cgroup.procs").read_text().split()]
+            except OSError:
+                break
+            if not pids:
+                break
+            for pid in pids:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except OSError:
+                    pass
+            import time
+
+            time.sleep(0.1)
+        try:
+            group.path.rmdir()
+        except OSError as err:
+            log.warning("could not remove cgroup %s: %s", group.path, err)
+
+
+def _bwrap_works(bwrap: str, uid: int) -> str | None:
+    """None when a minimal sandbox runs; else why not (one line)."""
+    session = SandboxSession(Sandbox("bwrap", "", bwrap=bwrap, uid=uid), Limits(), (), (),
+                             Path("/"), "cpu")
+    argv = session.wrap([sys.executable, "-c", "import os; print(os.getuid())"], {})
+    try:
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=30,
+                              stdin=subprocess.DEVNULL)
+    except (OSError, subprocess.SubprocessError) as err:
+        return f"{bwrap} could not start: {err}"
+    if done.returncode != 0 or done.stdout.strip() != str(uid):
+        detail = (done.stderr.strip().splitlines() or [f"exit status {done.returncode}"])[-1]
+        return f"bubblewrap cannot make a sandbox here: {detail[:300]}"
+    return None
+
+
+@functools.cache
+def resolve_sandbox(mode: str) -> Sandbox:
+    """Choose the sandbox for ``mode`` (``auto``, ``bwrap`` or ``none``).
+
+    ``auto`` is bubblewrap when it is installed and a test sandbox runs, else ``none`` with a
+    warning that every scorecard shows.
+
+    Raises:
+        UsageError: ``mode`` is unknown, or ``bwrap`` was asked for and cannot run.
+    """
+    if mode not in MODES:
+        raise UsageError(f"unknown sandbox {mode!r}", fix=f"use one of {', '.join(MODES)}")
+    if mode == "none":
+        return Sandbox("none", _NOT_SANDBOXED + " (--sandbox none)")
+    uid = int(os.environ.get(SANDBOX_UID_ENV, DEFAULT_UID))
+    bwrap = shutil.which("bwrap")
+    if os.geteuid() == 0 and not (shutil.which("setpriv") and shutil.which("prlimit")):
+        problem: str | None = "setpriv and prlimit (util-linux) are needed to drop root"
+    elif bwrap is None:
+        problem = "bubblewrap (bwrap) is not installed"
+    else:
+        problem = _bwrap_works(bwrap, uid)
+    if problem is None:
+        assert bwrap is not None
+        return Sandbox("bwrap", f"bubblewrap: no network, own pid namespace, uid {uid}, "
+                       "read-only system and data", bwrap=bwrap, uid=uid)
+    fix = "install it (apt-get install bubblewrap) and allow user namespaces"
+    if mode == "bwrap":
+        raise UsageError(f"--sandbox bwrap: {problem}", fix=fix)
+    warning = f"not sandboxed: {problem}; {fix}, or pass --sandbox none to silence this"
+    log.warning("%s", warning)
+    return Sandbox("none", _NOT_SANDBOXED, warning=warning)
