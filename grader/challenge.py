@@ -114,6 +114,8 @@ class ExecutionSpec(_Strict):
         max_processes: processes and threads the sandbox may hold at once.
         max_file_mb: largest file the notebook may write, in MiB.
         tmp_mb: size of the sandbox's private ``/tmp``, in MiB.
+        disk_mb: size of the run's working copy and run files, in MiB (a tmpfs when the grader
+            is root).
     """
 
     cell_timeout_s: int = Field(default=900, gt=0)
@@ -125,11 +127,12 @@ class ExecutionSpec(_Strict):
     max_processes: int = Field(default=1024, ge=16)
     max_file_mb: int = Field(default=2048, ge=1)
     tmp_mb: int = Field(default=1024, ge=16)
+    disk_mb: int = Field(default=4096, ge=64)
 
     def limits(self) -> Limits:
         """These limits as the sandbox takes them."""
         return Limits(memory_mb=self.memory_mb, processes=self.max_processes,
-                      file_mb=self.max_file_mb, tmp_mb=self.tmp_mb)
+                      file_mb=self.max_file_mb, tmp_mb=self.tmp_mb, disk_mb=self.disk_mb)
 
 
 class ProfileSpec(_Strict):

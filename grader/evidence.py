@@ -32,7 +32,8 @@ Label = str
 class _Wire(BaseModel):
     """Schema of data from the student's side: unknown keys are errors, strings are bounded."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, str_max_length=4000)
+    model_config = ConfigDict(extra="forbid", frozen=True, str_max_length=4000,
+                              allow_inf_nan=False)
 
 
 class ModelRun(_Wire):

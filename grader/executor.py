@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import stat
 import subprocess
 import time
 from collections.abc import Callable
@@ -88,12 +89,39 @@ def _kernel_env() -> dict[str, str]:
 
 
 def _read_bounded(path: Path, limit: int) -> str | None:
+    """The text of the regular file ``path`` if it has at most ``limit`` bytes, else None.
+
+    The file was written on the student's side: a symbolic link (to a file of the grader's) is
+    not followed, and anything but a regular file is refused.
+    """
     try:
-        if path.stat().st_size > limit:
-            return None
-        return path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError):
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError:
         return None
+    with os.fdopen(fd, "rb") as fh:
+        st = os.fstat(fh.fileno())
+        if not stat.S_ISREG(st.st_mode) or st.st_size > limit:
+            return None
+        try:
+            return fh.read(limit + 1)[:limit].decode("utf-8")
+        except (OSError, UnicodeDecodeError):
+            return None
+
+
+def _sweep_session(sid: int) -> int:
+    """SIGKILL every process still in session ``sid`` (the runner's); how many were found."""
+    import psutil
+
+    found = []
+    for proc in psutil.process_iter():
+        try:
+            if os.getsid(proc.pid) == sid:
+                proc.kill()
+                found.append(proc)
+        except (OSError, psutil.Error):
+            continue
+    psutil.wait_procs(found, timeout=5)
+    return len(found)
 
 
 def _first_line(source: str) -> str:
@@ -118,6 +146,7 @@ def run_notebook(request: RunRequest) -> RunResult:
     nbformat.write(request.notebook, paths["input.ipynb"])
     probe_config = {**request.probe, "out": str(paths["probe.json"])}
     sandboxed = request.sandbox is not None and request.sandbox.sandbox.sandboxed
+    env = request.sandbox.kernel_env(_kernel_env()) if request.sandbox else _kernel_env()
     job = {
         "notebook": str(paths["input.ipynb"]),
         "executed": str(paths["executed.ipynb"]),
@@ -127,7 +156,7 @@ def run_notebook(request: RunRequest) -> RunResult:
         "cell_timeout_s": request.cell_timeout_s,
         "probe_timeout_s": request.probe_timeout_s,
         "max_output_bytes": request.max_output_bytes,
-        "env": request.sandbox.kernel_env(_kernel_env()) if request.sandbox else _kernel_env(),
+        "env": env,
         "probe": probe_config,
     }
     paths["job.json"].write_text(json.dumps(job), encoding="utf-8")
@@ -137,7 +166,7 @@ def run_notebook(request: RunRequest) -> RunResult:
     with paths["runner.log"].open("wb") as log_file:
         argv = [request.python, "-m", "grader.runner", str(paths["job.json"])]
         if request.sandbox is not None:
-            argv = request.sandbox.wrap(argv, job["env"])
+            argv = request.sandbox.wrap(argv, env)
         proc = subprocess.Popen(
             argv,
             stdin=subprocess.DEVNULL,
@@ -153,6 +182,7 @@ def run_notebook(request: RunRequest) -> RunResult:
         finally:
             kill_tree(proc.pid, include_root=proc.poll() is None)
             proc.wait()
+            _sweep_session(proc.pid)  # orphans whose runner died before it could reap them
     wall_s = time.monotonic() - t0
     sources = tuple(_first_line(c.source) for c in request.notebook.cells)
     facts = _facts(paths, wall_s, deadline_hit, request, sources, proc.returncode, sandboxed)
@@ -249,12 +279,13 @@ def _facts(paths: dict[str, Path], wall_s: float, deadline_hit: bool, request: R
 
 
 def _probe(path: Path, facts: ExecutionFacts) -> tuple[ProbeOutput | None, str | None]:
-    if not path.exists():
+    if not os.path.lexists(path):
         reason = facts.probe.message if facts.probe and facts.probe.message else facts.message
         return None, f"the probe wrote nothing ({reason})" if reason else "the probe wrote nothing"
     text = _read_bounded(path, MAX_PROBE_BYTES)
     if text is None:
-        return None, f"the probe's output is over {MAX_PROBE_BYTES} bytes"
+        return None, (f"the probe's output is not a regular file of at most {MAX_PROBE_BYTES} "
+                      "bytes")
     try:
         return ProbeOutput.model_validate_json(text), None
     except ValidationError as err:

@@ -8,7 +8,6 @@ gather evidence (probe JSON, timeline, new images, model files) -> run the rubri
 from __future__ import annotations
 
 import base64
-import dataclasses
 import io
 import logging
 import os
@@ -176,39 +175,42 @@ def _grade_notebook(path: Path, submission: Submission, settings: Settings,
         return _score(path, challenge, rubric, options, facts, None, hidden.labels, (), (),
                       added.labels if added else ())
 
+    new_src = submission.root / NEW_IMAGES
+    new_files = [p.name for p in list_images(new_src)] if new_src.is_dir() else []
+    # read from the submission itself, before its code runs and could swap them
+    new_images = _new_images(new_src, new_files, dataset_hashes(settings, challenge, listing=listing))
     box = Path(tempfile.mkdtemp(prefix=f"grader-{submission.name}-"))
     workdir, run_dir = box / "submission", box / "run"
+    readonly = [view, hidden.images_dir, *([added.images_dir] if added else [])]
+    deadline = challenge.deadline_for(options.profile)
     try:
-        shutil.copytree(submission.root, workdir, dirs_exist_ok=True, symlinks=True,
-                        ignore=shutil.ignore_patterns(".ipynb_checkpoints", "__pycache__"))
-        model_dir = workdir / MODEL_DIR
-        shutil.rmtree(model_dir, ignore_errors=True)
-        model_dir.mkdir()
-        new_dir = workdir / NEW_IMAGES
-        new_files = [p.name for p in list_images(new_dir)] if new_dir.is_dir() else []
-        prepared = inject_parameters(nb, {
-            "DATA_DIR": str(view), "DEVICE": options.device, "PROFILE": options.profile,
-            "NEW_IMAGES_DIR": str(new_dir), "MODEL_DIR": str(model_dir),
-        })
-        deadline = challenge.deadline_for(options.profile)
-        request = RunRequest(
-            notebook=prepared, workdir=workdir, run_dir=run_dir,
-            cell_timeout_s=challenge.execution.cell_timeout_s, deadline_s=deadline,
-            probe_timeout_s=challenge.execution.probe_timeout_s,
-            max_output_bytes=challenge.execution.max_output_bytes, python=settings.python,
-            probe=_probe_config(challenge, hidden, added, new_dir, new_files),
-            on_progress=options.on_progress,
-        )
-        log.info("running %s (%s, profile %s, deadline %s s, sandbox %s)", path, challenge.id,
-                 options.profile, deadline, options.sandbox.kind)
-        run_dir.mkdir()
-        readonly = [view, hidden.images_dir, *([added.images_dir] if added else [])]
-        with options.sandbox.session(limits=challenge.execution.limits(), readonly=readonly,
-                                     writable=[workdir, run_dir], workdir=workdir,
-                                     device=options.device) as session:
-            run = run_notebook(dataclasses.replace(request, sandbox=session))
-        new_images = _new_images(new_dir, new_files, dataset_hashes(settings, challenge, listing=listing))
-        models = _model_files(model_dir, run.started_at)
+        with options.sandbox.session(workdir=workdir, run_dir=run_dir,
+                                     limits=challenge.execution.limits(), readonly=readonly,
+                                     device=options.device,
+                                     limit_disk=not options.keep_workdir) as session:
+            shutil.copytree(submission.root, workdir, symlinks=True, dirs_exist_ok=True,
+                            ignore=shutil.ignore_patterns(".ipynb_checkpoints", "__pycache__"))
+            model_dir = workdir / MODEL_DIR
+            shutil.rmtree(model_dir, ignore_errors=True)
+            model_dir.mkdir()
+            session.hand_over(workdir, run_dir)
+            new_dir = workdir / NEW_IMAGES
+            prepared = inject_parameters(nb, {
+                "DATA_DIR": str(view), "DEVICE": options.device, "PROFILE": options.profile,
+                "NEW_IMAGES_DIR": str(new_dir), "MODEL_DIR": str(model_dir),
+            })
+            request = RunRequest(
+                notebook=prepared, workdir=workdir, run_dir=run_dir,
+                cell_timeout_s=challenge.execution.cell_timeout_s, deadline_s=deadline,
+                probe_timeout_s=challenge.execution.probe_timeout_s,
+                max_output_bytes=challenge.execution.max_output_bytes, python=settings.python,
+                probe=_probe_config(challenge, hidden, added, new_dir, new_files),
+                on_progress=options.on_progress, sandbox=session,
+            )
+            log.info("running %s (%s, profile %s, deadline %s s, sandbox %s)", path,
+                     challenge.id, options.profile, deadline, options.sandbox.kind)
+            run = run_notebook(request)
+            models = _model_files(model_dir, run.started_at)
         return _score(path, challenge, rubric, options, run.facts, run, hidden.labels,
                       new_images, models, added.labels if added else ())
     finally:
@@ -256,6 +258,10 @@ def _new_images(folder: Path, files: list[str], hashes: dict[str, str]) -> tuple
     known = [(entry, imagehash.hex_to_hash(h)) for entry, h in hashes.items()]
     out = []
     for name in files:
+        if (folder / name).is_symlink():
+            out.append(NewImage(file=name, thumbnail="", dataset_match=None,
+                                error="is a symbolic link; put the image itself in new_images/"))
+            continue
         try:
             with Image.open(folder / name) as im:
                 rgb = im.convert("RGB")

@@ -32,7 +32,7 @@ import subprocess
 import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
@@ -49,6 +49,7 @@ DEFAULT_UID = 65534  # nobody
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 _ETC_FILES = ("ld.so.cache", "ld.so.conf", "ld.so.conf.d", "alternatives", "fonts", "localtime",
               "mime.types", "nsswitch.conf", "ssl")
+RUN_DIR_MB = 1024  # the runner's files: executed notebook (outputs capped per cell), timeline
 _NOT_SANDBOXED = "none: the kernel ran with the grader's own permissions, network and files"
 
 
@@ -61,12 +62,15 @@ class Limits:
         processes: processes and threads the sandbox may hold at once.
         file_mb: largest file any process may write, in MiB.
         tmp_mb: size of the private ``/tmp`` tmpfs, in MiB.
+        disk_mb: size of the run's folder (working copy and run files), in MiB; held by a tmpfs
+            the grader mounts there when it is root, else not limited.
     """
 
     memory_mb: int = 8192
-    processes: int = 512
+    processes: int = 1024
     file_mb: int = 2048
     tmp_mb: int = 1024
+    disk_mb: int = 4096
 
 
 @dataclass(frozen=True)
@@ -92,26 +96,45 @@ class Sandbox:
         return self.kind == "bwrap"
 
     @contextmanager
-    def session(self, *, limits: Limits, readonly: Sequence[Path], writable: Sequence[Path],
-                workdir: Path, device: str = "cpu") -> Iterator[SandboxSession]:
-        """Prepare one run: give ``writable`` to the sandbox uid, make its cgroup; clean up after.
+    def session(self, *, workdir: Path, run_dir: Path, limits: Limits, readonly: Sequence[Path],
+                device: str = "cpu", limit_disk: bool = True) -> Iterator[SandboxSession]:
+        """Prepare one run; clean up after it.
 
-        Yields a :class:`SandboxSession` whose :meth:`~SandboxSession.wrap` turns the runner's
-        argv into the sandboxed one. On exit every process left in the run's cgroup is killed
-        and the cgroup removed.
+        Makes ``workdir`` (for the working copy of the submission) and ``run_dir`` (for the
+        runner's files). In the sandbox, when the grader is root, each is a tmpfs, of
+        ``limits.disk_mb`` and of ``RUN_DIR_MB``, so that a notebook cannot fill the grader's disk
+        and a full working copy still leaves room for the runner's timeline. The run gets its
+        cgroups with the memory and process limits; without the sandbox it still gets a cgroup
+        where one can be made, only to find and kill every process it left. On exit every
+        process left in the cgroups is killed, the cgroups removed and the tmpfs unmounted: its
+        files are lost, so read them inside the ``with`` (``limit_disk=False`` keeps them on
+        disk, for debugging).
         """
-        if not self.sandboxed:
-            yield SandboxSession(self, limits, (), (), workdir, device, cgroups=())
-            return
-        if os.geteuid() == 0:
-            for folder in writable:
-                _chown_tree(folder, self.uid)
-        groups = _make_cgroups(limits)
+        mounted: list[Path] = []
+        for folder, size_mb in ((workdir, limits.disk_mb), (run_dir, RUN_DIR_MB)):
+            folder.mkdir()
+            if self.sandboxed and limit_disk and _mount_tmpfs(folder, size_mb):
+                mounted.append(folder)
+        groups = _make_cgroups(limits if self.sandboxed else None)
         try:
-            yield SandboxSession(self, limits, tuple(readonly), tuple(writable), workdir, device,
-                                 cgroups=groups)
+            yield SandboxSession(self, limits, tuple(readonly), device, cgroups=groups,
+                                 disk_limited=bool(mounted))
         finally:
             _remove_cgroups(groups)
+            for folder in mounted:
+                subprocess.run(["umount", "--lazy", str(folder)], check=False,
+                               capture_output=True)
+
+
+def _mount_tmpfs(folder: Path, size_mb: int) -> bool:
+    """Mount a tmpfs of ``size_mb`` MiB on ``folder`` (root only); True when mounted."""
+    if os.geteuid() != 0 or shutil.which("mount") is None:
+        return False
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size_mb}m,mode=0700", "tmpfs",
+                           str(folder)], capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        log.info("no tmpfs for %s (%s); its size is not limited", folder, done.stderr.strip())
+    return done.returncode == 0
 
 
 @dataclass(frozen=True)
@@ -120,23 +143,34 @@ class _Cgroup:
     version: int
 
 
-@dataclass(frozen=True)
+@dataclass
 class SandboxSession:
-    """One prepared sandboxed run (see :meth:`Sandbox.session`)."""
+    """One prepared run (see :meth:`Sandbox.session`); :meth:`hand_over` the writable folders,
+    then :meth:`wrap` the runner's command."""
 
     sandbox: Sandbox
     limits: Limits
     readonly: tuple[Path, ...]
-    writable: tuple[Path, ...]
-    workdir: Path
     device: str
-    cgroups: tuple[_Cgroup, ...] = field(default=())
+    cgroups: tuple[_Cgroup, ...] = ()
+    disk_limited: bool = False
+    writable: tuple[Path, ...] = ()
+    workdir: Path = Path("/")
+
+    def hand_over(self, workdir: Path, *others: Path) -> None:
+        """Make ``workdir`` (the kernel's start folder) and ``others`` writable in the sandbox,
+        owned by its uid."""
+        self.workdir, self.writable = workdir, (workdir, *others)
+        if self.sandbox.sandboxed and os.geteuid() == 0:
+            for folder in self.writable:
+                _chown_tree(folder, self.sandbox.uid)
 
     @property
     def memory_limited_by(self) -> str:
         """``cgroup v1``, ``cgroup v2`` or ``RLIMIT_AS``: what holds the memory limit."""
-        if any((c.path / name).exists() for c in self.cgroups
-               for name in ("memory.limit_in_bytes", "memory.max")):
+        if self.sandbox.sandboxed and any(
+                (c.path / name).exists() for c in self.cgroups
+                for name in ("memory.limit_in_bytes", "memory.max")):
             return f"cgroup v{self.cgroups[0].version}"
         return "RLIMIT_AS"
 
@@ -150,7 +184,7 @@ class SandboxSession:
         ``argv`` unchanged when the sandbox is ``none``.
         """
         if not self.sandbox.sandboxed:
-            return list(argv)
+            return [*self._enter_cgroups(), *argv]
         return [*self._enter_cgroups(), *self._bwrap(env), *self._drop(), *self._rlimits(),
                 *argv]
 
@@ -174,9 +208,10 @@ class SandboxSession:
         args += ["--proc", "/proc", "--dev", "/dev",
                  "--size", str(self.limits.tmp_mb * 2**20), "--tmpfs", "/tmp",
                  "--dir", "/tmp/home"]
-        if self.device == "cuda":
+        if self.device == "cuda":  # the driver's device files and what CUDA reads of /sys
             for dev in sorted(Path("/dev").glob("nvidia*")):
                 args += ["--dev-bind", str(dev), str(dev)]
+            args += ["--ro-bind", "/sys", "/sys"]
         binds = [*_python_paths(), *self.readonly, *self.writable]
         for parent in _parents(binds):  # bubblewrap would make them 0700, locking the uid out
             args += ["--perms", "0755", "--dir", str(parent)]
@@ -275,36 +310,44 @@ def _own_cgroup(controller: str) -> Path | None:
     return base
 
 
-def _make_cgroups(limits: Limits) -> tuple[_Cgroup, ...]:
-    """A memory and a pids cgroup for one run (v1), or one v2 cgroup; () where not allowed."""
+def _make_cgroups(limits: Limits | None) -> tuple[_Cgroup, ...]:
+    """A memory and a pids cgroup for one run (v1), or one v2 cgroup; () where not allowed.
+
+    With ``limits`` None the cgroups limit nothing: they only hold the run's processes, so that
+    every one of them can be found and killed at the end.
+    """
     name = f"grader-{os.getpid()}-{os.urandom(4).hex()}"
     made: list[_Cgroup] = []
+    memory_bytes = str(limits.memory_mb * 2**20) if limits else None
     try:
         memory, pids = _own_cgroup("memory"), _own_cgroup("pids")
         if memory is not None and pids is not None:
-            for parent, files in ((memory, {"memory.limit_in_bytes": limits.memory_mb * 2**20,
-                                            "memory.memsw.limit_in_bytes": None}),
-                                  (pids, {"pids.max": limits.processes})):
+            plan = [(pids, [("pids.max", str(limits.processes) if limits else None)])]
+            if limits is not None:
+                plan.append((memory, [("memory.limit_in_bytes", memory_bytes),
+                                      ("memory.memsw.limit_in_bytes", memory_bytes)]))
+            for parent, files in plan:
                 group = parent / name
                 group.mkdir()
                 made.append(_Cgroup(group, 1))
-                for file, value in files.items():
-                    if value is None:  # swap accounting may be off: then swap is not counted
-                        continue
-                    (group / file).write_text(str(value))
+                for file, value in files:
+                    if value is None or not (group / file).exists():
+                        continue  # memsw exists only with swap accounting
+                    (group / file).write_text(value)
             return tuple(made)
         unified = _v2_parent()
         if unified is not None:
             group = unified / name
             group.mkdir()
             made.append(_Cgroup(group, 2))
-            (group / "memory.max").write_text(str(limits.memory_mb * 2**20))
-            (group / "pids.max").write_text(str(limits.processes))
-            if (group / "memory.swap.max").exists():
-                (group / "memory.swap.max").write_text("0")
+            if limits is not None:
+                (group / "memory.max").write_text(str(memory_bytes))
+                (group / "pids.max").write_text(str(limits.processes))
+                if (group / "memory.swap.max").exists():
+                    (group / "memory.swap.max").write_text("0")
             return tuple(made)
     except OSError as err:
-        log.info("no cgroup for the sandbox (%s); memory limited by RLIMIT_AS instead", err)
+        log.info("no cgroup for the run (%s)", err)
         _remove_cgroups(tuple(made))
     return ()
 
@@ -350,8 +393,7 @@ def _remove_cgroups(groups: tuple[_Cgroup, ...]) -> None:
 
 def _bwrap_works(bwrap: str, uid: int) -> str | None:
     """None when a minimal sandbox runs; else why not (one line)."""
-    session = SandboxSession(Sandbox("bwrap", "", bwrap=bwrap, uid=uid), Limits(), (), (),
-                             Path("/"), "cpu")
+    session = SandboxSession(Sandbox("bwrap", "", bwrap=bwrap, uid=uid), Limits(), (), "cpu")
     argv = session.wrap([sys.executable, "-c", "import os; print(os.getuid())"], {})
     try:
         done = subprocess.run(argv, capture_output=True, text=True, timeout=30,

@@ -125,31 +125,40 @@ max_output_bytes = 100000
 """
 
 
+def build_toy(root: Path, *, deadline: int = 120, cell_timeout: int = 60,
+              execution: str = "") -> Settings:
+    """Build a toy project (challenge ``toy``, rubric, data, hidden split) under ``root``.
+
+    ``execution`` is appended to the challenge's ``[execution]`` table (sandbox limits).
+    """
+    project = root / "project"
+    data = root / "data"
+    (project / "challenges" / "toy").mkdir(parents=True)
+    (project / "challenges" / "splits").mkdir(parents=True, exist_ok=True)
+    (project / "rubrics").mkdir(parents=True, exist_ok=True)
+    (project / "challenges" / "toy" / "challenge.toml").write_text(
+        TOY_CHALLENGE.replace("{deadline}", str(deadline)).replace(
+            "{cell_timeout}", str(cell_timeout)) + execution)
+    (project / "rubrics" / "toy.toml").write_text(TOY_RUBRIC)
+    hidden = []
+    for cls in TOY_CLASSES:
+        folder = data / "toy" / cls
+        folder.mkdir(parents=True, exist_ok=True)
+        for i in range(6):
+            _toy_image(folder / f"{cls}{i}.png", TOY_COLOURS[cls], seed=i * 7 + len(cls))
+        hidden += [f"{cls}/{cls}0.png", f"{cls}/{cls}1.png"]
+    (project / "challenges" / "splits" / "toy-hidden.txt").write_text(
+        "# toy hidden split\n" + "\n".join(hidden) + "\n")
+    return Settings(project_dir=project, data_dir=data, cache_dir=root / "cache",
+                    python=sys.executable)
+
+
 @pytest.fixture
 def make_toy(tmp_path: Path) -> Callable[..., Settings]:
-    """Build a toy project (challenge ``toy``, rubric, data, hidden split) under ``tmp_path``."""
+    """Build a toy project under ``tmp_path`` (see :func:`build_toy`)."""
 
-    def build(*, deadline: int = 120, cell_timeout: int = 60) -> Settings:
-        project = tmp_path / "project"
-        data = tmp_path / "data"
-        (project / "challenges" / "toy").mkdir(parents=True)
-        (project / "challenges" / "splits").mkdir(parents=True, exist_ok=True)
-        (project / "rubrics").mkdir(parents=True, exist_ok=True)
-        (project / "challenges" / "toy" / "challenge.toml").write_text(
-            TOY_CHALLENGE.replace("{deadline}", str(deadline)).replace(
-                "{cell_timeout}", str(cell_timeout)))
-        (project / "rubrics" / "toy.toml").write_text(TOY_RUBRIC)
-        hidden = []
-        for cls in TOY_CLASSES:
-            folder = data / "toy" / cls
-            folder.mkdir(parents=True, exist_ok=True)
-            for i in range(6):
-                _toy_image(folder / f"{cls}{i}.png", TOY_COLOURS[cls], seed=i * 7 + len(cls))
-            hidden += [f"{cls}/{cls}0.png", f"{cls}/{cls}1.png"]
-        (project / "challenges" / "splits" / "toy-hidden.txt").write_text(
-            "# toy hidden split\n" + "\n".join(hidden) + "\n")
-        return Settings(project_dir=project, data_dir=data, cache_dir=tmp_path / "cache",
-                        python=sys.executable)
+    def build(**options: object) -> Settings:
+        return build_toy(tmp_path, **options)  # type: ignore[arg-type]
 
     return build
 

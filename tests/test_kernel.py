@@ -194,7 +194,7 @@ def test_huge_output_is_cut(make_toy: Callable[..., Settings], tmp_path: Path) -
     folder = write_submission(tmp_path, "loud", cells)
     result = grade(settings, folder, keep_workdir=True)
     assert result.verdict == "pass"
-    runs = sorted(Path(tempfile.gettempdir()).glob("grader-loud-*.run"), key=lambda p: p.stat().st_mtime)
+    runs = sorted(Path(tempfile.gettempdir()).glob("grader-loud-*/run"), key=lambda p: p.stat().st_mtime)
     import nbformat
 
     outputs = nbformat.read(runs[-1] / "executed.ipynb", as_version=4).cells[-1].outputs
