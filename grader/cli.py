@@ -92,6 +92,8 @@ def _sandbox(choice: str) -> Sandbox:
     sandbox = resolve_sandbox(choice)
     if sandbox.warning:
         print(f"grader: warning: {sandbox.warning}", file=sys.stderr)
+    else:
+        print(f"sandbox: {sandbox.description}", file=sys.stderr)
     return sandbox
 
 
