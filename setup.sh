@@ -7,6 +7,20 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 
+# The sandbox (bubblewrap; setpriv and prlimit from util-linux drop root inside it). Installed
+# with apt-get where we are root on Debian/Ubuntu; elsewhere grader runs unsandboxed and says so.
+if ! command -v bwrap >/dev/null; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    echo "setup: installing bubblewrap (the notebook sandbox)"
+    apt-get install -y -qq bubblewrap >/dev/null 2>&1 \
+      || { apt-get update -qq >/dev/null && apt-get install -y -qq bubblewrap >/dev/null; } \
+      || echo "setup: could not install bubblewrap: notebooks will run unsandboxed" >&2
+  else
+    echo "setup: bubblewrap is not installed: notebooks will run unsandboxed." \
+         "Install it (sudo apt-get install bubblewrap, dnf install bubblewrap)." >&2
+  fi
+fi
+
 python=${PYTHON:-python3}
 if [ ! -x .venv/bin/python ]; then
   echo "setup: creating .venv with $($python --version)"
@@ -39,4 +53,5 @@ if [ -n "${GRADER_DATA_DIR:-}" ]; then
 else
   echo "setup: GRADER_DATA_DIR is not set: examples/team3/new_images was not filled" >&2
 fi
+if command -v bwrap >/dev/null; then echo "setup: sandbox: $(bwrap --version)"; fi
 echo "setup: done. Try: .venv/bin/grader check examples/team3 --out out"
