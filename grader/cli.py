@@ -11,13 +11,14 @@ import argparse
 import logging
 import os
 import sys
+import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from grader import __version__
-from grader.errors import GraderError, HarnessError
+from grader.errors import GraderError, HarnessError, UsageError
 from grader.settings import DATA_DIR_ENV, Settings, resolve_settings
 
 if TYPE_CHECKING:
@@ -56,6 +57,20 @@ def _parser() -> argparse.ArgumentParser:
                        help="passed as DEVICE (auto: cuda when an NVIDIA GPU is present)")
     check.add_argument("--keep-workdir", action="store_true",
                        help="keep each notebook's working copy for debugging")
+    check.add_argument("-j", "--jobs", type=int, default=1, metavar="N",
+                       help="submissions graded at once (default 1); each kernel then gets "
+                       "cores/N threads")
+    check.add_argument("--gpus", metavar="IDS",
+                       help="GPU ids to hand out, one per running submission (CUDA_VISIBLE_DEVICES)"
+                       "; default: every GPU nvidia-smi lists when the device is cuda")
+    check.add_argument("--no-cache", action="store_true",
+                       help="grade again even when the submission, challenge, rubric, data and "
+                       "grader are unchanged since a cached result")
+    check.add_argument("--executor", choices=["local", "dask"], default="local",
+                       help="local: threads on this machine; dask: futures on the Dask cluster "
+                       "at --scheduler (workers need the same paths)")
+    check.add_argument("--scheduler", metavar="ADDRESS",
+                       help="Dask scheduler address for --executor dask, e.g. tcp://host:8786")
     _sandbox_option(check)
 
     verify = sub.add_parser(
@@ -158,47 +173,160 @@ class _Progress:
         print(f"    {time.monotonic() - self.started:5.0f} s  {status}", file=sys.stderr, flush=True)
 
 
+def _gpus(choice: str | None, device: str) -> tuple[str, ...]:
+    """GPU ids from ``--gpus 0,1``, else every GPU ``nvidia-smi`` lists when the device is cuda."""
+    if choice:
+        return tuple(g.strip() for g in choice.split(",") if g.strip())
+    if device != "cuda":
+        return ()
+    import subprocess
+
+    try:
+        listed = subprocess.run(["nvidia-smi", "--query-gpu=index", "--format=csv,noheader"],
+                                capture_output=True, text=True, timeout=10, check=True).stdout
+    except (OSError, subprocess.SubprocessError):
+        return ()
+    return tuple(line.strip() for line in listed.splitlines() if line.strip())
+
+
 def _cmd_check(args: argparse.Namespace, settings: Settings) -> int:
-    from grader.grade import GradeOptions, discover, grade_submission
-    from grader.report import safe_name, write_index, write_submission
+    from grader.cohort import CohortOptions, Interrupted, Job, Outcome, grade_cohort
+    from grader.grade import GradeOptions, discover
+    from grader.report import safe_name, write_cohort, write_submission
 
     settings.require_data_dir()
-    progress = _Progress()
+    if args.jobs < 1:
+        raise UsageError("--jobs must be at least 1")
     submissions = [discover(Path(p)) for p in args.paths]
-    options = GradeOptions(profile=args.profile, challenge=args.challenge,
-                           device=_detect_device(args.device), keep_workdir=args.keep_workdir,
-                           on_progress=progress, sandbox=_sandbox(args.sandbox))
+    device = _detect_device(args.device)
+    options = GradeOptions(profile=args.profile, challenge=args.challenge, device=device,
+                           keep_workdir=args.keep_workdir, sandbox=_sandbox(args.sandbox))
+    cohort = CohortOptions(jobs=args.jobs, gpus=_gpus(args.gpus, device), executor=args.executor,
+                           scheduler=args.scheduler, use_cache=not args.no_cache)
     out = Path(args.out)
-    results, folders, faults = [], [], 0
-    used: set[str] = set()
+    jobs, used = [], set()
     for number, submission in enumerate(submissions, 1):
         folder = safe_name(submission.name)
         while folder in used:
             folder += "_"
         used.add(folder)
-        print(f"[{number}/{len(submissions)}] {submission.name}: grading "
-              f"{len(submission.notebooks)} notebook(s)...", file=sys.stderr, flush=True)
-        t0 = time.monotonic()
-        progress.restart()
-        try:
-            result = grade_submission(submission, settings, options)
-        except HarnessError as err:  # one broken run never loses the others
+        jobs.append(Job(number, submission, folder))
+    faults = 0
+
+    def write(outcome: Outcome) -> None:
+        nonlocal faults
+        if outcome.result is None:
             faults += 1
-            print(f"    harness fault: {err}", file=sys.stderr)
-            continue
-        write_submission(out, result, folder)
-        results.append(result)
-        folders.append(folder)
-        failed = [c.id for nb in result.notebooks for c in nb.criteria if c.status == "fail"]
-        detail = f" (failed: {', '.join(failed)})" if failed else ""
-        print(f"    {result.verdict.upper()} {result.score:g}/{result.max_score:g} points in "
-              f"{time.monotonic() - t0:.0f} s{detail} -> {out / folder / 'scorecard.html'}",
-              file=sys.stderr, flush=True)
-    index = write_index(out, results, folders)
-    print(f"index: {index}", file=sys.stderr)
+            return
+        write_submission(out, outcome.result, outcome.job.folder, outcome.scorecard)
+
+    display = _display(len(jobs), cohort.jobs, out)
+    interrupted = False
+    try:
+        with display:
+            outcomes = grade_cohort(jobs, settings, options, cohort, write=write, events=display)
+    except Interrupted as stop:
+        outcomes, interrupted = stop.outcomes, True
+    graded = [o for o in outcomes if o.result is not None]
+    paths = write_cohort(out, [o.result for o in graded if o.result], [o.job.folder for o in graded])
+    print(f"index: {paths[0]} (also {paths[1].name}, {paths[2].name})", file=sys.stderr)
+    if interrupted:
+        print(f"grader: interrupted; {len(graded)} of {len(jobs)} submissions graded and kept",
+              file=sys.stderr)
+        return 130
     if faults:
         return HarnessError.exit_code
-    return EXIT_PASS if all(r.verdict == "pass" for r in results) else EXIT_FAIL
+    return EXIT_PASS if all(o.result and o.result.verdict == "pass" for o in outcomes) else EXIT_FAIL
+
+
+def _display(total: int, jobs: int, out: Path) -> Any:
+    from grader.cohort import Events, Job, Outcome
+
+    class Lines(Events):
+        """Progress as plain lines on stderr (logs, CI, pipes)."""
+
+        def __init__(self) -> None:
+            self.t0: dict[int, float] = {}
+            self.lock = threading.Lock()
+
+        def __enter__(self) -> Lines:
+            return self
+
+        def __exit__(self, *exc: object) -> None:
+            return None
+
+        def started(self, job: Job, gpu: str | None) -> None:
+            self.t0[job.number] = time.monotonic()
+            where = f" on GPU {gpu}" if gpu is not None else ""
+            self._say(f"[{job.number}/{total}] {job.submission.name}: grading "
+                      f"{len(job.submission.notebooks)} notebook(s){where}...")
+
+        def progress(self, job: Job, status: str) -> None:
+            elapsed = time.monotonic() - self.t0.get(job.number, time.monotonic())
+            prefix = f"{job.submission.name}: " if jobs > 1 else ""
+            self._say(f"    {elapsed:5.0f} s  {prefix}{status}")
+
+        def finished(self, outcome: Outcome) -> None:
+            self._say(_summary(outcome, out, total))
+
+        def _say(self, line: str) -> None:
+            with self.lock:
+                print(line, file=sys.stderr, flush=True)
+
+    if not sys.stderr.isatty():
+        return Lines()
+
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    class Bars(Events):
+        """A rich progress display: one line per running submission, one for the batch."""
+
+        def __init__(self) -> None:
+            self.console = Console(stderr=True)
+            self.bars = Progress(SpinnerColumn(), TextColumn("{task.description}"),
+                                     BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                                     TextColumn("{task.fields[status]}"), console=self.console)
+            self.all = self.bars.add_task("all submissions", total=total, status="")
+            self.tasks: dict[int, Any] = {}
+
+        def __enter__(self) -> Bars:
+            self.bars.start()
+            return self
+
+        def __exit__(self, *exc: object) -> None:
+            self.bars.stop()
+
+        def started(self, job: Job, gpu: str | None) -> None:
+            where = f" [GPU {gpu}]" if gpu is not None else ""
+            self.tasks[job.number] = self.bars.add_task(
+                f"{job.submission.name}{where}", total=None, status="starting")
+
+        def progress(self, job: Job, status: str) -> None:
+            if job.number in self.tasks:
+                self.bars.update(self.tasks[job.number], status=status[:70])
+
+        def finished(self, outcome: Outcome) -> None:
+            task = self.tasks.pop(outcome.job.number, None)
+            if task is not None:
+                self.bars.remove_task(task)
+            self.bars.advance(self.all)
+            self.bars.console.print(_summary(outcome, out, total), markup=False,
+                                        highlight=False)
+
+    return Bars()
+
+
+def _summary(outcome: Any, out: Path, total: int) -> str:
+    job, result = outcome.job, outcome.result
+    head = f"[{job.number}/{total}] {job.submission.name}:"
+    if result is None:
+        return f"{head} harness fault: {outcome.error}"
+    failed = [c.id for nb in result.notebooks for c in nb.criteria if c.status == "fail"]
+    detail = f" (failed: {', '.join(failed)})" if failed else ""
+    how = "cached" if outcome.cached else f"in {outcome.seconds:.0f} s"
+    return (f"{head} {result.verdict.upper()} {result.score:g}/{result.max_score:g} points "
+            f"{how}{detail} -> {out / job.folder / 'scorecard.html'}")
 
 
 def _cmd_verify(args: argparse.Namespace, settings: Settings) -> int:

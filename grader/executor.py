@@ -13,6 +13,7 @@ import logging
 import os
 import stat
 import subprocess
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -29,7 +30,7 @@ if TYPE_CHECKING:
 
     from grader.sandbox import SandboxSession
 
-__all__ = ["RunRequest", "RunResult", "run_notebook"]
+__all__ = ["RunRequest", "RunResult", "run_notebook", "stop_all_runs"]
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +56,7 @@ class RunRequest:
         python: interpreter for the runner (its kernel is this interpreter's ``python3``).
         on_progress: called with a one-line status whenever the running cell changes.
         sandbox: the prepared sandbox to run in; ``None`` runs the runner as the grader's user.
+        extra_env: variables set for the kernel on top of the grader's environment.
     """
 
     notebook: NotebookNode
@@ -68,6 +70,7 @@ class RunRequest:
     python: str
     on_progress: Callable[[str], None] | None = None
     sandbox: SandboxSession | None = None
+    extra_env: dict[str, str] | None = None
 
 
 @dataclass(frozen=True)
@@ -86,6 +89,20 @@ def _kernel_env() -> dict[str, str]:
     env["PYTHONUNBUFFERED"] = "1"
     env.pop("MPLBACKEND", None)
     return env
+
+
+_LIVE: dict[int, subprocess.Popen[bytes]] = {}
+_LIVE_LOCK = threading.Lock()
+
+
+def stop_all_runs() -> int:
+    """Kill every runner this process started that is still running, with all its processes
+    (Ctrl-C of a parallel run); return how many were running."""
+    with _LIVE_LOCK:
+        live = list(_LIVE.values())
+    for proc in live:
+        kill_tree(proc.pid, include_root=proc.poll() is None)
+    return len(live)
 
 
 def _read_bounded(path: Path, limit: int) -> str | None:
@@ -146,7 +163,9 @@ def run_notebook(request: RunRequest) -> RunResult:
     nbformat.write(request.notebook, paths["input.ipynb"])
     probe_config = {**request.probe, "out": str(paths["probe.json"])}
     sandboxed = request.sandbox is not None and request.sandbox.sandbox.sandboxed
-    env = request.sandbox.kernel_env(_kernel_env()) if request.sandbox else _kernel_env()
+    env = {**_kernel_env(), **(request.extra_env or {})}
+    if request.sandbox is not None:
+        env = request.sandbox.kernel_env(env)
     job = {
         "notebook": str(paths["input.ipynb"]),
         "executed": str(paths["executed.ipynb"]),
@@ -175,6 +194,8 @@ def run_notebook(request: RunRequest) -> RunResult:
             start_new_session=True,
             cwd=request.workdir,
         )
+        with _LIVE_LOCK:
+            _LIVE[proc.pid] = proc
         try:
             deadline_hit = _wait(proc, t0 + request.deadline_s, paths["facts.json"], request)
             if deadline_hit:
@@ -183,6 +204,8 @@ def run_notebook(request: RunRequest) -> RunResult:
             kill_tree(proc.pid, include_root=proc.poll() is None)
             proc.wait()
             _sweep_session(proc.pid)  # orphans whose runner died before it could reap them
+            with _LIVE_LOCK:
+                _LIVE.pop(proc.pid, None)
     wall_s = time.monotonic() - t0
     sources = tuple(_first_line(c.source) for c in request.notebook.cells)
     facts = _facts(paths, wall_s, deadline_hit, request, sources, proc.returncode, sandboxed)

@@ -70,7 +70,8 @@ class GradeOptions:
     """How to grade: ``profile`` passed as ``PROFILE``, ``challenge`` overrides detection,
     ``device`` passed as ``DEVICE``, ``keep_workdir`` keeps the working copies, ``on_progress``
     receives one-line status updates of a running notebook, ``sandbox`` is where the kernel runs
-    (see :func:`grader.sandbox.resolve_sandbox`; default: none)."""
+    (see :func:`grader.sandbox.resolve_sandbox`; default: none), ``kernel_env`` are variables set
+    for the kernel (``CUDA_VISIBLE_DEVICES``, thread counts)."""
 
     profile: str = "full"
     challenge: str | None = None
@@ -78,6 +79,7 @@ class GradeOptions:
     keep_workdir: bool = False
     on_progress: Callable[[str], None] | None = None
     sandbox: Sandbox = resolve_sandbox("none")
+    kernel_env: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -206,6 +208,7 @@ def _grade_notebook(path: Path, submission: Submission, settings: Settings,
                 max_output_bytes=challenge.execution.max_output_bytes, python=settings.python,
                 probe=_probe_config(challenge, hidden, added, new_dir, new_files),
                 on_progress=options.on_progress, sandbox=session,
+                extra_env=dict(options.kernel_env),
             )
             log.info("running %s (%s, profile %s, deadline %s s, sandbox %s)", path,
                      challenge.id, options.profile, deadline, options.sandbox.kind)

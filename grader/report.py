@@ -1,4 +1,8 @@
-"""Write a run's outputs: per submission ``scorecard.html`` and ``result.json``, and ``index.html``.
+"""Write a run's outputs.
+
+Per submission: ``scorecard.html``, ``result.json`` and Gradescope's ``results.json``. Per run:
+``index.html`` (leaderboard, pass rate per criterion), ``gradebook.csv`` (one row per submission,
+one column per criterion) and ``junit.xml`` (one test case per criterion).
 
 Templates own the HTML (jinja2, autoescape on, ``StrictUndefined``); they receive scorecard
 objects, never raw dicts. Every file is written to a temporary name and moved into place, so an
@@ -7,8 +11,12 @@ interrupted run never leaves half a result.
 
 from __future__ import annotations
 
+import csv
+import io
+import json
 import os
 import re
+import threading
 from collections.abc import Sequence
 from functools import cache
 from pathlib import Path
@@ -16,7 +24,8 @@ from typing import Any
 
 from grader.scorecard import SubmissionResult
 
-__all__ = ["render_index", "render_scorecard", "safe_name", "write_index", "write_submission"]
+__all__ = ["gradescope_results", "render_index", "render_scorecard", "safe_name", "write_atomic",
+           "write_cohort", "write_index", "write_submission"]
 
 
 @cache
@@ -61,27 +70,135 @@ def render_index(results: Sequence[SubmissionResult], folders: Sequence[str]) ->
                 key = f"{nb.challenge}: {c.title}"
                 passed, total = rates.get(key, [0, 0])
                 rates[key] = [passed + (c.status == "pass"), total + 1]
+    rows = sorted(zip(results, folders, strict=True),
+                  key=lambda row: (-row[0].score, -(_predict_accuracy(row[0]) or 0.0)))
     return str(_env().get_template("index.html.j2").render(
-        rows=list(zip(results, folders, strict=True)), rates=rates))
+        rows=[(r, f, _predict_accuracy(r)) for r, f in rows], rates=rates))
 
 
-def _write_atomic(path: Path, text: str) -> None:
+def write_atomic(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` through a temporary file in the same folder and a rename."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
     tmp.write_text(text, encoding="utf-8")
     os.replace(tmp, path)
 
 
-def write_submission(out_dir: Path, result: SubmissionResult, folder: str) -> Path:
-    """Write ``out_dir/<folder>/result.json`` and ``scorecard.html``; return the folder."""
+def write_submission(out_dir: Path, result: SubmissionResult, folder: str,
+                     scorecard: str | None = None) -> Path:
+    """Write ``out_dir/<folder>/`` ``result.json``, ``scorecard.html`` (``scorecard`` if given,
+    else rendered) and Gradescope's ``results.json``; return the folder."""
     target = out_dir / folder
-    _write_atomic(target / "result.json", result.model_dump_json(indent=2))
-    _write_atomic(target / "scorecard.html", render_scorecard(result))
+    write_atomic(target / "scorecard.html", scorecard or render_scorecard(result))
+    write_atomic(target / "results.json", json.dumps(gradescope_results(result), indent=2))
+    write_atomic(target / "result.json", result.model_dump_json(indent=2))
     return target
 
 
 def write_index(out_dir: Path, results: Sequence[SubmissionResult], folders: Sequence[str]) -> Path:
     """Write ``out_dir/index.html`` for the run; return its path."""
     path = out_dir / "index.html"
-    _write_atomic(path, render_index(results, folders))
+    write_atomic(path, render_index(results, folders))
     return path
+
+
+def write_cohort(out_dir: Path, results: Sequence[SubmissionResult],
+                 folders: Sequence[str]) -> list[Path]:
+    """Write ``index.html``, ``gradebook.csv`` and ``junit.xml`` for the run; return their paths."""
+    write_atomic(out_dir / "gradebook.csv", gradebook_csv(results))
+    write_atomic(out_dir / "junit.xml", junit_xml(results))
+    return [write_index(out_dir, results, folders), out_dir / "gradebook.csv",
+            out_dir / "junit.xml"]
+
+
+def _criterion_columns(results: Sequence[SubmissionResult]) -> list[str]:
+    columns: list[str] = []
+    for result in results:
+        for nb in result.notebooks:
+            for c in nb.criteria:
+                key = f"{nb.challenge}:{c.id}"
+                if key not in columns:
+                    columns.append(key)
+    return columns
+
+
+def _predict_accuracy(result: SubmissionResult) -> float | None:
+    found = [m.accuracy for nb in result.notebooks for m in nb.models if m.role == "predict"]
+    return max(found) if found else None
+
+
+def gradebook_csv(results: Sequence[SubmissionResult]) -> str:
+    """One row per submission: verdict, score, accuracy, then points per ``challenge:criterion``
+    (empty where the submission has no such criterion)."""
+    columns = _criterion_columns(results)
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(["submission", "verdict", "score", "max_score", "accuracy", *columns])
+    for result in results:
+        points = {f"{nb.challenge}:{c.id}": c.points for nb in result.notebooks
+                  for c in nb.criteria}
+        accuracy = _predict_accuracy(result)
+        writer.writerow([_csv_safe(result.submission), result.verdict, f"{result.score:g}",
+                         f"{result.max_score:g}", "" if accuracy is None else f"{accuracy:.4f}",
+                         *(f"{points[k]:g}" if k in points else "" for k in columns)])
+    return buf.getvalue()
+
+
+def _csv_safe(text: str) -> str:
+    """A cell a spreadsheet will not run as a formula (OWASP's CSV injection advice)."""
+    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
+
+
+def junit_xml(results: Sequence[SubmissionResult]) -> str:
+    """JUnit XML: a test suite per submission, a test case per criterion of each notebook."""
+    from xml.etree import ElementTree as ET
+
+    root = ET.Element("testsuites", name="grader")
+    for result in results:
+        cases = [(nb, c) for nb in result.notebooks for c in nb.criteria]
+        failures = sum(c.status == "fail" for _, c in cases)
+        errors = sum(1 for nb in result.notebooks if not nb.criteria)
+        suite = ET.SubElement(root, "testsuite", name=result.submission, tests=str(len(cases) + errors),
+                              failures=str(failures), errors=str(errors), timestamp=result.started,
+                              time=f"{sum(nb.execution.wall_s for nb in result.notebooks):.1f}")
+        for nb, c in cases:
+            case = ET.SubElement(suite, "testcase", classname=f"{result.submission}.{nb.challenge}",
+                                 name=c.id)
+            if c.status == "fail":
+                failure = ET.SubElement(case, "failure", message=c.message[:500],
+                                        type="required" if c.required else "optional")
+                failure.text = f"{c.message}\nFix: {c.fix}"
+        for nb in result.notebooks:
+            if not nb.criteria:
+                error = ET.SubElement(ET.SubElement(suite, "testcase", classname=result.submission,
+                                                    name=nb.notebook), "error",
+                                      message=nb.execution.message[:500])
+                error.text = nb.execution.message
+    ET.indent(root)
+    return '<?xml version="1.0" encoding="utf-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
+
+
+def gradescope_results(result: SubmissionResult) -> dict[str, Any]:
+    """Gradescope's autograder ``results.json``: a test per criterion, the score, a leaderboard
+    entry for the hidden-test accuracy."""
+    tests = []
+    for nb in result.notebooks:
+        for c in nb.criteria:
+            tests.append({"name": f"{nb.notebook}: {c.title}", "score": c.points,
+                          "max_score": c.max_points,
+                          "status": "passed" if c.status == "pass" else "failed",
+                          "output": c.message + ("" if c.status == "pass" else f"\nFix: {c.fix}"),
+                          "visibility": "visible"})
+        if not nb.criteria:
+            tests.append({"name": nb.notebook, "score": 0, "max_score": 0, "status": "failed",
+                          "output": nb.execution.message, "visibility": "visible"})
+    out: dict[str, Any] = {
+        "score": result.score,
+        "execution_time": round(sum(nb.execution.wall_s for nb in result.notebooks)),
+        "output": f"{result.verdict.upper()}: {result.score:g} of {result.max_score:g} points",
+        "visibility": "visible", "tests": tests,
+    }
+    accuracy = _predict_accuracy(result)
+    if accuracy is not None:
+        out["leaderboard"] = [{"name": "Accuracy", "value": round(accuracy, 4), "order": "desc"}]
+    return out

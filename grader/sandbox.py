@@ -83,6 +83,8 @@ class Sandbox:
         warning: why ``auto`` fell back to ``none``; shown on every scorecard. ``None`` otherwise.
         bwrap: path of the bubblewrap executable (``kind == "bwrap"``).
         uid: the uid the kernel runs as inside the sandbox.
+        requested: the mode asked for (``auto``, ``bwrap`` or ``none``), to resolve again on
+            another machine (a Dask worker).
     """
 
     kind: Literal["bwrap", "none"]
@@ -90,6 +92,7 @@ class Sandbox:
     warning: str | None = None
     bwrap: str | None = None
     uid: int = DEFAULT_UID
+    requested: str = "none"
 
     @property
     def sandboxed(self) -> bool:
@@ -280,7 +283,8 @@ def _python_paths() -> list[Path]:
 def _sandbox_env(env: dict[str, str]) -> dict[str, str]:
     keep = {k: v for k, v in env.items()
             if k in ("PYTHONUNBUFFERED", "LANG", "LC_ALL", "OMP_NUM_THREADS", "MKL_NUM_THREADS",
-                     "CUDA_VISIBLE_DEVICES", "TF_CPP_MIN_LOG_LEVEL")}
+                     "OPENBLAS_NUM_THREADS", "TF_NUM_INTRAOP_THREADS", "CUDA_VISIBLE_DEVICES",
+                     "TF_CPP_MIN_LOG_LEVEL")}
     return {"PATH": f"{Path(sys.prefix) / 'bin'}:/usr/local/bin:/usr/bin:/bin",
             "HOME": "/tmp/home", "TMPDIR": "/tmp", "USER": "student", "LANG": "C.UTF-8",
             "MPLCONFIGDIR": "/tmp/home/.matplotlib", **keep}
@@ -419,7 +423,7 @@ def resolve_sandbox(mode: str) -> Sandbox:
     if mode not in MODES:
         raise UsageError(f"unknown sandbox {mode!r}", fix=f"use one of {', '.join(MODES)}")
     if mode == "none":
-        return Sandbox("none", _NOT_SANDBOXED + " (--sandbox none)")
+        return Sandbox("none", _NOT_SANDBOXED + " (--sandbox none)", requested=mode)
     uid = int(os.environ.get(SANDBOX_UID_ENV, DEFAULT_UID))
     bwrap = shutil.which("bwrap")
     if os.geteuid() == 0 and not (shutil.which("setpriv") and shutil.which("prlimit")):
@@ -431,10 +435,10 @@ def resolve_sandbox(mode: str) -> Sandbox:
     if problem is None:
         assert bwrap is not None
         return Sandbox("bwrap", f"bubblewrap: no network, own pid namespace, uid {uid}, "
-                       "read-only system and data", bwrap=bwrap, uid=uid)
+                       "read-only system and data", bwrap=bwrap, uid=uid, requested=mode)
     fix = "install it (apt-get install bubblewrap) and allow user namespaces"
     if mode == "bwrap":
         raise UsageError(f"--sandbox bwrap: {problem}", fix=fix)
     warning = f"not sandboxed: {problem}; {fix}, or pass --sandbox none to silence this"
     log.warning("%s", warning)
-    return Sandbox("none", _NOT_SANDBOXED, warning=warning)
+    return Sandbox("none", _NOT_SANDBOXED, warning=warning, requested=mode)

@@ -1,0 +1,423 @@
+"""Grade a cohort: many submissions at once, in local threads or on a Dask cluster, cached.
+
+Each submission is one job. A job runs :func:`grader.grade.grade_submission`, whose notebooks
+each run in their own sandboxed runner process, so the threads here (or the Dask workers) only
+wait on processes. GPUs are handed out as slots: a job takes one, its kernels see only that GPU
+(``CUDA_VISIBLE_DEVICES``), and gives it back when done. CPU threads are shared out too: with N
+jobs on C cores each kernel gets ``max(1, C // N)`` threads (``OMP_NUM_THREADS`` and friends), so
+parallel jobs do not oversubscribe the cores.
+
+The cache is content-addressed: the key hashes everything a result depends on (see
+:func:`cache_key`); an unchanged submission is not run again. Outputs are written atomically by
+:mod:`grader.report` as each job finishes, so Ctrl-C or a crash keeps every finished result and
+never leaves half of one.
+
+Method: a thread pool as in ``concurrent.futures``; Dask ``distributed`` futures with worker
+resources (https://distributed.dask.org/en/stable/resources.html).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import logging
+import os
+import queue
+import threading
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Any, Literal
+
+from grader import __version__
+from grader.errors import GraderError, UsageError
+from grader.grade import GradeOptions, Submission, grade_submission
+from grader.scorecard import SubmissionResult
+from grader.settings import Settings
+
+__all__ = ["CohortOptions", "Job", "Outcome", "cache_key", "grade_cohort"]
+
+log = logging.getLogger(__name__)
+
+THREAD_ENV = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS",
+              "TF_NUM_INTRAOP_THREADS")
+CACHE_FOLDER = "results"
+
+
+@dataclass(frozen=True)
+class CohortOptions:
+    """How to spread the jobs.
+
+    Attributes:
+        jobs: submissions graded at once.
+        gpus: GPU ids handed out as slots, one per running job (empty: no GPU pinning).
+        executor: ``local`` (threads here) or ``dask`` (futures on a Dask cluster).
+        scheduler: the Dask scheduler's address (``tcp://host:8786``), for ``dask``.
+        use_cache: reuse cached results of unchanged submissions.
+        dask_timeout_s: longest a Dask job may take from submission to result, in seconds;
+            ``None``: twice the sum of its notebooks' deadlines, plus 10 minutes.
+    """
+
+    jobs: int = 1
+    gpus: tuple[str, ...] = ()
+    executor: Literal["local", "dask"] = "local"
+    scheduler: str | Any | None = None
+    use_cache: bool = True
+    dask_timeout_s: float | None = None
+
+
+@dataclass(frozen=True)
+class Job:
+    """One submission to grade: its number in the batch (from 1) and its output folder name."""
+
+    number: int
+    submission: Submission
+    folder: str
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What became of a job: a result (``cached`` when reused), or the harness fault that
+    stopped it (``error``). ``seconds`` is wall time; ``gpu`` the slot it ran on."""
+
+    job: Job
+    result: SubmissionResult | None
+    scorecard: str | None = None
+    cached: bool = False
+    seconds: float = 0.0
+    error: str | None = None
+    gpu: str | None = None
+
+
+class Events:
+    """Receives a cohort's progress; the CLI's progress display implements it."""
+
+    def started(self, job: Job, gpu: str | None) -> None:
+        """``job`` began (on GPU slot ``gpu``)."""
+
+    def progress(self, job: Job, status: str) -> None:
+        """A one-line status of ``job``'s running notebook."""
+
+    def finished(self, outcome: Outcome) -> None:
+        """A job ended; its outputs are already written."""
+
+
+# ---------------------------------------------------------------- cache
+
+
+@cache
+def _source_digest() -> str:
+    """Hash of the grader's own code and templates: a new grader grades anew."""
+    root = Path(__file__).resolve().parent
+    h = hashlib.sha256(__version__.encode())
+    for path in sorted([*root.rglob("*.py"), *root.rglob("*.j2")]):
+        h.update(str(path.relative_to(root)).encode())
+        h.update(path.read_bytes())
+    return h.hexdigest()
+
+
+def _hash_file(h: Any, path: Path, label: str) -> None:
+    h.update(f"\0{label}\0".encode())
+    h.update(path.read_bytes() if path.is_file() else b"<missing>")
+
+
+def cache_key(submission: Submission, settings: Settings, options: GradeOptions) -> str:
+    """The content address of a submission's result (sha256, hex).
+
+    Hashes: the submission's name, every notebook's bytes and every file of ``new_images/``;
+    for every challenge (``challenge.toml``, its rubric, its hidden split file); the dataset
+    folder's listing (every file name and size under the challenge sources); the grader's
+    version and source; the profile, challenge override, device and sandbox.
+    """
+    from grader.challenge import challenge_ids, load_challenge
+
+    h = hashlib.sha256()
+    h.update(json.dumps([submission.name, options.profile, options.challenge, options.device,
+                         options.sandbox.kind, _source_digest()]).encode())
+    for nb in submission.notebooks:
+        _hash_file(h, nb, f"notebook:{nb.name}")
+    new_images = submission.root / "new_images"
+    if new_images.is_dir():
+        for path in sorted(p for p in new_images.rglob("*") if p.is_file()):
+            _hash_file(h, path, f"new:{path.relative_to(new_images)}")
+    project = settings.project_dir
+    for cid in challenge_ids(project):
+        challenge = load_challenge(project, cid)
+        _hash_file(h, project / "challenges" / cid / "challenge.toml", f"challenge:{cid}")
+        _hash_file(h, project / "rubrics" / f"{challenge.rubric}.toml", f"rubric:{cid}")
+        if challenge.dataset.hidden_split:
+            _hash_file(h, project / "challenges" / challenge.dataset.hidden_split, f"split:{cid}")
+    h.update(_data_digest(settings.require_data_dir(), project).encode())
+    return h.hexdigest()
+
+
+@cache
+def _data_digest(data_dir: Path, project: Path) -> str:
+    """Names and sizes of every file of every challenge's data sources (once per process)."""
+    from grader.challenge import challenge_ids, load_challenge
+
+    h = hashlib.sha256()
+    sources: set[str] = set()
+    for cid in challenge_ids(project):
+        ds = load_challenge(project, cid).dataset
+        sources.update([ds.source, *ds.extra])
+        if ds.added_class is not None:
+            sources.add(ds.added_class.source)
+    for source in sorted(sources):
+        for dirpath, dirnames, filenames in os.walk(data_dir / source):
+            dirnames.sort()
+            for name in sorted(filenames):
+                path = os.path.join(dirpath, name)
+                h.update(f"{os.path.relpath(path, data_dir)}\0{os.path.getsize(path)}\n".encode())
+    return h.hexdigest()
+
+
+class ResultCache:
+    """Finished results by content address: ``CACHE_DIR/results/<key>/{result.json,scorecard.html}``."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.root = settings.cache_dir / CACHE_FOLDER
+
+    def get(self, key: str) -> tuple[SubmissionResult, str] | None:
+        folder = self.root / key
+        try:
+            result = SubmissionResult.model_validate_json((folder / "result.json").read_text())
+            return result, (folder / "scorecard.html").read_text()
+        except (OSError, ValueError):
+            return None
+
+    def put(self, key: str, result: SubmissionResult, scorecard: str) -> None:
+        from grader.report import write_atomic
+
+        folder = self.root / key
+        write_atomic(folder / "scorecard.html", scorecard)
+        write_atomic(folder / "result.json", result.model_dump_json(indent=2))
+
+
+# ---------------------------------------------------------------- execution
+
+
+def _kernel_env(gpu: str | None, jobs: int) -> tuple[tuple[str, str], ...]:
+    threads = str(max(1, (os.cpu_count() or 1) // max(1, jobs)))
+    env = [(name, threads) for name in THREAD_ENV] if jobs > 1 else []
+    if gpu is not None:
+        env.append(("CUDA_VISIBLE_DEVICES", gpu))
+    return tuple(env)
+
+
+def _slots(gpus: Sequence[str], jobs: int) -> queue.Queue[str | None]:
+    """GPU slots: each GPU as often as needed for ``jobs`` jobs at once; ``None`` without GPUs."""
+    slots: queue.Queue[str | None] = queue.Queue()
+    if not gpus:
+        for _ in range(jobs):
+            slots.put(None)
+        return slots
+    for i in range(max(jobs, len(gpus))):
+        slots.put(gpus[i % len(gpus)])
+    return slots
+
+
+def grade_cohort(jobs: Sequence[Job], settings: Settings, options: GradeOptions,
+                 cohort: CohortOptions, *, write: Callable[[Outcome], None],
+                 events: Events | None = None) -> list[Outcome]:
+    """Grade ``jobs``; call ``write`` with each outcome as it ends, cached ones first.
+
+    Returns the outcomes in job order (those that finished). On KeyboardInterrupt every running
+    notebook is killed, unfinished jobs are dropped (nothing is written for them) and
+    :class:`Interrupted` is raised, carrying the outcomes that finished.
+
+    Raises:
+        UsageError: a Dask scheduler that cannot be reached, or GPU jobs no worker can take.
+    """
+    events = events or Events()
+    cache_store = ResultCache(settings) if cohort.use_cache else None
+    outcomes: dict[int, Outcome] = {}
+    todo: list[tuple[Job, str | None]] = []
+    for job in jobs:
+        key = cache_key(job.submission, settings, options) if cache_store else None
+        hit = cache_store.get(key) if cache_store and key else None
+        if hit is not None:
+            outcome = Outcome(job, hit[0], scorecard=hit[1], cached=True)
+            write(outcome)
+            events.finished(outcome)
+            outcomes[job.number] = outcome
+        else:
+            todo.append((job, key))
+
+    def done(outcome: Outcome, key: str | None) -> None:
+        if outcome.result is not None and outcome.scorecard is None:
+            from grader.report import render_scorecard
+
+            outcome = dataclasses.replace(outcome, scorecard=render_scorecard(outcome.result))
+        write(outcome)
+        if cache_store and key and outcome.result is not None:
+            cache_store.put(key, outcome.result, outcome.scorecard or "")
+        events.finished(outcome)
+        outcomes[outcome.job.number] = outcome
+
+    if todo:
+        run = _run_dask if cohort.executor == "dask" else _run_local
+        try:
+            run(todo, settings, options, cohort, events, done)
+        except KeyboardInterrupt:
+            raise Interrupted([outcomes[n] for n in sorted(outcomes)]) from None
+    return [outcomes[n] for n in sorted(outcomes)]
+
+
+class Interrupted(Exception):
+    """Ctrl-C: ``outcomes`` are the jobs that finished (their outputs are written)."""
+
+    def __init__(self, outcomes: list[Outcome]) -> None:
+        super().__init__("interrupted")
+        self.outcomes = outcomes
+
+
+def _grade_one(job: Job, settings: Settings, options: GradeOptions, gpu: str | None,
+               jobs: int, events: Events) -> Outcome:
+    events.started(job, gpu)
+    opts = dataclasses.replace(options, kernel_env=_kernel_env(gpu, jobs),
+                               on_progress=lambda status: events.progress(job, status))
+    t0 = time.monotonic()
+    try:
+        result = grade_submission(job.submission, settings, opts)
+    except GraderError as err:  # a configuration or harness fault: this job only
+        return Outcome(job, None, seconds=time.monotonic() - t0, error=str(err), gpu=gpu)
+    return Outcome(job, result, seconds=time.monotonic() - t0, gpu=gpu)
+
+
+def _run_local(todo: list[tuple[Job, str | None]], settings: Settings, options: GradeOptions,
+               cohort: CohortOptions, events: Events,
+               done: Callable[[Outcome, str | None], None]) -> None:
+    from grader.executor import stop_all_runs
+
+    slots = _slots(cohort.gpus, cohort.jobs)
+    stopping = threading.Event()
+
+    def work(job: Job) -> Outcome:
+        gpu = slots.get()
+        try:
+            return _grade_one(job, settings, options, gpu, cohort.jobs, events)
+        finally:
+            slots.put(gpu)
+
+    pool = ThreadPoolExecutor(max_workers=cohort.jobs, thread_name_prefix="grade")
+    futures: dict[Future[Outcome], str | None] = {pool.submit(work, job): key
+                                                  for job, key in todo}
+    try:
+        pending = set(futures)
+        while pending:
+            finished, pending = wait(pending, timeout=0.5, return_when=FIRST_COMPLETED)
+            for future in finished:
+                if not stopping.is_set():
+                    done(future.result(), futures[future])
+    except KeyboardInterrupt:
+        stopping.set()
+        for future in futures:
+            future.cancel()
+        stop_all_runs()  # the running notebooks end now; their results are dropped
+        raise
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _remote(root: str, name: str, notebooks: list[str], settings: Settings,
+            options: dict[str, Any]) -> SubmissionResult:
+    """Runs on a Dask worker: grade one submission with the worker's Python and sandbox."""
+    import sys
+
+    from grader.sandbox import resolve_sandbox
+
+    submission = Submission(name=name, root=Path(root), notebooks=tuple(map(Path, notebooks)))
+    sandbox = resolve_sandbox(options.pop("sandbox"))
+    env = tuple(tuple(pair) for pair in options.pop("kernel_env"))
+    opts = GradeOptions(**options, sandbox=sandbox, kernel_env=env)
+    return grade_submission(submission, dataclasses.replace(settings, python=sys.executable), opts)
+
+
+def _job_timeout(job: Job, settings: Settings, options: GradeOptions) -> float:
+    from grader.challenge import challenge_ids, load_challenge
+
+    deadlines = [load_challenge(settings.project_dir, cid).deadline_for(options.profile)
+                 for cid in challenge_ids(settings.project_dir)]
+    return 2 * len(job.submission.notebooks) * max(deadlines, default=1800) + 600
+
+
+def _run_dask(todo: list[tuple[Job, str | None]], settings: Settings, options: GradeOptions,
+              cohort: CohortOptions, events: Events,
+              done: Callable[[Outcome, str | None], None]) -> None:
+    import distributed
+
+    dask: Any = distributed  # untyped library
+
+    if cohort.scheduler is None:
+        raise UsageError("--executor dask needs --scheduler ADDRESS (tcp://host:8786)")
+    try:
+        client: Any = dask.Client(cohort.scheduler, timeout=30)
+    except (OSError, TimeoutError) as err:
+        raise UsageError(f"cannot reach the Dask scheduler {cohort.scheduler}: {err}",
+                         fix="start one with `dask scheduler` and workers with "
+                         "`dask worker ADDRESS`, or check the address") from err
+    try:
+        gpu = options.device == "cuda" or bool(cohort.gpus)
+        if gpu:
+            workers = client.scheduler_info()["workers"].values()
+            if not any(w.get("resources", {}).get("GPU", 0) >= 1 for w in workers):
+                raise UsageError("GPU jobs, but no Dask worker offers the GPU resource",
+                                 fix="start GPU workers with `dask worker ADDRESS --resources "
+                                 "GPU=1` (one per GPU, with CUDA_VISIBLE_DEVICES set)")
+        plain = {"profile": options.profile, "challenge": options.challenge,
+                 "device": options.device, "keep_workdir": options.keep_workdir,
+                 "sandbox": options.sandbox.requested,
+                 "kernel_env": [list(p) for p in _kernel_env(None, 1)]}
+        futures = {}
+        started: dict[Any, float] = {}
+        for job, key in todo:
+            future = client.submit(
+                _remote, str(job.submission.root), job.submission.name,
+                [str(p) for p in job.submission.notebooks], settings, dict(plain),
+                resources={"GPU": 1} if gpu else None, pure=False,
+                key=f"grade-{job.folder}-{os.urandom(4).hex()}")
+            futures[future] = (job, key)
+            started[future] = time.monotonic()
+            events.started(job, None)
+        deadline = {f: started[f] + (cohort.dask_timeout_s or _job_timeout(j, settings, options))
+                    for f, (j, _) in futures.items()}
+        pending = set(futures)
+        finished = dask.as_completed(list(futures))
+        while pending:
+            batch = finished.next_batch(block=False) if finished.has_ready() else []
+            for future in batch:
+                pending.discard(future)
+                job, key = futures[future]
+                seconds = time.monotonic() - started[future]
+                try:
+                    done(Outcome(job, future.result(), seconds=seconds), key)
+                except Exception as err:  # a remote error of any kind fails this job only
+                    done(Outcome(job, None, seconds=seconds, error=_dask_error(err)), None)
+            now = time.monotonic()
+            for future in [f for f in pending if now > deadline[f]]:
+                pending.discard(future)
+                job, _ = futures[future]
+                future.cancel()
+                done(Outcome(job, None, seconds=now - started[future], error=(
+                    f"no result from the Dask cluster after {now - started[future]:.0f} s: no "
+                    "worker took the job, or it hung; it was cancelled")), None)
+            if not batch:
+                time.sleep(0.2)
+    except KeyboardInterrupt:
+        client.cancel(list(futures))
+        raise
+    finally:
+        client.close()
+
+
+def _dask_error(err: BaseException) -> str:
+    name = type(err).__name__
+    if name == "KilledWorker":
+        return ("the Dask worker grading it died (every worker that tried it died); see the "
+                f"workers' logs: {err}")
+    return f"{name}: {err}"[:2000]

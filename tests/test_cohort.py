@@ -1,0 +1,194 @@
+"""Grading a cohort: parallel jobs, GPU slots, the result cache, Dask, and the cohort outputs."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import re
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+from xml.etree import ElementTree as ET
+
+import pytest
+
+from grader.cli import main
+from grader.settings import Settings
+from tests.conftest import GOOD_TOY_CELLS, write_submission
+
+pytestmark = pytest.mark.kernel
+
+BAD_CELLS = [GOOD_TOY_CELLS[0], "def predict(images):\n    return ['red'] * len(images)\n"
+             "predict_transfer = predict"]
+# predict answers the environment it sees for the new images (64x48), the colour otherwise
+ENV_CELLS = [*GOOD_TOY_CELLS, GOOD_TOY_CELLS[1].replace(
+    "    out = []\n",
+    "    out = []\n    if images and images[0].size == (64, 48):\n"
+    "        return [os.environ.get('CUDA_VISIBLE_DEVICES', '-') + '/' + "
+    "os.environ.get('OMP_NUM_THREADS', '-')] * len(images)\n")]
+VOLATILE = {"started", "finished", "wall_s", "seconds", "path", "inference_s"}
+
+
+@pytest.fixture
+def cohort(make_toy: Callable[..., Settings], tmp_path: Path,
+           monkeypatch: pytest.MonkeyPatch) -> tuple[Settings, list[Path]]:
+    settings = make_toy()
+    monkeypatch.setenv("GRADER_PROJECT_DIR", str(settings.project_dir))
+    monkeypatch.setenv("GRADER_DATA_DIR", str(settings.data_dir))
+    monkeypatch.setenv("GRADER_CACHE_DIR", str(settings.cache_dir))
+    subs = tmp_path / "subs"
+    folders = [write_submission(subs, "alpha", GOOD_TOY_CELLS),
+               write_submission(subs, "beta", BAD_CELLS),
+               write_submission(subs, "gamma", GOOD_TOY_CELLS)]
+    return settings, folders
+
+
+def _check(folders: list[Path], out: Path, *extra: str) -> int:
+    return main(["check", *map(str, folders), "--out", str(out), "--sandbox", "none", *extra])
+
+
+def _stable(value: Any) -> Any:
+    """A result without what changes from run to run: times, durations, paths."""
+    if isinstance(value, dict):
+        return {k: _stable(v) for k, v in value.items() if k not in VOLATILE}
+    if isinstance(value, list):
+        return [_stable(v) for v in value]
+    if isinstance(value, str):
+        return re.sub(r"\d+(\.\d+)? s\b", "N s", value)  # "all cells ran in 3 s"
+    return value
+
+
+def test_parallel_batch_writes_every_cohort_output(cohort: tuple[Settings, list[Path]],
+                                                  tmp_path: Path) -> None:
+    _, folders = cohort
+    out = tmp_path / "out"
+    assert _check(folders, out, "--jobs", "2") == 1
+    verdicts = {f.name: json.loads((out / f.name / "result.json").read_text())["verdict"]
+                for f in folders}
+    assert verdicts == {"alpha": "pass", "beta": "fail", "gamma": "pass"}
+
+    rows = list(csv.DictReader(io.StringIO((out / "gradebook.csv").read_text())))
+    assert [r["submission"] for r in rows] == ["alpha", "beta", "gamma"]
+    assert rows[1]["verdict"] == "fail" and rows[1]["toy:accuracy"] == "0"
+    assert rows[0]["toy:accuracy"] == "4" and float(rows[0]["accuracy"]) == 1.0
+    assert len(rows[0]) == 5 + 8  # submission, verdict, score, max_score, accuracy + criteria
+
+    suites = ET.fromstring((out / "junit.xml").read_text()).findall("testsuite")
+    assert [s.get("name") for s in suites] == ["alpha", "beta", "gamma"]
+    assert [len(s.findall("testcase")) for s in suites] == [8, 8, 8]
+    assert suites[1].get("failures") == str(len(suites[1].findall("testcase/failure")))
+    assert int(suites[1].get("failures") or 0) >= 1 and suites[0].get("failures") == "0"
+
+    gradescope = json.loads((out / "beta" / "results.json").read_text())
+    assert gradescope["score"] == sum(t["score"] for t in gradescope["tests"])
+    assert {t["status"] for t in gradescope["tests"]} == {"passed", "failed"}
+    assert gradescope["leaderboard"] == [{"name": "Accuracy", "value": 0.3333, "order": "desc"}]
+
+    index = (out / "index.html").read_text()
+    assert "Leaderboard" in index and "Pass rate per criterion" in index
+    assert index.index("alpha/scorecard.html") < index.index("beta/scorecard.html")
+
+
+def test_unchanged_submissions_are_not_run_again(cohort: tuple[Settings, list[Path]],
+                                                tmp_path: Path,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    _, folders = cohort
+    out = tmp_path / "out"
+    _check(folders, out)
+    first = {f.name: (out / f.name / "result.json").read_text() for f in folders}
+    capsys.readouterr()
+
+    assert _check(folders, out) == 1
+    err = capsys.readouterr().err
+    assert err.count("cached") == 3 and "grading" not in err  # no notebook ran
+    assert {f.name: (out / f.name / "result.json").read_text() for f in folders} == first
+
+    (folders[2] / "toy.ipynb").write_text((folders[2] / "toy.ipynb").read_text().replace(
+        "CLASS_NAMES = sorted", "CLASS_NAMES  = sorted"))  # one byte changed
+    _check(folders, out)
+    err = capsys.readouterr().err
+    assert err.count("cached") == 2 and "gamma: grading" in err
+
+    _check(folders, out, "--no-cache")
+    assert capsys.readouterr().err.count("cached") == 0
+
+
+def test_jobs_get_gpu_slots_and_a_share_of_the_threads(cohort: tuple[Settings, list[Path]],
+                                                       tmp_path: Path) -> None:
+    import os
+
+    settings, _ = cohort
+    folders = [write_submission(tmp_path / "env", name, ENV_CELLS) for name in ("one", "two")]
+    out = tmp_path / "out"
+    _check(folders, out, "--jobs", "2", "--gpus", "7,8")
+    threads = str(max(1, (os.cpu_count() or 1) // 2))
+    seen = [json.loads((out / f.name / "result.json").read_text())["notebooks"][0]["new_images"]
+            [0]["prediction"] for f in folders]
+    assert sorted(seen) == [f"7/{threads}", f"8/{threads}"]  # two jobs at once: one GPU each
+
+
+@pytest.fixture
+def local_cluster() -> Any:
+    distributed = pytest.importorskip("distributed")
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                  dashboard_address=None) as cluster:
+        yield cluster
+
+
+def test_dask_gives_the_same_results(cohort: tuple[Settings, list[Path]], tmp_path: Path,
+                                     local_cluster: Any) -> None:
+    _, folders = cohort
+    assert _check(folders, tmp_path / "local", "--jobs", "2", "--no-cache") == 1
+    assert _check(folders, tmp_path / "dask", "--executor", "dask", "--scheduler",
+                  local_cluster.scheduler_address, "--no-cache") == 1
+    for folder in folders:
+        local = json.loads((tmp_path / "local" / folder.name / "result.json").read_text())
+        remote = json.loads((tmp_path / "dask" / folder.name / "result.json").read_text())
+        assert _stable(remote) == _stable(local)
+    assert ((tmp_path / "dask" / "gradebook.csv").read_text()
+            == (tmp_path / "local" / "gradebook.csv").read_text())
+
+
+def test_dask_gpu_jobs_without_gpu_workers_are_refused(
+        cohort: tuple[Settings, list[Path]], tmp_path: Path, local_cluster: Any,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    _, folders = cohort
+    code = _check(folders[:1], tmp_path / "out", "--executor", "dask", "--scheduler",
+                  local_cluster.scheduler_address, "--gpus", "0")
+    assert code == 2
+    assert "no Dask worker offers the GPU resource" in capsys.readouterr().err
+
+
+def test_dask_worker_death_is_a_clear_error(cohort: tuple[Settings, list[Path]], tmp_path: Path,
+                                            capsys: pytest.CaptureFixture[str]) -> None:
+    import dask
+    import distributed
+
+    _, folders = cohort
+    slow = write_submission(tmp_path / "slow", "slow", [*GOOD_TOY_CELLS, "import time\ntime.sleep(20)"])
+    with dask.config.set({"distributed.scheduler.allowed-failures": 0}), \
+            distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=True,
+                                     dashboard_address=None) as cluster:
+
+        def kill_workers() -> None:
+            time.sleep(8)  # the notebook is sleeping by now
+            with distributed.Client(cluster.scheduler_address) as client:
+                try:
+                    client.run(lambda: __import__("os")._exit(1))
+                except Exception:  # the workers die mid-call
+                    pass
+
+        killer = threading.Thread(target=kill_workers)
+        killer.start()
+        t0 = time.monotonic()
+        code = _check([slow], tmp_path / "out", "--executor", "dask", "--scheduler",
+                      cluster.scheduler_address, "--no-cache")
+        killer.join()
+    assert code == 3  # a harness fault, not a fail of the student
+    assert time.monotonic() - t0 < 60
+    err = capsys.readouterr().err
+    assert "the Dask worker grading it died" in err
+    assert not (tmp_path / "out" / "slow" / "result.json").exists()
