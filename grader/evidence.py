@@ -37,11 +37,13 @@ class _Wire(BaseModel):
 
 
 class ModelRun(_Wire):
-    """One contract function run on a folder of images (``predict`` or ``predict_transfer``)."""
+    """One contract function run on a folder of images (``predict`` or ``predict_transfer``):
+    ``seconds`` of the whole run (opening images included), ``inference_s`` inside the function."""
 
     predictions: list[Label] | None = Field(default=None, max_length=MAX_ITEMS)
     error: str | None = None
     seconds: float | None = None
+    inference_s: float | None = None
 
 
 class NewImagesRun(ModelRun):

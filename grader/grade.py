@@ -376,7 +376,7 @@ def _summary(facts: ExecutionFacts) -> ExecutionSummary:
                             failed_cell=facts.failed_cell, wall_s=facts.wall_s,
                             sandboxed=facts.sandboxed,
                             probe_status=facts.probe.status if facts.probe else "not_run",
-                            cells=cells)
+                            cells=cells, probe_s=facts.probe.seconds if facts.probe else None)
 
 
 def _model_reports(ev: Evidence) -> list[ModelReport]:
@@ -390,7 +390,7 @@ def _model_reports(ev: Evidence) -> list[ModelReport]:
         run = ev.probe.models.get(role)
         if name and run and run.predictions is not None and len(run.predictions) == len(ev.hidden_labels):
             m = measure(ev.hidden_labels, run.predictions, ev.challenge.dataset.classes)
-            reports.append(ModelReport.of(role, name, m, run.seconds))
+            reports.append(ModelReport.of(role, name, m, run.seconds, run.inference_s))
     return reports
 
 

@@ -24,14 +24,19 @@ from typing import Any
 __all__ = ["main"]
 
 PR_SET_CHILD_SUBREAPER = 36
+PR_SET_PDEATHSIG = 1
 KERNEL_DIR = Path(__file__).resolve().parent / "kernel"
 
 
 def become_subreaper() -> None:
-    """Make orphaned descendants re-parent to this process (Linux ``prctl``; no-op elsewhere)."""
+    """Make orphaned descendants re-parent to this process, and this process die with the
+    grader that started it (Linux ``prctl``: child subreaper, parent-death signal SIGKILL; no-op
+    elsewhere). Without the second, a grader killed mid-run (a Dask worker that died) would
+    leave the runner grading on."""
     try:
         libc = ctypes.CDLL(None, use_errno=True)
         libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
     except (OSError, AttributeError):
         pass
 

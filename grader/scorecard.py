@@ -59,7 +59,8 @@ class CellRow(_Model):
 
 
 class ExecutionSummary(_Model):
-    """How the notebook ran: status, message, failed cell, wall time (s), sandboxing, cells."""
+    """How the notebook ran: status, message, failed cell, wall time (s), sandboxing, cells,
+    and the probe's time (s) calling the contract after the last cell."""
 
     status: str
     message: str
@@ -68,6 +69,7 @@ class ExecutionSummary(_Model):
     sandboxed: bool
     probe_status: str
     cells: list[CellRow]
+    probe_s: float | None = None
 
 
 class ModelReport(_Model):
@@ -81,15 +83,17 @@ class ModelReport(_Model):
     per_class: list[dict[str, float | int | str]]
     confusion: list[list[int]]
     seconds: float | None
+    inference_s: float | None = None
 
     @classmethod
     def of(cls, role: Literal["predict", "transfer"], function: str, m: Measurement,
-           seconds: float | None) -> ModelReport:
+           seconds: float | None, inference_s: float | None = None) -> ModelReport:
         return cls(
             role=role, function=function, accuracy=m.accuracy, n=m.n, classes=list(m.classes),
             per_class=[{"class": r.name, "support": r.support, "precision": r.precision,
                         "recall": r.recall, "f1": r.f1} for r in m.rows],
             confusion=[list(row) for row in m.confusion], seconds=seconds,
+            inference_s=inference_s,
         )
 
 

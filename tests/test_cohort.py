@@ -29,7 +29,7 @@ ENV_CELLS = [*GOOD_TOY_CELLS, GOOD_TOY_CELLS[1].replace(
     "    out = []\n    if images and images[0].size == (64, 48):\n"
     "        return [os.environ.get('CUDA_VISIBLE_DEVICES', '-') + '/' + "
     "os.environ.get('OMP_NUM_THREADS', '-')] * len(images)\n")]
-VOLATILE = {"started", "finished", "wall_s", "seconds", "path", "inference_s"}
+VOLATILE = {"started", "finished", "wall_s", "seconds", "path", "inference_s", "probe_s"}
 
 
 @pytest.fixture
@@ -192,3 +192,38 @@ def test_dask_worker_death_is_a_clear_error(cohort: tuple[Settings, list[Path]],
     err = capsys.readouterr().err
     assert "the Dask worker grading it died" in err
     assert not (tmp_path / "out" / "slow" / "result.json").exists()
+
+
+def test_ctrl_c_stops_cleanly_and_keeps_what_finished(cohort: tuple[Settings, list[Path]],
+                                                      tmp_path: Path) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    import psutil
+
+    folders = [write_submission(tmp_path / "subs2", "quick", GOOD_TOY_CELLS),
+               write_submission(tmp_path / "subs2", "slow",
+                                [*GOOD_TOY_CELLS, "import time\ntime.sleep(120)"])]
+    out = tmp_path / "out"
+    grader = subprocess.Popen([sys.executable, "-m", "grader", "check", *map(str, folders),
+                               "--out", str(out), "--jobs", "2", "--sandbox", "none"],
+                              stderr=subprocess.PIPE, text=True, env=dict(os.environ))
+    deadline = time.monotonic() + 60
+    while not (out / "quick" / "result.json").exists() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    time.sleep(1)
+    kernels = [p for p in psutil.Process(grader.pid).children(recursive=True)]
+    assert kernels, "the slow notebook should be running"
+    t0 = time.monotonic()
+    grader.send_signal(signal.SIGINT)
+    _, err = grader.communicate(timeout=30)
+    assert grader.returncode == 130, err
+    assert time.monotonic() - t0 < 15
+    assert "interrupted; 1 of 2 submissions graded and kept" in err
+    assert json.loads((out / "quick" / "result.json").read_text())["verdict"] == "pass"
+    assert not (out / "slow").exists()  # nothing half-written, no false fail
+    assert "quick/scorecard.html" in (out / "index.html").read_text()
+    time.sleep(0.5)
+    assert [p.pid for p in kernels if p.is_running() and p.status() != psutil.STATUS_ZOMBIE] == []

@@ -1,0 +1,237 @@
+"""Every benchmark of the harness in one table: what grading costs, and how fast references are.
+
+1. Harness overhead: one small notebook (a parameters cell and one cell defining the contract)
+   run by plain nbclient, ``jupyter nbconvert --execute``, papermill and ``grader check`` (without
+   and with the sandbox), interleaved, each in a fresh process, REPEAT times; median and spread,
+   and the difference to nbclient. The grader's probe (its calls of ``predict`` in the kernel) is
+   reported apart and excluded from the grader's fixed cost.
+2. Start-up: ``grader --help`` and ``grader challenges`` against ``python -c pass``.
+3. Probe throughput: ``grader check`` of a notebook for ``cifar10-tf-cnn`` (10,000 hidden test
+   images) whose ``predict`` is a constant and then a NumPy linear model: images per second
+   through ``predict``, and the share of the probe's time that is the grader's own transfer
+   (opening the images, building the lists, writing JSON) rather than the function's.
+4. Parallel speed-up: ``benchmarks/cohort.py`` (COPIES copies at each job count, then cached).
+5. Reference time-to-accuracy, from the archived reference results: wall time of each reference
+   run on the hidden test set against its threshold, beside public anchors for CIFAR-10.
+
+Usage: .venv/bin/python benchmarks/run.py [--repeat 7] [--skip probe,cohort] [--copies 8]
+       [--jobs 1,2,4] [--cohort-submission DIR]             (needs GRADER_DATA_DIR)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+BIN = Path(sys.executable).parent
+CONTRACT = ("CLASS_NAMES = ['red', 'green', 'blue']\n"
+            "def predict(images):\n    return ['red'] * len(images)\npredict_transfer = predict")
+
+
+def _median(values: list[float]) -> str:
+    return f"{statistics.median(values):7.2f} s  [{min(values):.2f}-{max(values):.2f}]"
+
+
+def _run(command: list[str], env: dict[str, str]) -> float:
+    t0 = time.perf_counter()
+    done = subprocess.run(command, capture_output=True, text=True, env=env)
+    seconds = time.perf_counter() - t0
+    if done.returncode not in (0, 1):
+        raise SystemExit(f"{' '.join(command[:4])}... failed:\n{done.stderr[-2000:]}")
+    return seconds
+
+
+def overhead(repeat: int, tmp: Path) -> list[tuple[str, str]]:
+    """Section 1: the same one-cell notebook through nbclient, nbconvert, papermill, grader."""
+    import nbformat
+
+    from grader.notebook import inject_parameters
+    from grader.sandbox import resolve_sandbox
+    from tests.conftest import build_toy, write_submission
+
+    settings = build_toy(tmp / "toy")
+    folder = write_submission(tmp / "subs", "bench", [CONTRACT], new_images=0)
+    plain = folder / "toy.ipynb"
+    params = {"DATA_DIR": str(settings.data_dir), "DEVICE": "cpu", "PROFILE": "full",
+              "NEW_IMAGES_DIR": str(folder / "new_images"), "MODEL_DIR": str(tmp / "model")}
+    injected = tmp / "injected.ipynb"
+    nbformat.write(inject_parameters(nbformat.read(plain, as_version=4), params), injected)
+    env = {**os.environ, "GRADER_PROJECT_DIR": str(settings.project_dir),
+           "GRADER_DATA_DIR": str(settings.data_dir), "GRADER_CACHE_DIR": str(settings.cache_dir)}
+    py = sys.executable
+    commands = {
+        "nbclient": [py, "-c", "import sys, nbformat; from nbclient import NotebookClient; "
+                     "nb = nbformat.read(sys.argv[1], as_version=4); "
+                     "NotebookClient(nb, kernel_name='python3').execute()", str(injected)],
+        "nbconvert --execute": [str(BIN / "jupyter"), "nbconvert", "--to", "notebook",
+                                "--execute", "--ExecutePreprocessor.kernel_name=python3",
+                                str(injected), "--output-dir", str(tmp / "nbconvert")],
+        "papermill": [str(BIN / "papermill"), "-k", "python3", "--no-progress-bar", str(plain),
+                      str(tmp / "papermill.ipynb"),
+                      *[x for k, v in params.items() for x in ("-p", k, v)]],
+        "grader check --sandbox none": [py, "-m", "grader", "check", str(folder), "--out",
+                                        str(tmp / "out-none"), "--sandbox", "none", "--no-cache"],
+    }
+    if resolve_sandbox("auto").sandboxed:
+        commands["grader check --sandbox bwrap"] = [
+            py, "-m", "grader", "check", str(folder), "--out", str(tmp / "out-bwrap"),
+            "--sandbox", "bwrap", "--no-cache"]
+    times: dict[str, list[float]] = {name: [] for name in commands}
+    probe: dict[str, list[float]] = {name: [] for name in commands if name.startswith("grader")}
+    for command in commands.values():  # warm-up: caches, the toy's hidden set
+        _run(command, env)
+    for _ in range(repeat):
+        for name, command in commands.items():
+            times[name].append(_run(command, env))
+            if name in probe:
+                result = json.loads((tmp / f"out-{name.split()[-1]}" / "bench" /
+                                     "result.json").read_text())
+                probe[name].append(result["notebooks"][0]["execution"].get("probe_s") or 0.0)
+    base = statistics.median(times["nbclient"])
+    rows = []
+    for name, values in times.items():
+        extra = statistics.median(values) - base
+        note = f"{extra:+.2f} s over nbclient"
+        if name in probe:
+            p = statistics.median(probe[name])
+            note += f"; probe {p:.2f} s, fixed cost {extra - p:+.2f} s"
+        rows.append((f"overhead: {name}", f"{_median(values)}  {note}"))
+    return rows
+
+
+def startup(repeat: int) -> list[tuple[str, str]]:
+    """Section 2: CLI start-up against a bare interpreter."""
+    commands = {"python -c pass": [sys.executable, "-c", "pass"],
+                "grader --help": [sys.executable, "-m", "grader", "--help"],
+                "grader challenges": [sys.executable, "-m", "grader", "challenges"]}
+    times: dict[str, list[float]] = {name: [] for name in commands}
+    for _ in range(repeat):
+        for name, command in commands.items():
+            times[name].append(_run(command, dict(os.environ)))
+    base = statistics.median(times["python -c pass"])
+    return [(f"start-up: {name}", f"{_median(v)}  {statistics.median(v) - base:+.3f} s over python")
+            for name, v in times.items()]
+
+
+PROBE_MODELS = {
+    "constant": "def predict(images):\n    return [CLASS_NAMES[0]] * len(images)",
+    "numpy linear": (
+        "import numpy as np\nW = np.random.default_rng(0).normal(size=(32 * 32 * 3, 10))"
+        ".astype(np.float32)\n"
+        "def predict(images):\n"
+        "    x = np.stack([np.asarray(im, dtype=np.float32).reshape(-1) for im in images])\n"
+        "    return [CLASS_NAMES[i] for i in (x @ W).argmax(1)]"),
+}
+
+
+def probe_throughput(tmp: Path) -> list[tuple[str, str]]:
+    """Section 3: the probe on CIFAR-10's 10,000 hidden test images."""
+    from tests.conftest import write_submission
+
+    rows = []
+    names = ("airplane automobile bird cat deer dog frog horse ship truck").split()
+    for label, model in PROBE_MODELS.items():
+        cells = [f"CLASS_NAMES = {names!r}", model]
+        folder = write_submission(tmp / "probe", label.replace(" ", "-"), cells,
+                                  challenge="cifar10-tf-cnn", new_images=0)
+        out = tmp / f"probe-out-{label.replace(' ', '-')}"
+        _run([sys.executable, "-m", "grader", "check", str(folder), "--out", str(out),
+              "--no-cache"], dict(os.environ))
+        nb = json.loads((out / folder.name / "result.json").read_text())["notebooks"][0]
+        model_row = next(m for m in nb["models"] if m["role"] == "predict")
+        total, inside = model_row["seconds"], model_row.get("inference_s")
+        share = "" if inside is None else f", transfer {100 * (total - inside) / total:.0f}% of it"
+        rows.append((f"probe: predict = {label}",
+                     f"{model_row['n'] / total:7.0f} images/s  ({model_row['n']} images in "
+                     f"{total:.1f} s{share}; sandbox {nb['execution']['sandboxed']})"))
+    return rows
+
+
+def cohort(copies: int, jobs: str, submission: Path) -> list[tuple[str, str]]:
+    """Section 4: benchmarks/cohort.py, its table passed through."""
+    done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "cohort.py"), "--copies",
+                           str(copies), "--jobs", jobs, "--submission", str(submission)],
+                          capture_output=True, text=True)
+    if done.returncode != 0:
+        raise SystemExit(f"benchmarks/cohort.py failed:\n{done.stderr[-2000:]}")
+    lines = done.stdout.strip().splitlines()
+    return [("parallel: " + lines[0].lstrip("# "), "")] + [
+        (f"parallel: {line[:28].strip()}", line[28:].strip()) for line in lines[2:]]
+
+
+def time_to_accuracy() -> list[tuple[str, str]]:
+    """Section 5: archived reference results against their thresholds."""
+    from grader.challenge import load_challenge
+    from grader.rubric import load_rubric
+
+    rows = []
+    for path in sorted((ROOT / "reference_solutions" / "results").glob("*.json")):
+        result = json.loads(path.read_text())
+        nb = result["notebooks"][0]
+        challenge = load_challenge(ROOT, nb["challenge"])
+        rubric = load_rubric(ROOT, challenge.rubric)
+        threshold = next((c.merged_params(nb["profile"]).get("threshold")
+                          for c in rubric.criteria if c.check == "hidden_accuracy"
+                          and c.merged_params(nb["profile"]).get("model", "predict") == "predict"),
+                         None)
+        accuracy = next((m["accuracy"] for m in nb["models"] if m["role"] == "predict"), None)
+        if accuracy is None or threshold is None:
+            continue
+        reached = "reached" if accuracy >= threshold else "NOT reached"
+        rows.append((f"time-to-accuracy: {path.stem}",
+                     f"{nb['execution']['wall_s']:7.0f} s  {accuracy:.3f} vs {threshold:.2f} "
+                     f"{reached} ({result['environment']['device']}, {result['finished'][:10]})"))
+    rows.append(("time-to-accuracy: anchors", "airbench 94% CIFAR-10 in ~3.3 s on one A100; "
+                 "DAWNBench best single V100: 94% in 72 s"))
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--repeat", type=int, default=7)
+    parser.add_argument("--skip", default="", help="sections to skip: overhead, startup, probe, "
+                        "cohort, accuracy (comma-separated)")
+    parser.add_argument("--copies", type=int, default=8)
+    parser.add_argument("--jobs", default="1,2,4")
+    parser.add_argument("--cohort-submission", type=Path, default=ROOT / "examples" / "team3")
+    args = parser.parse_args()
+    skip = set(filter(None, args.skip.split(",")))
+    if not os.environ.get("GRADER_DATA_DIR") and not {"probe", "cohort"} <= skip:
+        sys.exit("set GRADER_DATA_DIR to the datasets folder (or --skip probe,cohort)")
+    rows: list[tuple[str, str]] = []
+    with tempfile.TemporaryDirectory(prefix="grader-bench-") as name:
+        tmp = Path(name)
+        sections = [("overhead", lambda: overhead(args.repeat, tmp / "overhead")),
+                    ("startup", lambda: startup(args.repeat * 2)),
+                    ("probe", lambda: probe_throughput(tmp)),
+                    ("cohort", lambda: cohort(args.copies, args.jobs, args.cohort_submission)),
+                    ("accuracy", time_to_accuracy)]
+        for section, run in sections:
+            if section in skip:
+                continue
+            print(f"running {section}...", file=sys.stderr, flush=True)
+            (tmp / "overhead").mkdir(exist_ok=True)
+            rows += run()
+        shutil.rmtree(tmp, ignore_errors=True)
+    print(f"# grader benchmarks, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {platform.node()}, "
+          f"{os.cpu_count()} cores, Python {platform.python_version()}, repeat {args.repeat}")
+    width = max(len(name) for name, _ in rows)
+    for name, value in rows:
+        print(f"{name:{width}}  {value}")
+
+
+if __name__ == "__main__":
+    main()
