@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import signal
 import sys
 import threading
 import time
@@ -65,7 +66,7 @@ def _parser() -> argparse.ArgumentParser:
                        "; default: every GPU nvidia-smi lists when the device is cuda")
     check.add_argument("--no-cache", action="store_true",
                        help="grade again even when the submission, challenge, rubric, data and "
-                       "grader are unchanged since a cached result")
+                       "grader are unchanged since a cached result (the new result replaces it)")
     check.add_argument("--executor", choices=["local", "dask"], default="local",
                        help="local: threads on this machine; dask: futures on the Dask cluster "
                        "at --scheduler (workers need the same paths)")
@@ -362,6 +363,10 @@ def _cmd_verify(args: argparse.Namespace, settings: Settings) -> int:
     return EXIT_PASS if not bad else EXIT_FAIL
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the exit status."""
     parser = _parser()
@@ -370,6 +375,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                         format="%(levelname)s %(name)s: %(message)s")
     try:
         settings = resolve_settings(data_dir=args.data_dir)
+        if args.command in ("check", "verify-references"):
+            signal.signal(signal.SIGTERM, _interrupt)  # a CI job cancelled: stop as on Ctrl-C
         if args.command == "check":
             return _cmd_check(args, settings)
         if args.command == "verify-references":

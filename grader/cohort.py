@@ -57,7 +57,8 @@ class CohortOptions:
         gpus: GPU ids handed out as slots, one per running job (empty: no GPU pinning).
         executor: ``local`` (threads here) or ``dask`` (futures on a Dask cluster).
         scheduler: the Dask scheduler's address (``tcp://host:8786``), for ``dask``.
-        use_cache: reuse cached results of unchanged submissions.
+        use_cache: reuse cached results of unchanged submissions (results are stored either
+            way: ``False`` grades again and refreshes the cache).
         dask_timeout_s: longest a Dask job may take from submission to result, in seconds;
             ``None``: twice the sum of its notebooks' deadlines, plus 10 minutes.
     """
@@ -224,7 +225,8 @@ def _slots(gpus: Sequence[str], jobs: int) -> queue.Queue[str | None]:
 def grade_cohort(jobs: Sequence[Job], settings: Settings, options: GradeOptions,
                  cohort: CohortOptions, *, write: Callable[[Outcome], None],
                  events: Events | None = None) -> list[Outcome]:
-    """Grade ``jobs``; call ``write`` with each outcome as it ends, cached ones first.
+    """Grade ``jobs``; call ``write`` with each outcome as it ends, cached ones first. Every
+    result graded here is stored in the cache, whether or not ``cohort.use_cache`` reused any.
 
     Returns the outcomes in job order (those that finished). On KeyboardInterrupt every running
     notebook is killed, unfinished jobs are dropped (nothing is written for them) and
@@ -234,12 +236,12 @@ def grade_cohort(jobs: Sequence[Job], settings: Settings, options: GradeOptions,
         UsageError: a Dask scheduler that cannot be reached, or GPU jobs no worker can take.
     """
     events = events or Events()
-    cache_store = ResultCache(settings) if cohort.use_cache else None
+    cache_store = ResultCache(settings)
     outcomes: dict[int, Outcome] = {}
     todo: list[tuple[Job, str | None]] = []
     for job in jobs:
-        key = cache_key(job.submission, settings, options) if cache_store else None
-        hit = cache_store.get(key) if cache_store and key else None
+        key = cache_key(job.submission, settings, options)
+        hit = cache_store.get(key) if cohort.use_cache else None
         if hit is not None:
             outcome = Outcome(job, hit[0], scorecard=hit[1], cached=True)
             write(outcome)
@@ -254,7 +256,7 @@ def grade_cohort(jobs: Sequence[Job], settings: Settings, options: GradeOptions,
 
             outcome = dataclasses.replace(outcome, scorecard=render_scorecard(outcome.result))
         write(outcome)
-        if cache_store and key and outcome.result is not None:
+        if key and outcome.result is not None:
             cache_store.put(key, outcome.result, outcome.scorecard or "")
         events.finished(outcome)
         outcomes[outcome.job.number] = outcome

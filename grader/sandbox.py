@@ -322,6 +322,7 @@ def _make_cgroups(limits: Limits | None) -> tuple[_Cgroup, ...]:
     """
     name = f"grader-{os.getpid()}-{os.urandom(4).hex()}"
     made: list[_Cgroup] = []
+    _remove_stale_cgroups()
     memory_bytes = str(limits.memory_mb * 2**20) if limits else None
     try:
         memory, pids = _own_cgroup("memory"), _own_cgroup("pids")
@@ -354,6 +355,21 @@ def _make_cgroups(limits: Limits | None) -> tuple[_Cgroup, ...]:
         log.info("no cgroup for the run (%s)", err)
         _remove_cgroups(tuple(made))
     return ()
+
+
+def _remove_stale_cgroups() -> None:
+    """Remove empty ``grader-<pid>-*`` cgroups whose grader is gone (killed before it could)."""
+    import psutil
+
+    parents = [p for p in (_own_cgroup("memory"), _own_cgroup("pids"), _v2_parent()) if p]
+    for parent in parents:
+        for group in parent.glob("grader-*-*"):
+            try:
+                pid = int(group.name.split("-")[1])
+                if not psutil.pid_exists(pid):
+                    group.rmdir()  # fails, and is left, while it still holds a process
+            except (ValueError, OSError):
+                continue
 
 
 def _v2_parent() -> Path | None:
