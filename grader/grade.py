@@ -212,6 +212,7 @@ def _grade_notebook(path: Path, submission: Submission, settings: Settings,
             )
             log.info("running %s (%s, profile %s, deadline %s s, sandbox %s)", path,
                      challenge.id, options.profile, deadline, options.sandbox.kind)
+            _prefetch_imports()
             run = run_notebook(request)
             models = _model_files(model_dir, run.started_at)
         return _score(path, challenge, rubric, options, run.facts, run, hidden.labels,
@@ -219,6 +220,31 @@ def _grade_notebook(path: Path, submission: Submission, settings: Settings,
     finally:
         if not options.keep_workdir:
             shutil.rmtree(box, ignore_errors=True)
+
+
+_PREFETCH = ("sklearn.metrics", "matplotlib.figure", "matplotlib.backends.backend_svg", "jinja2")
+
+
+def _prefetch_imports() -> None:
+    """Import what scoring needs (scikit-learn: about 1 s here) in a background thread while the
+    notebook runs in its own process, so the grader's fixed cost per notebook does not include it.
+    The import lock makes a later ``import`` wait for it; a failure is left for that import."""
+    import importlib
+    import sys
+    import threading
+
+    missing = [name for name in _PREFETCH if name not in sys.modules]
+    if not missing:
+        return
+
+    def load() -> None:
+        for name in missing:
+            try:
+                importlib.import_module(name)
+            except Exception:  # the real import reports it
+                return
+
+    threading.Thread(target=load, name="grader-prefetch", daemon=True).start()
 
 
 def _probe_config(challenge: Challenge, hidden: HiddenTestSet, added: HiddenTestSet | None,

@@ -4,17 +4,19 @@ This file's source is sent to the student's kernel before the first cell; it imp
 the grader. A loss plot is then checked as data (the y values of each line), not as pixels.
 
 A figure is snapshotted when pyplot closes it (``plt.show()`` under the inline backend closes
-every figure after drawing it) and after each cell for figures still open. The snapshots live in
+every figure after drawing it) and after each cell for figures still open. matplotlib is not
+imported here: pyplot's figure registry is patched when the notebook imports it (an import hook),
+so a notebook without plots does not pay for matplotlib. The snapshots live in
 ``sys.modules["_grader_capture"].FIGURES``; a notebook can tamper with them, which only changes
 its own evidence: hidden labels never enter this process.
 """
 
 
 def _grader_install_capture() -> None:
+    import importlib.abc
+    import importlib.util
     import sys
     import types
-
-    import matplotlib._pylab_helpers as helpers
 
     state = types.ModuleType("_grader_capture")
     state.FIGURES = {}  # id(figure) -> snapshot
@@ -65,29 +67,58 @@ def _grader_install_capture() -> None:
         except Exception:  # a figure we cannot read is no evidence, never a crash
             pass
 
-    gcf = helpers.Gcf
-    original_destroy = gcf.destroy.__func__
-    original_destroy_all = gcf.destroy_all.__func__
+    def patch(helpers):
+        gcf = helpers.Gcf
+        original_destroy = gcf.destroy.__func__
+        original_destroy_all = gcf.destroy_all.__func__
 
-    def destroy(cls, num):
-        manager = cls.figs.get(num) if isinstance(num, int) else num
-        if manager is not None and getattr(manager, "canvas", None) is not None:
-            snapshot(manager.canvas.figure)
-        return original_destroy(cls, num)
+        def destroy(cls, num):
+            manager = cls.figs.get(num) if isinstance(num, int) else num
+            if manager is not None and getattr(manager, "canvas", None) is not None:
+                snapshot(manager.canvas.figure)
+            return original_destroy(cls, num)
 
-    def destroy_all(cls):
-        for manager in list(cls.figs.values()):
-            snapshot(manager.canvas.figure)
-        return original_destroy_all(cls)
+        def destroy_all(cls):
+            for manager in list(cls.figs.values()):
+                snapshot(manager.canvas.figure)
+            return original_destroy_all(cls)
 
-    gcf.destroy = classmethod(destroy)
-    gcf.destroy_all = classmethod(destroy_all)
+        gcf.destroy = classmethod(destroy)
+        gcf.destroy_all = classmethod(destroy_all)
+        state.gcf = gcf
 
     def post_execute():
-        for manager in list(gcf.figs.values()):
+        gcf = getattr(state, "gcf", None)
+        for manager in list(gcf.figs.values()) if gcf is not None else []:
             snapshot(manager.canvas.figure)
 
     ip.events.register("post_execute", post_execute)
+
+    class PatchOnImport(importlib.abc.MetaPathFinder):
+        """Patches matplotlib._pylab_helpers as it is imported, then steps aside."""
+
+        def find_spec(self, name, path, target=None):
+            if name != "matplotlib._pylab_helpers":
+                return None
+            if self in sys.meta_path:
+                sys.meta_path.remove(self)
+            spec = importlib.util.find_spec(name)
+            loader = getattr(spec, "loader", None)
+            if loader is None or not hasattr(loader, "exec_module"):
+                return spec
+            exec_module = loader.exec_module
+
+            def exec_and_patch(module):
+                exec_module(module)
+                patch(module)
+
+            loader.exec_module = exec_and_patch
+            return spec
+
+    if "matplotlib._pylab_helpers" in sys.modules:
+        patch(sys.modules["matplotlib._pylab_helpers"])
+    else:
+        sys.meta_path.insert(0, PatchOnImport())
 
 
 _grader_install_capture()
