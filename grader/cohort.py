@@ -288,6 +288,11 @@ def _grade_one(job: Job, settings: Settings, options: GradeOptions, gpu: str | N
         result = grade_submission(job.submission, settings, opts)
     except GraderError as err:  # a configuration or harness fault: this job only
         return Outcome(job, None, seconds=time.monotonic() - t0, error=str(err), gpu=gpu)
+    except Exception as err:  # a bug of the grader's: this job only, with its traceback logged
+        log.exception("grading %s failed", job.submission.name)
+        return Outcome(job, None, seconds=time.monotonic() - t0, gpu=gpu,
+                       error=f"internal error ({type(err).__name__}: {err}); its traceback "
+                       "is logged above: please report it")
     return Outcome(job, result, seconds=time.monotonic() - t0, gpu=gpu)
 
 

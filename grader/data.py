@@ -8,6 +8,7 @@ labels stay in the grader's memory and are never written next to the images.
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import logging
@@ -15,7 +16,9 @@ import os
 import random
 import shutil
 import tempfile
-from collections.abc import Iterable, Mapping
+import threading
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -170,11 +173,37 @@ def _check_split_present(files: dict[str, list[str]], split: list[str], root: Pa
         )
 
 
+_LOCK = threading.Lock()
+
+
+@contextmanager
+def _cache_lock(cache_dir: Path) -> Iterator[None]:
+    """Hold the cache for building: a lock between threads (``--jobs``) and a ``flock`` on
+    ``cache_dir/.lock`` between processes (Dask workers on one machine)."""
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    with _LOCK, open(cache_dir / ".lock", "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 def _build_atomically(target: Path, build: object) -> Path:
-    """Run ``build(tmp_dir)`` and move the result to ``target``; reuse ``target`` if present."""
+    """Run ``build(tmp_dir)`` and move the result to ``target``; reuse ``target`` if present.
+
+    One builder at a time (:func:`_cache_lock` on the cache folder, ``target``'s grandparent);
+    those that waited find it built."""
     if (target / ".complete").is_file():
         target.chmod(0o755)  # built by an older grader as 0700
         return target
+    with _cache_lock(target.parent.parent):
+        if (target / ".complete").is_file():
+            return target
+        return _build(target, build)
+
+
+def _build(target: Path, build: object) -> Path:
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=target.name + ".", dir=target.parent))
     try:
@@ -363,15 +392,16 @@ def dataset_hashes(settings: Settings, challenge: Challenge, *,
     listing = listing or list_dataset(data_dir, challenge)
     entries = sorted(e for e, _ in listing.public + listing.hidden)
     path = settings.cache_dir / "phash" / f"{ds.source}-{_digest(entries)}.json"
-    if path.is_file():
-        cached: dict[str, str] = json.loads(path.read_text())
-        return cached
-    hashes: dict[str, str] = {}
-    for entry in entries:
-        with Image.open(data_dir / ds.source / entry) as im:
-            hashes[entry] = str(imagehash.phash(im.convert("RGB")))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(hashes))
-    os.replace(tmp, path)
-    return hashes
+    if not path.is_file():
+        with _cache_lock(settings.cache_dir):
+            if not path.is_file():  # another thread or process may have built it meanwhile
+                hashes: dict[str, str] = {}
+                for entry in entries:
+                    with Image.open(data_dir / ds.source / entry) as im:
+                        hashes[entry] = str(imagehash.phash(im.convert("RGB")))
+                path.parent.mkdir(parents=True, exist_ok=True)
+                tmp = path.with_suffix(f".{os.getpid()}.tmp")
+                tmp.write_text(json.dumps(hashes))
+                os.replace(tmp, path)
+    cached: dict[str, str] = json.loads(path.read_text())
+    return cached

@@ -227,3 +227,43 @@ def test_ctrl_c_stops_cleanly_and_keeps_what_finished(cohort: tuple[Settings, li
     assert "quick/scorecard.html" in (out / "index.html").read_text()
     time.sleep(0.5)
     assert [p.pid for p in kernels if p.is_running() and p.status() != psutil.STATUS_ZOMBIE] == []
+
+
+def test_threads_share_the_data_cache(make_toy: Callable[..., Settings]) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from grader.challenge import load_challenge
+    from grader.data import dataset_hashes, ensure_hidden_test_set, ensure_public_view
+
+    settings = make_toy()
+    challenge = load_challenge(settings.project_dir, "toy")
+
+    def build(_: int) -> tuple[Any, ...]:
+        return (ensure_public_view(settings, challenge), ensure_hidden_test_set(settings, challenge).files,
+                dataset_hashes(settings, challenge))
+
+    with ThreadPoolExecutor(8) as pool:
+        results = list(pool.map(build, range(8)))
+    assert all(r == results[0] for r in results)
+    assert len(results[0][2]) == 18
+    assert not list(settings.cache_dir.rglob("*.tmp"))
+
+
+def test_an_internal_error_fails_one_job_only(cohort: tuple[Settings, list[Path]], tmp_path: Path,
+                                             monkeypatch: pytest.MonkeyPatch,
+                                             capsys: pytest.CaptureFixture[str]) -> None:
+    import grader.cohort
+
+    _, folders = cohort
+    real = grader.cohort.grade_submission
+
+    def flaky(submission: Any, *args: Any) -> Any:
+        if submission.name == "beta":
+            raise KeyError("a bug")
+        return real(submission, *args)
+
+    monkeypatch.setattr(grader.cohort, "grade_submission", flaky)
+    assert _check(folders, tmp_path / "out", "--jobs", "2", "--no-cache") == 3
+    assert "beta: harness fault: internal error (KeyError: 'a bug')" in capsys.readouterr().err
+    assert json.loads((tmp_path / "out" / "alpha" / "result.json").read_text())["verdict"] == "pass"
+    assert (tmp_path / "out" / "gamma" / "result.json").is_file()
