@@ -207,18 +207,26 @@ def test_ctrl_c_stops_cleanly_and_keeps_what_finished(cohort: tuple[Settings, li
                write_submission(tmp_path / "subs2", "slow",
                                 [*GOOD_TOY_CELLS, "import time\ntime.sleep(120)"])]
     out = tmp_path / "out"
+    # as from a terminal: SIGINT handled even where this test inherited it ignored (a CI job
+    # started in the background of a non-interactive shell)
     grader = subprocess.Popen([sys.executable, "-m", "grader", "check", *map(str, folders),
                                "--out", str(out), "--jobs", "2", "--sandbox", "none"],
-                              stderr=subprocess.PIPE, text=True, env=dict(os.environ))
-    deadline = time.monotonic() + 60
-    while not (out / "quick" / "result.json").exists() and time.monotonic() < deadline:
-        time.sleep(0.2)
-    time.sleep(1)
-    kernels = [p for p in psutil.Process(grader.pid).children(recursive=True)]
-    assert kernels, "the slow notebook should be running"
-    t0 = time.monotonic()
-    grader.send_signal(signal.SIGINT)
-    _, err = grader.communicate(timeout=30)
+                              stderr=subprocess.PIPE, text=True, env=dict(os.environ),
+                              preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    try:
+        deadline = time.monotonic() + 60
+        while not (out / "quick" / "result.json").exists() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        time.sleep(1)
+        kernels = [p for p in psutil.Process(grader.pid).children(recursive=True)]
+        assert kernels, "the slow notebook should be running"
+        t0 = time.monotonic()
+        grader.send_signal(signal.SIGINT)
+        _, err = grader.communicate(timeout=30)
+    finally:
+        if grader.poll() is None:
+            grader.kill()
+            grader.wait()
     assert grader.returncode == 130, err
     assert time.monotonic() - t0 < 15
     assert "interrupted; 1 of 2 submissions graded and kept" in err
