@@ -66,7 +66,7 @@ class CohortOptions:
     jobs: int = 1
     gpus: tuple[str, ...] = ()
     executor: Literal["local", "dask"] = "local"
-    scheduler: str | Any | None = None
+    scheduler: str | None = None
     use_cache: bool = True
     dask_timeout_s: float | None = None
 
@@ -134,8 +134,6 @@ def cache_key(submission: Submission, settings: Settings, options: GradeOptions)
     folder's listing (every file name and size under the challenge sources); the grader's
     version and source; the profile, challenge override, device and sandbox.
     """
-    from grader.challenge import challenge_ids, load_challenge
-
     h = hashlib.sha256()
     h.update(json.dumps([submission.name, options.profile, options.challenge, options.device,
                          options.sandbox.kind, _source_digest()]).encode())
@@ -145,14 +143,23 @@ def cache_key(submission: Submission, settings: Settings, options: GradeOptions)
     if new_images.is_dir():
         for path in sorted(p for p in new_images.rglob("*") if p.is_file()):
             _hash_file(h, path, f"new:{path.relative_to(new_images)}")
-    project = settings.project_dir
+    h.update(_project_digest(settings.project_dir).encode())
+    h.update(_data_digest(settings.require_data_dir(), settings.project_dir).encode())
+    return h.hexdigest()
+
+
+@cache
+def _project_digest(project: Path) -> str:
+    """Every challenge's ``challenge.toml``, rubric and hidden split file (once per process)."""
+    from grader.challenge import challenge_ids, load_challenge
+
+    h = hashlib.sha256()
     for cid in challenge_ids(project):
         challenge = load_challenge(project, cid)
         _hash_file(h, project / "challenges" / cid / "challenge.toml", f"challenge:{cid}")
         _hash_file(h, project / "rubrics" / f"{challenge.rubric}.toml", f"rubric:{cid}")
         if challenge.dataset.hidden_split:
             _hash_file(h, project / "challenges" / challenge.dataset.hidden_split, f"split:{cid}")
-    h.update(_data_digest(settings.require_data_dir(), project).encode())
     return h.hexdigest()
 
 
@@ -238,7 +245,7 @@ def grade_cohort(jobs: Sequence[Job], settings: Settings, options: GradeOptions,
     events = events or Events()
     cache_store = ResultCache(settings)
     outcomes: dict[int, Outcome] = {}
-    todo: list[tuple[Job, str | None]] = []
+    todo: list[tuple[Job, str]] = []
     for job in jobs:
         key = cache_key(job.submission, settings, options)
         hit = cache_store.get(key) if cohort.use_cache else None
@@ -250,13 +257,13 @@ def grade_cohort(jobs: Sequence[Job], settings: Settings, options: GradeOptions,
         else:
             todo.append((job, key))
 
-    def done(outcome: Outcome, key: str | None) -> None:
+    def done(outcome: Outcome, key: str) -> None:
         if outcome.result is not None and outcome.scorecard is None:
             from grader.report import render_scorecard
 
             outcome = dataclasses.replace(outcome, scorecard=render_scorecard(outcome.result))
         write(outcome)
-        if key and outcome.result is not None:
+        if outcome.result is not None:
             cache_store.put(key, outcome.result, outcome.scorecard or "")
         events.finished(outcome)
         outcomes[outcome.job.number] = outcome
@@ -296,9 +303,9 @@ def _grade_one(job: Job, settings: Settings, options: GradeOptions, gpu: str | N
     return Outcome(job, result, seconds=time.monotonic() - t0, gpu=gpu)
 
 
-def _run_local(todo: list[tuple[Job, str | None]], settings: Settings, options: GradeOptions,
+def _run_local(todo: list[tuple[Job, str]], settings: Settings, options: GradeOptions,
                cohort: CohortOptions, events: Events,
-               done: Callable[[Outcome, str | None], None]) -> None:
+               done: Callable[[Outcome, str], None]) -> None:
     from grader.executor import stop_all_runs
 
     slots = _slots(cohort.gpus, cohort.jobs)
@@ -312,7 +319,7 @@ def _run_local(todo: list[tuple[Job, str | None]], settings: Settings, options: 
             slots.put(gpu)
 
     pool = ThreadPoolExecutor(max_workers=cohort.jobs, thread_name_prefix="grade")
-    futures: dict[Future[Outcome], str | None] = {pool.submit(work, job): key
+    futures: dict[Future[Outcome], str] = {pool.submit(work, job): key
                                                   for job, key in todo}
     try:
         pending = set(futures)
@@ -340,22 +347,21 @@ def _remote(root: str, name: str, notebooks: list[str], settings: Settings,
 
     submission = Submission(name=name, root=Path(root), notebooks=tuple(map(Path, notebooks)))
     sandbox = resolve_sandbox(options.pop("sandbox"))
-    env = tuple(tuple(pair) for pair in options.pop("kernel_env"))
-    opts = GradeOptions(**options, sandbox=sandbox, kernel_env=env)
+    opts = GradeOptions(**options, sandbox=sandbox)
     return grade_submission(submission, dataclasses.replace(settings, python=sys.executable), opts)
 
 
-def _job_timeout(job: Job, settings: Settings, options: GradeOptions) -> float:
+def _longest_deadline(settings: Settings, profile: str) -> int:
+    """The longest notebook deadline of any challenge for ``profile``, in seconds."""
     from grader.challenge import challenge_ids, load_challenge
 
-    deadlines = [load_challenge(settings.project_dir, cid).deadline_for(options.profile)
-                 for cid in challenge_ids(settings.project_dir)]
-    return 2 * len(job.submission.notebooks) * max(deadlines, default=1800) + 600
+    return max((load_challenge(settings.project_dir, cid).deadline_for(profile)
+                for cid in challenge_ids(settings.project_dir)), default=1800)
 
 
-def _run_dask(todo: list[tuple[Job, str | None]], settings: Settings, options: GradeOptions,
+def _run_dask(todo: list[tuple[Job, str]], settings: Settings, options: GradeOptions,
               cohort: CohortOptions, events: Events,
-              done: Callable[[Outcome, str | None], None]) -> None:
+              done: Callable[[Outcome, str], None]) -> None:
     import distributed
 
     dask: Any = distributed  # untyped library
@@ -378,8 +384,7 @@ def _run_dask(todo: list[tuple[Job, str | None]], settings: Settings, options: G
                                  "GPU=1` (one per GPU, with CUDA_VISIBLE_DEVICES set)")
         plain = {"profile": options.profile, "challenge": options.challenge,
                  "device": options.device, "keep_workdir": options.keep_workdir,
-                 "sandbox": options.sandbox.requested,
-                 "kernel_env": [list(p) for p in _kernel_env(None, 1)]}
+                 "sandbox": options.sandbox.requested}
         futures = {}
         started: dict[Any, float] = {}
         for job, key in todo:
@@ -391,7 +396,9 @@ def _run_dask(todo: list[tuple[Job, str | None]], settings: Settings, options: G
             futures[future] = (job, key)
             started[future] = time.monotonic()
             events.started(job, None)
-        deadline = {f: started[f] + (cohort.dask_timeout_s or _job_timeout(j, settings, options))
+        longest = _longest_deadline(settings, options.profile)
+        deadline = {f: started[f] + (cohort.dask_timeout_s
+                                     or 2 * len(j.submission.notebooks) * longest + 600)
                     for f, (j, _) in futures.items()}
         pending = set(futures)
         finished = dask.as_completed(list(futures))
@@ -404,15 +411,15 @@ def _run_dask(todo: list[tuple[Job, str | None]], settings: Settings, options: G
                 try:
                     done(Outcome(job, future.result(), seconds=seconds), key)
                 except Exception as err:  # a remote error of any kind fails this job only
-                    done(Outcome(job, None, seconds=seconds, error=_dask_error(err)), None)
+                    done(Outcome(job, None, seconds=seconds, error=_dask_error(err)), key)
             now = time.monotonic()
             for future in [f for f in pending if now > deadline[f]]:
                 pending.discard(future)
-                job, _ = futures[future]
+                job, key = futures[future]
                 future.cancel()
                 done(Outcome(job, None, seconds=now - started[future], error=(
                     f"no result from the Dask cluster after {now - started[future]:.0f} s: no "
-                    "worker took the job, or it hung; it was cancelled")), None)
+                    "worker took the job, or it hung; it was cancelled")), key)
             if not batch:
                 time.sleep(0.2)
     except KeyboardInterrupt:

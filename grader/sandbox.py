@@ -38,11 +38,10 @@ from typing import Literal
 
 from grader.errors import UsageError
 
-__all__ = ["MODES", "Limits", "Sandbox", "SandboxMode", "resolve_sandbox"]
+__all__ = ["MODES", "Limits", "Sandbox", "SandboxSession", "resolve_sandbox"]
 
 log = logging.getLogger(__name__)
 
-SandboxMode = Literal["auto", "bwrap", "none"]
 MODES: tuple[str, ...] = ("auto", "bwrap", "none")
 SANDBOX_UID_ENV = "GRADER_SANDBOX_UID"
 DEFAULT_UID = 65534  # nobody
@@ -120,8 +119,7 @@ class Sandbox:
                 mounted.append(folder)
         groups = _make_cgroups(limits if self.sandboxed else None)
         try:
-            yield SandboxSession(self, limits, tuple(readonly), device, cgroups=groups,
-                                 disk_limited=bool(mounted))
+            yield SandboxSession(self, limits, tuple(readonly), device, cgroups=groups)
         finally:
             _remove_cgroups(groups)
             for folder in mounted:
@@ -156,7 +154,6 @@ class SandboxSession:
     readonly: tuple[Path, ...]
     device: str
     cgroups: tuple[_Cgroup, ...] = ()
-    disk_limited: bool = False
     writable: tuple[Path, ...] = ()
     workdir: Path = Path("/")
 
