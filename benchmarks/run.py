@@ -1,10 +1,12 @@
 """Every benchmark of the harness in one table: what grading costs, and how fast references are.
 
 1. Harness overhead: one small notebook (a parameters cell and one cell defining the contract)
-   run by plain nbclient, ``jupyter nbconvert --execute``, papermill and ``grader check`` (without
-   and with the sandbox), interleaved, each in a fresh process, REPEAT times; median and spread,
-   and the difference to nbclient. The grader's probe (its calls of ``predict`` in the kernel) is
-   reported apart and excluded from the grader's fixed cost.
+   run by plain nbclient, ``jupyter nbconvert --execute``, papermill, nbval, ``nbgrader
+   autograde`` and ``grader check`` (without and with the sandbox), interleaved, each in a fresh
+   process, REPEAT times, all in the same ``python3`` kernel; median and spread, and the
+   difference to nbclient. nbval and nbgrader come from ``.venv-peers/`` (made by
+   ``benchmarks/setup-peers.sh``; reported as not measured without it). The grader's probe (its
+   calls of ``predict`` in the kernel) is reported apart and excluded from its fixed cost.
 2. Start-up: ``grader --help`` and ``grader challenges`` against ``python -c pass``.
 3. Probe throughput: ``grader check`` of a notebook for ``cifar10-tf-cnn`` (10,000 hidden test
    images) whose ``predict`` is a constant and then a NumPy linear model: images per second
@@ -15,7 +17,7 @@
    run on the hidden test set against its threshold, beside public anchors for CIFAR-10.
 
 Usage: .venv/bin/python benchmarks/run.py [--repeat 7] [--skip probe,cohort] [--copies 8]
-       [--jobs 1,2,4] [--cohort-submission DIR]             (needs GRADER_DATA_DIR)
+       [--jobs 1,2,4] [--cohort-submission DIR] [--cohort-profile ci]   (needs GRADER_DATA_DIR)
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 BIN = Path(sys.executable).parent
+PEERS = ROOT / ".venv-peers"  # benchmarks/setup-peers.sh
 CONTRACT = ("CLASS_NAMES = ['red', 'green', 'blue']\n"
             "def predict(images):\n    return ['red'] * len(images)\npredict_transfer = predict")
 
@@ -44,9 +47,9 @@ def _median(values: list[float]) -> str:
     return f"{statistics.median(values):7.2f} s  [{min(values):.2f}-{max(values):.2f}]"
 
 
-def _run(command: list[str], env: dict[str, str]) -> float:
+def _run(command: list[str], env: dict[str, str], cwd: Path | None = None) -> float:
     t0 = time.perf_counter()
-    done = subprocess.run(command, capture_output=True, text=True, env=env)
+    done = subprocess.run(command, capture_output=True, text=True, env=env, cwd=cwd)
     seconds = time.perf_counter() - t0
     if done.returncode not in (0, 1):
         raise SystemExit(f"{' '.join(command[:4])}... failed:\n{done.stderr[-2000:]}")
@@ -88,13 +91,15 @@ def overhead(repeat: int, tmp: Path) -> list[tuple[str, str]]:
         commands["grader check --sandbox bwrap"] = [
             py, "-m", "grader", "check", str(folder), "--out", str(tmp / "out-bwrap"),
             "--sandbox", "bwrap", "--no-cache"]
+    cwd: dict[str, Path] = {}
+    missing = _add_peers(commands, cwd, env, injected, tmp)
     times: dict[str, list[float]] = {name: [] for name in commands}
     probe: dict[str, list[float]] = {name: [] for name in commands if name.startswith("grader")}
-    for command in commands.values():  # warm-up: caches, the toy's hidden set
-        _run(command, env)
+    for name, command in commands.items():  # warm-up: caches, the toy's hidden set
+        _run(command, env, cwd.get(name))
     for _ in range(repeat):
         for name, command in commands.items():
-            times[name].append(_run(command, env))
+            times[name].append(_run(command, env, cwd.get(name)))
             if name in probe:
                 result = json.loads((tmp / f"out-{name.split()[-1]}" / "bench" /
                                      "result.json").read_text())
@@ -108,7 +113,54 @@ def overhead(repeat: int, tmp: Path) -> list[tuple[str, str]]:
             p = statistics.median(probe[name])
             note += f"; probe {p:.2f} s, fixed cost {extra - p:+.2f} s"
         rows.append((f"overhead: {name}", f"{_median(values)}  {note}"))
-    return rows
+    return rows + [(f"overhead: {name}", "not measured: run benchmarks/setup-peers.sh")
+                   for name in missing]
+
+
+def _add_peers(commands: dict[str, list[str]], cwd: dict[str, Path], env: dict[str, str],
+               notebook: Path, tmp: Path) -> list[str]:
+    """Add nbval and nbgrader autograde (from ``.venv-peers/``, benchmarks/setup-peers.sh) to
+    ``commands``, running ``notebook`` in the grader's own kernel; return those not installed.
+
+    Both find the ``python3`` kernel through ``JUPYTER_PATH`` (set in ``env``), a kernelspec
+    that starts this interpreter's ipykernel: the kernel every tool here runs. nbgrader's course
+    (an assignment ``ps1`` with the notebook released, one student, one submission) is made
+    here, untimed; each timed run is ``nbgrader autograde ps1 --force``.
+    """
+    spec = tmp / "kernels" / "kernels" / "python3"
+    spec.mkdir(parents=True, exist_ok=True)
+    (spec / "kernel.json").write_text(json.dumps({
+        "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+        "display_name": "Python 3", "language": "python"}))
+    env["JUPYTER_PATH"] = str(spec.parent.parent)
+    missing = []
+    nbval = PEERS / "nbval" / "bin" / "python"
+    if nbval.exists():
+        commands["nbval (pytest --nbval-lax)"] = [
+            str(nbval), "-m", "pytest", "-q", "-p", "no:cacheprovider", "--nbval-lax",
+            "--nbval-kernel-name", "python3", str(notebook)]
+    else:
+        missing.append("nbval (pytest --nbval-lax)")
+    nbgrader = PEERS / "nbgrader" / "bin" / "nbgrader"
+    if nbgrader.exists():
+        course = tmp / "course"
+        (course / "source" / "ps1").mkdir(parents=True, exist_ok=True)
+        shutil.copy(notebook, course / "source" / "ps1" / "toy.ipynb")
+        (course / "nbgrader_config.py").write_text(
+            'c = get_config()\nc.CourseDirectory.course_id = "bench"\n')
+        for step in (["generate_assignment", "ps1", "--force"], ["db", "student", "add", "bench"]):
+            done = subprocess.run([str(nbgrader), *step], cwd=course, env=env,
+                                  capture_output=True, text=True)
+            if done.returncode != 0:
+                raise SystemExit(f"nbgrader {step[0]} failed:\n{done.stderr[-2000:]}")
+        submitted = course / "submitted" / "bench" / "ps1"
+        submitted.mkdir(parents=True, exist_ok=True)
+        shutil.copy(course / "release" / "ps1" / "toy.ipynb", submitted / "toy.ipynb")
+        commands["nbgrader autograde"] = [str(nbgrader), "autograde", "ps1", "--force"]
+        cwd["nbgrader autograde"] = course
+    else:
+        missing.append("nbgrader autograde")
+    return missing
 
 
 def startup(repeat: int) -> list[tuple[str, str]]:
@@ -159,11 +211,11 @@ def probe_throughput(tmp: Path) -> list[tuple[str, str]]:
     return rows
 
 
-def cohort(copies: int, jobs: str, submission: Path) -> list[tuple[str, str]]:
+def cohort(copies: int, jobs: str, submission: Path, profile: str) -> list[tuple[str, str]]:
     """Section 4: benchmarks/cohort.py, its table passed through."""
     done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "cohort.py"), "--copies",
-                           str(copies), "--jobs", jobs, "--submission", str(submission)],
-                          capture_output=True, text=True)
+                           str(copies), "--jobs", jobs, "--submission", str(submission),
+                           "--profile", profile], capture_output=True, text=True)
     if done.returncode != 0:
         raise SystemExit(f"benchmarks/cohort.py failed:\n{done.stderr[-2000:]}")
     lines = done.stdout.strip().splitlines()
@@ -206,7 +258,12 @@ def main() -> None:
                         "cohort, accuracy (comma-separated)")
     parser.add_argument("--copies", type=int, default=8)
     parser.add_argument("--jobs", default="1,2,4")
-    parser.add_argument("--cohort-submission", type=Path, default=ROOT / "examples" / "team3")
+    parser.add_argument("--cohort-submission", type=Path,
+                        default=ROOT / "reference_solutions" / "gear-classical",
+                        help="the submission copied COPIES times (default: the gear-classical "
+                        "reference, about 9 s per copy; examples/team3 with --cohort-profile "
+                        "full trains two networks, about 160 s per copy)")
+    parser.add_argument("--cohort-profile", default="ci")
     args = parser.parse_args()
     skip = set(filter(None, args.skip.split(",")))
     if not os.environ.get("GRADER_DATA_DIR") and not {"probe", "cohort"} <= skip:
@@ -217,7 +274,8 @@ def main() -> None:
         sections = [("overhead", lambda: overhead(args.repeat, tmp / "overhead")),
                     ("startup", lambda: startup(args.repeat * 2)),
                     ("probe", lambda: probe_throughput(tmp)),
-                    ("cohort", lambda: cohort(args.copies, args.jobs, args.cohort_submission)),
+                    ("cohort", lambda: cohort(args.copies, args.jobs, args.cohort_submission,
+                                              args.cohort_profile)),
                     ("accuracy", time_to_accuracy)]
         for section, run in sections:
             if section in skip:

@@ -1,7 +1,5 @@
 """``python -m grader``: the same as the ``grader`` command."""
 
-import sys
+from grader.cli import entry
 
-from grader.cli import main
-
-sys.exit(main())
+entry()
