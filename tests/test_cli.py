@@ -59,3 +59,17 @@ def test_listing_commands_import_no_heavy_library() -> None:
             "if m in sys.modules]; print(heavy)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip().endswith("[]")
+
+
+def test_console_entry_flushes_output_and_keeps_exit_status(tmp_path: Path) -> None:
+    """``python -m grader`` ends with ``os._exit`` (no interpreter teardown): everything printed
+    must still arrive through a pipe, and the exit status must be main's."""
+    done = subprocess.run([sys.executable, "-m", "grader", "checks"], capture_output=True,
+                          text=True)
+    assert done.returncode == 0
+    assert "hidden_accuracy (model, threshold)" in done.stdout
+    missing = subprocess.run([sys.executable, "-m", "grader", "check", str(tmp_path / "nope"),
+                              "--out", str(tmp_path / "out")],
+                             capture_output=True, text=True)
+    assert missing.returncode == 2
+    assert "grader: error:" in missing.stderr
