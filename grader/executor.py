@@ -231,7 +231,7 @@ def _wait(proc: subprocess.Popen[bytes], deadline_at: float, facts_path: Path,
     """Wait for the runner until ``deadline_at`` (monotonic s); True if the deadline came first.
 
     Woken by the runner's exit itself (a pidfd, Linux 5.3+), not by polling: ``Popen.wait`` with
-    a timeout sleeps up to 50 ms between checks, which was a tenth of the grader's fixed cost.
+    a timeout sleeps up to 50 ms between checks (about 0.03 s lost per notebook, measured).
     """
     last = ""
     pidfd = _pidfd(proc.pid)
