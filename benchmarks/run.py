@@ -266,7 +266,7 @@ def time_to_accuracy() -> list[tuple[str, str]]:
         rows.append((f"time-to-accuracy: {path.stem}",
                      f"{nb['execution']['wall_s']:7.0f} s  {accuracy:.3f} vs {threshold:.2f} "
                      f"{reached} ({result['environment']['device']}, {result['finished'][:10]})"))
-    if not any(row[1].find("(cuda") >= 0 for row in rows):
+    if not any("(cuda" in value for _, value in rows):
         rows.append(("time-to-accuracy: GPU", "no archived result on a GPU: run `grader "
                      "verify-references --profile full --device cuda` on one (the target for "
                      "cifar10-kaggle's PyTorch reference on one H100 or H200: 0.94 in under 10 s "

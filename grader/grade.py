@@ -8,6 +8,7 @@ gather evidence (probe JSON, timeline, new images, model files) -> run the rubri
 from __future__ import annotations
 
 import base64
+import importlib
 import io
 import logging
 import os
@@ -228,9 +229,19 @@ def _grade_notebook(path: Path, submission: Submission, settings: Settings,
             shutil.rmtree(box, ignore_errors=True)
 
 
-# what scoring imports, with how long the run must have lasted before each starts (s)
-_PREFETCH = (("sklearn.metrics", 0.0), ("grader.report", 0.0),
-             ("matplotlib.figure", 1.0), ("matplotlib.backends.backend_svg", 0.0))
+def _compile_templates() -> None:
+    from grader.report import compile_templates
+
+    compile_templates()
+
+
+# what scoring needs, in order, each with how long the run must have lasted more before it starts
+_PREFETCH: tuple[tuple[float, Callable[[], object]], ...] = (
+    (0.0, lambda: importlib.import_module("sklearn.metrics")),
+    (0.0, _compile_templates),
+    (1.0, lambda: importlib.import_module("matplotlib.figure")),
+    (0.0, lambda: importlib.import_module("matplotlib.backends.backend_svg")),
+)
 
 
 def _prefetch_imports() -> threading.Event:
@@ -239,34 +250,25 @@ def _prefetch_imports() -> threading.Event:
     process, so the grader's fixed cost per notebook does not include them.
 
     Returns an event to set when the run is over: from then on the thread starts no further
-    import, since each would hold the GIL against the scoring that follows (what is missing is
+    step, since each would hold the GIL against the scoring that follows (what is missing is
     imported when used). matplotlib, needed only for a loss history, waits until the run has
     lasted a second more: a notebook that trains lasts longer, and a one-cell notebook is not
     slowed by an import it does not need. The thread runs at nice 19 (Linux: per thread),
-    behind the notebook. The import lock makes a later ``import`` wait for one in progress; a
-    failure is left for that import.
+    behind the notebook. A step already done costs a dictionary lookup; the import lock makes a
+    later ``import`` wait for one in progress; a failure is left for that import.
     """
-    import importlib
-    import sys
-
     over = threading.Event()
-    todo = [(name, delay) for name, delay in _PREFETCH
-            if name not in sys.modules or name == "grader.report"]
-    if not todo:
-        return over
 
     def load() -> None:
         try:
             os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
         except (AttributeError, OSError):
             pass
-        for name, delay in todo:
+        for delay, step in _PREFETCH:
             if over.wait(delay) if delay else over.is_set():
                 return
             try:
-                module = importlib.import_module(name)
-                if name == "grader.report":
-                    module.compile_templates()
+                step()
             except Exception:  # the real import reports it
                 return
 

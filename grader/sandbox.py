@@ -174,10 +174,11 @@ class SandboxSession:
             return f"cgroup v{self.cgroups[0].version}"
         return "RLIMIT_AS"
 
-    def kill_remaining(self) -> int | None:
-        """Kill every process the run left (those in its cgroups); how many, or None when the
-        run has no cgroup (then the caller must find them another way)."""
-        return _kill_members(self.cgroups) if self.cgroups else None
+    def kill_remaining(self) -> bool:
+        """Kill every process the run left (those in its cgroups). False when the run has no
+        cgroup: then the caller must find them another way."""
+        _kill_members(self.cgroups)
+        return bool(self.cgroups)
 
     def kernel_env(self, env: dict[str, str]) -> dict[str, str]:
         """The environment of the runner and kernel: ``env`` itself, or a minimal one inside."""
@@ -397,13 +398,12 @@ def _remove_cgroups(groups: tuple[_Cgroup, ...]) -> None:
             log.warning("could not remove cgroup %s: %s", group.path, err)
 
 
-def _kill_members(groups: tuple[_Cgroup, ...]) -> int:
-    """SIGKILL every process in ``groups`` until they are empty (at most about 5 s); how many
-    were signalled. Reads ``cgroup.procs``: no scan of the process table."""
+def _kill_members(groups: tuple[_Cgroup, ...]) -> None:
+    """SIGKILL every process in ``groups`` until they are empty (at most about 5 s). Reads
+    ``cgroup.procs``: no scan of the process table."""
     import signal
     import time
 
-    killed = 0
     for group in groups:
         for _ in range(500):
             try:
@@ -415,11 +415,9 @@ def _kill_members(groups: tuple[_Cgroup, ...]) -> int:
             for pid in pids:
                 try:
                     os.kill(pid, signal.SIGKILL)
-                    killed += 1
                 except OSError:
                     pass
             time.sleep(0.01)
-    return killed
 
 
 def _bwrap_works(bwrap: str, uid: int) -> str | None:
