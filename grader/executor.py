@@ -159,7 +159,8 @@ def run_notebook(request: RunRequest) -> RunResult:
     run_dir = request.run_dir
     run_dir.mkdir(parents=True, exist_ok=True)
     paths = {name: run_dir / name for name in ("job.json", "input.ipynb", "executed.ipynb",
-                                               "facts.json", "probe.json", "runner.log")}
+                                               "facts.json", "probe.json", "runner.log",
+                                               "kernel.json")}
     nbformat.write(request.notebook, paths["input.ipynb"])
     probe_config = {**request.probe, "out": str(paths["probe.json"])}
     sandboxed = request.sandbox is not None and request.sandbox.sandbox.sandboxed
@@ -172,6 +173,7 @@ def run_notebook(request: RunRequest) -> RunResult:
         "facts": str(paths["facts.json"]),
         "workdir": str(request.workdir),
         "kernel_name": "python3",
+        "connection_file": str(paths["kernel.json"]),
         "cell_timeout_s": request.cell_timeout_s,
         "probe_timeout_s": request.probe_timeout_s,
         "max_output_bytes": request.max_output_bytes,

@@ -5,6 +5,9 @@ runs the capture cell, every cell of the notebook, then the probe cell, and writ
 the executed notebook and ``facts.json`` (the cell timeline), rewritten after every cell so that
 a run killed at its deadline still tells which cell was running. It never sees hidden labels.
 
+The kernel is started first, before the runner imports nbclient and jupyter_client (about
+0.15 s), so that the kernel's own start overlaps them: see :func:`start_kernel_early`.
+
 The runner makes itself a child subreaper, so processes the kernel orphans (double forks,
 ``start_new_session``) stay its descendants; at its end it kills every one of them. The parent
 enforces the hard deadline by killing this whole process tree from outside.
@@ -16,10 +19,13 @@ import ctypes
 import json
 import os
 import signal
+import socket
+import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 __all__ = ["main"]
 
@@ -85,18 +91,120 @@ def kill_tree(pid: int, *, include_root: bool) -> int:
     return len(victims)
 
 
-def _prompt_kernel_manager() -> type:
-    """jupyter_client's kernel manager, with its graceful shutdown checking every 10 ms.
+PORT_NAMES = ("shell_port", "iopub_port", "stdin_port", "control_port", "hb_port")
+# what nbclient adds to the kernel's command line (NotebookClient.ipython_hist_file)
+HISTORY_ARG = "--HistoryManager.hist_file=:memory:"
 
-    The shutdown itself is jupyter_client's (interrupt, ``shutdown_request``, wait, then SIGTERM
-    and SIGKILL), so a kernel still runs its exit handlers (open files flushed); only the wait
-    for the process polls every 10 ms instead of 100 ms (the shutdown of an idle kernel measured
-    0.11 s with 100 ms polling, 0.07 s with 10 ms). ``_async_finish_shutdown`` is private:
-    jupyter_client is pinned by constraints.txt; recheck it on an upgrade.
+
+class EarlyKernel(NamedTuple):
+    """A kernel started by :func:`start_kernel_early`, for the kernel manager to adopt."""
+
+    argv: list[str]
+    info: dict[str, Any]
+    connection_file: str
+    process: subprocess.Popen[bytes]
+
+
+def start_kernel_early(job: dict[str, Any]) -> EarlyKernel | None:
+    """Start the ``python3`` kernel (this interpreter's ipykernel) as jupyter_client would.
+
+    The same command, environment (``job["env"]`` plus ``JPY_PARENT_PID``, without
+    ``PYTHONEXECUTABLE``), working folder and new session as jupyter_client 8's
+    ``LocalProvisioner``; the connection file (TCP on 127.0.0.1, five free ports, an HMAC-SHA256
+    key) is written at ``job["connection_file"]``, mode 0600. The kernel manager of :func:`run`
+    adopts this process only if the command it would have run is the same (another ``python3``
+    kernelspec on the Jupyter path, for one, makes it start its own instead).
+
+    Started before nbclient and jupyter_client are imported (0.11-0.16 s here), so that the
+    kernel's start (its interpreter and ipykernel's imports) overlaps them.
+
+    Returns:
+        the started kernel, or None when the job names no connection file or another kernel,
+        or the kernel could not be started here (then nbclient starts it, and reports why not).
+    """
+    path = job.get("connection_file")
+    if not path or job.get("kernel_name") != "python3":
+        return None
+    try:
+        return _start_kernel(job, path)
+    except OSError:
+        return None
+
+
+def _start_kernel(job: dict[str, Any], path: str) -> EarlyKernel:
+    sockets = [socket.socket(socket.AF_INET, socket.SOCK_STREAM) for _ in PORT_NAMES]
+    try:
+        for sock in sockets:  # all bound at once, so that the five ports differ
+            sock.bind(("127.0.0.1", 0))
+        ports = {name: sock.getsockname()[1] for name, sock in zip(PORT_NAMES, sockets)}
+    finally:
+        for sock in sockets:
+            sock.close()
+    info: dict[str, Any] = {**ports, "ip": "127.0.0.1", "transport": "tcp",
+                            "key": str(uuid.uuid4()), "signature_scheme": "hmac-sha256",
+                            "kernel_name": "python3"}
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        json.dump(info, fh)
+    argv = [sys.executable, "-m", "ipykernel_launcher", "-f", os.path.realpath(path), HISTORY_ARG]
+    env = {k: v for k, v in job["env"].items() if k != "PYTHONEXECUTABLE"}
+    env["JPY_PARENT_PID"] = str(os.getpid())
+    process = subprocess.Popen(argv, stdin=subprocess.PIPE, cwd=job["workdir"], env=env,
+                               start_new_session=True)
+    assert process.stdin is not None
+    process.stdin.close()
+    return EarlyKernel(argv, info, path, process)
+
+
+def _prompt_kernel_manager(early: EarlyKernel | None) -> type:
+    """jupyter_client's kernel manager, adopting ``early`` and with its graceful shutdown
+    checking every 10 ms.
+
+    Adopting: the manager takes ``early``'s connection file (no new ports, no new file) and,
+    when the command it would launch is ``early.argv``, its process instead of launching one;
+    otherwise (another command, Curve transport encryption asked for, the early kernel already
+    dead) it kills ``early`` and launches as usual. The shutdown itself is jupyter_client's
+    (interrupt, ``shutdown_request``, wait, then SIGTERM and SIGKILL), so a kernel still runs its
+    exit handlers (open files flushed); only the wait for the process polls every 10 ms instead
+    of 100 ms (the shutdown of an idle kernel measured 0.11 s with 100 ms polling, 0.07
+    s with 10 ms). ``_async_pre_start_kernel``, ``_async_launch_kernel`` and
+    ``_async_finish_shutdown`` are private: jupyter_client is pinned by constraints.txt; recheck
+    them on an upgrade (tests/test_runner.py runs both paths).
     """
     from jupyter_client.manager import AsyncKernelManager
 
     class PromptKernelManager(AsyncKernelManager):
+        adopting: EarlyKernel | None = None
+
+        async def _async_pre_start_kernel(self, **kw: Any) -> Any:
+            # with transport encryption, jupyter_client would make Curve keys it lacks
+            if (early is not None and early.process.poll() is None
+                    and kw.get("transport_encryption", self.transport_encryption) == "disabled"):
+                self.adopting = early
+                self.cache_ports = False
+                self.connection_file = early.connection_file
+                self.load_connection_info(early.info)
+                self._connection_file_written = True
+            elif early is not None:
+                _discard(early)
+            return await super()._async_pre_start_kernel(**kw)
+
+        async def _async_launch_kernel(self, kernel_cmd: list[str], **kw: Any) -> None:
+            adopted, self.adopting = self.adopting, None
+            if adopted is None or kernel_cmd != adopted.argv:
+                if adopted is not None:
+                    _discard(adopted)
+                await super()._async_launch_kernel(kernel_cmd, **kw)
+                return
+            provisioner = self.provisioner
+            assert provisioner is not None
+            # what LocalProvisioner.launch_kernel records of the process it starts
+            provisioner.process = adopted.process
+            provisioner.pid = adopted.process.pid
+            provisioner.pgid = os.getpgid(adopted.process.pid)
+            provisioner.cwd = kw.get("cwd")
+            self._reconcile_connection_info(provisioner.connection_info)
+
         async def _async_finish_shutdown(self, waittime: float | None = None,
                                          pollinterval: float = 0.01,
                                          restart: bool = False) -> None:
@@ -106,7 +214,13 @@ def _prompt_kernel_manager() -> type:
     return PromptKernelManager
 
 
-def _make_client(nb: Any, job: dict[str, Any]) -> Any:
+def _discard(early: EarlyKernel) -> None:
+    """Kill a kernel that will not be adopted; its ports and connection file are reused."""
+    early.process.kill()
+    early.process.wait()
+
+
+def _make_client(nb: Any, job: dict[str, Any], early: EarlyKernel | None = None) -> Any:
     from nbclient import NotebookClient
 
     cap = int(job["max_output_bytes"])
@@ -137,7 +251,7 @@ def _make_client(nb: Any, job: dict[str, Any]) -> Any:
 
     return CappedClient(
         nb,
-        kernel_manager_class=_prompt_kernel_manager(),
+        kernel_manager_class=_prompt_kernel_manager(early),
         timeout=int(job["cell_timeout_s"]),
         kernel_name=job["kernel_name"],
         allow_errors=False,
@@ -195,8 +309,9 @@ def _run_hidden(client: Any, source: str, timeout_s: int) -> None:
         client.nb.cells.pop()
 
 
-def run(job: dict[str, Any]) -> None:
-    """Execute the job described in ``job`` (see :mod:`grader.executor` for its fields)."""
+def run(job: dict[str, Any], early: EarlyKernel | None = None) -> None:
+    """Execute the job described in ``job`` (see :mod:`grader.executor` for its fields), in
+    ``early`` when it is given (see :func:`start_kernel_early`)."""
     import nbformat
     from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
 
@@ -205,7 +320,7 @@ def run(job: dict[str, Any]) -> None:
     nb = nbformat.v4.nbjson.reads(Path(job["notebook"]).read_text(encoding="utf-8"))
     timeline = Timeline(Path(job["facts"]), len(nb.cells))
     facts = timeline.facts
-    client = _make_client(nb, job)
+    client = _make_client(nb, job, early)
     started = time.monotonic()
     try:
         with client.setup_kernel(env=job["env"], cwd=job["workdir"]):
@@ -278,7 +393,7 @@ def main(argv: list[str] | None = None) -> int:
     become_subreaper()
     job = json.loads(Path(args[0]).read_text(encoding="utf-8"))
     try:
-        run(job)
+        run(job, start_kernel_early(job))
     finally:
         kill_tree(os.getpid(), include_root=False)
     return 0

@@ -1,0 +1,74 @@
+"""The runner's early kernel: adopted when it is the kernel jupyter_client would start."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from grader import runner
+
+pytestmark = pytest.mark.kernel
+
+
+def _job(tmp_path: Path) -> dict[str, object]:
+    workdir, run_dir = tmp_path / "work", tmp_path / "run"
+    workdir.mkdir()
+    run_dir.mkdir()
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(
+        "import os, sys\nprint(os.getpid(), os.getcwd(), sys.argv[-1])")])
+    nbformat.write(nb, run_dir / "input.ipynb")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("JPY_", "JUPYTER_"))}
+    return {
+        "notebook": str(run_dir / "input.ipynb"), "executed": str(run_dir / "executed.ipynb"),
+        "facts": str(run_dir / "facts.json"), "workdir": str(workdir), "kernel_name": "python3",
+        "connection_file": str(run_dir / "kernel.json"), "cell_timeout_s": 60,
+        "probe_timeout_s": 60, "max_output_bytes": 100_000, "env": env,
+        "probe": {"out": str(run_dir / "probe.json")},
+    }
+
+
+def _printed(job: dict[str, object]) -> list[str]:
+    executed = nbformat.read(str(job["executed"]), as_version=4)
+    return executed.cells[0].outputs[0]["text"].split()
+
+
+def test_early_kernel_is_the_one_that_runs_the_notebook(tmp_path: Path) -> None:
+    job = _job(tmp_path)
+    early = runner.start_kernel_early(job)
+    assert early is not None
+    assert early.argv[-3:-1] == ["-f", os.path.realpath(str(job["connection_file"]))]
+    assert oct(Path(str(job["connection_file"])).stat().st_mode & 0o777) == "0o600"
+    runner.run(job, early)
+    facts = json.loads(Path(str(job["facts"])).read_text())
+    assert facts["status"] == "ok", facts
+    pid, cwd, last_arg = _printed(job)
+    assert int(pid) == early.process.pid
+    assert cwd == job["workdir"] and last_arg == runner.HISTORY_ARG
+    assert early.process.poll() is not None  # shut down at the end, by jupyter_client
+    assert not Path(str(job["connection_file"])).exists()  # and its file cleaned up
+
+
+def test_early_kernel_with_another_command_is_replaced(tmp_path: Path) -> None:
+    job = _job(tmp_path)
+    early = runner.start_kernel_early(job)
+    assert early is not None
+    # as if the python3 kernelspec on the Jupyter path ran another command
+    other = early._replace(argv=[*early.argv[:-1], "--some-other-option"])
+    runner.run(job, other)
+    facts = json.loads(Path(str(job["facts"])).read_text())
+    assert facts["status"] == "ok", facts
+    pid, _, _ = _printed(job)
+    assert int(pid) != early.process.pid
+    assert early.process.poll() is not None  # killed, not left running
+
+
+def test_no_connection_file_means_no_early_kernel(tmp_path: Path) -> None:
+    job = _job(tmp_path)
+    del job["connection_file"]
+    assert runner.start_kernel_early(job) is None
+    runner.run(job, None)
+    assert json.loads(Path(str(job["facts"])).read_text())["status"] == "ok"
