@@ -25,7 +25,7 @@ import sys
 import time
 import uuid
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast
 
 __all__ = ["main"]
 
@@ -136,7 +136,7 @@ def _start_kernel(job: dict[str, Any], path: str) -> EarlyKernel:
     try:
         for sock in sockets:  # all bound at once, so that the five ports differ
             sock.bind(("127.0.0.1", 0))
-        ports = {name: sock.getsockname()[1] for name, sock in zip(PORT_NAMES, sockets)}
+        ports = {name: sock.getsockname()[1] for name, sock in zip(PORT_NAMES, sockets, strict=True)}
     finally:
         for sock in sockets:
             sock.close()
@@ -162,16 +162,19 @@ def _prompt_kernel_manager(early: EarlyKernel | None) -> type:
 
     Adopting: the manager takes ``early``'s connection file (no new ports, no new file) and,
     when the command it would launch is ``early.argv``, its process instead of launching one;
-    otherwise (another command, Curve transport encryption asked for, the early kernel already
-    dead) it kills ``early`` and launches as usual. The shutdown itself is jupyter_client's
-    (interrupt, ``shutdown_request``, wait, then SIGTERM and SIGKILL), so a kernel still runs its
-    exit handlers (open files flushed); only the wait for the process polls every 10 ms instead
-    of 100 ms (the shutdown of an idle kernel measured 0.11 s with 100 ms polling, 0.07
-    s with 10 ms). ``_async_pre_start_kernel``, ``_async_launch_kernel`` and
-    ``_async_finish_shutdown`` are private: jupyter_client is pinned by constraints.txt; recheck
-    them on an upgrade (tests/test_runner.py runs both paths).
+    otherwise (another command, another provisioner than jupyter_client's local one, Curve
+    transport encryption asked for, the early kernel already dead) it kills ``early`` and
+    launches as usual. The shutdown itself is jupyter_client's (interrupt, ``shutdown_request``,
+    wait, then SIGTERM and SIGKILL), so a kernel still runs its exit handlers (open files
+    flushed); only the wait for the process polls every 10 ms instead of 100 ms (the shutdown of
+    an idle kernel measured 0.11 s with 100 ms polling, 0.07 s with 10 ms).
+    ``_async_pre_start_kernel``, ``_async_launch_kernel`` and ``_async_finish_shutdown`` are
+    private: jupyter_client is pinned by constraints.txt; recheck them on an upgrade
+    (tests/test_runner.py runs both paths).
     """
+    from jupyter_client.connect import KernelConnectionInfo
     from jupyter_client.manager import AsyncKernelManager
+    from jupyter_client.provisioning.local_provisioner import LocalProvisioner
 
     class PromptKernelManager(AsyncKernelManager):
         adopting: EarlyKernel | None = None
@@ -183,7 +186,7 @@ def _prompt_kernel_manager(early: EarlyKernel | None) -> type:
                 self.adopting = early
                 self.cache_ports = False
                 self.connection_file = early.connection_file
-                self.load_connection_info(early.info)
+                self.load_connection_info(cast(KernelConnectionInfo, early.info))
                 self._connection_file_written = True
             elif early is not None:
                 _discard(early)
@@ -191,13 +194,13 @@ def _prompt_kernel_manager(early: EarlyKernel | None) -> type:
 
         async def _async_launch_kernel(self, kernel_cmd: list[str], **kw: Any) -> None:
             adopted, self.adopting = self.adopting, None
-            if adopted is None or kernel_cmd != adopted.argv:
+            provisioner = self.provisioner
+            if (adopted is None or kernel_cmd != adopted.argv
+                    or not isinstance(provisioner, LocalProvisioner)):
                 if adopted is not None:
                     _discard(adopted)
                 await super()._async_launch_kernel(kernel_cmd, **kw)
                 return
-            provisioner = self.provisioner
-            assert provisioner is not None
             # what LocalProvisioner.launch_kernel records of the process it starts
             provisioner.process = adopted.process
             provisioner.pid = adopted.process.pid
