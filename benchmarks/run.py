@@ -7,6 +7,8 @@
    difference to nbclient. nbval and nbgrader come from ``.venv-peers/`` (made by
    ``benchmarks/setup-peers.sh``; reported as not measured without it). The grader's probe (its
    calls of ``predict`` in the kernel) is reported apart and excluded from its fixed cost.
+   Then the batch: COPIES such notebooks in one call of each tool (a cohort; papermill through
+   its Python API, its command line taking one notebook), REPEAT // 2 times, per notebook.
 2. Start-up: ``grader --help`` and ``grader challenges`` against ``python -c pass``.
 3. Probe throughput: ``grader check`` of a notebook for ``cifar10-tf-cnn`` (10,000 hidden test
    images) whose ``predict`` is a constant and then a NumPy linear model: images per second
@@ -56,8 +58,16 @@ def _run(command: list[str], env: dict[str, str], cwd: Path | None = None) -> fl
     return seconds
 
 
-def overhead(repeat: int, tmp: Path) -> list[tuple[str, str]]:
-    """Section 1: the same one-cell notebook through nbclient, nbconvert, papermill, grader."""
+def overhead(repeat: int, tmp: Path, copies: int = 1) -> list[tuple[str, str]]:
+    """Section 1: the same one-cell notebook through nbclient, nbconvert, papermill, nbval,
+    nbgrader and the grader, each in a fresh process, interleaved, ``repeat`` times.
+
+    With ``copies`` > 1, each tool is given ``copies`` notebooks (submissions, students) in one
+    call, as a coach runs a cohort: nbclient loops in one process, nbconvert and nbval take
+    every file, nbgrader autogrades every student, the grader checks every submission with
+    ``--jobs 1``; papermill's command line takes one notebook, so its Python API loops in one
+    process. Rows then give the time per notebook (the call's time / ``copies``).
+    """
     import nbformat
 
     from grader.notebook import inject_parameters
@@ -65,32 +75,43 @@ def overhead(repeat: int, tmp: Path) -> list[tuple[str, str]]:
     from tests.conftest import build_toy, write_submission
 
     settings = build_toy(tmp / "toy")
-    folder = write_submission(tmp / "subs", "bench", [CONTRACT], new_images=0)
-    plain = folder / "toy.ipynb"
+    names = ["bench"] if copies == 1 else [f"bench{i:02d}" for i in range(copies)]
+    folders = [write_submission(tmp / "subs", name, [CONTRACT], new_images=0) for name in names]
+    plain = folders[0] / "toy.ipynb"
     params = {"DATA_DIR": str(settings.data_dir), "DEVICE": "cpu", "PROFILE": "full",
-              "NEW_IMAGES_DIR": str(folder / "new_images"), "MODEL_DIR": str(tmp / "model")}
-    injected = tmp / "injected.ipynb"
-    nbformat.write(inject_parameters(nbformat.read(plain, as_version=4), params), injected)
+              "NEW_IMAGES_DIR": str(folders[0] / "new_images"), "MODEL_DIR": str(tmp / "model")}
+    injected_nb = inject_parameters(nbformat.read(plain, as_version=4), params)
+    injected = [tmp / f"{name}.ipynb" for name in names]
+    for path in injected:
+        nbformat.write(injected_nb, path)
     env = {**os.environ, "GRADER_PROJECT_DIR": str(settings.project_dir),
            "GRADER_DATA_DIR": str(settings.data_dir), "GRADER_CACHE_DIR": str(settings.cache_dir)}
     py = sys.executable
+    files = [str(path) for path in injected]
+    papermill = ([str(BIN / "papermill"), "-k", "python3", "--no-progress-bar", str(plain),
+                  str(tmp / "papermill.ipynb"), *[x for k, v in params.items() for x in ("-p", k, v)]]
+                 if copies == 1 else
+                 [py, "-c", "import sys, json, papermill\nfor i in range(int(sys.argv[3])):\n"
+                  "    papermill.execute_notebook(sys.argv[1], f'{sys.argv[2]}{i}.ipynb', "
+                  "parameters=json.loads(sys.argv[4]), kernel_name='python3', "
+                  "progress_bar=False)", str(plain), str(tmp / "papermill"), str(copies),
+                  json.dumps(params)])
+    grader = [py, "-m", "grader", "check", *map(str, folders), "--no-cache", "--jobs", "1"]
     commands = {
-        "nbclient": [py, "-c", "import sys, nbformat; from nbclient import NotebookClient; "
-                     "nb = nbformat.read(sys.argv[1], as_version=4); "
-                     "NotebookClient(nb, kernel_name='python3').execute()", str(injected)],
+        "nbclient": [py, "-c", "import sys, nbformat; from nbclient import NotebookClient\n"
+                     "for path in sys.argv[1:]:\n"
+                     "    NotebookClient(nbformat.read(path, as_version=4), "
+                     "kernel_name='python3').execute()", *files],
         "nbconvert --execute": [str(BIN / "jupyter"), "nbconvert", "--to", "notebook",
                                 "--execute", "--ExecutePreprocessor.kernel_name=python3",
-                                str(injected), "--output-dir", str(tmp / "nbconvert")],
-        "papermill": [str(BIN / "papermill"), "-k", "python3", "--no-progress-bar", str(plain),
-                      str(tmp / "papermill.ipynb"),
-                      *[x for k, v in params.items() for x in ("-p", k, v)]],
-        "grader check --sandbox none": [py, "-m", "grader", "check", str(folder), "--out",
-                                        str(tmp / "out-none"), "--sandbox", "none", "--no-cache"],
+                                *files, "--output-dir", str(tmp / "nbconvert")],
+        "papermill" if copies == 1 else "papermill (Python API)": papermill,
+        "grader check --sandbox none": [*grader, "--out", str(tmp / "out-none"),
+                                        "--sandbox", "none"],
     }
     if resolve_sandbox("auto").sandboxed:
-        commands["grader check --sandbox bwrap"] = [
-            py, "-m", "grader", "check", str(folder), "--out", str(tmp / "out-bwrap"),
-            "--sandbox", "bwrap", "--no-cache"]
+        commands["grader check --sandbox bwrap"] = [*grader, "--out", str(tmp / "out-bwrap"),
+                                                    "--sandbox", "bwrap"]
     cwd: dict[str, Path] = {}
     envs: dict[str, dict[str, str]] = {}
     missing = _add_peers(commands, cwd, envs, env, injected, tmp)
@@ -100,11 +121,13 @@ def overhead(repeat: int, tmp: Path) -> list[tuple[str, str]]:
         _run(command, envs.get(name, env), cwd.get(name))
     for _ in range(repeat):
         for name, command in commands.items():
-            times[name].append(_run(command, envs.get(name, env), cwd.get(name)))
+            times[name].append(_run(command, envs.get(name, env), cwd.get(name)) / copies)
             if name in probe:
-                result = json.loads((tmp / f"out-{name.split()[-1]}" / "bench" /
-                                     "result.json").read_text())
-                probe[name].append(result["notebooks"][0]["execution"].get("probe_s") or 0.0)
+                out = tmp / f"out-{name.split()[-1]}"
+                probe[name].append(sum(
+                    json.loads((out / sub / "result.json").read_text())["notebooks"][0]
+                    ["execution"].get("probe_s") or 0.0 for sub in names) / copies)
+    label = "overhead" if copies == 1 else f"overhead, {copies} per call, per notebook"
     base = statistics.median(times["nbclient"])
     rows = []
     for name, values in times.items():
@@ -113,22 +136,22 @@ def overhead(repeat: int, tmp: Path) -> list[tuple[str, str]]:
         if name in probe:
             p = statistics.median(probe[name])
             note += f"; probe {p:.2f} s, fixed cost {extra - p:+.2f} s"
-        rows.append((f"overhead: {name}", f"{_median(values)}  {note}"))
-    return rows + [(f"overhead: {name}", "not measured: run benchmarks/setup-peers.sh")
+        rows.append((f"{label}: {name}", f"{_median(values)}  {note}"))
+    return rows + [(f"{label}: {name}", "not measured: run benchmarks/setup-peers.sh")
                    for name in missing]
 
 
 def _add_peers(commands: dict[str, list[str]], cwd: dict[str, Path],
-               envs: dict[str, dict[str, str]], env: dict[str, str], notebook: Path,
+               envs: dict[str, dict[str, str]], env: dict[str, str], notebooks: list[Path],
                tmp: Path) -> list[str]:
     """Add nbval and nbgrader autograde (from ``.venv-peers/``, benchmarks/setup-peers.sh) to
-    ``commands``, running ``notebook`` in the grader's own kernel; return those not installed.
+    ``commands``, running ``notebooks`` in the grader's own kernel; return those not installed.
 
     Both find the ``python3`` kernel through ``JUPYTER_PATH`` (set in ``env``), a kernelspec
     that starts this interpreter's ipykernel: the kernel every tool here runs. nbgrader's course
-    (an assignment ``ps1`` with the notebook released, one student, one submission) is made
-    here, untimed; each timed run is ``nbgrader autograde ps1 --force``, with its environment's
-    ``bin`` first on PATH (nbgrader runs ``alembic`` from there).
+    (an assignment ``ps1`` with the notebook released, one student per notebook, each with a
+    submission) is made here, untimed; each timed run is ``nbgrader autograde ps1 --force``,
+    with its environment's ``bin`` first on PATH (nbgrader runs ``alembic`` from there).
     """
     spec = tmp / "kernels" / "kernels" / "python3"
     spec.mkdir(parents=True, exist_ok=True)
@@ -141,7 +164,7 @@ def _add_peers(commands: dict[str, list[str]], cwd: dict[str, Path],
     if nbval.exists():
         commands["nbval (pytest --nbval-lax)"] = [
             str(nbval), "-m", "pytest", "-q", "-p", "no:cacheprovider", "--nbval-lax",
-            "--nbval-kernel-name", "python3", str(notebook)]
+            "--nbval-kernel-name", "python3", *map(str, notebooks)]
     else:
         missing.append("nbval (pytest --nbval-lax)")
     nbgrader = PEERS / "nbgrader" / "bin" / "nbgrader"
@@ -149,17 +172,21 @@ def _add_peers(commands: dict[str, list[str]], cwd: dict[str, Path],
         course = tmp / "course"
         graded = {**env, "PATH": f"{nbgrader.parent}{os.pathsep}{env.get('PATH', '')}"}
         (course / "source" / "ps1").mkdir(parents=True, exist_ok=True)
-        shutil.copy(notebook, course / "source" / "ps1" / "toy.ipynb")
+        shutil.copy(notebooks[0], course / "source" / "ps1" / "toy.ipynb")
         (course / "nbgrader_config.py").write_text(
             'c = get_config()\nc.CourseDirectory.course_id = "bench"\n')
-        for step in (["generate_assignment", "ps1", "--force"], ["db", "student", "add", "bench"]):
+        students = [path.stem for path in notebooks]
+        steps = [["generate_assignment", "ps1", "--force"],
+                 *(["db", "student", "add", student] for student in students)]
+        for step in steps:
             done = subprocess.run([str(nbgrader), *step], cwd=course, env=graded,
                                   capture_output=True, text=True)
             if done.returncode != 0:
                 raise SystemExit(f"nbgrader {step[0]} failed:\n{done.stderr[-2000:]}")
-        submitted = course / "submitted" / "bench" / "ps1"
-        submitted.mkdir(parents=True, exist_ok=True)
-        shutil.copy(course / "release" / "ps1" / "toy.ipynb", submitted / "toy.ipynb")
+        for student in students:
+            submitted = course / "submitted" / student / "ps1"
+            submitted.mkdir(parents=True, exist_ok=True)
+            shutil.copy(course / "release" / "ps1" / "toy.ipynb", submitted / "toy.ipynb")
         commands["nbgrader autograde"] = [str(nbgrader), "autograde", "ps1", "--force"]
         cwd["nbgrader autograde"] = course
         envs["nbgrader autograde"] = graded
@@ -280,8 +307,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeat", type=int, default=7)
-    parser.add_argument("--skip", default="", help="sections to skip: overhead, startup, probe, "
-                        "cohort, accuracy (comma-separated)")
+    parser.add_argument("--skip", default="", help="sections to skip: overhead, batch, startup, "
+                        "probe, cohort, accuracy (comma-separated)")
     parser.add_argument("--copies", type=int, default=8)
     parser.add_argument("--jobs", default="1,2,4")
     parser.add_argument("--cohort-submission", type=Path,
@@ -298,6 +325,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="grader-bench-") as name:
         tmp = Path(name)
         sections = [("overhead", lambda: overhead(args.repeat, tmp / "overhead")),
+                    ("batch", lambda: overhead(max(1, args.repeat // 2), tmp / "batch",
+                                               args.copies)),
                     ("startup", lambda: startup(args.repeat * 2)),
                     ("probe", lambda: probe_throughput(tmp)),
                     ("cohort", lambda: cohort(args.copies, args.jobs, args.cohort_submission,
@@ -307,7 +336,7 @@ def main() -> None:
             if section in skip:
                 continue
             print(f"running {section}...", file=sys.stderr, flush=True)
-            (tmp / "overhead").mkdir(exist_ok=True)
+            (tmp / section).mkdir(exist_ok=True)
             rows += run()
         shutil.rmtree(tmp, ignore_errors=True)
     print(f"# grader benchmarks, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {platform.node()}, "

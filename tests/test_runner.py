@@ -1,9 +1,11 @@
-"""The runner's early kernel: adopted when it is the kernel jupyter_client would start."""
+"""The runner's kernel: the early one adopted when it is the kernel jupyter_client would start,
+and shut down by itself even when its last output flush cannot get through."""
 
 from __future__ import annotations
 
 import json
 import os
+import time
 from pathlib import Path
 
 import nbformat
@@ -14,12 +16,15 @@ from grader import runner
 pytestmark = pytest.mark.kernel
 
 
-def _job(tmp_path: Path) -> dict[str, object]:
+PRINT_KERNEL = "import os, sys\nprint(os.getpid(), os.getcwd(), sys.argv[-1])"
+
+
+def _job(tmp_path: Path, *cells: str) -> dict[str, object]:
     workdir, run_dir = tmp_path / "work", tmp_path / "run"
     workdir.mkdir()
     run_dir.mkdir()
-    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(
-        "import os, sys\nprint(os.getpid(), os.getcwd(), sys.argv[-1])")])
+    nb = nbformat.v4.new_notebook(
+        cells=[nbformat.v4.new_code_cell(cell) for cell in cells or (PRINT_KERNEL,)])
     nbformat.write(nb, run_dir / "input.ipynb")
     env = {k: v for k, v in os.environ.items() if not k.startswith(("JPY_", "JUPYTER_"))}
     return {
@@ -72,3 +77,30 @@ def test_no_connection_file_means_no_early_kernel(tmp_path: Path) -> None:
     assert runner.start_kernel_early(job) is None
     runner.run(job, None)
     assert json.loads(Path(str(job["facts"])).read_text())["status"] == "ok"
+
+
+# at shutdown, the IOPub thread takes no more work: what ipykernel's race leaves when the main
+# thread stops that thread while the control thread flushes sys.stdout and sys.stderr
+STUCK_FLUSH_AT_SHUTDOWN = """
+import sys
+_kernel = get_ipython().kernel
+_shutdown = _kernel.do_shutdown
+def _stuck_shutdown(restart):
+    for stream in (sys.stdout, sys.stderr):
+        stream.pub_thread.schedule = lambda f: None
+    return _shutdown(restart)
+_kernel.do_shutdown = _stuck_shutdown
+"""
+
+
+def test_kernel_ends_by_itself_when_its_last_flush_cannot_get_through(tmp_path: Path) -> None:
+    job = _job(tmp_path, STUCK_FLUSH_AT_SHUTDOWN)
+    early = runner.start_kernel_early(job)
+    assert early is not None
+    t0 = time.monotonic()
+    runner.run(job, early)
+    seconds = time.monotonic() - t0
+    assert json.loads(Path(str(job["facts"])).read_text())["status"] == "ok"
+    # exit status 0: it ended on its own, exit handlers run; -15 is jupyter_client's SIGTERM,
+    # sent 2.5 s after the shutdown request to a kernel still waiting on its flush
+    assert early.process.returncode == 0, (early.process.returncode, seconds)
