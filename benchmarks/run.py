@@ -85,7 +85,8 @@ def overhead(repeat: int, tmp: Path, copies: int = 1) -> list[tuple[str, str]]:
     for path in injected:
         nbformat.write(injected_nb, path)
     env = {**os.environ, "GRADER_PROJECT_DIR": str(settings.project_dir),
-           "GRADER_DATA_DIR": str(settings.data_dir), "GRADER_CACHE_DIR": str(settings.cache_dir)}
+           "GRADER_DATA_DIR": str(settings.data_dir), "GRADER_CACHE_DIR": str(settings.cache_dir),
+           "JUPYTER_PATH": str(_kernelspec(tmp))}
     py = sys.executable
     files = [str(path) for path in injected]
     papermill = ([str(BIN / "papermill"), "-k", "python3", "--no-progress-bar", str(plain),
@@ -141,24 +142,37 @@ def overhead(repeat: int, tmp: Path, copies: int = 1) -> list[tuple[str, str]]:
                    for name in missing]
 
 
+def _kernelspec(tmp: Path) -> Path:
+    """A ``python3`` kernelspec for every tool but the grader (which drops ``JUPYTER_*`` from
+    its kernel's environment and starts this interpreter's own): this interpreter's ipykernel,
+    with ``grader/kernel/shutdown.py`` run at its start, as the grader runs it in its kernel.
+
+    Without it, ipykernel's shutdown race (see that file) makes about one kernel in twelve
+    take 3.5 s more to end, in every tool but the grader: the comparison would be decided by
+    which runs met it. Returns the folder to put on ``JUPYTER_PATH``.
+    """
+    spec = tmp / "kernels" / "kernels" / "python3"
+    spec.mkdir(parents=True, exist_ok=True)
+    shutdown = ROOT / "grader" / "kernel" / "shutdown.py"
+    (spec / "kernel.json").write_text(json.dumps({
+        "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}",
+                 f"--IPKernelApp.exec_files={shutdown}"],
+        "display_name": "Python 3", "language": "python"}))
+    return spec.parent.parent
+
+
 def _add_peers(commands: dict[str, list[str]], cwd: dict[str, Path],
                envs: dict[str, dict[str, str]], env: dict[str, str], notebooks: list[Path],
                tmp: Path) -> list[str]:
     """Add nbval and nbgrader autograde (from ``.venv-peers/``, benchmarks/setup-peers.sh) to
     ``commands``, running ``notebooks`` in the grader's own kernel; return those not installed.
 
-    Both find the ``python3`` kernel through ``JUPYTER_PATH`` (set in ``env``), a kernelspec
-    that starts this interpreter's ipykernel: the kernel every tool here runs. nbgrader's course
+    Both find the ``python3`` kernel through ``JUPYTER_PATH`` (see :func:`_kernelspec`), as
+    the other tools do. nbgrader's course
     (an assignment ``ps1`` with the notebook released, one student per notebook, each with a
     submission) is made here, untimed; each timed run is ``nbgrader autograde ps1 --force``,
     with its environment's ``bin`` first on PATH (nbgrader runs ``alembic`` from there).
     """
-    spec = tmp / "kernels" / "kernels" / "python3"
-    spec.mkdir(parents=True, exist_ok=True)
-    (spec / "kernel.json").write_text(json.dumps({
-        "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
-        "display_name": "Python 3", "language": "python"}))
-    env["JUPYTER_PATH"] = str(spec.parent.parent)
     missing = []
     nbval = PEERS / "nbval" / "bin" / "python"
     if nbval.exists():

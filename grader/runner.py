@@ -1,9 +1,10 @@
 """The notebook runner: one process per notebook, on the student's side of the trust boundary.
 
 Started by :mod:`grader.executor` as ``python -m grader.runner JOB.json``. It starts a kernel,
-runs the capture cell, every cell of the notebook, then the probe cell, and writes two files:
-the executed notebook and ``facts.json`` (the cell timeline), rewritten after every cell so that
-a run killed at its deadline still tells which cell was running. It never sees hidden labels.
+runs the setup cell (``kernel/capture.py`` and ``kernel/shutdown.py``), every cell of the
+notebook, then the probe cell, and writes two files: the executed notebook and ``facts.json``
+(the cell timeline), rewritten after every cell so that a run killed at its deadline still
+tells which cell was running. It never sees hidden labels.
 
 The kernel is started first, before the runner imports nbclient and jupyter_client (about
 0.15 s), so that the kernel's own start overlaps them: see :func:`start_kernel_early`.
@@ -32,6 +33,7 @@ __all__ = ["main"]
 PR_SET_CHILD_SUBREAPER = 36
 PR_SET_PDEATHSIG = 1
 KERNEL_DIR = Path(__file__).resolve().parent / "kernel"
+SETUP_CELLS = ("capture.py", "shutdown.py")  # run as one hidden cell before the notebook's
 
 
 def become_subreaper() -> None:
@@ -328,7 +330,8 @@ def run(job: dict[str, Any], early: EarlyKernel | None = None) -> None:
     try:
         with client.setup_kernel(env=job["env"], cwd=job["workdir"]):
             facts["kernel_start_s"] = time.monotonic() - started
-            _run_hidden(client, (KERNEL_DIR / "capture.py").read_text(), 120)
+            _run_hidden(client, "\n".join((KERNEL_DIR / name).read_text()
+                                           for name in SETUP_CELLS), 120)
             facts["status"] = "running"
             for index, cell in enumerate(nb.cells):
                 record = facts["cells"][index]

@@ -9,8 +9,6 @@ imported here: pyplot's figure registry is patched when the notebook imports it 
 so a notebook without plots does not pay for matplotlib. The snapshots live in
 ``sys.modules["_grader_capture"].FIGURES``; a notebook can tamper with them, which only changes
 its own evidence: hidden labels never enter this process.
-
-It also keeps the kernel's shutdown prompt: see ``_grader_prompt_shutdown``.
 """
 
 
@@ -125,35 +123,3 @@ def _grader_install_capture() -> None:
 
 _grader_install_capture()
 del _grader_install_capture
-
-
-def _grader_prompt_shutdown() -> None:
-    """Bound the wait of the kernel's last output flush when it shuts down (0.05 s, not 10 s).
-
-    ipykernel 7 has a race at shutdown: after the ``shutdown_request`` handler, the control
-    thread flushes ``sys.stdout`` and ``sys.stderr``, which waits for the IOPub thread, while the
-    main thread is already stopping that thread; the flush then waits its ``flush_timeout`` (10 s)
-    and the kernel only ends when jupyter_client sends SIGTERM, 2.5 s later, before its exit
-    handlers run. Measured here with plain nbclient: 4 to 7 runs in 60 to 80 ended so, their
-    shutdown taking 3.5 s instead of 0.07 s; with this bound, 4 runs in 120 met the race and
-    shut down in 0.3 s (with a 0.2 s bound), on their own. ipykernel's pull request 1518 names
-    the same race. Only the wait is bounded: what is flushed is still sent.
-    """
-    import sys
-
-    kernel = getattr(get_ipython(), "kernel", None)  # noqa: F821 - defined in every IPython kernel
-    do_shutdown = getattr(kernel, "do_shutdown", None)
-    if do_shutdown is None:
-        return
-
-    def prompt_shutdown(restart):
-        for stream in (sys.stdout, sys.stderr):
-            if hasattr(stream, "flush_timeout"):
-                stream.flush_timeout = 0.05
-        return do_shutdown(restart)
-
-    kernel.do_shutdown = prompt_shutdown
-
-
-_grader_prompt_shutdown()
-del _grader_prompt_shutdown
