@@ -79,22 +79,27 @@ def test_no_connection_file_means_no_early_kernel(tmp_path: Path) -> None:
     assert json.loads(Path(str(job["facts"])).read_text())["status"] == "ok"
 
 
-# at shutdown, the IOPub thread takes no more work: what ipykernel's race leaves when the main
-# thread stops that thread while the control thread flushes sys.stdout and sys.stderr
-STUCK_FLUSH_AT_SHUTDOWN = """
-import sys
-_kernel = get_ipython().kernel
-_shutdown = _kernel.do_shutdown
-def _stuck_shutdown(restart):
-    for stream in (sys.stdout, sys.stderr):
-        stream.pub_thread.schedule = lambda f: None
-    return _shutdown(restart)
-_kernel.do_shutdown = _stuck_shutdown
-"""
+# At shutdown, what ipykernel's race leaves when the main thread stops the IOPub thread while the
+# control thread still sends through it: the thread takes no more work (the flush of sys.stdout
+# waits), or the control thread's wake-up pipe has no reader left (its zmq send blocks).
+STUCK_AT_SHUTDOWN = {
+    "flush": "for stream in (sys.stdout, sys.stderr):\n"
+             "        stream.pub_thread.schedule = lambda f: None",
+    "send": "import zmq\n"
+            "    sys.stdout.pub_thread._local.event_pipe = zmq.Context.instance().socket(zmq.PUSH)",
+}
 
 
-def test_kernel_ends_by_itself_when_its_last_flush_cannot_get_through(tmp_path: Path) -> None:
-    job = _job(tmp_path, STUCK_FLUSH_AT_SHUTDOWN)
+@pytest.mark.parametrize("stuck", sorted(STUCK_AT_SHUTDOWN))
+def test_kernel_ends_by_itself_when_its_last_sends_cannot_get_through(
+        tmp_path: Path, stuck: str) -> None:
+    job = _job(tmp_path, "import sys\n"
+               "_kernel = get_ipython().kernel\n"
+               "_shutdown = _kernel.do_shutdown\n"
+               "def _stuck_shutdown(restart):\n"
+               f"    {STUCK_AT_SHUTDOWN[stuck]}\n"
+               "    return _shutdown(restart)\n"
+               "_kernel.do_shutdown = _stuck_shutdown\n")
     early = runner.start_kernel_early(job)
     assert early is not None
     t0 = time.monotonic()
@@ -102,5 +107,5 @@ def test_kernel_ends_by_itself_when_its_last_flush_cannot_get_through(tmp_path: 
     seconds = time.monotonic() - t0
     assert json.loads(Path(str(job["facts"])).read_text())["status"] == "ok"
     # exit status 0: it ended on its own, exit handlers run; -15 is jupyter_client's SIGTERM,
-    # sent 2.5 s after the shutdown request to a kernel still waiting on its flush
+    # sent 2.5 s after the shutdown request to a kernel still waiting
     assert early.process.returncode == 0, (early.process.returncode, seconds)
