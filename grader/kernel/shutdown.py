@@ -22,7 +22,8 @@ def _grader_prompt_shutdown() -> None:
     7 runs in 60, 60 and 80 ended so, their shutdown taking 3.5 s instead of 0.1 s. With the
     flush bound alone (given to the kernel through ``exec_files``), 4 runs in 100 met the race
     and ended by themselves within 0.2 s; through the grader, 1 run in 48 still hung in the
-    send, which led to its bound. ipykernel's pull request 1518 names the same race.
+    send, which led to its bound. With both bounds, none of 80 runs through the grader took
+    over 0.84 s. ipykernel's pull request 1518 names the same race.
     """
     import sys
 
