@@ -195,6 +195,9 @@ def run_notebook(request: RunRequest) -> RunResult:
             stderr=subprocess.STDOUT,
             start_new_session=True,
             cwd=request.workdir,
+            # unsandboxed, the runner too gets the kernel's environment: without JUPYTER_PATH
+            # it finds the same python3 kernel as in the sandbox (bubblewrap clears it itself)
+            env=None if sandboxed else env,
         )
         with _LIVE_LOCK:
             _LIVE[proc.pid] = proc

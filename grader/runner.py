@@ -102,6 +102,8 @@ class EarlyKernel(NamedTuple):
     """A kernel started by :func:`start_kernel_early`, for the kernel manager to adopt."""
 
     argv: list[str]
+    env: dict[str, str]  # without JPY_PARENT_PID, which jupyter_client adds at the launch too
+    cwd: str
     info: dict[str, Any]
     connection_file: str
     process: subprocess.Popen[bytes]
@@ -114,8 +116,8 @@ def start_kernel_early(job: dict[str, Any]) -> EarlyKernel | None:
     ``PYTHONEXECUTABLE``), working folder and new session as jupyter_client 8's
     ``LocalProvisioner``; the connection file (TCP on 127.0.0.1, five free ports, an HMAC-SHA256
     key) is written at ``job["connection_file"]``, mode 0600. The kernel manager of :func:`run`
-    adopts this process only if the command it would have run is the same (another ``python3``
-    kernelspec on the Jupyter path, for one, makes it start its own instead).
+    adopts this process only if it would have started the same (a ``python3`` kernelspec on the
+    Jupyter path with another command or its own ``env``, for one, makes it start its own).
 
     Started before nbclient and jupyter_client are imported (0.11-0.16 s here), so that the
     kernel's start (its interpreter and ipykernel's imports) overlaps them.
@@ -150,12 +152,12 @@ def _start_kernel(job: dict[str, Any], path: str) -> EarlyKernel:
         json.dump(info, fh)
     argv = [sys.executable, "-m", "ipykernel_launcher", "-f", os.path.realpath(path), HISTORY_ARG]
     env = {k: v for k, v in job["env"].items() if k != "PYTHONEXECUTABLE"}
-    env["JPY_PARENT_PID"] = str(os.getpid())
-    process = subprocess.Popen(argv, stdin=subprocess.PIPE, cwd=job["workdir"], env=env,
+    process = subprocess.Popen(argv, stdin=subprocess.PIPE, cwd=job["workdir"],
+                               env={**env, "JPY_PARENT_PID": str(os.getpid())},
                                start_new_session=True)
     assert process.stdin is not None
     process.stdin.close()
-    return EarlyKernel(argv, info, path, process)
+    return EarlyKernel(argv, env, job["workdir"], info, path, process)
 
 
 def _prompt_kernel_manager(early: EarlyKernel | None) -> type:
@@ -163,8 +165,9 @@ def _prompt_kernel_manager(early: EarlyKernel | None) -> type:
     checking every 10 ms.
 
     Adopting: the manager takes ``early``'s connection file (no new ports, no new file) and,
-    when the command it would launch is ``early.argv``, its process instead of launching one;
-    otherwise (another command, another provisioner than jupyter_client's local one, Curve
+    when the command, environment and folder it would launch with are ``early``'s, its process
+    instead of launching one; otherwise (a kernelspec with another command or its own ``env``,
+    another provisioner than jupyter_client's local one, Curve
     transport encryption asked for, the early kernel already dead) it kills ``early`` and
     launches as usual. The shutdown itself is jupyter_client's (interrupt, ``shutdown_request``,
     wait, then SIGTERM and SIGKILL), so a kernel still runs its exit handlers (open files
@@ -197,7 +200,8 @@ def _prompt_kernel_manager(early: EarlyKernel | None) -> type:
         async def _async_launch_kernel(self, kernel_cmd: list[str], **kw: Any) -> None:
             adopted, self.adopting = self.adopting, None
             provisioner = self.provisioner
-            if (adopted is None or kernel_cmd != adopted.argv
+            if (adopted is None or kernel_cmd != adopted.argv or kw.get("env") != adopted.env
+                    or str(kw.get("cwd")) != adopted.cwd
                     or not isinstance(provisioner, LocalProvisioner)):
                 if adopted is not None:
                     _discard(adopted)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import time
 from pathlib import Path
 
@@ -109,3 +110,48 @@ def test_kernel_ends_by_itself_when_its_last_sends_cannot_get_through(
     # exit status 0: it ended on its own, exit handlers run; -15 is jupyter_client's SIGTERM,
     # sent 2.5 s after the shutdown request to a kernel still waiting
     assert early.process.returncode == 0, (early.process.returncode, seconds)
+
+
+def _kernelspec_with_env(root: Path) -> Path:
+    """A python3 kernelspec with this interpreter's command and an ``env`` of its own."""
+    spec = root / "jupyter" / "kernels" / "python3"
+    spec.mkdir(parents=True)
+    (spec / "kernel.json").write_text(json.dumps({
+        "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+        "display_name": "another python3", "language": "python",
+        "env": {"KERNELSPEC_MARK": "from JUPYTER_PATH"}}))
+    return spec.parent.parent
+
+
+PRINT_MARK = "import os\nprint(os.getpid(), os.environ.get('KERNELSPEC_MARK', 'native'))"
+
+
+def test_early_kernel_is_not_adopted_for_a_kernelspec_with_its_own_env(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("JUPYTER_PATH", str(_kernelspec_with_env(tmp_path)))
+    job = _job(tmp_path, PRINT_MARK)
+    early = runner.start_kernel_early(job)
+    assert early is not None
+    runner.run(job, early)
+    pid, mark = _printed(job)[0], " ".join(_printed(job)[1:])
+    assert mark == "from JUPYTER_PATH"  # the kernelspec jupyter_client found, as without us
+    assert int(pid) != early.process.pid and early.process.poll() is not None
+
+
+def test_unsandboxed_runner_ignores_the_graders_jupyter_path(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without the sandbox, the kernel is still this interpreter's own python3, whatever
+    kernelspec the grader's JUPYTER_PATH holds (bubblewrap clears that variable itself)."""
+    from grader.executor import RunRequest, run_notebook
+
+    monkeypatch.setenv("JUPYTER_PATH", str(_kernelspec_with_env(tmp_path)))
+    workdir = tmp_path / "work"
+    workdir.mkdir()
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(PRINT_MARK)])
+    result = run_notebook(RunRequest(
+        notebook=nb, workdir=workdir, run_dir=tmp_path / "run", cell_timeout_s=60,
+        deadline_s=120, probe_timeout_s=60, max_output_bytes=100_000,
+        probe={"class_names": ["a"], "models": {}}, python=sys.executable))
+    assert result.facts.status == "ok", result.facts.message
+    assert result.executed is not None
+    assert result.executed.cells[0].outputs[0]["text"].split()[1] == "native"
