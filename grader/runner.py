@@ -107,6 +107,7 @@ class EarlyKernel(NamedTuple):
     info: dict[str, Any]
     connection_file: str
     process: subprocess.Popen[bytes]
+    started: float  # time.monotonic() at its launch
 
 
 def start_kernel_early(job: dict[str, Any]) -> EarlyKernel | None:
@@ -152,12 +153,13 @@ def _start_kernel(job: dict[str, Any], path: str) -> EarlyKernel:
         json.dump(info, fh)
     argv = [sys.executable, "-m", "ipykernel_launcher", "-f", os.path.realpath(path), HISTORY_ARG]
     env = {k: v for k, v in job["env"].items() if k != "PYTHONEXECUTABLE"}
+    started = time.monotonic()
     process = subprocess.Popen(argv, stdin=subprocess.PIPE, cwd=job["workdir"],
                                env={**env, "JPY_PARENT_PID": str(os.getpid())},
                                start_new_session=True)
     assert process.stdin is not None
     process.stdin.close()
-    return EarlyKernel(argv, env, job["workdir"], info, path, process)
+    return EarlyKernel(argv, env, job["workdir"], info, path, process, started)
 
 
 def _prompt_kernel_manager(early: EarlyKernel | None) -> type:
@@ -167,15 +169,15 @@ def _prompt_kernel_manager(early: EarlyKernel | None) -> type:
     Adopting: the manager takes ``early``'s connection file (no new ports, no new file) and,
     when the command, environment and folder it would launch with are ``early``'s, its process
     instead of launching one; otherwise (a kernelspec with another command or its own ``env``,
-    another provisioner than jupyter_client's local one, Curve
-    transport encryption asked for, the early kernel already dead) it kills ``early`` and
-    launches as usual. The shutdown itself is jupyter_client's (interrupt, ``shutdown_request``,
-    wait, then SIGTERM and SIGKILL), so a kernel still runs its exit handlers (open files
-    flushed); only the wait for the process polls every 10 ms instead of 100 ms (the shutdown of
-    an idle kernel measured 0.11 s with 100 ms polling, 0.07 s with 10 ms).
-    ``_async_pre_start_kernel``, ``_async_launch_kernel`` and ``_async_finish_shutdown`` are
-    private: jupyter_client is pinned by constraints.txt; recheck them on an upgrade
-    (tests/test_runner.py runs both paths).
+    another provisioner than jupyter_client's local one, Curve transport encryption asked for,
+    the early kernel already dead) it kills ``early`` and launches as usual.
+
+    The shutdown itself is jupyter_client's (interrupt, ``shutdown_request``, wait, then SIGTERM
+    and SIGKILL), so a kernel still runs its exit handlers (open files flushed); only the wait
+    for the process polls every 10 ms instead of 100 ms (the shutdown of an idle kernel measured
+    0.11 s with 100 ms polling, 0.07 s with 10 ms). ``_async_pre_start_kernel``,
+    ``_async_launch_kernel`` and ``_async_finish_shutdown`` are private: jupyter_client is pinned
+    by constraints.txt; recheck them on an upgrade (tests/test_runner.py runs both paths).
     """
     from jupyter_client.connect import KernelConnectionInfo
     from jupyter_client.manager import AsyncKernelManager
@@ -330,7 +332,8 @@ def run(job: dict[str, Any], early: EarlyKernel | None = None) -> None:
     timeline = Timeline(Path(job["facts"]), len(nb.cells))
     facts = timeline.facts
     client = _make_client(nb, job, early)
-    started = time.monotonic()
+    # from the early kernel's launch, when there is one (adopted or not: the time it took)
+    started = early.started if early is not None else time.monotonic()
     try:
         with client.setup_kernel(env=job["env"], cwd=job["workdir"]):
             facts["kernel_start_s"] = time.monotonic() - started
