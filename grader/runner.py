@@ -113,7 +113,7 @@ class EarlyKernel(NamedTuple):
 def start_kernel_early(job: dict[str, Any]) -> EarlyKernel | None:
     """Start the ``python3`` kernel (this interpreter's ipykernel) as jupyter_client would.
 
-    The same command, environment (``job["env"]`` plus ``JPY_PARENT_PID``, without
+    The same command (see :func:`_kernel_command`), environment (``job["env"]`` plus ``JPY_PARENT_PID``, without
     ``PYTHONEXECUTABLE``), working folder and new session as jupyter_client 8's
     ``LocalProvisioner``; the connection file (TCP on 127.0.0.1, five free ports, an HMAC-SHA256
     key) is written at ``job["connection_file"]``, mode 0600. The kernel manager of :func:`run`
@@ -136,6 +136,37 @@ def start_kernel_early(job: dict[str, Any]) -> EarlyKernel | None:
         return None
 
 
+def _kernel_command(connection_file: str) -> list[str]:
+    """The ``python3`` kernel's command as jupyter_client will most likely find it: the
+    kernelspec installed in this environment (setup.sh's ``ipykernel install --sys-prefix``
+    writes ``-Xfrozen_modules=off`` into it), else ipykernel's own; formatted as jupyter_client
+    does (``python`` is this interpreter). A guess only: the kernel manager adopts the early
+    kernel only when its own command is the same.
+
+    Raises:
+        OSError: the kernelspec names an ``env``, templates or a provisioner of its own, which
+            jupyter_client would apply: the kernel is then left to it.
+    """
+    spec_file = Path(sys.prefix) / "share" / "jupyter" / "kernels" / "python3" / "kernel.json"
+    try:
+        spec = json.loads(spec_file.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        spec = {"argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"]}
+    except (OSError, ValueError) as err:
+        raise OSError(f"{spec_file}: {err}") from err
+    argv = spec.get("argv") if isinstance(spec, dict) else None
+    if (not isinstance(argv, list) or not argv or not all(isinstance(a, str) for a in argv)
+            or spec.get("env") or "kernel_provisioner" in (spec.get("metadata") or {})):
+        raise OSError(f"{spec_file}: a kernelspec this runner does not start itself")
+    major, minor = sys.version_info[:2]
+    if argv[0] in {"python", f"python{major}", f"python{major}.{minor}"}:
+        argv = [sys.executable, *argv[1:]]
+    argv = [a.replace("{connection_file}", connection_file) for a in argv]
+    if any("{" in a for a in argv):
+        raise OSError(f"{spec_file}: templates other than {{connection_file}}")
+    return argv
+
+
 def _start_kernel(job: dict[str, Any], path: str) -> EarlyKernel:
     sockets = [socket.socket(socket.AF_INET, socket.SOCK_STREAM) for _ in PORT_NAMES]
     try:
@@ -151,7 +182,7 @@ def _start_kernel(job: dict[str, Any], path: str) -> EarlyKernel:
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as fh:
         json.dump(info, fh)
-    argv = [sys.executable, "-m", "ipykernel_launcher", "-f", os.path.realpath(path), HISTORY_ARG]
+    argv = [*_kernel_command(os.path.realpath(path)), HISTORY_ARG]
     env = {k: v for k, v in job["env"].items() if k != "PYTHONEXECUTABLE"}
     started = time.monotonic()
     process = subprocess.Popen(argv, stdin=subprocess.PIPE, cwd=job["workdir"],

@@ -155,3 +155,15 @@ def test_unsandboxed_runner_ignores_the_graders_jupyter_path(
     assert result.facts.status == "ok", result.facts.message
     assert result.executed is not None
     assert result.executed.cells[0].outputs[0]["text"].split()[1] == "native"
+
+
+def test_early_command_is_the_one_jupyter_client_formats(tmp_path: Path) -> None:
+    """The early kernel's command is what jupyter_client makes of this environment's python3
+    kernelspec (setup.sh installs one with -Xfrozen_modules=off); a wrong guess would only cost
+    a discarded kernel, and no time saved."""
+    from jupyter_client.manager import KernelManager
+
+    km = KernelManager(kernel_name="python3")
+    km.connection_file = str(tmp_path / "kernel.json")
+    km._launch_args = {}
+    assert runner._kernel_command(os.path.realpath(km.connection_file)) == km.format_kernel_cmd()
