@@ -168,10 +168,10 @@ def _add_peers(commands: dict[str, list[str]], cwd: dict[str, Path],
     ``commands``, running ``notebooks`` in the grader's own kernel; return those not installed.
 
     Both find the ``python3`` kernel through ``JUPYTER_PATH`` (see :func:`_kernelspec`), as
-    the other tools do. nbgrader's course
-    (an assignment ``ps1`` with the notebook released, one student per notebook, each with a
-    submission) is made here, untimed; each timed run is ``nbgrader autograde ps1 --force``,
-    with its environment's ``bin`` first on PATH (nbgrader runs ``alembic`` from there).
+    the other tools do. nbgrader's course (an assignment ``ps1`` with the notebook released, one
+    student per notebook, each with a submission) is made here, untimed; each timed run is
+    ``nbgrader autograde ps1 --force``, with its environment's ``bin`` first on PATH (nbgrader
+    runs ``alembic`` from there).
     """
     missing = []
     nbval = PEERS / "nbval" / "bin" / "python"

@@ -18,7 +18,7 @@ import shutil
 import tempfile
 import threading
 from collections.abc import Iterable, Iterator, Mapping
-from contextlib import contextmanager, nullcontext
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -392,16 +392,17 @@ def dataset_hashes(settings: Settings, challenge: Challenge, *,
     listing = listing or list_dataset(data_dir, challenge)
     entries = sorted(e for e, _ in listing.public + listing.hidden)
     path = settings.cache_dir / "phash" / f"{ds.source}-{_digest(entries)}.json"
-    with _cache_lock(settings.cache_dir) if not path.is_file() else nullcontext():
-        if path.is_file():  # cached, or built by another thread or process while this waited
-            cached: dict[str, str] = json.loads(path.read_text())
-            return cached
-        hashes: dict[str, str] = {}
-        for entry in entries:
-            with Image.open(data_dir / ds.source / entry) as im:
-                hashes[entry] = str(imagehash.phash(im.convert("RGB")))
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(hashes))
-        os.replace(tmp, path)
-        return hashes
+    if not path.is_file():
+        with _cache_lock(settings.cache_dir):
+            if not path.is_file():  # another thread or process may have built it meanwhile
+                hashes: dict[str, str] = {}
+                for entry in entries:
+                    with Image.open(data_dir / ds.source / entry) as im:
+                        hashes[entry] = str(imagehash.phash(im.convert("RGB")))
+                path.parent.mkdir(parents=True, exist_ok=True)
+                tmp = path.with_suffix(f".{os.getpid()}.tmp")
+                tmp.write_text(json.dumps(hashes))
+                os.replace(tmp, path)
+                return hashes
+    cached: dict[str, str] = json.loads(path.read_text())
+    return cached

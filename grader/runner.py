@@ -113,9 +113,9 @@ class EarlyKernel(NamedTuple):
 def start_kernel_early(job: dict[str, Any]) -> EarlyKernel | None:
     """Start the ``python3`` kernel (this interpreter's ipykernel) as jupyter_client would.
 
-    The same command (see :func:`_kernel_command`), environment (``job["env"]`` plus ``JPY_PARENT_PID``, without
-    ``PYTHONEXECUTABLE``), working folder and new session as jupyter_client 8's
-    ``LocalProvisioner``; the connection file (TCP on 127.0.0.1, five free ports, an HMAC-SHA256
+    The same command (see :func:`_kernel_command`), environment (``job["env"]`` plus
+    ``JPY_PARENT_PID``, without ``PYTHONEXECUTABLE``), working folder and new session as
+    jupyter_client 8's ``LocalProvisioner``; the connection file (TCP on 127.0.0.1, five free ports, an HMAC-SHA256
     key) is written at ``job["connection_file"]``, mode 0600. The kernel manager of :func:`run`
     adopts this process only if it would have started the same (a ``python3`` kernelspec on the
     Jupyter path with another command or its own ``env``, for one, makes it start its own).

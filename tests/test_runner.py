@@ -133,7 +133,8 @@ def test_early_kernel_is_not_adopted_for_a_kernelspec_with_its_own_env(
     early = runner.start_kernel_early(job)
     assert early is not None
     runner.run(job, early)
-    pid, mark = _printed(job)[0], " ".join(_printed(job)[1:])
+    pid, *words = _printed(job)
+    mark = " ".join(words)
     assert mark == "from JUPYTER_PATH"  # the kernelspec jupyter_client found, as without us
     assert int(pid) != early.process.pid and early.process.poll() is not None
 
