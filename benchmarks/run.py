@@ -7,8 +7,13 @@
    difference to nbclient. nbval and nbgrader come from ``.venv-peers/`` (made by
    ``benchmarks/setup-peers.sh``; reported as not measured without it). The grader's probe (its
    calls of ``predict`` in the kernel) is reported apart and excluded from its fixed cost.
-   Then the batch: COPIES such notebooks in one call of each tool (a cohort; papermill through
-   its Python API, its command line taking one notebook), REPEAT // 2 times, per notebook.
+   Each row also gives the CPU time (user + system) of the call and its processes (not under
+   bubblewrap, whose processes' times do not come back), and two floor rows the CPU time of
+   ``import sklearn.metrics`` beside ``python -c pass``: scoring needs scikit-learn, which the
+   peers never import. The grader's modules are byte-compiled first, as pip compiles the
+   peers'. Then the batch: COPIES such notebooks in one call of
+   each tool (a cohort; papermill through its Python API, its command line taking one
+   notebook), REPEAT // 2 times, per notebook.
 2. Start-up: ``grader --help`` and ``grader challenges`` against ``python -c pass``.
 3. Probe throughput: ``grader check`` of a notebook for ``cifar10-tf-cnn`` (10,000 hidden test
    images) whose ``predict`` is a constant and then a NumPy linear model: images per second
@@ -25,9 +30,11 @@ Usage: .venv/bin/python benchmarks/run.py [--repeat 7] [--skip probe,cohort] [--
 from __future__ import annotations
 
 import argparse
+import compileall
 import json
 import os
 import platform
+import resource
 import shutil
 import statistics
 import subprocess
@@ -50,12 +57,21 @@ def _median(values: list[float]) -> str:
 
 
 def _run(command: list[str], env: dict[str, str], cwd: Path | None = None) -> float:
+    return _run_cpu(command, env, cwd)[0]
+
+
+def _run_cpu(command: list[str], env: dict[str, str],
+             cwd: Path | None = None) -> tuple[float, float]:
+    """Run ``command``; its wall time and the CPU time (user + system, s) of it and every
+    descendant it waited for (its kernel, the grader's runner), from ``getrusage``."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
     done = subprocess.run(command, capture_output=True, text=True, env=env, cwd=cwd)
     seconds = time.perf_counter() - t0
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if done.returncode not in (0, 1):
         raise SystemExit(f"{' '.join(command[:4])}... failed:\n{done.stderr[-2000:]}")
-    return seconds
+    return seconds, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
 
 
 def overhead(repeat: int, tmp: Path, copies: int = 1) -> list[tuple[str, str]]:
@@ -116,28 +132,50 @@ def overhead(repeat: int, tmp: Path, copies: int = 1) -> list[tuple[str, str]]:
     cwd: dict[str, Path] = {}
     envs: dict[str, dict[str, str]] = {}
     missing = _add_peers(commands, cwd, envs, env, injected, tmp)
+    # what the grader's scoring imports and the peers do not (scikit-learn pulls in SciPy's
+    # stats), beside a bare interpreter: its CPU time is a floor under the grader's own
+    floor = {"python -c pass": [py, "-c", "pass"],
+             "python -c 'import sklearn.metrics'": [py, "-c", "import sklearn.metrics"]}
     times: dict[str, list[float]] = {name: [] for name in commands}
+    cpu: dict[str, list[float]] = {name: [] for name in [*commands, *floor]}
     probe: dict[str, list[float]] = {name: [] for name in commands if name.startswith("grader")}
     for name, command in commands.items():  # warm-up: caches, the toy's hidden set
         _run(command, envs.get(name, env), cwd.get(name))
     for _ in range(repeat):
         for name, command in commands.items():
-            times[name].append(_run(command, envs.get(name, env), cwd.get(name)) / copies)
+            seconds, used = _run_cpu(command, envs.get(name, env), cwd.get(name))
+            times[name].append(seconds / copies)
+            cpu[name].append(used / copies)
             if name in probe:
                 out = tmp / f"out-{name.split()[-1]}"
                 probe[name].append(sum(
                     json.loads((out / sub / "result.json").read_text())["notebooks"][0]
                     ["execution"].get("probe_s") or 0.0 for sub in names) / copies)
+        if copies == 1:
+            for name, command in floor.items():
+                cpu[name].append(_run_cpu(command, env)[1])
     label = "overhead" if copies == 1 else f"overhead, {copies} per call, per notebook"
     base = statistics.median(times["nbclient"])
+    base_cpu = statistics.median(cpu["nbclient"])
     rows = []
     for name, values in times.items():
         extra = statistics.median(values) - base
-        note = f"{extra:+.2f} s over nbclient"
+        used = statistics.median(cpu[name])
+        note = f"{extra:+.2f} s over nbclient; " + (
+            # the runner and kernel end inside bubblewrap's pid namespace, whose init is not
+            # reaped into this process's rusage: their CPU would go uncounted
+            "cpu not counted in the sandbox" if name.endswith("bwrap") else
+            f"cpu {used:.2f} s ({used - base_cpu:+.2f} s)")
         if name in probe:
             p = statistics.median(probe[name])
             note += f"; probe {p:.2f} s, fixed cost {extra - p:+.2f} s"
         rows.append((f"{label}: {name}", f"{_median(values)}  {note}"))
+    if copies == 1:
+        bare = statistics.median(cpu["python -c pass"])
+        for name in floor:
+            used = statistics.median(cpu[name])
+            rows.append((f"{label}: {name}", f"cpu {used:.2f} s ({used - bare:+.2f} s over "
+                         "python -c pass)"))
     return rows + [(f"{label}: {name}", "not measured: run benchmarks/setup-peers.sh")
                    for name in missing]
 
@@ -335,6 +373,9 @@ def main() -> None:
     skip = set(filter(None, args.skip.split(",")))
     if not os.environ.get("GRADER_DATA_DIR") and not {"probe", "cohort"} <= skip:
         sys.exit("set GRADER_DATA_DIR to the datasets folder (or --skip probe,cohort)")
+    # the grader as installed: pip byte-compiles what it installs (the peers), not an editable
+    # install's sources, which are compiled on every start where PYTHONDONTWRITEBYTECODE is set
+    compileall.compile_dir(ROOT / "grader", quiet=1)
     rows: list[tuple[str, str]] = []
     with tempfile.TemporaryDirectory(prefix="grader-bench-") as name:
         tmp = Path(name)

@@ -30,14 +30,24 @@ __all__ = ["gradescope_results", "render_index", "render_scorecard", "safe_name"
 
 @cache
 def _env() -> Any:
+    """The templates' environment. Compiled templates are kept in jinja2's
+    ``FileSystemBytecodeCache`` (its per-user folder in the system's temporary folder, mode
+    0700, whose owner and mode jinja2 checks; an entry is used only while its template's source
+    is unchanged): loading them takes about 3 ms instead of compiling for 0.045 s, in every
+    ``grader check``. Where no safe folder can be had, templates are compiled each time."""
     import jinja2
 
+    try:
+        bytecode_cache: jinja2.BytecodeCache | None = jinja2.FileSystemBytecodeCache()
+    except (OSError, RuntimeError):
+        bytecode_cache = None
     env = jinja2.Environment(
         loader=jinja2.PackageLoader("grader", "templates"),
         autoescape=True,
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
+        bytecode_cache=bytecode_cache,
     )
     env.filters["pct"] = lambda v: f"{100 * v:.1f}%"
     env.filters["pts"] = lambda v: f"{v:g}"

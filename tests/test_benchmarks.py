@@ -47,10 +47,16 @@ def test_overhead_rows_for_every_tool() -> None:
             assert re.search(rf"{re.escape(label)}: {re.escape(tool)} +\d+\.\d\d s", out), out
         grader = next(line for line in out.splitlines()
                       if line.startswith(f"{label}: grader check --sandbox none"))
-        assert re.search(r"probe \d+\.\d\d s, fixed cost [+-]\d+\.\d\d s", grader)
+        assert re.search(r"cpu \d+\.\d\d s \([+-]\d+\.\d\d s\); probe \d+\.\d\d s, "
+                         r"fixed cost [+-]\d+\.\d\d s", grader), grader
         for tool, venv in (("nbval", "nbval"), ("nbgrader autograde", "nbgrader")):
             line = next(line for line in out.splitlines() if line.startswith(f"{label}: {tool}"))
             if (peers / venv).exists():
                 assert re.search(r"\d+\.\d\d s", line)
             else:
                 assert "not measured: run benchmarks/setup-peers.sh" in line
+    floor = re.search(r"overhead: python -c 'import sklearn.metrics' +cpu (\d+\.\d\d) s "
+                      r"\(\+(\d+\.\d\d) s over python -c pass\)", out)
+    assert floor, out
+    assert float(floor[2]) > 0.0 and float(floor[1]) > float(floor[2])  # the import costs CPU
+    assert "per notebook: python -c" not in out  # the floor is measured alone only

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 from grader.checks import CheckResult
 from grader.measure import measure
@@ -102,3 +103,34 @@ def test_written_files_and_json_schema(tmp_path: Path) -> None:
     write_index(tmp_path, [result], [folder.name])
     assert f'href="{folder.name}/scorecard.html"' in (tmp_path / "index.html").read_text()
     assert not list(tmp_path.rglob(".*.tmp"))
+
+
+def test_templates_come_from_the_bytecode_cache_once_compiled(tmp_path: Path,
+                                                              monkeypatch: Any) -> None:
+    import tempfile
+
+    import jinja2
+
+    from grader import report
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # jinja2's per-user cache folder
+    compiled: list[str] = []
+    real = jinja2.Environment._compile
+
+    def spy(self: jinja2.Environment, source: str, filename: str) -> Any:
+        compiled.append(filename)
+        return real(self, source, filename)
+
+    monkeypatch.setattr(jinja2.Environment, "_compile", spy)
+    pages = []
+    for _ in range(2):  # a fresh environment each time, as in a new grader process
+        report._env.cache_clear()
+        pages.append(render_scorecard(sample()))
+    report._env.cache_clear()
+    assert any(name.endswith("scorecard.html.j2") for name in compiled), compiled
+    first = len(compiled)
+    assert pages[0] == pages[1]
+    assert first == len(compiled), "the second environment compiled again"
+    folder = next(tmp_path.glob("_jinja2-cache-*"))
+    assert oct(folder.stat().st_mode & 0o777) == "0o700"
+    assert list(folder.glob("*.cache"))
