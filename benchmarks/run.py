@@ -6,13 +6,13 @@
    process, REPEAT times, all in the same ``python3`` kernel; median and spread, and the
    difference to nbclient. nbval and nbgrader come from ``.venv-peers/`` (made by
    ``benchmarks/setup-peers.sh``; reported as not measured without it). The grader's probe (its
-   calls of ``predict`` in the kernel) is reported apart and excluded from its fixed cost.
-   Each row also gives the CPU time (user + system) of the call and its processes (not under
+   calls of ``predict`` in the kernel) is reported apart and excluded from its fixed cost. Each
+   row also gives the CPU time (user + system) of the call and its processes (not under
    bubblewrap, whose processes' times do not come back), and two floor rows the CPU time of
-   ``import sklearn.metrics`` beside ``python -c pass``: scoring needs scikit-learn, which the
-   peers never import. The grader's modules are byte-compiled first, as pip compiles the
-   peers'. Then the batch: COPIES such notebooks in one call of
-   each tool (a cohort; papermill through its Python API, its command line taking one
+   ``import sklearn.metrics`` beside ``python -c pass`` (one OpenBLAS thread, as the grader
+   has): scoring needs scikit-learn, which the peers never import. The grader's modules are
+   byte-compiled first, as pip compiles the peers'. Then the batch: COPIES such notebooks in one
+   call of each tool (a cohort; papermill through its Python API, its command line taking one
    notebook), REPEAT // 2 times, per notebook.
 2. Start-up: ``grader --help`` and ``grader challenges`` against ``python -c pass``.
 3. Probe throughput: ``grader check`` of a notebook for ``cifar10-tf-cnn`` (10,000 hidden test
@@ -152,8 +152,8 @@ def overhead(repeat: int, tmp: Path, copies: int = 1) -> list[tuple[str, str]]:
                     json.loads((out / sub / "result.json").read_text())["notebooks"][0]
                     ["execution"].get("probe_s") or 0.0 for sub in names) / copies)
         if copies == 1:
-            for name, command in floor.items():
-                cpu[name].append(_run_cpu(command, env)[1])
+            for name, command in floor.items():  # with one BLAS thread, as in the grader
+                cpu[name].append(_run_cpu(command, {**env, "OPENBLAS_NUM_THREADS": "1"})[1])
     label = "overhead" if copies == 1 else f"overhead, {copies} per call, per notebook"
     base = statistics.median(times["nbclient"])
     base_cpu = statistics.median(cpu["nbclient"])

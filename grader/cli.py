@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from grader import __version__
 from grader.errors import GraderError, HarnessError, UsageError
-from grader.settings import DATA_DIR_ENV, Settings, resolve_settings
+from grader.settings import DATA_DIR_ENV, Settings, limit_own_blas_threads, resolve_settings
 
 if TYPE_CHECKING:
     from grader.sandbox import Sandbox
@@ -401,8 +401,11 @@ def entry() -> None:
     thread pools, Dask clients; reports written with :func:`grader.report.write_atomic`), so the
     interpreter's own teardown only unloads modules: with scikit-learn and matplotlib loaded that
     took 0.17-0.26 s here, a third of the grader's fixed cost on a small notebook
-    (``benchmarks/run.py``). Streams and logging are flushed, then ``os._exit``.
+    (``benchmarks/run.py``). Streams and logging are flushed, then ``os._exit``. Before
+    anything loads NumPy, the grader's own process is given one OpenBLAS thread
+    (:func:`grader.settings.limit_own_blas_threads`; kernels keep the user's setting).
     """
+    limit_own_blas_threads()
     code = main()
     logging.shutdown()
     for stream in (sys.stdout, sys.stderr):

@@ -24,6 +24,7 @@ from pydantic import ValidationError
 
 from grader.evidence import ExecutionFacts, ProbeOutput, RunnerFacts
 from grader.runner import kill_tree
+from grader.settings import user_environ
 
 if TYPE_CHECKING:
     from nbformat import NotebookNode
@@ -85,7 +86,7 @@ class RunResult:
 
 
 def _kernel_env() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(_DROP_ENV)}
+    env = {k: v for k, v in user_environ().items() if not k.startswith(_DROP_ENV)}
     env["PYTHONUNBUFFERED"] = "1"
     env.pop("MPLBACKEND", None)
     return env

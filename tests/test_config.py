@@ -89,3 +89,21 @@ def test_profile_params_override(tmp_path: Path) -> None:
 def test_missing_rubric_names_the_file(tmp_path: Path) -> None:
     with pytest.raises(RubricError, match="nope.toml"):
         load_rubric(tmp_path, "nope")
+
+
+def test_the_graders_blas_limit_is_not_the_users(monkeypatch: pytest.MonkeyPatch) -> None:
+    from grader import settings
+
+    monkeypatch.setattr(settings, "_USER_VALUES", {})
+    monkeypatch.setenv("OPENBLAS_NUM_THREADS", "6")
+    settings.limit_own_blas_threads()
+    assert settings.os.environ["OPENBLAS_NUM_THREADS"] == "1"
+    assert settings.user_environ()["OPENBLAS_NUM_THREADS"] == "6"
+    settings.limit_own_blas_threads()  # twice: the user's value is still the one kept
+    assert settings.user_environ()["OPENBLAS_NUM_THREADS"] == "6"
+
+    monkeypatch.setattr(settings, "_USER_VALUES", {})
+    monkeypatch.delenv("OPENBLAS_NUM_THREADS")
+    settings.limit_own_blas_threads()
+    assert settings.os.environ["OPENBLAS_NUM_THREADS"] == "1"
+    assert "OPENBLAS_NUM_THREADS" not in settings.user_environ()

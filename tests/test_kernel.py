@@ -218,3 +218,32 @@ def test_printed_accuracy_is_compared_with_the_measurement(
     assert nb.models[0].accuracy == pytest.approx(1 / 3)
     assert nb.claimed_accuracy == 0.99 and nb.claim_flagged
     assert "the claim is higher by 65.7 points" in render_scorecard(result)
+
+
+@pytest.mark.parametrize("user_value", ["3", None])
+def test_kernel_keeps_the_users_blas_threads(make_toy: Callable[..., Settings], tmp_path: Path,
+                                             user_value: str | None) -> None:
+    """``grader`` gives its own process one OpenBLAS thread; the kernel still gets the user's
+    value, or none where the user set none."""
+    import os
+    import subprocess
+    import sys
+
+    settings = make_toy()
+    expected = repr(user_value)
+    folder = write_submission(tmp_path, "env", [
+        *GOOD_TOY_CELLS,
+        f"seen = os.environ.get('OPENBLAS_NUM_THREADS')\nassert seen == {expected}, seen"])
+    env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_NUM_THREADS"}
+    env.update({"GRADER_PROJECT_DIR": str(settings.project_dir),
+                "GRADER_DATA_DIR": str(settings.data_dir),
+                "GRADER_CACHE_DIR": str(settings.cache_dir)})
+    if user_value is not None:
+        env["OPENBLAS_NUM_THREADS"] = user_value
+    done = subprocess.run([sys.executable, "-m", "grader", "check", str(folder), "--out",
+                           str(tmp_path / "out"), "--sandbox", "auto"],
+                          capture_output=True, text=True, env=env)
+    result = json.loads((tmp_path / "out" / "env" / "result.json").read_text())
+    execution = result["notebooks"][0]["execution"]
+    assert execution["status"] == "ok", (execution, done.stderr[-2000:])
+    assert done.returncode == 0, done.stderr[-2000:]
