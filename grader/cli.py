@@ -20,7 +20,13 @@ from typing import TYPE_CHECKING, Any
 
 from grader import __version__
 from grader.errors import GraderError, HarnessError, UsageError
-from grader.settings import DATA_DIR_ENV, Settings, limit_own_blas_threads, resolve_settings
+from grader.settings import (
+    DATA_DIR_ENV,
+    Settings,
+    environ_snapshot,
+    limit_own_blas_threads,
+    resolve_settings,
+)
 
 if TYPE_CHECKING:
     from grader.sandbox import Sandbox
@@ -189,7 +195,8 @@ def _gpus(choice: str | None, device: str) -> tuple[str, ...]:
 
     try:
         listed = subprocess.run(["nvidia-smi", "--query-gpu=index", "--format=csv,noheader"],
-                                capture_output=True, text=True, timeout=10, check=True).stdout
+                                capture_output=True, text=True, timeout=10, check=True,
+                                env=environ_snapshot()).stdout
     except (OSError, subprocess.SubprocessError):
         return ()
     return tuple(line.strip() for line in listed.splitlines() if line.strip())

@@ -24,7 +24,7 @@ from pydantic import ValidationError
 
 from grader.evidence import ExecutionFacts, ProbeOutput, RunnerFacts
 from grader.runner import kill_tree
-from grader.settings import user_environ
+from grader.settings import environ_snapshot, user_environ
 
 if TYPE_CHECKING:
     from nbformat import NotebookNode
@@ -197,8 +197,9 @@ def run_notebook(request: RunRequest) -> RunResult:
             start_new_session=True,
             cwd=request.workdir,
             # unsandboxed, the runner too gets the kernel's environment: without JUPYTER_PATH
-            # it finds the same python3 kernel as in the sandbox (bubblewrap clears it itself)
-            env=None if sandboxed else env,
+            # it finds the same python3 kernel as in the sandbox (bubblewrap clears it itself);
+            # never env=None (see environ_snapshot)
+            env=environ_snapshot() if sandboxed else env,
         )
         with _LIVE_LOCK:
             _LIVE[proc.pid] = proc

@@ -56,7 +56,7 @@ from grader.scorecard import (
     SubmissionResult,
     score_criteria,
 )
-from grader.settings import Settings
+from grader.settings import Settings, environ_snapshot
 
 __all__ = ["GradeOptions", "Submission", "discover", "grade_submission"]
 
@@ -65,6 +65,9 @@ log = logging.getLogger(__name__)
 NEW_IMAGES = "new_images"
 MODEL_DIR = "saved_model"
 PHASH_MAX_DISTANCE = 4
+# platform.platform() starts `uname -p`, without env=, the first time it is called: here, at
+# import, before a grading thread can be importing beside it (see settings.environ_snapshot)
+PLATFORM = platform.platform()
 
 
 @dataclass(frozen=True)
@@ -133,7 +136,7 @@ def grade_submission(submission: Submission, settings: Settings,
         score=sum(r.score for r in results), max_score=sum(r.max_score for r in results),
         notebooks=results, started=started, finished=_now(),
         environment=Environment(grader=__version__, python=platform.python_version(),
-                                platform=platform.platform(), device=_device_label(options.device),
+                                platform=PLATFORM, device=_device_label(options.device),
                                 sandbox=options.sandbox.description,
                                 sandbox_warning=options.sandbox.warning),
     )
@@ -145,7 +148,8 @@ def _device_label(device: str) -> str:
         return f"{device} ({os.cpu_count()} cores)"
     try:
         names = subprocess.run(["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"],
-                               capture_output=True, text=True, timeout=10, check=True).stdout
+                               capture_output=True, text=True, timeout=10, check=True,
+                               env=environ_snapshot()).stdout
     except (OSError, subprocess.SubprocessError):
         return "cuda"
     return f"cuda ({', '.join(n.strip() for n in names.splitlines() if n.strip())})"

@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Literal
 
 from grader.errors import UsageError
+from grader.settings import environ_snapshot
 
 __all__ = ["MODES", "Limits", "Sandbox", "SandboxSession", "resolve_sandbox"]
 
@@ -124,7 +125,7 @@ class Sandbox:
             _remove_cgroups(groups)
             for folder in mounted:
                 subprocess.run(["umount", "--lazy", str(folder)], check=False,
-                               capture_output=True)
+                               capture_output=True, env=environ_snapshot())
 
 
 def _mount_tmpfs(folder: Path, size_mb: int) -> bool:
@@ -132,7 +133,8 @@ def _mount_tmpfs(folder: Path, size_mb: int) -> bool:
     if os.geteuid() != 0 or shutil.which("mount") is None:
         return False
     done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size_mb}m,mode=0700", "tmpfs",
-                           str(folder)], capture_output=True, text=True, check=False)
+                           str(folder)], capture_output=True, text=True, check=False,
+                          env=environ_snapshot())
     if done.returncode != 0:
         log.info("no tmpfs for %s (%s); its size is not limited", folder, done.stderr.strip())
     return done.returncode == 0
@@ -426,7 +428,7 @@ def _bwrap_works(bwrap: str, uid: int) -> str | None:
     argv = session.wrap([sys.executable, "-c", "import os; print(os.getuid())"], {})
     try:
         done = subprocess.run(argv, capture_output=True, text=True, timeout=30,
-                              stdin=subprocess.DEVNULL)
+                              stdin=subprocess.DEVNULL, env=environ_snapshot())
     except (OSError, subprocess.SubprocessError) as err:
         return f"{bwrap} could not start: {err}"
     if done.returncode != 0 or done.stdout.strip() != str(uid):

@@ -8,6 +8,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import psutil
 import pytest
@@ -247,3 +248,28 @@ def test_kernel_keeps_the_users_blas_threads(make_toy: Callable[..., Settings], 
     execution = result["notebooks"][0]["execution"]
     assert execution["status"] == "ok", (execution, done.stderr[-2000:])
     assert done.returncode == 0, done.stderr[-2000:]
+
+
+def test_every_process_started_while_grading_is_given_its_environment(
+        make_toy: Callable[..., Settings], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Started without ``env=``, a child execs with C's ``environ`` as it is during ``vfork``,
+    which a library importing in another thread may be rewriting (scikit-learn sets variables):
+    ``execv`` then fails with EFAULT, a harness fault. See ``settings.environ_snapshot``."""
+    import subprocess
+
+    from grader.sandbox import resolve_sandbox
+
+    started: list[tuple[str, object]] = []
+    real = subprocess.Popen.__init__
+
+    def record(self: subprocess.Popen[bytes], args: Any, *rest: Any, **kwargs: Any) -> None:
+        started.append((str(args[0]), kwargs.get("env")))
+        real(self, args, *rest, **kwargs)
+
+    monkeypatch.setattr(subprocess.Popen, "__init__", record)
+    settings = make_toy()
+    result = grade(settings, write_submission(tmp_path, "good", GOOD_TOY_CELLS),
+                   sandbox=resolve_sandbox("auto"))
+    assert result.verdict == "pass", statuses(result)
+    assert started
+    assert [name for name, env in started if env is None] == []
