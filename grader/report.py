@@ -28,26 +28,47 @@ __all__ = ["gradescope_results", "render_index", "render_scorecard", "safe_name"
            "write_cohort", "write_index", "write_submission"]
 
 
-@cache
-def _env() -> Any:
-    """The templates' environment. Compiled templates are kept in jinja2's
-    ``FileSystemBytecodeCache`` (its per-user folder in the system's temporary folder, mode
-    0700, whose owner and mode jinja2 checks; an entry is used only while its template's source
-    is unchanged): loading them takes about 3 ms instead of compiling for 0.045 s, in every
-    ``grader check``. Where no safe folder can be had, templates are compiled each time."""
+def _bytecode_cache() -> Any:
+    """jinja2's ``FileSystemBytecodeCache`` in its per-user folder under the system's temporary
+    folder (mode 0700; jinja2 checks its owner and mode), made so that a cache it cannot read or
+    write is skipped rather than an error: the folder can be cleaned away under a long run, or
+    the disk be full, and a scorecard must still be drawn. None where no safe folder can be had.
+    """
     import jinja2
 
+    class Cache(jinja2.FileSystemBytecodeCache):
+        def load_bytecode(self, bucket: jinja2.bccache.Bucket) -> None:
+            try:
+                super().load_bytecode(bucket)
+            except Exception:  # unreadable or damaged: compile the template instead
+                bucket.reset()
+
+        def dump_bytecode(self, bucket: jinja2.bccache.Bucket) -> None:
+            try:
+                super().dump_bytecode(bucket)
+            except OSError:  # not kept; compiled again next time
+                pass
+
     try:
-        bytecode_cache: jinja2.BytecodeCache | None = jinja2.FileSystemBytecodeCache()
+        return Cache()
     except (OSError, RuntimeError):
-        bytecode_cache = None
+        return None
+
+
+@cache
+def _env() -> Any:
+    """The templates' environment. Compiled templates are kept in a bytecode cache
+    (:func:`_bytecode_cache`; an entry is used only while its template's source is unchanged):
+    loading them took 0.001 s here against 0.017 s to compile, in every ``grader check``."""
+    import jinja2
+
     env = jinja2.Environment(
         loader=jinja2.PackageLoader("grader", "templates"),
         autoescape=True,
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
-        bytecode_cache=bytecode_cache,
+        bytecode_cache=_bytecode_cache(),
     )
     env.filters["pct"] = lambda v: f"{100 * v:.1f}%"
     env.filters["pts"] = lambda v: f"{v:g}"
@@ -56,7 +77,8 @@ def _env() -> Any:
 
 
 def compile_templates() -> None:
-    """Load and compile every template now (about 0.05 s), not when the first page is drawn."""
+    """Load every template now (compiled: 0.017 s here; from the bytecode cache: 0.001 s), not
+    when the first page is drawn."""
     for name in ("scorecard.html.j2", "index.html.j2"):
         _env().get_template(name)
 

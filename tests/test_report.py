@@ -134,3 +134,25 @@ def test_templates_come_from_the_bytecode_cache_once_compiled(tmp_path: Path,
     folder = next(tmp_path.glob("_jinja2-cache-*"))
     assert oct(folder.stat().st_mode & 0o777) == "0o700"
     assert list(folder.glob("*.cache"))
+
+
+def test_a_lost_or_damaged_bytecode_cache_never_stops_a_scorecard(tmp_path: Path,
+                                                                 monkeypatch: Any) -> None:
+    import shutil
+    import tempfile
+
+    from grader import report
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    report._env.cache_clear()
+    expected = render_scorecard(sample())  # compiled, and kept in the cache
+    folder = next(tmp_path.glob("_jinja2-cache-*"))
+    for entry in folder.glob("*.cache"):
+        entry.write_bytes(entry.read_bytes()[:40])  # cut short inside the checksum
+    report._env.cache_clear()
+    assert render_scorecard(sample()) == expected
+    report._env.cache_clear()
+    report._env()
+    shutil.rmtree(folder)  # cleaned away under a long run: nowhere to keep what is compiled
+    assert render_scorecard(sample()) == expected
+    report._env.cache_clear()
