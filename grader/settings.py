@@ -1,6 +1,8 @@
 """Settings, resolved once (command line > environment > defaults) into one frozen object.
 
-The object is passed explicitly to whatever needs it; nothing reads the environment later.
+The object is passed explicitly to whatever needs it; no setting is read from the environment
+later. Also here: the process environment as the grader hands it on (kernels get the user's own,
+:func:`user_environ`; every process an explicit copy, :func:`environ_snapshot`).
 """
 
 from __future__ import annotations
