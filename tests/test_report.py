@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 from grader.checks import CheckResult
 from grader.measure import measure
@@ -105,15 +108,27 @@ def test_written_files_and_json_schema(tmp_path: Path) -> None:
     assert not list(tmp_path.rglob(".*.tmp"))
 
 
-def test_templates_come_from_the_bytecode_cache_once_compiled(tmp_path: Path,
-                                                              monkeypatch: Any) -> None:
+
+@pytest.fixture
+def template_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """jinja2's per-user cache folder under ``tmp_path``, with a fresh template environment
+    before and after (each as in a new grader process)."""
     import tempfile
 
+    from grader import report
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    report._env.cache_clear()
+    yield tmp_path
+    report._env.cache_clear()
+
+
+def test_templates_come_from_the_bytecode_cache_once_compiled(
+        template_cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import jinja2
 
     from grader import report
 
-    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # jinja2's per-user cache folder
     compiled: list[str] = []
     real = jinja2.Environment._compile
 
@@ -122,31 +137,24 @@ def test_templates_come_from_the_bytecode_cache_once_compiled(tmp_path: Path,
         return real(self, source, filename)
 
     monkeypatch.setattr(jinja2.Environment, "_compile", spy)
-    pages = []
-    for _ in range(2):  # a fresh environment each time, as in a new grader process
-        report._env.cache_clear()
-        pages.append(render_scorecard(sample()))
-    report._env.cache_clear()
+    first = render_scorecard(sample())
     assert any(name.endswith("scorecard.html.j2") for name in compiled), compiled
-    first = len(compiled)
-    assert pages[0] == pages[1]
-    assert first == len(compiled), "the second environment compiled again"
-    folder = next(tmp_path.glob("_jinja2-cache-*"))
+    compiled.clear()
+    report._env.cache_clear()  # a new environment, as in the next grader process
+    assert render_scorecard(sample()) == first
+    assert compiled == [], "the second environment compiled again"
+    folder = next(template_cache.glob("_jinja2-cache-*"))
     assert oct(folder.stat().st_mode & 0o777) == "0o700"
     assert list(folder.glob("*.cache"))
 
 
-def test_a_lost_or_damaged_bytecode_cache_never_stops_a_scorecard(tmp_path: Path,
-                                                                 monkeypatch: Any) -> None:
+def test_a_lost_or_damaged_bytecode_cache_never_stops_a_scorecard(template_cache: Path) -> None:
     import shutil
-    import tempfile
 
     from grader import report
 
-    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
-    report._env.cache_clear()
     expected = render_scorecard(sample())  # compiled, and kept in the cache
-    folder = next(tmp_path.glob("_jinja2-cache-*"))
+    folder = next(template_cache.glob("_jinja2-cache-*"))
     for entry in folder.glob("*.cache"):
         entry.write_bytes(entry.read_bytes()[:40])  # cut short inside the checksum
     report._env.cache_clear()
@@ -155,4 +163,3 @@ def test_a_lost_or_damaged_bytecode_cache_never_stops_a_scorecard(tmp_path: Path
     report._env()
     shutil.rmtree(folder)  # cleaned away under a long run: nowhere to keep what is compiled
     assert render_scorecard(sample()) == expected
-    report._env.cache_clear()
