@@ -114,9 +114,8 @@ def _resolve_sandbox(choice: str) -> Sandbox:
     return resolve_sandbox(choice)
 
 
-def _sandbox(choice: str | Sandbox) -> Sandbox:
-    """The sandbox for ``choice`` (or the one already resolved), announced on stderr."""
-    sandbox = _resolve_sandbox(choice) if isinstance(choice, str) else choice
+def _announced(sandbox: Sandbox) -> Sandbox:
+    """``sandbox``, once said on stderr (its warning, where it has one)."""
     if sandbox.warning:
         print(f"grader: warning: {sandbox.warning}", file=sys.stderr)
     else:
@@ -218,7 +217,7 @@ def _cmd_check(args: argparse.Namespace, settings: Settings) -> int:
         submissions = [discover(Path(p)) for p in args.paths]
         device = _detect_device(args.device)
         options = GradeOptions(profile=args.profile, challenge=args.challenge, device=device,
-                               keep_workdir=args.keep_workdir, sandbox=_sandbox(sandbox.result()))
+                               keep_workdir=args.keep_workdir, sandbox=_announced(sandbox.result()))
     cohort = CohortOptions(jobs=args.jobs, gpus=_gpus(args.gpus, device), executor=args.executor,
                            scheduler=args.scheduler, use_cache=not args.no_cache)
     out = Path(args.out)
@@ -367,7 +366,7 @@ def _cmd_verify(args: argparse.Namespace, settings: Settings) -> int:
         progress.restart()
 
     options = GradeOptions(device=_detect_device(args.device), on_progress=progress,
-                           sandbox=_sandbox(args.sandbox))
+                           sandbox=_announced(_resolve_sandbox(args.sandbox)))
     results = verify(settings, profile=args.profile, challenge=args.challenge,
                      out=Path(args.out), options=options, on_result=report)
     if not args.no_archive:

@@ -1,8 +1,8 @@
 """Run one notebook in its own runner process, with a hard deadline enforced from outside.
 
-The only module that starts processes. The runner (:mod:`grader.runner`) starts the kernel; this
-side waits at most ``deadline_s`` and then kills the runner and every descendant, so a kernel
-that ignores SIGINT, or a child that left the kernel's session, cannot outlive the deadline.
+The runner (:mod:`grader.runner`) starts the kernel; this side waits at most ``deadline_s``
+and then kills the runner and every descendant, so a kernel that ignores SIGINT, or a child
+that left the kernel's session, cannot outlive the deadline.
 What comes back is read as bounded JSON and validated; nothing is unpickled.
 """
 
