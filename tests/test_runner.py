@@ -8,6 +8,7 @@ import os
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import nbformat
 import pytest
@@ -168,3 +169,110 @@ def test_early_command_is_the_one_jupyter_client_formats(tmp_path: Path) -> None
     km.connection_file = str(tmp_path / "kernel.json")
     km._launch_args = {}
     assert runner._kernel_command(os.path.realpath(km.connection_file)) == km.format_kernel_cmd()
+
+
+class _Channel:
+    """A kernel channel that hands out ``script`` (``None``: nothing came within the timeout)
+    and records every read."""
+
+    def __init__(self, *script: dict[str, object] | None) -> None:
+        self.script = list(script)
+        self.reads = 0
+
+    async def get_msg(self, timeout: float | None = None) -> dict[str, object]:
+        from queue import Empty
+
+        self.reads += 1
+        item = self.script.pop(0) if self.script else None
+        if item is None:
+            raise Empty
+        return item
+
+
+def _msg(msg_type: str, parent: str, state: str | None = None) -> dict[str, object]:
+    content = {"execution_state": state} if state else {"protocol_version": "5.4"}
+    return {"msg_type": msg_type, "parent_header": {"msg_id": parent}, "content": content}
+
+
+class _Client:
+    def __init__(self, shell: _Channel, iopub: _Channel, alive: bool = True) -> None:
+        self.shell_channel, self.iopub_channel, self.alive = shell, iopub, alive
+        self.sent: list[str] = []
+        self.handled: list[dict[str, object]] = []
+
+    def kernel_info(self) -> str:
+        self.sent.append(f"k{len(self.sent) + 1}")
+        return self.sent[-1]
+
+    async def is_alive(self) -> bool:
+        return self.alive
+
+    def _handle_kernel_info_reply(self, msg: dict[str, object]) -> None:
+        self.handled.append(msg)
+
+
+def test_ready_at_the_idle_of_the_kernel_info_request_not_after_a_silence() -> None:
+    """jupyter_client reads IOPub on until 0.2 s pass without a message; the runner stops at
+    the idle status that answers its request, and leaves what follows it unread."""
+    import asyncio
+
+    after = _msg("stream", "cell")
+    client = _Client(_Channel(_msg("kernel_info_reply", "k1")),
+                     _Channel({"msg_type": "iopub_welcome", "parent_header": {}, "content": {}},
+                              _msg("status", "", "starting"), _msg("status", "k1", "busy"),
+                              _msg("status", "k1", "idle"), after))
+    asyncio.run(runner.wait_until_ready(client, timeout=10))
+    assert client.sent == ["k1"] and client.handled == [_msg("kernel_info_reply", "k1")]
+    assert client.iopub_channel.reads == 4 and client.iopub_channel.script == [after]
+
+
+def test_ready_asks_again_until_iopub_carries_the_answer() -> None:
+    """A reply whose idle status does not come (IOPub not connected yet) is not enough: the
+    runner asks again, and skips what the first request left on both channels."""
+    import asyncio
+
+    client = _Client(_Channel(_msg("kernel_info_reply", "k0"), _msg("kernel_info_reply", "k1"),
+                              _msg("kernel_info_reply", "k2")),
+                     _Channel(None, _msg("status", "k1", "idle"), _msg("status", "k2", "busy"),
+                              _msg("status", "k2", "idle")))
+    asyncio.run(runner.wait_until_ready(client, timeout=10))
+    assert client.sent == ["k1", "k2"]
+    assert client.handled == [_msg("kernel_info_reply", "k2")]
+    assert client.iopub_channel.script == []
+
+
+def test_ready_raises_when_the_kernel_dies_or_does_not_answer() -> None:
+    import asyncio
+
+    with pytest.raises(RuntimeError, match="Kernel died before replying to kernel_info"):
+        asyncio.run(runner.wait_until_ready(_Client(_Channel(), _Channel(), alive=False), 10))
+    with pytest.raises(RuntimeError, match="Kernel didn't respond in 0 seconds"):
+        asyncio.run(runner.wait_until_ready(_Client(_Channel(), _Channel()), timeout=0))
+
+
+def test_the_runner_clients_take_the_prompt_ready_wait(tmp_path: Path) -> None:
+    """nbclient gets its kernel client from the manager's ``client()``: that client's
+    ``wait_for_ready`` is :func:`runner.wait_until_ready`, and a real kernel is ready with it."""
+    import asyncio
+
+    manager = runner._prompt_kernel_manager(None)(kernel_name="python3")
+    manager.connection_file = str(tmp_path / "kernel.json")
+
+    async def start() -> list[str]:
+        await manager.start_kernel(cwd=str(tmp_path))
+        client = manager.client()
+        client.start_channels()
+        try:
+            assert type(client).wait_for_ready.__qualname__.startswith(
+                "_prompt_kernel_manager.<locals>.PromptKernelClient")
+            await client.wait_for_ready(timeout=60)
+            reply = await client.execute_interactive("print('up')", timeout=60,
+                                                     output_hook=lambda msg: seen.append(msg))
+            assert reply["content"]["status"] == "ok"
+            return [m["content"]["text"] for m in seen if m["msg_type"] == "stream"]
+        finally:
+            client.stop_channels()
+            await manager.shutdown_kernel(now=True)
+
+    seen: list[dict[str, Any]] = []
+    assert asyncio.run(start()) == ["up\n"]
