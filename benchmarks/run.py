@@ -6,7 +6,9 @@
    process, REPEAT times, all in the same ``python3`` kernel; median and spread, and the
    difference to nbclient. nbval and nbgrader come from ``.venv-peers/`` (made by
    ``benchmarks/setup-peers.sh``; reported as not measured without it). The grader's probe (its
-   calls of ``predict`` in the kernel) is reported apart and excluded from its fixed cost. Each
+   calls of ``predict`` in the kernel) is reported apart and excluded from its fixed cost; its
+   run (the runner process, from its start to its exit: kernel start, cells, probe, shutdown) is
+   reported too, so that what the grader spends outside the run shows. Each
    row also gives the CPU time (user + system) of the call and its processes (not under
    bubblewrap, whose processes' times do not come back), and two floor rows the CPU time of
    ``import sklearn.metrics`` beside ``python -c pass`` (one OpenBLAS thread, as the grader
@@ -139,6 +141,7 @@ def overhead(repeat: int, tmp: Path, copies: int = 1) -> list[tuple[str, str]]:
     times: dict[str, list[float]] = {name: [] for name in commands}
     cpu: dict[str, list[float]] = {name: [] for name in [*commands, *floor]}
     probe: dict[str, list[float]] = {name: [] for name in commands if name.startswith("grader")}
+    run: dict[str, list[float]] = {name: [] for name in probe}
     for name, command in commands.items():  # warm-up: caches, the toy's hidden set
         _run(command, envs.get(name, env), cwd.get(name))
     for _ in range(repeat):
@@ -148,9 +151,10 @@ def overhead(repeat: int, tmp: Path, copies: int = 1) -> list[tuple[str, str]]:
             cpu[name].append(used / copies)
             if name in probe:
                 out = tmp / f"out-{name.split()[-1]}"
-                probe[name].append(sum(
-                    json.loads((out / sub / "result.json").read_text())["notebooks"][0]
-                    ["execution"].get("probe_s") or 0.0 for sub in names) / copies)
+                runs = [json.loads((out / sub / "result.json").read_text())["notebooks"][0]
+                        ["execution"] for sub in names]
+                probe[name].append(sum(r.get("probe_s") or 0.0 for r in runs) / copies)
+                run[name].append(sum(r["wall_s"] for r in runs) / copies)
         if copies == 1:
             for name, command in floor.items():  # with one BLAS thread, as in the grader
                 cpu[name].append(_run_cpu(command, {**env, "OPENBLAS_NUM_THREADS": "1"})[1])
@@ -168,7 +172,8 @@ def overhead(repeat: int, tmp: Path, copies: int = 1) -> list[tuple[str, str]]:
             f"cpu {used:.2f} s ({used - base_cpu:+.2f} s)")
         if name in probe:
             p = statistics.median(probe[name])
-            note += f"; probe {p:.2f} s, fixed cost {extra - p:+.2f} s"
+            note += (f"; probe {p:.2f} s, fixed cost {extra - p:+.2f} s; "
+                     f"run {statistics.median(run[name]):.2f} s")
         rows.append((f"{label}: {name}", f"{_median(values)}  {note}"))
     if copies == 1:
         bare = statistics.median(cpu["python -c pass"])

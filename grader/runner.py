@@ -200,15 +200,15 @@ IOPUB_CHECK_S = 0.2  # how long jupyter_client waits for IOPub after a kernel_in
 
 async def wait_until_ready(client: Any, timeout: float | None = None) -> None:
     """Wait until the kernel has answered ``kernel_info`` on its shell channel and published
-    that request's ``idle`` status on IOPub: the kernel is then ready and IOPub connected.
+    the ``idle`` status of such a request on IOPub: the kernel is then ready and IOPub connected.
 
     jupyter_client's ``wait_for_ready`` checks the same (a reply, then any IOPub message within
     0.2 s, else it asks again), then reads IOPub until 0.2 s pass without a message, so every
-    kernel start waits 0.2 s after the kernel is ready. Here that wait ends at the ``idle``
-    status of the request answered: the kernel handles shell requests in order and IOPub keeps
-    its order, so the messages of every earlier request were read before it and none come after.
-    Measured with jupyter_client's blocking client (3 starts): the reply and that ``idle``
-    arrived 0.20-0.25 s after the launch, and ``wait_for_ready`` returned at 0.40-0.45 s.
+    kernel start waits 0.2 s after the kernel is ready. Here the wait ends at that ``idle``
+    status. What may follow it on IOPub (the messages of a request asked again) is left there:
+    nbclient reads only the messages whose parent is the request it sent. Measured with
+    jupyter_client's blocking client (3 starts): the reply and its ``idle`` arrived 0.20-0.25 s
+    after the launch, and ``wait_for_ready`` returned at 0.40-0.45 s.
 
     Args:
         client: a started ``jupyter_client`` ``AsyncKernelClient`` (channels started).
@@ -220,10 +220,13 @@ async def wait_until_ready(client: Any, timeout: float | None = None) -> None:
     """
     limit = float("inf") if timeout is None else timeout
     deadline = time.monotonic() + limit
+    asked: set[str] = set()
+    reply: dict[str, Any] | None = None
     while True:
-        msg_id = client.kernel_info()
-        reply = await _next_of(client.shell_channel, msg_id, "kernel_info_reply", 1.0)
-        if reply is not None and await _next_of(client.iopub_channel, msg_id, "status",
+        asked.add(client.kernel_info())
+        # an answer to any request asked counts: a loaded kernel may answer late
+        reply = await _next_of(client.shell_channel, asked, "kernel_info_reply", 1.0) or reply
+        if reply is not None and await _next_of(client.iopub_channel, asked, "status",
                                                 IOPUB_CHECK_S, state="idle") is not None:
             client._handle_kernel_info_reply(reply)
             return
@@ -233,11 +236,11 @@ async def wait_until_ready(client: Any, timeout: float | None = None) -> None:
             raise RuntimeError(f"Kernel didn't respond in {limit:.0f} seconds")
 
 
-async def _next_of(channel: Any, msg_id: str, msg_type: str, window_s: float,
+async def _next_of(channel: Any, parents: set[str], msg_type: str, window_s: float,
                    state: str | None = None) -> dict[str, Any] | None:
-    """The first message on ``channel`` of ``msg_type`` answering ``msg_id`` (and, given
-    ``state``, with that ``execution_state``) within ``window_s`` seconds, else None; the
-    messages before it are read and dropped."""
+    """The first message on ``channel`` of ``msg_type`` answering one of ``parents`` (message
+    ids) and, given ``state``, with that ``execution_state``, within ``window_s`` seconds, else
+    None; the messages before it are read and dropped."""
     from queue import Empty
 
     end = time.monotonic() + window_s
@@ -247,7 +250,7 @@ async def _next_of(channel: Any, msg_id: str, msg_type: str, window_s: float,
         except Empty:
             return None
         if (msg.get("msg_type") == msg_type
-                and msg.get("parent_header", {}).get("msg_id") == msg_id
+                and msg.get("parent_header", {}).get("msg_id") in parents
                 and (state is None or msg.get("content", {}).get("execution_state") == state)):
             return cast(dict[str, Any], msg)
     return None

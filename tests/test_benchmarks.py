@@ -48,7 +48,7 @@ def test_overhead_rows_for_every_tool() -> None:
         grader = next(line for line in out.splitlines()
                       if line.startswith(f"{label}: grader check --sandbox none"))
         assert re.search(r"cpu \d+\.\d\d s \([+-]\d+\.\d\d s\); probe \d+\.\d\d s, "
-                         r"fixed cost [+-]\d+\.\d\d s", grader), grader
+                         r"fixed cost [+-]\d+\.\d\d s; run \d+\.\d\d s", grader), grader
         for tool, venv in (("nbval", "nbval"), ("nbgrader autograde", "nbgrader")):
             line = next(line for line in out.splitlines() if line.startswith(f"{label}: {tool}"))
             if (peers / venv).exists():

@@ -226,19 +226,22 @@ def test_ready_at_the_idle_of_the_kernel_info_request_not_after_a_silence() -> N
     assert client.iopub_channel.reads == 4 and client.iopub_channel.script == [after]
 
 
-def test_ready_asks_again_until_iopub_carries_the_answer() -> None:
-    """A reply whose idle status does not come (IOPub not connected yet) is not enough: the
-    runner asks again, and skips what the first request left on both channels."""
+def test_ready_asks_again_until_iopub_carries_an_answer() -> None:
+    """A reply whose idle status does not come within 0.2 s (IOPub not connected yet, or a
+    loaded kernel) is not enough: the runner asks again; the late idle of its first request
+    then counts, and a reply to a request it never sent does not."""
     import asyncio
 
     client = _Client(_Channel(_msg("kernel_info_reply", "k0"), _msg("kernel_info_reply", "k1"),
                               _msg("kernel_info_reply", "k2")),
-                     _Channel(None, _msg("status", "k1", "idle"), _msg("status", "k2", "busy"),
-                              _msg("status", "k2", "idle")))
+                     _Channel(_msg("status", "k0", "idle"), None, _msg("status", "k1", "idle"),
+                              _msg("status", "k2", "busy"), _msg("status", "k2", "idle")))
     asyncio.run(runner.wait_until_ready(client, timeout=10))
     assert client.sent == ["k1", "k2"]
     assert client.handled == [_msg("kernel_info_reply", "k2")]
-    assert client.iopub_channel.script == []
+    assert client.shell_channel.script == []
+    assert client.iopub_channel.script == [_msg("status", "k2", "busy"),
+                                           _msg("status", "k2", "idle")]
 
 
 def test_ready_raises_when_the_kernel_dies_or_does_not_answer() -> None:
