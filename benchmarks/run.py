@@ -141,7 +141,7 @@ def overhead(repeat: int, tmp: Path, copies: int = 1) -> list[tuple[str, str]]:
     times: dict[str, list[float]] = {name: [] for name in commands}
     cpu: dict[str, list[float]] = {name: [] for name in [*commands, *floor]}
     probe: dict[str, list[float]] = {name: [] for name in commands if name.startswith("grader")}
-    run: dict[str, list[float]] = {name: [] for name in probe}
+    run_wall: dict[str, list[float]] = {name: [] for name in probe}
     for name, command in commands.items():  # warm-up: caches, the toy's hidden set
         _run(command, envs.get(name, env), cwd.get(name))
     for _ in range(repeat):
@@ -154,7 +154,7 @@ def overhead(repeat: int, tmp: Path, copies: int = 1) -> list[tuple[str, str]]:
                 runs = [json.loads((out / sub / "result.json").read_text())["notebooks"][0]
                         ["execution"] for sub in names]
                 probe[name].append(sum(r.get("probe_s") or 0.0 for r in runs) / copies)
-                run[name].append(sum(r["wall_s"] for r in runs) / copies)
+                run_wall[name].append(sum(r["wall_s"] for r in runs) / copies)
         if copies == 1:
             for name, command in floor.items():  # with one BLAS thread, as in the grader
                 cpu[name].append(_run_cpu(command, {**env, "OPENBLAS_NUM_THREADS": "1"})[1])
@@ -173,7 +173,7 @@ def overhead(repeat: int, tmp: Path, copies: int = 1) -> list[tuple[str, str]]:
         if name in probe:
             p = statistics.median(probe[name])
             note += (f"; probe {p:.2f} s, fixed cost {extra - p:+.2f} s; "
-                     f"run {statistics.median(run[name]):.2f} s")
+                     f"run {statistics.median(run_wall[name]):.2f} s")
         rows.append((f"{label}: {name}", f"{_median(values)}  {note}"))
     if copies == 1:
         bare = statistics.median(cpu["python -c pass"])

@@ -108,7 +108,6 @@ def test_written_files_and_json_schema(tmp_path: Path) -> None:
     assert not list(tmp_path.rglob(".*.tmp"))
 
 
-
 @pytest.fixture
 def template_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     """jinja2's per-user cache folder under ``tmp_path``, with a fresh template environment

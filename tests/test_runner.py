@@ -253,11 +253,20 @@ def test_ready_raises_when_the_kernel_dies_or_does_not_answer() -> None:
         asyncio.run(runner.wait_until_ready(_Client(_Channel(), _Channel()), timeout=0))
 
 
-def test_the_runner_clients_take_the_prompt_ready_wait(tmp_path: Path) -> None:
+def test_the_runner_clients_take_the_prompt_ready_wait(tmp_path: Path,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
     """nbclient gets its kernel client from the manager's ``client()``: that client's
     ``wait_for_ready`` is :func:`runner.wait_until_ready`, and a real kernel is ready with it."""
     import asyncio
 
+    waited: list[object] = []
+    real = runner.wait_until_ready
+
+    async def spy(client: Any, timeout: float | None = None) -> None:
+        waited.append(client)
+        await real(client, timeout)
+
+    monkeypatch.setattr(runner, "wait_until_ready", spy)
     manager = runner._prompt_kernel_manager(None)(kernel_name="python3")
     manager.connection_file = str(tmp_path / "kernel.json")
 
@@ -266,9 +275,8 @@ def test_the_runner_clients_take_the_prompt_ready_wait(tmp_path: Path) -> None:
         client = manager.client()
         client.start_channels()
         try:
-            assert type(client).wait_for_ready.__qualname__.startswith(
-                "_prompt_kernel_manager.<locals>.PromptKernelClient")
             await client.wait_for_ready(timeout=60)
+            assert waited == [client]
             reply = await client.execute_interactive("print('up')", timeout=60,
                                                      output_hook=lambda msg: seen.append(msg))
             assert reply["content"]["status"] == "ok"
