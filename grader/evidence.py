@@ -197,3 +197,4 @@ class Evidence:
     model_files: tuple[ModelFile, ...]
     output_text: str
     added_labels: tuple[str, ...] = ()
+    code: str = ""  # the student's code cells' sources, joined (not the injected cells)

@@ -41,7 +41,7 @@ from grader.errors import UsageError
 from grader.evidence import Evidence, ExecutionFacts, ModelFile, NewImage
 from grader.executor import RunRequest, RunResult, run_notebook
 from grader.measure import measure
-from grader.notebook import MalformedNotebook, challenge_of, inject_parameters, read_notebook
+from grader.notebook import INJECTED_TAG, MalformedNotebook, challenge_of, inject_parameters, read_notebook
 from grader.rubric import Rubric, load_rubric
 from grader.sandbox import Sandbox, resolve_sandbox
 from grader.scorecard import (
@@ -366,6 +366,15 @@ def _output_text(run: RunResult | None, limit: int = 2_000_000) -> str:
     return "".join(parts)[:limit]
 
 
+def _student_code(run: RunResult | None) -> str:
+    """The sources of the notebook's own code cells, joined (the injected parameters left out)."""
+    if run is None or run.executed is None:
+        return ""
+    return "\n".join(str(cell.get("source", "")) for cell in run.executed.cells
+                     if cell.get("cell_type") == "code"
+                     and INJECTED_TAG not in cell.get("metadata", {}).get("tags", []))
+
+
 def _score(path: Path, challenge: Challenge, rubric: Rubric, options: GradeOptions,
            facts: ExecutionFacts, run: RunResult | None, labels: tuple[str, ...],
            new_images: tuple[NewImage, ...], models: tuple[ModelFile, ...],
@@ -374,7 +383,7 @@ def _score(path: Path, challenge: Challenge, rubric: Rubric, options: GradeOptio
                   execution=facts, probe=run.probe if run else None,
                   probe_error=run.probe_error if run else facts.message, hidden_labels=labels,
                   new_images=new_images, model_files=models, output_text=_output_text(run),
-                  added_labels=added_labels)
+                  added_labels=added_labels, code=_student_code(run))
     results: list[CheckResult] = []
     for criterion in rubric.criteria:
         spec = get_check(criterion.check)
