@@ -35,7 +35,7 @@ def framework_of(code: str) -> Framework | None:
         scikit-learn ranks last because deep-learning notebooks import it for their metrics.
     """
     counts = {name: len(pattern.findall(code)) for name, pattern in _IMPORTS}
-    deep = max(("pytorch", "tensorflow"), key=lambda name: counts[name])
+    deep: Framework = "tensorflow" if counts["tensorflow"] > counts["pytorch"] else "pytorch"
     if counts[deep]:
-        return deep  # type: ignore[return-value]
+        return deep
     return "sklearn" if counts["sklearn"] else None
