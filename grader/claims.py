@@ -3,47 +3,208 @@
 A notebook can print anything; the grader never trusts it. It reads the printed accuracy claims
 so that the scorecard can show a coach when the notebook's own figure and the grader's
 measurement on the hidden test set are far apart (a leaky validation split, a forged print).
+
+Only a claim about held-out data can be compared with a measurement on the hidden test set: a
+training accuracy is higher by nature (Keras prints it beside ``val_accuracy`` in every progress
+line). So each claim is read with its kind (test, validation, training, unknown) and whether the
+parser is certain of it; only a certain test or validation claim can be flagged, anything else is
+shown for the coach to read.
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Literal, cast
 
-__all__ = ["ClaimCheck", "accuracy_claims", "compare_claim"]
+__all__ = ["Claim", "ClaimCheck", "ClaimKind", "accuracy_claims", "compare_claim", "read_claims"]
 
-# "accuracy: 0.93", "Validation accuracy 93.1%", "test acc = .9", "Accuracy: 47/50 (94%)"
-_CLAIM = re.compile(
-    r"(?i)\bacc(?:uracy)?\b[^0-9\n%]{0,40}?(?:\d+\s*/\s*\d+\s*\()?"
-    r"(?P<value>\d{1,3}(?:\.\d+)?|\.\d+)\s*(?P<pct>%)?"
-)
+ClaimKind = Literal["test", "validation", "training", "unknown"]
+
+# ANSI escapes (Keras 3 prints bold progress lines) and the backspaces of old progress bars
+_ANSI = re.compile(r"\x1b\[[0-9;?]{0,32}[A-Za-z]|\x1b\][^\x07\x1b\n]{0,200}\x07|[\x08]")
+# "accuracy", "acc", "val_accuracy", "test_acc", "Validation-Accuracy"; "accurate" is not one
+_KEYWORD = re.compile(r"(?<![a-z])(?:(?P<prefix>val|valid|validation|test|train|training)[_-])?"
+                      r"acc(?:uracy)?(?![a-z])")
+_PREFIX_KIND: dict[str, ClaimKind] = {"val": "validation", "valid": "validation",
+                                      "validation": "validation", "test": "test",
+                                      "train": "training", "training": "training"}
+_KIND_WORDS = re.compile(r"(?<![a-z])(?:(?P<test>test|testing)|"
+                         r"(?P<validation>val|valid|validation|dev|holdout|held[- ]out)|"
+                         r"(?P<training>train|training))(?![a-z])")
+# a Keras progress line: "10/10 [====...] - 3s 250ms/step - loss: ...", Keras 3's "━━━" bar,
+# or verbose=2's "10/10 - 3s - loss: ..."
+_KERAS_PROGRESS = re.compile(r"^\s*(?P<step>\d+)/(?P<total>\d+)\s*(?:\[[=>.]*\]|[━─]+|-)\s.*\s-\s[a-z_]+:\s*[\d.]",
+                             re.IGNORECASE)
+_KERAS_EPOCH = re.compile(r"^\s*Epoch \d+/\d+\s*$")
+# where the figure of a claim may stand: up to the next accuracy keyword or loss
+_WINDOW_END = re.compile(r"(?<![a-z])(?:[a-z]+[_-])?(?:acc(?:uracy)?|loss)(?![a-z])")
+_NUMBER = re.compile(r"(?<![\d.])(?P<value>\d+(?:\.\d+)?|\.\d+)(?![\d.]*\d)")
+_COUNTER = re.compile(r"(?<![a-z])(?:epochs?|steps?|iter(?:ation)?s?|batch(?:es)?|folds?|rounds?|top)"
+                      r"[\s#:=\[(-]*$")
+_FRACTION = re.compile(r"\s*/\s*(?P<total>\d+)(?![\d.])(?:\s*\(\s*(?P<pct>\d+(?:\.\d+)?)\s*%\s*\))?")
+_COUNT_NOUN = re.compile(r"\s*(?:[a-z]+\s+)?(?:images|samples|examples|photos|pictures|items|"
+                         r"batches|epochs|steps)\b")
+_PERCENT = re.compile(r"\s*%")
+_CLAUSE_BREAK = re.compile(r"[,;|]|\s-\s")
+_LINE_CHARS = 1000  # what is read of each printed line
+_CLAUSE_REACH = 80  # characters either side of a keyword read for its kind
+
+
+@dataclass(frozen=True)
+class Claim:
+    """One accuracy figure printed by the notebook.
+
+    Attributes:
+        value: the figure as a share in [0, 1].
+        line: the printed line it came from (ANSI escapes removed, stripped, at most 200 characters).
+        kind: what it is about: ``test``, ``validation``, ``training`` or ``unknown``.
+        certain: whether the kind was read from explicit words (``val_accuracy``, "test
+            accuracy", a Keras training progress line); ``False`` for an ambiguous line.
+    """
+
+    value: float
+    line: str
+    kind: ClaimKind
+    certain: bool
+
+
+def _kinds(text: str) -> set[ClaimKind]:
+    """The kinds whose words ``text`` (lower case) holds: "test", "val", "training", ..."""
+    return {cast(ClaimKind, m.lastgroup) for m in _KIND_WORDS.finditer(text)}
+
+
+def _figure(after: str) -> float | None:
+    """The first number in ``after`` (the text following an accuracy keyword) that reads as an
+    accuracy, as a share; None if there is none.
+
+    Skipped: a number right after a counter word ("epoch 10", "step 3/5"), a count of things
+    ("on the 10000 test images") and numbers above 100. ``47/50 (94%)`` reads 0.94 and ``47/50``
+    reads 0.94 too; a number followed by ``%`` or above 1 is a percentage.
+    """
+    end = _WINDOW_END.search(after)
+    window = after[:end.start()] if end else after
+    window = window[:80]
+    pos = 0
+    while (match := _NUMBER.search(window, pos)) is not None:
+        pos = match.end()
+        rest = window[match.end():]
+        fraction = _FRACTION.match(rest)
+        if _COUNTER.search(window[:match.start()]):
+            if fraction:
+                pos += fraction.end()
+            continue
+        value = float(match.group("value"))
+        if fraction:
+            total = int(fraction.group("total"))
+            if fraction.group("pct") is not None:
+                share = float(fraction.group("pct")) / 100
+            elif "." not in match.group("value") and 0 <= value <= total and total > 0:
+                share = value / total
+            else:
+                pos += fraction.end()
+                continue
+            return share if 0 <= share <= 1 else None
+        if _COUNT_NOUN.match(rest):
+            continue
+        if _PERCENT.match(rest) or value > 1:
+            value /= 100
+        if 0 <= value <= 1:
+            return value
+    return None
+
+
+def _kind_of(line: str, lower: str, match: re.Match[str], *, keras_fit: bool) -> tuple[ClaimKind, bool]:
+    """The kind of the claim at ``match`` in ``line`` and whether it is certain.
+
+    In order: the keyword's own prefix (``val_accuracy``); a Keras progress line (its bare
+    ``accuracy`` is the training figure in ``fit``; after no ``Epoch k/n`` line and beside no
+    ``val_`` metric it may be ``evaluate``'s, so unknown); the words of the clause it stands in
+    ("test accuracy", "accuracy on the test set"); the words of the whole line when only one kind
+    is named there ("Test set: Average loss: 0.03, Accuracy: 9900/10000 (99%)").
+    """
+    prefix = match.group("prefix")
+    if prefix:
+        return _PREFIX_KIND[prefix], True
+    if _KERAS_PROGRESS.match(line):
+        if keras_fit or "val_" in lower:
+            return "training", True
+        return "unknown", False
+    low = max(0, match.start() - _CLAUSE_REACH)
+    breaks = [m.end() for m in _CLAUSE_BREAK.finditer(lower, low, match.start())]
+    after = _CLAUSE_BREAK.search(lower, match.end(), match.end() + _CLAUSE_REACH)
+    clause = lower[breaks[-1] if breaks else low:after.start() if after else match.end() + _CLAUSE_REACH]
+    kinds = _kinds(clause)
+    if len(kinds) == 1:
+        return kinds.pop(), True
+    if kinds:
+        return "unknown", False
+    colon = lower.find(":", 0, min(match.start(), _CLAUSE_REACH))
+    if colon > 0 and not _WINDOW_END.search(lower, 0, colon):
+        heading_kinds = _kinds(lower[:colon])
+        if len(heading_kinds) == 1:
+            return heading_kinds.pop(), True
+    return "unknown", False
+
+
+def read_claims(text: str) -> list[Claim]:
+    """Every accuracy claim printed in ``text``, in order.
+
+    Args:
+        text: the notebook's printed output (streams and ``text/plain`` results).
+
+    Returns:
+        One :class:`Claim` per accuracy keyword ("acc", "accuracy", ``val_accuracy``, any case)
+        followed by a figure that reads as an accuracy (see :func:`_figure`).
+
+    Method: regular expressions over each line, after removing ANSI escapes; Keras's progress
+    line formats are those of ``keras.utils.Progbar`` (Keras 2: ``10/10 [====] - 3s 250ms/step -
+    loss: ... - accuracy: ...``; Keras 3: ``10/10 ━━━━ 3s 250ms/step - accuracy: ...``).
+    """
+    claims: list[Claim] = []
+    keras_fit = False  # inside an epoch of Keras's fit: after "Epoch k/n", before its last step
+    for raw in _ANSI.sub("", text).splitlines():
+        line = raw.strip()[:_LINE_CHARS]  # bounded work per line, whatever the notebook prints
+        if not line:
+            continue
+        if _KERAS_EPOCH.match(line):
+            keras_fit = True
+            continue
+        lower = line.lower()
+        for match in _KEYWORD.finditer(lower):
+            value = _figure(lower[match.end():match.end() + 200])
+            if value is None:
+                continue
+            kind, certain = _kind_of(line, lower, match, keras_fit=keras_fit)
+            claims.append(Claim(value=value, line=line[:200], kind=kind, certain=certain))
+        progress = _KERAS_PROGRESS.match(line)
+        if progress and progress.group("step") == progress.group("total"):
+            keras_fit = False  # the epoch's last line: what follows without "Epoch" is evaluate's
+    return claims
 
 
 def accuracy_claims(text: str) -> list[float]:
-    """Accuracy figures printed in ``text``, in order, as shares in [0, 1].
-
-    A figure followed by ``%`` or above 1 is read as a percentage; figures that cannot be an
-    accuracy (above 100) are skipped. Method: one regular expression over each line that names
-    accuracy ("acc" or "accuracy", any case).
-    """
-    claims = []
-    for line in text.splitlines():
-        for match in _CLAIM.finditer(line):
-            value = float(match.group("value"))
-            if match.group("pct") or value > 1:
-                value /= 100
-            if 0 <= value <= 1:
-                claims.append(value)
-    return claims
+    """The values of :func:`read_claims`, in order, as shares in [0, 1]."""
+    return [claim.value for claim in read_claims(text)]
 
 
 @dataclass(frozen=True)
 class ClaimCheck:
-    """The notebook's last printed accuracy beside the grader's measurement (shares, 0..1)."""
+    """The notebook's claim beside the grader's measurement (shares, 0..1).
 
-    claimed: float
+    Attributes:
+        claim: the claim compared (see :func:`compare_claim` for which one).
+        measured: the grader's accuracy on the hidden test set.
+        tolerance: how much higher than ``measured`` a claim may be before it is flagged.
+    """
+
+    claim: Claim
     measured: float
     tolerance: float
+
+    @property
+    def claimed(self) -> float:
+        return self.claim.value
 
     @property
     def gap(self) -> float:
@@ -51,13 +212,20 @@ class ClaimCheck:
 
     @property
     def flagged(self) -> bool:
-        """True when the claim exceeds the measurement by more than ``tolerance``."""
-        return self.gap > self.tolerance
+        """True only when the claim is a certain test or validation figure above the measurement
+        by more than ``tolerance``; a training or ambiguous figure is shown, never flagged."""
+        return (self.claim.certain and self.claim.kind in ("test", "validation")
+                and self.gap > self.tolerance)
 
 
 def compare_claim(text: str, measured: float | None, *, tolerance: float = 0.05) -> ClaimCheck | None:
-    """Compare the last accuracy the notebook printed with ``measured``; None if either is missing."""
-    claims = accuracy_claims(text)
+    """Compare the notebook's claim with ``measured``; None if either is missing.
+
+    The claim is the last certain test or validation figure printed; without one, the last
+    figure of any kind (shown, not flagged).
+    """
+    claims = read_claims(text)
     if not claims or measured is None:
         return None
-    return ClaimCheck(claimed=claims[-1], measured=measured, tolerance=tolerance)
+    held_out = [c for c in claims if c.certain and c.kind in ("test", "validation")]
+    return ClaimCheck(claim=(held_out or claims)[-1], measured=measured, tolerance=tolerance)

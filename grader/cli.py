@@ -12,6 +12,7 @@ import logging
 import os
 import signal
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Sequence
@@ -19,13 +20,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from grader import __version__
-from grader.errors import GraderError, HarnessError, UsageError
+from grader.errors import EXIT_FAIL, EXIT_HARNESS, EXIT_PASS, GraderError, HarnessError, RubricError, UsageError
 from grader.settings import (
     DATA_DIR_ENV,
     Settings,
     environ_snapshot,
     limit_own_blas_threads,
     resolve_settings,
+    sandbox_uid,
 )
 
 if TYPE_CHECKING:
@@ -33,7 +35,8 @@ if TYPE_CHECKING:
 
 __all__ = ["main"]
 
-EXIT_PASS, EXIT_FAIL = 0, 1
+log = logging.getLogger(__name__)
+DEFAULT_PROFILE = "full"
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -56,8 +59,9 @@ def _parser() -> argparse.ArgumentParser:
     check.add_argument("paths", nargs="+", metavar="PATH",
                        help="submission folder (notebooks + new_images/) or a notebook file")
     check.add_argument("--out", required=True, metavar="DIR", help="output folder")
-    check.add_argument("--profile", default="full",
-                       help="profile passed to the notebook as PROFILE (default: full)")
+    check.add_argument("--profile", default=DEFAULT_PROFILE,
+                       help="profile passed to the notebook as PROFILE, one the challenges "
+                       "declare (default: full)")
     check.add_argument("--challenge", metavar="ID",
                        help="challenge id, when the notebook does not name one")
     check.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto",
@@ -85,7 +89,8 @@ def _parser() -> argparse.ArgumentParser:
         description="Grade every reference solution and starter notebook through the real check "
         "path. Reference results are archived under reference_solutions/results/ and "
         "reference_solutions/RESULTS.md is regenerated from them.")
-    verify.add_argument("--profile", default="ci", help="profile to run (default: ci)")
+    verify.add_argument("--profile", default="ci",
+                        help="profile to run, one the challenges declare (default: ci)")
     verify.add_argument("--challenge", metavar="ID", help="only this challenge")
     verify.add_argument("--out", default="out/verify", metavar="DIR",
                         help="where scorecards go (default: out/verify)")
@@ -161,13 +166,22 @@ def _cmd_validate(settings: Settings) -> int:
         rubric = load_rubric(settings.project_dir, challenge.rubric)
         if rubric.challenge != cid:
             raise GraderError(f"rubric {challenge.rubric} is for {rubric.challenge}, not {cid}")
+        for criterion in rubric.criteria:
+            stray = sorted(set(criterion.profile_params) - set(challenge.profiles))
+            if stray:
+                raise RubricError(f"criterion {criterion.id}: profile_params for {', '.join(stray)}, a "
+                                  f"profile {cid} does not declare", path=f"rubrics/{challenge.rubric}.toml",
+                                  fix=f"use one of {', '.join(challenge.profiles) or 'no profile'} "
+                                  "or declare it in challenge.toml")
         if settings.data_dir is not None:
             hidden = f"hidden test set of {len(list_dataset(settings.data_dir, challenge).hidden)} images"
         elif challenge.dataset.hidden_split:
             hidden = f"hidden test set of {len(load_split(challenge))} images"
         else:
             hidden = f"hidden test set: {challenge.dataset.source}/test"
-        print(f"ok  {cid}: {len(rubric.criteria)} criteria, {rubric.total_points:g} points, {hidden}")
+        frameworks = sorted({f for c in rubric.criteria for f in c.fixes})
+        fixes = f"; fixes for {', '.join(frameworks)}" if frameworks else ""
+        print(f"ok  {cid}: {len(rubric.criteria)} criteria, {rubric.total_points:g} points, {hidden}{fixes}")
     return EXIT_PASS
 
 
@@ -201,20 +215,66 @@ def _gpus(choice: str | None, device: str) -> tuple[str, ...]:
     return tuple(line.strip() for line in listed.splitlines() if line.strip())
 
 
-def _cmd_check(args: argparse.Namespace, settings: Settings) -> int:
+def _known_profiles(settings: Settings) -> list[str]:
+    """The profiles any challenge declares (``[profiles.NAME]`` in ``challenge.toml``), sorted;
+    when none declares one, every challenge runs with its rubric's base parameters and only the
+    default profile (``full``) is known.
+
+    Raises:
+        ChallengeError: a ``challenge.toml`` is invalid.
+    """
+    from grader.challenge import challenge_ids, load_challenge
+
+    declared = {name for cid in challenge_ids(settings.project_dir)
+                for name in load_challenge(settings.project_dir, cid).profiles}
+    return sorted(declared) or [DEFAULT_PROFILE]
+
+
+def _validate(args: argparse.Namespace, settings: Settings) -> None:
+    """Find the coach's mistakes before any notebook runs: an unknown ``--profile`` or
+    ``--challenge``, a ``--jobs`` below 1, a bad ``GRADER_SANDBOX_UID``.
+
+    Raises:
+        UsageError: an option names something that does not exist (exit 2, with the fix).
+        ConfigError: a setting is wrong (exit 2, with the fix).
+    """
+    from grader.challenge import challenge_ids
+
+    if getattr(args, "jobs", 1) < 1:
+        raise UsageError(f"--jobs {args.jobs}: it must be at least 1",
+                         fix="pass --jobs 1 (one submission at a time) or more")
+    known = challenge_ids(settings.project_dir)
+    if args.challenge is not None and args.challenge not in known:
+        raise UsageError(f"--challenge {args.challenge}: no such challenge; known: "
+                         f"{', '.join(known) or 'none'}",
+                         fix="pass one of the known ids (`grader challenges` lists them), or leave "
+                         "--challenge out to read it from each notebook")
+    profiles = _known_profiles(settings)
+    if args.profile not in profiles:
+        raise UsageError(f"--profile {args.profile}: no challenge declares this profile; known: "
+                         f"{', '.join(profiles)}",
+                         fix=f"pass one of {', '.join(profiles)} (each challenge.toml declares its "
+                         "profiles under [profiles])")
+    sandbox_uid()
+
+
+def _cmd_check(args: argparse.Namespace, settings: Settings, *, workspace: Path) -> int:
+    """``grader check``; zips are unpacked under ``workspace`` (see :mod:`grader.intake`)."""
     from concurrent.futures import ThreadPoolExecutor
 
+    _validate(args, settings)
     settings.require_data_dir()
-    if args.jobs < 1:
-        raise UsageError("--jobs must be at least 1")
     # the sandbox's test run (a process: 0.03 s) goes on while the grading code loads
     with ThreadPoolExecutor(1, thread_name_prefix="grader-sandbox") as pool:
         sandbox = pool.submit(_resolve_sandbox, args.sandbox)
+        from grader.challenge import challenge_ids
         from grader.cohort import CohortOptions, Interrupted, Job, Outcome, grade_cohort
-        from grader.grade import GradeOptions, discover
+        from grader.grade import GradeOptions
+        from grader.intake import intake
         from grader.report import safe_name, write_cohort, write_submission
 
-        submissions = [discover(Path(p)) for p in args.paths]
+        submissions = intake([Path(p) for p in args.paths], workspace=workspace,
+                             challenges=challenge_ids(settings.project_dir), explicit=args.challenge)
         device = _detect_device(args.device)
         options = GradeOptions(profile=args.profile, challenge=args.challenge, device=device,
                                keep_workdir=args.keep_workdir, sandbox=_announced(sandbox.result()))
@@ -228,14 +288,10 @@ def _cmd_check(args: argparse.Namespace, settings: Settings) -> int:
             folder += "_"
         used.add(folder)
         jobs.append(Job(number, submission, folder))
-    faults = 0
 
     def write(outcome: Outcome) -> None:
-        nonlocal faults
-        if outcome.result is None:
-            faults += 1
-            return
-        write_submission(out, outcome.result, outcome.job.folder, outcome.scorecard)
+        if outcome.result is not None:
+            write_submission(out, outcome.result, outcome.job.folder, outcome.scorecard)
 
     display = _display(len(jobs), cohort.jobs, out)
     interrupted = False
@@ -251,9 +307,13 @@ def _cmd_check(args: argparse.Namespace, settings: Settings) -> int:
         print(f"grader: interrupted; {len(graded)} of {len(jobs)} submissions graded and kept",
               file=sys.stderr)
         return 130
-    if faults:
-        return HarnessError.exit_code
-    return EXIT_PASS if all(o.result and o.result.verdict == "pass" for o in outcomes) else EXIT_FAIL
+    return _exit_status(outcomes)
+
+
+def _exit_status(outcomes: Sequence[Any]) -> int:
+    """The batch's exit status: the highest of its outcomes' (3 a harness fault, 2 a
+    configuration error, 1 a failing scorecard, 0 all passed); 1 when nothing was graded."""
+    return max((o.exit_code for o in outcomes), default=EXIT_FAIL)
 
 
 def _display(total: int, jobs: int, out: Path) -> Any:
@@ -338,9 +398,12 @@ def _summary(outcome: Any, out: Path, total: int) -> str:
     job, result = outcome.job, outcome.result
     head = f"[{job.number}/{total}] {job.submission.name}:"
     if result is None:
-        return f"{head} harness fault: {outcome.error}"
-    failed = [c.id for nb in result.notebooks for c in nb.criteria if c.status == "fail"]
-    detail = f" (failed: {', '.join(failed)})" if failed else ""
+        kind = "harness fault" if outcome.exit_code == EXIT_HARNESS else "configuration error"
+        return f"{head} {kind}: {outcome.error}"
+    failed = [c.id for nb in result.notebooks for c in nb.criteria if c.status != "pass"]
+    detail = f" (not passed: {', '.join(failed)})" if failed else ""
+    if result.verdict != "pass" and not failed and result.verdict_reason:
+        detail = f" ({result.verdict_reason[:300]})"
     how = "cached" if outcome.cached else f"in {outcome.seconds:.0f} s"
     return (f"{head} {result.verdict.upper()} {result.score:g}/{result.max_score:g} points "
             f"{how}{detail} -> {out / job.folder / 'scorecard.html'}")
@@ -351,13 +414,14 @@ def _cmd_verify(args: argparse.Namespace, settings: Settings) -> int:
     from grader.results import archive_result, render_results
     from grader.verify import Verification, verify
 
+    _validate(args, settings)
     progress = _Progress()
 
     def report(v: Verification) -> None:
         e, r = v.expectation, v.result
         accuracy = [f"{m.function} {m.accuracy:.3f}" for nb in r.notebooks for m in nb.models]
         wall = sum(nb.execution.wall_s for nb in r.notebooks)
-        failed = [c.id for nb in r.notebooks for c in nb.criteria if c.status == "fail"]
+        failed = [c.id for nb in r.notebooks for c in nb.criteria if c.status != "pass"]
         print(f"{'ok  ' if v.ok else 'BAD '} {e.name} ({e.role}, {args.profile}): {r.verdict} "
               f"{r.score:g}/{r.max_score:g}, {', '.join(accuracy) or 'no accuracy'}, {wall:.0f} s"
               + (f"; failed: {', '.join(failed)}" if failed else ""), flush=True)
@@ -394,7 +458,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command in ("check", "verify-references"):
             signal.signal(signal.SIGTERM, _interrupt)  # a CI job cancelled: stop as on Ctrl-C
         if args.command == "check":
-            return _cmd_check(args, settings)
+            with tempfile.TemporaryDirectory(prefix="grader-intake-", ignore_cleanup_errors=True) as workspace:
+                return _cmd_check(args, settings, workspace=Path(workspace))
         if args.command == "verify-references":
             return _cmd_verify(args, settings)
         if args.command == "challenges":
@@ -408,6 +473,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("grader: interrupted", file=sys.stderr)
         return 130
+    except Exception as err:  # a bug of the grader's: a harness fault, its traceback logged
+        log.critical("internal error: %s: %s", type(err).__name__, err, exc_info=True)
+        print(f"grader: internal error ({type(err).__name__}: {err}); its traceback is above: "
+              "please report it", file=sys.stderr)
+        return EXIT_HARNESS
 
 
 def entry() -> None:

@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from grader import __version__
-from grader.errors import GraderError, UsageError
+from grader.errors import EXIT_FAIL, EXIT_HARNESS, EXIT_PASS, GraderError, UsageError, exit_code_of
 from grader.grade import GradeOptions, Submission, grade_submission
 from grader.scorecard import SubmissionResult
 from grader.settings import Settings
@@ -82,8 +82,25 @@ class Job:
 
 @dataclass(frozen=True)
 class Outcome:
-    """What became of a job: a result (``cached`` when reused), or the harness fault that
-    stopped it (``error``). ``seconds`` is wall time; ``gpu`` the slot it ran on."""
+    """What became of a job: a result (``cached`` when reused), or the fault that stopped it.
+
+    A student-side fault is never a fault here: it is a result with a failing scorecard. A job
+    without a result was stopped by an exception of the grader's; the outcome keeps what the
+    CLI needs of it, picklable: ``error`` (its text, with the fix), ``error_type`` (the
+    exception's class name) and ``error_exit_code`` (the class's exit status: 2 for a
+    configuration error, 3 for a harness fault or anything unexpected).
+
+    Attributes:
+        job: the job.
+        result: the scorecard's data, or None when the job was stopped.
+        scorecard: the rendered HTML, once rendered.
+        cached: the result was reused from the cache.
+        seconds: wall time of the job, in seconds.
+        error: why the job has no result.
+        gpu: the GPU slot it ran on.
+        error_type: class name of the exception that stopped it.
+        error_exit_code: exit status that exception stands for.
+    """
 
     job: Job
     result: SubmissionResult | None
@@ -92,6 +109,29 @@ class Outcome:
     seconds: float = 0.0
     error: str | None = None
     gpu: str | None = None
+    error_type: str | None = None
+    error_exit_code: int = EXIT_HARNESS
+
+    @classmethod
+    def fault(cls, job: Job, err: BaseException, *, seconds: float = 0.0,
+              gpu: str | None = None) -> Outcome:
+        """The outcome of ``job`` stopped by ``err``; an exception that is not a
+        :class:`~grader.errors.GraderError` is an internal error (exit 3) whose traceback the
+        caller has logged."""
+        if isinstance(err, GraderError):
+            text = str(err)
+        else:
+            text = (f"internal error ({type(err).__name__}: {err}); its traceback is logged: "
+                    "please report it")
+        return cls(job, None, seconds=seconds, error=text[:4000], gpu=gpu,
+                   error_type=type(err).__name__, error_exit_code=exit_code_of(err))
+
+    @property
+    def exit_code(self) -> int:
+        """0 passed, 1 failed (a failing scorecard), else the exit status of the fault."""
+        if self.result is None:
+            return self.error_exit_code
+        return EXIT_PASS if self.result.verdict == "pass" else EXIT_FAIL
 
 
 class Events:
@@ -129,20 +169,28 @@ def _hash_file(h: Any, path: Path, label: str) -> None:
 def cache_key(submission: Submission, settings: Settings, options: GradeOptions) -> str:
     """The content address of a submission's result (sha256, hex).
 
-    Hashes: the submission's name, every notebook's bytes and every file of ``new_images/``;
-    for every challenge (``challenge.toml``, its rubric, its hidden split file); the dataset
-    folder's listing (every file name and size under the challenge sources); the grader's
-    version and source; the profile, challenge override, device and sandbox.
+    Hashes: the submission's name, the notebooks it grades, what intake ignored or found wrong,
+    and every one of the team's files (:attr:`~grader.intake.Submission.files`: path and bytes,
+    helper files included, since a notebook may read them); for every challenge
+    (``challenge.toml``, its rubric, its hidden split file); the dataset folder's listing
+    (every file name and size under the challenge sources); the grader's version and source;
+    the profile, challenge override, device and sandbox.
     """
     h = hashlib.sha256()
     h.update(json.dumps([submission.name, options.profile, options.challenge, options.device,
                          options.sandbox.kind, _source_digest()]).encode())
-    for nb in submission.notebooks:
-        _hash_file(h, nb, f"notebook:{nb.name}")
-    new_images = submission.root / "new_images"
-    if new_images.is_dir():
-        for path in sorted(p for p in new_images.rglob("*") if p.is_file()):
-            _hash_file(h, path, f"new:{path.relative_to(new_images)}")
+    h.update(json.dumps([[str(nb.relative_to(submission.root)) for nb in submission.notebooks],
+                         str(submission.new_images.relative_to(submission.root))
+                         if submission.new_images else None,
+                         list(submission.ignored), list(submission.problems)]).encode())
+    for rel in submission.files:
+        h.update(b"\0file:" + os.fsencode(rel) + b"\0")
+        try:
+            with open(submission.root / rel, "rb") as f:
+                for chunk in iter(lambda: f.read(1 << 20), b""):
+                    h.update(chunk)
+        except OSError:
+            h.update(b"<missing>")
     h.update(_project_digest(settings.project_dir).encode())
     h.update(_data_digest(settings.require_data_dir(), settings.project_dir).encode())
     return h.hexdigest()
@@ -293,14 +341,16 @@ def _grade_one(job: Job, settings: Settings, options: GradeOptions, gpu: str | N
     t0 = time.monotonic()
     try:
         result = grade_submission(job.submission, settings, opts)
+        from grader.report import render_scorecard
+
+        scorecard = render_scorecard(result)  # here, so that a failure stops this job only
     except GraderError as err:  # a configuration or harness fault: this job only
-        return Outcome(job, None, seconds=time.monotonic() - t0, error=str(err), gpu=gpu)
+        log.info("grading %s stopped: %s", job.submission.name, err)
+        return Outcome.fault(job, err, seconds=time.monotonic() - t0, gpu=gpu)
     except Exception as err:  # a bug of the grader's: this job only, with its traceback logged
         log.exception("grading %s failed", job.submission.name)
-        return Outcome(job, None, seconds=time.monotonic() - t0, gpu=gpu,
-                       error=f"internal error ({type(err).__name__}: {err}); its traceback "
-                       "is logged above: please report it")
-    return Outcome(job, result, seconds=time.monotonic() - t0, gpu=gpu)
+        return Outcome.fault(job, err, seconds=time.monotonic() - t0, gpu=gpu)
+    return Outcome(job, result, scorecard=scorecard, seconds=time.monotonic() - t0, gpu=gpu)
 
 
 def _run_local(todo: list[tuple[Job, str]], settings: Settings, options: GradeOptions,
@@ -315,6 +365,9 @@ def _run_local(todo: list[tuple[Job, str]], settings: Settings, options: GradeOp
         gpu = slots.get()
         try:
             return _grade_one(job, settings, options, gpu, cohort.jobs, events)
+        except Exception as err:  # from the progress display: this job only
+            log.exception("grading %s failed", job.submission.name)
+            return Outcome.fault(job, err, gpu=gpu)
         finally:
             slots.put(gpu)
 
@@ -338,17 +391,55 @@ def _run_local(todo: list[tuple[Job, str]], settings: Settings, options: GradeOp
         pool.shutdown(wait=True, cancel_futures=True)
 
 
-def _remote(root: str, name: str, notebooks: list[str], settings: Settings,
-            options: dict[str, Any]) -> SubmissionResult:
-    """Runs on a Dask worker: grade one submission with the worker's Python and sandbox."""
+def _remote(submission: Submission, settings: Settings, options: dict[str, Any]) -> SubmissionResult:
+    """Runs on a Dask worker: grade one submission with the worker's Python and sandbox. The
+    :class:`~grader.intake.Submission` (a frozen dataclass of paths and strings) crosses
+    pickled; its paths must exist on the worker (a shared file system, or a LocalCluster)."""
     import sys
 
     from grader.sandbox import resolve_sandbox
 
-    submission = Submission(name=name, root=Path(root), notebooks=tuple(map(Path, notebooks)))
     sandbox = resolve_sandbox(options.pop("sandbox"))
-    opts = GradeOptions(**options, sandbox=sandbox)
+    opts = GradeOptions(**options, sandbox=sandbox, kernel_env=_worker_kernel_env())
     return grade_submission(submission, dataclasses.replace(settings, python=sys.executable), opts)
+
+
+def _worker_kernel_env() -> tuple[tuple[str, str], ...]:
+    """On a Dask worker: the variables its kernels get, as :func:`_kernel_env` gives them here.
+
+    Threads (``OMP_NUM_THREADS`` and friends) are the worker's cores shared by the tasks it runs
+    at once (its ``nthreads``): the cores are its ``CPU`` resource where it declares one
+    (``dask worker --resources CPU=8``), else this machine's usable cores shared among every
+    worker thread on the same host (``--nworkers 2`` starts two workers on one machine). They are
+    always set: Dask's nanny sets ``OMP_NUM_THREADS=1`` and friends in its workers
+    (``distributed.nanny.pre-spawn-environ``), which a kernel would otherwise inherit. The GPU is
+    the one the worker was started with: its own ``CUDA_VISIBLE_DEVICES``, where set.
+
+    Method: ``distributed.get_worker()`` (https://distributed.dask.org/en/stable/worker.html),
+    ``WorkerState.nthreads`` and ``total_resources``; the host's workers from the scheduler's
+    ``Client.scheduler_info``.
+    """
+    import distributed
+
+    worker: Any = distributed.get_worker()
+    slots = max(1, int(worker.state.nthreads))
+    cpu = worker.state.total_resources.get("CPU")
+    if cpu:
+        cores = int(cpu)
+    else:
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+        try:
+            workers = distributed.get_client().scheduler_info(n_workers=-1)["workers"].values()
+            slots = max(slots, sum(int(w.get("nthreads", 1)) for w in workers if w.get("host") == worker.ip))
+        except Exception as err:  # the scheduler's view refines the share: without it, this worker's own
+            log.warning("could not count the Dask workers on this host (%s); kernels get %d cores / "
+                        "%d threads", err, cores, slots)
+    threads = str(max(1, cores // slots))
+    env = [(name, threads) for name in THREAD_ENV]
+    gpu = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if gpu is not None:
+        env.append(("CUDA_VISIBLE_DEVICES", gpu))
+    return tuple(env)
 
 
 def _longest_deadline(settings: Settings, profile: str) -> int:
@@ -374,6 +465,7 @@ def _run_dask(todo: list[tuple[Job, str]], settings: Settings, options: GradeOpt
         raise UsageError(f"cannot reach the Dask scheduler {cohort.scheduler}: {err}",
                          fix="start one with `dask scheduler` and workers with "
                          "`dask worker ADDRESS`, or check the address") from err
+    futures: dict[Any, tuple[Job, str]] = {}  # before anything can be interrupted
     try:
         gpu = options.device == "cuda" or bool(cohort.gpus)
         if gpu:
@@ -385,12 +477,10 @@ def _run_dask(todo: list[tuple[Job, str]], settings: Settings, options: GradeOpt
         plain = {"profile": options.profile, "challenge": options.challenge,
                  "device": options.device, "keep_workdir": options.keep_workdir,
                  "sandbox": options.sandbox.requested}
-        futures = {}
         started: dict[Any, float] = {}
         for job, key in todo:
             future = client.submit(
-                _remote, str(job.submission.root), job.submission.name,
-                [str(p) for p in job.submission.notebooks], settings, dict(plain),
+                _remote, job.submission, settings, dict(plain),
                 resources={"GPU": 1} if gpu else None, pure=False,
                 key=f"grade-{job.folder}-{os.urandom(4).hex()}")
             futures[future] = (job, key)
@@ -407,11 +497,9 @@ def _run_dask(todo: list[tuple[Job, str]], settings: Settings, options: GradeOpt
             for future in batch:
                 pending.discard(future)
                 job, key = futures[future]
-                seconds = time.monotonic() - started[future]
-                try:
-                    done(Outcome(job, future.result(), seconds=seconds), key)
-                except Exception as err:  # a remote error of any kind fails this job only
-                    done(Outcome(job, None, seconds=seconds, error=_dask_error(err)), key)
+                # outside the try: an error of done() (writing the outputs) is not the job's,
+                # and stops the run as on the local path; done() runs once per job
+                done(_dask_outcome(job, future, seconds=time.monotonic() - started[future]), key)
             now = time.monotonic()
             for future in [f for f in pending if now > deadline[f]]:
                 pending.discard(future)
@@ -422,11 +510,33 @@ def _run_dask(todo: list[tuple[Job, str]], settings: Settings, options: GradeOpt
                     "worker took the job, or it hung; it was cancelled")), key)
             if not batch:
                 time.sleep(0.2)
-    except KeyboardInterrupt:
-        client.cancel(list(futures))
+    except BaseException:  # Ctrl-C, or an error of done(): the jobs still out are not wanted
+        try:
+            client.cancel(list(futures))
+        except Exception as err:  # a scheduler already gone must not hide why the run stopped
+            log.warning("could not cancel the Dask jobs still out: %s", err)
         raise
     finally:
         client.close()
+
+
+def _dask_outcome(job: Job, future: Any, *, seconds: float) -> Outcome:
+    """The outcome of ``job``'s finished Dask ``future``: its result with the scorecard rendered
+    (here, as :func:`_grade_one` does, so that a failure to render stops this job only), or the
+    remote error that stopped it (a :class:`~grader.errors.GraderError` keeps its exit status)."""
+    try:
+        result: SubmissionResult = future.result()
+    except GraderError as err:
+        return Outcome.fault(job, err, seconds=seconds)
+    except Exception as err:  # a remote error of any kind fails this job only
+        return Outcome(job, None, seconds=seconds, error=_dask_error(err), error_type=type(err).__name__)
+    try:
+        from grader.report import render_scorecard
+
+        return Outcome(job, result, scorecard=render_scorecard(result), seconds=seconds)
+    except Exception as err:  # a bug of the grader's: this job only, with its traceback logged
+        log.exception("rendering the scorecard of %s failed", job.submission.name)
+        return Outcome.fault(job, err, seconds=seconds)
 
 
 def _dask_error(err: BaseException) -> str:

@@ -43,14 +43,21 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp"})
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".heic", ".heif"})
 _SHUFFLE_SEED = 20181212  # fixed: every run names the hidden images the same way
 
 
 def list_images(folder: Path) -> list[Path]:
-    """Image files directly in ``folder`` (by suffix, case-insensitive), sorted by name."""
+    """Image files directly in ``folder``, sorted by name.
+
+    An image file is one whose suffix is in :data:`IMAGE_SUFFIXES` in any case (``IMG_0001.JPG``,
+    as phones name them; ``.heic`` too, decoded where ``pillow-heif`` is installed). Hidden
+    files are left out: macOS writes ``._IMG_0001.JPG`` beside each photo it zips, and those
+    are not images.
+    """
     return sorted(
-        p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
+        p for p in folder.iterdir()
+        if not p.name.startswith(".") and p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
     )
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from grader.challenge import Challenge
 
@@ -23,6 +23,8 @@ __all__ = [
     "ModelFile",
     "NewImage",
     "ProbeOutput",
+    "UnreadableImage",
+    "cell_number",
 ]
 
 MAX_ITEMS = 100_000
@@ -36,20 +38,45 @@ class _Wire(BaseModel):
                               allow_inf_nan=False)
 
 
+class UnreadableImage(_Wire):
+    """An image file the probe could not decode (so left out of the call), and why."""
+
+    file: str
+    error: str
+
+
 class ModelRun(_Wire):
     """One contract function run on a folder of images (``predict`` or ``predict_transfer``):
-    ``seconds`` of the whole run (opening images included), ``inference_s`` inside the function."""
+    ``seconds`` of the whole run (opening images included), ``inference_s`` inside the function,
+    ``unreadable`` the files the probe could not decode (predictions are for the others, in order).
+    """
 
     predictions: list[Label] | None = Field(default=None, max_length=MAX_ITEMS)
     error: str | None = None
     seconds: float | None = None
     inference_s: float | None = None
+    unreadable: list[UnreadableImage] = Field(default=[], max_length=MAX_ITEMS)
 
 
 class NewImagesRun(ModelRun):
-    """``predict`` run on the submission's ``new_images/`` (file names, in order)."""
+    """``predict`` run on the submission's ``new_images/``: ``files`` are the images it was
+    called on, in order (the readable ones), ``unreadable`` those the probe could not decode.
+
+    Validated: no file twice, none both read and unreadable, one prediction per file.
+    """
 
     files: list[str] = Field(max_length=1000)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> NewImagesRun:
+        bad = [u.file for u in self.unreadable]
+        if len(set(self.files)) != len(self.files) or len(set(bad)) != len(bad):
+            raise ValueError("new_images lists a file twice")
+        if set(bad) & set(self.files):
+            raise ValueError("new_images lists a file as both read and unreadable")
+        if self.predictions is not None and len(self.predictions) != len(self.files):
+            raise ValueError(f"new_images has {len(self.predictions)} predictions for {len(self.files)} files")
+        return self
 
 
 class HistoryData(_Wire):
@@ -139,6 +166,11 @@ class ExecutionFacts:
         wall_s: wall time of the whole run in seconds.
         sandboxed: whether the kernel ran in the sandbox.
         probe: how the probe went.
+        injected_cell: index of the cell of parameters the grader injected, if any.
+
+    Indexes (``failed_cell``, :attr:`CellRecord.index`) are 0-based positions in the notebook
+    as run, the injected cell counted; :meth:`number_of` turns one into the student's cell
+    number (see :mod:`grader.scorecard`).
     """
 
     status: str
@@ -149,10 +181,31 @@ class ExecutionFacts:
     wall_s: float
     sandboxed: bool
     probe: ProbeFacts | None
+    injected_cell: int | None = None
 
     def cell_of(self, execution_count: int) -> int | None:
         """Index of the notebook cell that ran with ``execution_count``, if any."""
         return next((c.index for c in self.cells if c.execution_count == execution_count), None)
+
+    def number_of(self, index: int) -> int | None:
+        """The student's number of the cell at ``index``: its 1-based position in the notebook
+        as the student sees it (markdown cells included, the injected cell not counted); None
+        for the injected cell or a negative index."""
+        return cell_number(index, self.injected_cell)
+
+    def index_of(self, number: int) -> int:
+        """The index of the cell the student numbers ``number`` (the inverse of
+        :meth:`number_of`)."""
+        injected = self.injected_cell
+        return number - 1 if injected is None or number - 1 < injected else number
+
+
+def cell_number(index: int, injected: int | None) -> int | None:
+    """The student's number of the cell at 0-based ``index`` of a notebook into which a cell
+    was injected at ``injected`` (None: none was): see :meth:`ExecutionFacts.number_of`."""
+    if index < 0 or index == injected:
+        return None
+    return index if injected is not None and index > injected else index + 1
 
 
 @dataclass(frozen=True)
@@ -175,11 +228,23 @@ class NewImage:
 
 @dataclass(frozen=True)
 class ModelFile:
-    """A file under ``MODEL_DIR`` after the run: relative path, size in bytes, written by it."""
+    """A file (or a TensorFlow SavedModel folder) under ``MODEL_DIR`` after the run.
+
+    Attributes:
+        path: path relative to ``MODEL_DIR`` (``.`` when ``MODEL_DIR`` itself is a SavedModel).
+        size: size in bytes (of every file, for a folder).
+        written_during_run: modified after the run started (any file of a folder).
+        format: name of the model format its signature shows (:func:`grader.modelfile.identify`),
+            or None when it is not a model file.
+        description: one line: the format (``PyTorch torch.save archive``), or what the file is
+            instead (``it is all zero bytes``).
+    """
 
     path: str
     size: int
     written_during_run: bool
+    format: str | None = None
+    description: str = ""
 
 
 @dataclass(frozen=True)

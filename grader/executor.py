@@ -8,6 +8,7 @@ What comes back is read as bounded JSON and validated; nothing is unpickled.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -22,7 +23,8 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
-from grader.evidence import ExecutionFacts, ProbeOutput, RunnerFacts
+from grader.evidence import ExecutionFacts, ProbeOutput, RunnerFacts, cell_number
+from grader.hints import network_hint
 from grader.runner import kill_tree
 from grader.settings import environ_snapshot, user_environ
 
@@ -226,6 +228,7 @@ def run_notebook(request: RunRequest) -> RunResult:
             executed = nbformat.reads(text, as_version=4)
         except Exception:  # a damaged file is no evidence
             executed = None
+    facts = _with_network_hint(facts, executed)
     probe, probe_error = _probe(paths["probe.json"], facts)
     return RunResult(facts=facts, executed=executed, probe=probe, probe_error=probe_error,
                      started_at=started_at)
@@ -274,13 +277,41 @@ def _progress(facts_path: Path, request: RunRequest) -> str:
         return "starting the kernel"
     if facts.probe.status == "running":
         return "calling the contract on the hidden test set"
-    code = [i for i, c in enumerate(request.notebook.cells) if c.cell_type == "code"]
+    cells = request.notebook.cells
+    injected = _injected_cell(request.notebook)
+    shown = len(cells) - (injected is not None)  # the cells the student sees
     for cell in facts.cells:
-        if cell.status == "running" and cell.index in code:
-            source = _first_line(request.notebook.cells[cell.index].source)
-            number = code.index(cell.index) + 1
-            return f"cell {cell.index} (code cell {number} of {len(code)}): {source}"
+        if cell.status == "running" and 0 <= cell.index < len(cells) and cells[cell.index].cell_type == "code":
+            source = _first_line(cells[cell.index].source)
+            number = cell_number(cell.index, injected)
+            if number is None:
+                return "setting the parameters injected by the grader"
+            return f"cell {number} of {shown}: {source}"
     return ""
+
+
+def _injected_cell(nb: NotebookNode) -> int | None:
+    """Index of the cell of parameters the grader injected (tagged ``injected-parameters``)."""
+    from grader.notebook import INJECTED_TAG
+
+    return next((i for i, c in enumerate(nb.cells)
+                 if INJECTED_TAG in c.get("metadata", {}).get("tags", [])), None)
+
+
+def _inconsistent(runner: RunnerFacts, n_cells: int) -> str | None:
+    """Why the runner's record cannot be the record of this notebook's run, or None.
+
+    The runner writes ``facts.json`` inside the student's sandbox, so its code can rewrite it:
+    every index must be a cell of the notebook, each cell recorded once, in order.
+    """
+    if len(runner.cells) != n_cells:
+        return f"it records {len(runner.cells)} cells for a notebook of {n_cells}"
+    for position, cell in enumerate(runner.cells):
+        if cell.index != position:
+            return f"cell {position} is recorded with index {cell.index}"
+    if runner.failed_cell is not None and not 0 <= runner.failed_cell < n_cells:
+        return f"it names cell index {runner.failed_cell} of {n_cells} cells as the failed one"
+    return None
 
 
 def _facts(paths: dict[str, Path], wall_s: float, deadline_hit: bool, request: RunRequest,
@@ -301,7 +332,17 @@ def _facts(paths: dict[str, Path], wall_s: float, deadline_hit: bool, request: R
                      "started" if deadline_hit else
                      f"the notebook runner exited with status {returncode}: {tail.strip()}"),
             failed_cell=None, cells=(), sources=sources, wall_s=wall_s, sandboxed=sandboxed,
-            probe=None)
+            probe=None, injected_cell=_injected_cell(request.notebook))
+    injected = _injected_cell(request.notebook)
+    problem = _inconsistent(runner, len(request.notebook.cells))
+    if problem is not None:  # damaged, or forged by the notebook's code: no evidence
+        return ExecutionFacts(
+            status="runner_failed",
+            message=("the record of the run (facts.json) does not match the notebook: "
+                     f"{problem}; it was damaged or rewritten by the notebook's code, so the run "
+                     "cannot be graded"),
+            failed_cell=None, cells=(), sources=sources, wall_s=wall_s, sandboxed=sandboxed,
+            probe=None, injected_cell=injected)
     status, message, failed = runner.status, runner.message, runner.failed_cell
     cells = list(runner.cells)
     if deadline_hit:
@@ -310,7 +351,9 @@ def _facts(paths: dict[str, Path], wall_s: float, deadline_hit: bool, request: R
         if running:
             failed = running[0].index
             cells[failed] = running[0].model_copy(update={"status": "timeout"})
-            message = (f"cell {failed} was still running at the {request.deadline_s} s deadline; "
+            number = cell_number(failed, injected)
+            name = "the cell injected by the grader" if number is None else f"cell {number}"
+            message = (f"{name} was still running at the {request.deadline_s} s deadline; "
                        "the run was stopped")
         elif runner.probe.status == "running":
             message = f"the probe was still running at the {request.deadline_s} s deadline"
@@ -321,7 +364,28 @@ def _facts(paths: dict[str, Path], wall_s: float, deadline_hit: bool, request: R
         message = f"the notebook runner stopped early (exit status {returncode})"
     return ExecutionFacts(status=status, message=message, failed_cell=failed,
                           cells=tuple(cells), sources=sources, wall_s=wall_s, sandboxed=sandboxed,
-                          probe=runner.probe)
+                          probe=runner.probe, injected_cell=injected)
+
+
+def _with_network_hint(facts: ExecutionFacts, executed: NotebookNode | None) -> ExecutionFacts:
+    """``facts`` with :func:`grader.hints.network_hint` after a cell error's message, when the
+    error shows a failed download. Reads the error's name and text from the runner's record and
+    the traceback and printed text of the failed cell from the executed notebook: text only,
+    here in the grader, never in the student's process."""
+    error = next((c.error for c in facts.cells if c.index == facts.failed_cell), None)
+    if facts.status != "cell_error" or not error:
+        return facts
+    text: list[str] = []
+    cells = executed.cells if executed is not None else []
+    if isinstance(facts.failed_cell, int) and 0 <= facts.failed_cell < len(cells):
+        for output in cells[facts.failed_cell].get("outputs", []):
+            part = output.get("traceback") if output.get("output_type") == "error" else output.get("text")
+            if isinstance(part, list):
+                part = "\n".join(str(line) for line in part)
+            if isinstance(part, str):
+                text.append(part)
+    hint = network_hint(str(error.get("ename", "")), str(error.get("evalue", "")), "\n".join(text))
+    return facts if hint is None else dataclasses.replace(facts, message=f"{facts.message}. {hint}")
 
 
 def _probe(path: Path, facts: ExecutionFacts) -> tuple[ProbeOutput | None, str | None]:

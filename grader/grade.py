@@ -7,9 +7,7 @@ gather evidence (probe JSON, timeline, new images, model files) -> run the rubri
 
 from __future__ import annotations
 
-import base64
 import importlib
-import io
 import logging
 import os
 import platform
@@ -18,7 +16,7 @@ import shutil
 import subprocess
 import tempfile
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -40,8 +38,17 @@ from grader.data import (
 from grader.errors import UsageError
 from grader.evidence import Evidence, ExecutionFacts, ModelFile, NewImage
 from grader.executor import RunRequest, RunResult, run_notebook
+from grader.frameworks import framework_of
+from grader.intake import Submission, copy_submission, discover, size_problem
 from grader.measure import measure
-from grader.notebook import INJECTED_TAG, MalformedNotebook, challenge_of, inject_parameters, read_notebook
+from grader.notebook import (
+    INJECTED_TAG,
+    MalformedNotebook,
+    challenge_of,
+    inject_parameters,
+    notebook_notes,
+    read_notebook,
+)
 from grader.rubric import Rubric, load_rubric
 from grader.sandbox import Sandbox, resolve_sandbox
 from grader.scorecard import (
@@ -55,6 +62,7 @@ from grader.scorecard import (
     NotebookResult,
     SubmissionResult,
     score_criteria,
+    verdict_reason,
 )
 from grader.settings import Settings, environ_snapshot
 
@@ -87,59 +95,50 @@ class GradeOptions:
     kernel_env: tuple[tuple[str, str], ...] = ()
 
 
-@dataclass(frozen=True)
-class Submission:
-    """A submission: its name, folder, notebooks and ``new_images/`` folder."""
-
-    name: str
-    root: Path
-    notebooks: tuple[Path, ...]
-
-
-def discover(path: Path) -> Submission:
-    """Find the notebooks of a submission folder (or a single notebook file).
-
-    Raises:
-        UsageError: the path does not exist, or the folder holds no notebook.
-    """
-    if not path.exists():
-        raise UsageError(f"no such file or folder: {path}", path=path)
-    if path.is_file():
-        if path.suffix != ".ipynb":
-            raise UsageError("not a notebook (.ipynb) or a submission folder", path=path)
-        return Submission(name=path.stem, root=path.parent, notebooks=(path,))
-    notebooks = tuple(sorted(p for p in path.glob("*.ipynb") if not p.name.startswith(".")))
-    if not notebooks:
-        raise UsageError("the submission folder holds no notebook (*.ipynb)", path=path,
-                         fix="put the team's notebook at the top of the folder")
-    return Submission(name=path.resolve().name, root=path, notebooks=notebooks)
-
-
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 def grade_submission(submission: Submission, settings: Settings,
                      options: GradeOptions) -> SubmissionResult:
-    """Grade every notebook of ``submission``.
+    """Grade every notebook of ``submission``. One with :attr:`~grader.intake.Submission.problems`
+    (an empty folder, a refused zip) fails with them; what intake ignored is listed.
+
+    Every student-side fault (a crash, a malformed file, an unknown challenge in the notebook's
+    metadata, a forged run record) is a failing result, never an exception.
 
     Raises:
         ConfigError: a challenge, rubric or dataset problem (a fault of the setup, not of the
             student); a student's failure is always a failed criterion instead.
+        UsageError: ``options.challenge`` is not a known challenge (the CLI checks it first).
     """
     started = _now()
     results = [_grade_notebook(nb, submission, settings, options) for nb in submission.notebooks]
+    problems = list(submission.problems) or ([] if results else ["the submission holds no notebook"])
     verdict: Literal["pass", "fail"] = (
-        "pass" if results and all(r.verdict == "pass" for r in results) else "fail")
+        "pass" if results and not problems and all(r.verdict == "pass" for r in results) else "fail")
     return SubmissionResult(
-        submission=submission.name, path=str(submission.root), verdict=verdict,
+        submission=submission.name, path=str(submission.source or submission.root), verdict=verdict,
+        verdict_reason=_submission_reason(results, problems),
         score=sum(r.score for r in results), max_score=sum(r.max_score for r in results),
-        notebooks=results, started=started, finished=_now(),
+        notebooks=results, problems=problems, ignored=list(submission.ignored), started=started,
+        finished=_now(),
         environment=Environment(grader=__version__, python=platform.python_version(),
                                 platform=PLATFORM, device=_device_label(options.device),
                                 sandbox=options.sandbox.description,
                                 sandbox_warning=options.sandbox.warning),
     )
+
+
+def _submission_reason(results: Sequence[NotebookResult], problems: Sequence[str]) -> str:
+    """What decided a submission's verdict: its problems, else each failing notebook's reason
+    (``gear-cnn.ipynb: required criteria not met: accuracy (0.62 < 0.90)``)."""
+    if problems:
+        return "; ".join(problems)
+    failing = [f"{r.notebook}: {r.verdict_reason}" for r in results if r.verdict != "pass"]
+    if failing:
+        return "; ".join(failing)
+    return "every required criterion of every notebook met" if results else ""
 
 
 def _device_label(device: str) -> str:
@@ -167,11 +166,18 @@ def _grade_notebook(path: Path, submission: Submission, settings: Settings,
     try:
         nb = read_notebook(path)
     except MalformedNotebook as err:
-        malformed = (f"{path.name} is not a valid notebook: {err.reason}. Open it in Jupyter "
-                     "and save it again, or start again from the starter notebook.")
+        # what the file is and a fix that can work for that kind (grader.notebook.diagnose)
+        fix = f" {err.fix[:1].upper()}{err.fix[1:]}." if err.fix else ""
+        malformed = f"{path.name}: {err.reason}.{fix}"
     found = challenge_of(path, nb, known, explicit=options.challenge)
     if isinstance(found, list):
         return _unknown_challenge(path, found, options, reason=malformed)
+    if found not in known:
+        if options.challenge:  # the coach's option: the CLI checks it before anything runs
+            raise UsageError(f"--challenge {options.challenge}: no such challenge; known: "
+                             f"{', '.join(known) or 'none'}", fix="pass one of the known ids")
+        # the notebook's own metadata names it: the student's mistake, a failing scorecard
+        return _unknown_challenge(path, known, options, reason=malformed, named=found)
     challenge = load_challenge(settings.project_dir, found)
     rubric = load_rubric(settings.project_dir, challenge.rubric)
     listing = list_dataset(settings.require_data_dir(), challenge)  # listed once, used thrice
@@ -183,8 +189,13 @@ def _grade_notebook(path: Path, submission: Submission, settings: Settings,
         return _score(path, challenge, rubric, options, facts, None, hidden.labels, (), (),
                       added.labels if added else ())
 
-    new_src = submission.root / NEW_IMAGES
-    new_files = [p.name for p in list_images(new_src)] if new_src.is_dir() else []
+    disk_mb = challenge.execution.disk_mb
+    too_large = size_problem(submission, limit_mb=disk_mb)  # before any copy: no ENOSPC
+    if too_large is not None:
+        return _score(path, challenge, rubric, options, _failed_run("too_large", too_large), None,
+                      hidden.labels, (), (), added.labels if added else ())
+    new_src = submission.new_images or submission.root / NEW_IMAGES
+    new_files = [p.name for p in list_images(new_src)] if submission.new_images and new_src.is_dir() else []
     # read from the submission itself, before its code runs and could swap them
     new_images = (_new_images(new_src, new_files,
                               dataset_hashes(settings, challenge, listing=listing))
@@ -198,19 +209,28 @@ def _grade_notebook(path: Path, submission: Submission, settings: Settings,
                                      limits=challenge.execution.limits(), readonly=readonly,
                                      device=options.device,
                                      limit_disk=not options.keep_workdir) as session:
-            shutil.copytree(submission.root, workdir, symlinks=True, dirs_exist_ok=True,
-                            ignore=shutil.ignore_patterns(".ipynb_checkpoints", "__pycache__"))
+            copy_failed = copy_submission(submission, workdir, limit_mb=disk_mb)  # its files only
+            if copy_failed is not None:
+                return _score(path, challenge, rubric, options, _failed_run("copy_failed", copy_failed),
+                              None, hidden.labels, (), (), added.labels if added else ())
             model_dir = workdir / MODEL_DIR
             shutil.rmtree(model_dir, ignore_errors=True)
             model_dir.mkdir()
-            session.hand_over(workdir, run_dir)
-            new_dir = workdir / NEW_IMAGES
+            if not (workdir / NEW_IMAGES).exists():  # NEW_IMAGES_DIR exists even when the team sent none
+                (workdir / NEW_IMAGES).mkdir()
+            # the kernel starts in the notebook's own folder, as Jupyter starts it
+            # (team3/code/gear.ipynb reads ../new_images and its own helper files)
+            start = workdir / path.relative_to(submission.root).parent
+            session.hand_over(workdir, run_dir, start=start)
+            new_dir = workdir / (submission.new_images.relative_to(submission.root)
+                                 if submission.new_images else NEW_IMAGES)
             prepared = inject_parameters(nb, {
                 "DATA_DIR": str(view), "DEVICE": options.device, "PROFILE": options.profile,
                 "NEW_IMAGES_DIR": str(new_dir), "MODEL_DIR": str(model_dir),
             })
+            notes = notebook_notes(prepared, sandboxed=options.sandbox.kind != "none")
             request = RunRequest(
-                notebook=prepared, workdir=workdir, run_dir=run_dir,
+                notebook=prepared, workdir=start, run_dir=run_dir,
                 cell_timeout_s=challenge.execution.cell_timeout_s, deadline_s=deadline,
                 probe_timeout_s=challenge.execution.probe_timeout_s,
                 max_output_bytes=challenge.execution.max_output_bytes, python=settings.python,
@@ -227,7 +247,7 @@ def _grade_notebook(path: Path, submission: Submission, settings: Settings,
                 prefetch_over.set()
             models = _model_files(model_dir, run.started_at)
         return _score(path, challenge, rubric, options, run.facts, run, hidden.labels,
-                      new_images, models, added.labels if added else ())
+                      new_images, models, added.labels if added else (), notes=notes)
     finally:
         if not options.keep_workdir:
             shutil.rmtree(box, ignore_errors=True)
@@ -301,12 +321,22 @@ def _probe_config(challenge: Challenge, hidden: HiddenTestSet, added: HiddenTest
 
 
 def _unknown_challenge(path: Path, candidates: list[str], options: GradeOptions,
-                       reason: str | None = None) -> NotebookResult:
-    message = (f"{reason} " if reason else "") + (f"cannot tell which challenge {path.name} is for; candidates: "
-                         f"{', '.join(candidates)}. Start from the challenge's starter notebook "
-                         "(it names the challenge in its metadata), or pass --challenge.")
+                       reason: str | None = None, named: str | None = None) -> NotebookResult:
+    """The failing result of a notebook whose challenge cannot be told: none of ``candidates``
+    fits, or its metadata names a challenge (``named``) that does not exist."""
+    if named is not None:
+        told = (f"{path.name} names challenge {named[:100]!r} in its metadata "
+                "(metadata.grader.challenge), and there is no such challenge; known: "
+                f"{', '.join(candidates) or 'none'}. Set it to one of them (the challenge's starter "
+                "notebook has it right), or the coach can pass --challenge.")
+    else:
+        told = (f"cannot tell which challenge {path.name} is for; candidates: "
+                f"{', '.join(candidates)}. Start from the challenge's starter notebook "
+                "(it names the challenge in its metadata), or pass --challenge.")
+    message = (f"{reason} " if reason else "") + told
     return NotebookResult(
-        notebook=path.name, challenge=None, profile=options.profile, verdict="fail", score=0,
+        notebook=path.name, challenge=None, profile=options.profile, verdict="fail",
+        verdict_reason="no challenge to grade against: " + told.split(";")[0], score=0,
         max_score=0, criteria=[],
         execution=ExecutionSummary(status="unknown_challenge", message=message,
                                    failed_cell=None, wall_s=0, sandboxed=False,
@@ -314,42 +344,61 @@ def _unknown_challenge(path: Path, candidates: list[str], options: GradeOptions,
 
 
 def _new_images(folder: Path, files: list[str], hashes: dict[str, str]) -> tuple[NewImage, ...]:
+    """Decode each of the team's new images (:func:`grader.images.decode`: EXIF orientation,
+    16-bit, alpha, HEIC; bomb and truncation limits) for its thumbnail and dataset match
+    (pHash within ``PHASH_MAX_DISTANCE`` of a dataset image's); a file that does not decode is
+    its own row with ``error`` set, the others are unaffected."""
     import imagehash
-    from PIL import Image
+
+    from grader.images import decode, thumbnail_uri
 
     known = [(entry, imagehash.hex_to_hash(h)) for entry, h in hashes.items()]
     out = []
     for name in files:
-        if (folder / name).is_symlink():
-            out.append(NewImage(file=name, thumbnail="", dataset_match=None,
-                                error="is a symbolic link; put the image itself in new_images/"))
+        decoded = decode(folder / name)
+        if decoded.image is None:
+            out.append(NewImage(file=name, thumbnail="", dataset_match=None, error=decoded.error))
             continue
-        try:
-            with Image.open(folder / name) as im:
-                rgb = im.convert("RGB")
-            digest = imagehash.phash(rgb)
-            match = next((e for e, h in known if digest - h <= PHASH_MAX_DISTANCE), None)
-            rgb.thumbnail((160, 160))
-            buf = io.BytesIO()
-            rgb.save(buf, format="PNG")
-            uri = "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
-            out.append(NewImage(file=name, thumbnail=uri, dataset_match=match))
-        except Exception as err:  # an unreadable image is reported, not raised
-            out.append(NewImage(file=name, thumbnail="", dataset_match=None,
-                                error=f"{type(err).__name__}: {err}"[:300]))
+        digest = imagehash.phash(decoded.image)
+        match = next((e for e, h in known if digest - h <= PHASH_MAX_DISTANCE), None)
+        out.append(NewImage(file=name, thumbnail=thumbnail_uri(decoded.image), dataset_match=match))
     return tuple(out)
 
 
 def _model_files(folder: Path, started_at: float) -> tuple[ModelFile, ...]:
-    if not folder.is_dir():
+    """What the run left under ``MODEL_DIR``: each file, or TensorFlow SavedModel folder as one
+    entry, with the model format its signature shows (:mod:`grader.modelfile`; nothing is
+    loaded). Symbolic links are skipped; at most 1,000 entries."""
+    from grader.modelfile import explain, identify, is_saved_model_dir
+
+    if not folder.is_dir() or folder.is_symlink():
         return ()
-    files = []
+    entries: list[ModelFile] = []
+
+    def add(path: Path, members: list[Path]) -> None:
+        stats = [m.stat() for m in members]
+        found = identify(path)
+        entries.append(ModelFile(
+            path=str(path.relative_to(folder)), size=sum(st.st_size for st in stats),
+            written_during_run=any(st.st_mtime >= started_at - 1 for st in stats),
+            format=found.name if found else None,
+            description=found.description if found else explain(path)))
+
+    if is_saved_model_dir(folder):  # model.save(MODEL_DIR) in TensorFlow: the folder is the model
+        add(folder, [m for m in folder.rglob("*") if m.is_file() and not m.is_symlink()])
+        return tuple(entries)
+    saved_models: list[Path] = []
     for p in sorted(folder.rglob("*")):
-        if p.is_file() and not p.is_symlink():
-            st = p.stat()
-            files.append(ModelFile(path=str(p.relative_to(folder)), size=st.st_size,
-                                   written_during_run=st.st_mtime >= started_at - 1))
-    return tuple(files[:1000])
+        if len(entries) >= 1000:
+            break
+        if p.is_symlink() or any(p.is_relative_to(d) for d in saved_models):
+            continue
+        if p.is_dir() and is_saved_model_dir(p):
+            saved_models.append(p)
+            add(p, [m for m in p.rglob("*") if m.is_file() and not m.is_symlink()])
+        elif p.is_file():
+            add(p, [p])
+    return tuple(entries)
 
 
 def _output_text(run: RunResult | None, limit: int = 2_000_000) -> str:
@@ -378,7 +427,7 @@ def _student_code(run: RunResult | None) -> str:
 def _score(path: Path, challenge: Challenge, rubric: Rubric, options: GradeOptions,
            facts: ExecutionFacts, run: RunResult | None, labels: tuple[str, ...],
            new_images: tuple[NewImage, ...], models: tuple[ModelFile, ...],
-           added_labels: tuple[str, ...]) -> NotebookResult:
+           added_labels: tuple[str, ...], *, notes: Sequence[str] = ()) -> NotebookResult:
     ev = Evidence(notebook=path.name, challenge=challenge, profile=options.profile,
                   execution=facts, probe=run.probe if run else None,
                   probe_error=run.probe_error if run else facts.message, hidden_labels=labels,
@@ -387,8 +436,9 @@ def _score(path: Path, challenge: Challenge, rubric: Rubric, options: GradeOptio
     results: list[CheckResult] = []
     for criterion in rubric.criteria:
         spec = get_check(criterion.check)
-        results.append(spec.run(ev, criterion.params_for(options.profile)))
-    rows, verdict, score, max_score = score_criteria(rubric.criteria, results)
+        results.append(spec.evaluate(ev, criterion.params_for(options.profile)))
+    rows, verdict, score, max_score = score_criteria(rubric.criteria, results,
+                                                     framework=framework_of(ev.code))
     from grader.plots import loss_curve_svg
 
     history = None
@@ -400,14 +450,16 @@ def _score(path: Path, challenge: Challenge, rubric: Rubric, options: GradeOptio
     claim = compare_claim(ev.output_text, measured)
     return NotebookResult(
         notebook=path.name, challenge=challenge.id, profile=options.profile, verdict=verdict,
+        verdict_reason=verdict_reason(rows),
         score=score, max_score=max_score, criteria=rows, execution=_summary(facts),
         claimed_accuracy=claim.claimed if claim else None,
         claim_flagged=claim.flagged if claim else False,
+        claim_line=claim.claim.line if claim else None, claim_kind=claim.claim.kind if claim else None,
         models=reports, new_images=_new_image_rows(ev), history=history,
         figures_captured=len(ev.probe.figures) if ev.probe else 0,
         notebook_loss_plot=_cell_png(run, rows),
         loss_plot_svg=loss_curve_svg(history.loss, history.val_loss) if history and history.loss
-        else "",
+        else "", notes=list(notes),
     )
 
 
@@ -420,9 +472,10 @@ def _cell_png(run: RunResult | None, rows: list[CriterionResult]) -> str:
     Reads the first ``image/png`` output of the cell the ``loss_plot`` check found; the data is
     the student's, so it is accepted only as plain base64 of at most 3 MB.
     """
-    cell = next((r.measured.get("cell") for r in rows if "cell" in r.measured), None)
-    if run is None or run.executed is None or not isinstance(cell, int):
+    number = next((r.measured.get("cell") for r in rows if "cell" in r.measured), None)
+    if run is None or run.executed is None or not isinstance(number, int):
         return ""
+    cell = run.facts.index_of(number)  # measured["cell"] is the student's cell number
     if not 0 <= cell < len(run.executed.cells):
         return ""
     for output in run.executed.cells[cell].get("outputs", []):
@@ -433,15 +486,24 @@ def _cell_png(run: RunResult | None, rows: list[CriterionResult]) -> str:
 
 
 def _summary(facts: ExecutionFacts) -> ExecutionSummary:
+    """The run as the scorecard shows it, cells named by the student's numbers (see
+    :mod:`grader.scorecard`); the injected cell is a row of its own, without a number. The
+    timeline came from the student's side: a row whose index is not a cell of the notebook
+    has no source, and a failed cell that is not one is not named."""
     cells = [
         CellRow(index=c.index, status=c.status, seconds=c.seconds,
-                source=facts.sources[c.index] if c.index < len(facts.sources) else "",
+                source=facts.sources[c.index] if 0 <= c.index < len(facts.sources) else "",
                 error=(f"{c.error.get('ename', '')}: {c.error.get('evalue', '')}"
-                       if c.error else None))
+                       if c.error else None),
+                number=facts.number_of(c.index) if 0 <= c.index < len(facts.sources) else None,
+                injected=c.index == facts.injected_cell)
         for c in facts.cells
     ]
+    failed = facts.failed_cell
+    failed_number = (facts.number_of(failed)
+                     if failed is not None and 0 <= failed < len(facts.sources) else None)
     return ExecutionSummary(status=facts.status, message=facts.message,
-                            failed_cell=facts.failed_cell, wall_s=facts.wall_s,
+                            failed_cell=failed_number, wall_s=facts.wall_s,
                             sandboxed=facts.sandboxed,
                             probe_status=facts.probe.status if facts.probe else "not_run",
                             cells=cells, probe_s=facts.probe.seconds if facts.probe else None)

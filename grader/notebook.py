@@ -1,5 +1,12 @@
 """Notebooks as the grader handles them: read, validate, tell the challenge, inject parameters.
 
+Reading accepts every notebook file people actually save: nbformat 3 and every 4.x (upgraded to
+4 with nbformat, then validated), a UTF-8 byte order mark, CRLF line endings, ``source`` as a
+list of lines, cells without ``metadata``. The outputs a notebook was saved with are dropped on
+reading: they are the student's own run, never evidence. A file that is not a notebook is named
+for what it is (an HTML page, a merge conflict, a script, another tool's export, a cut-off
+upload) by :func:`diagnose`, with a fix that can work.
+
 Parameter injection follows papermill's convention: a new code cell tagged
 ``injected-parameters`` goes right after the cell tagged ``parameters`` (or first, if there is
 none), so the notebook's own defaults are overridden by the grader's values.
@@ -8,7 +15,9 @@ none), so the notebook's own defaults are overridden by the grader's values.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -16,59 +25,336 @@ if TYPE_CHECKING:
     from nbformat import NotebookNode
 
 __all__ = [
+    "Diagnosis",
     "MalformedNotebook",
     "challenge_of",
+    "diagnose",
     "inject_parameters",
     "metadata_challenge",
+    "notebook_notes",
     "read_notebook",
 ]
 
 PARAMETERS_TAG = "parameters"
 INJECTED_TAG = "injected-parameters"
+GRADER_KERNEL = "python3"
+
+
+@dataclass(frozen=True)
+class Diagnosis:
+    """What a file that is not a usable notebook is.
+
+    Attributes:
+        kind: ``empty``, ``binary``, ``zip``, ``html``, ``conflict``, ``script``, ``jupytext``,
+            ``rmarkdown``, ``zeppelin``, ``databricks``, ``not_notebook``, ``truncated``,
+            ``json``, ``version``, ``schema`` or ``language``.
+        reason: what the file is, in one sentence without a final full stop.
+        fix: what the team can do about it, one sentence that can work for this kind.
+    """
+
+    kind: str
+    reason: str
+    fix: str
 
 
 class MalformedNotebook(Exception):
-    """The file is not a valid Jupyter notebook (a student's failure, reported as data).
+    """The file is not a usable Jupyter notebook (a student's failure, reported as data).
 
     Attributes:
         path: the notebook file.
         reason: what is wrong, in one line.
+        kind: the :attr:`Diagnosis.kind`, or ``unreadable`` when the file could not be read.
+        fix: what to do about it (may be empty).
     """
 
-    def __init__(self, path: Path, reason: str) -> None:
+    def __init__(self, path: Path, reason: str, *, kind: str = "unreadable", fix: str = "") -> None:
         super().__init__(f"{path}: {reason}")
         self.path = path
         self.reason = reason
+        self.kind = kind
+        self.fix = fix
 
 
-def read_notebook(path: Path) -> NotebookNode:
-    """Read and validate a notebook, upgraded to format 4.
+_SAVE_FROM_JUPYTER = "save it from Jupyter with File > Save"
+_CONFLICT = re.compile(r"^(<<<<<<<|=======|>>>>>>>)(?: |$)", re.MULTILINE)
+_HTML = re.compile(r"<(?:!doctype\s+html|html|head|body|meta|script)\b", re.IGNORECASE)
+_PERCENT = re.compile(r"^# (?:%%|In\[[ \d]*\]:)|^# jupyter:", re.MULTILINE)
+_RMD = re.compile(r"^```\{r\b", re.MULTILINE)
+_PYTHON = re.compile(r"^(?:import \w|from [\w.]+ import |def \w+\(|class \w+|print\(|#!.*python)", re.MULTILINE)
 
-    Raises:
-        MalformedNotebook: unreadable file, invalid JSON, or a notebook that fails nbformat's
-            schema; the reason says which.
+
+def _not_json(text: str, path: Path, err: json.JSONDecodeError) -> Diagnosis:
+    """Name a file that is not JSON for what it is, from its text (the order matters)."""
+    name = path.name
+    markers: dict[str, int] = {}
+    for found in _CONFLICT.finditer(text):
+        markers.setdefault(found.group(1), text.count("\n", 0, found.start()) + 1)
+    if "<<<<<<<" in markers or ">>>>>>>" in markers:
+        where = ", ".join(f"`{m}` at line {n}" for m, n in markers.items())
+        return Diagnosis("conflict", f"the file holds git merge-conflict markers ({where})",
+                         "resolve the conflict: keep one side and delete the markers, then check the JSON "
+                         f"(`python -m json.tool {name}` must print it without an error)")
+    if text.lstrip().startswith("<") and _HTML.search(text[:5000]):
+        return Diagnosis("html", "this is a web page (HTML), not the notebook",
+                         "on GitHub use 'Download raw file' (or open 'Raw' and save that page); from Jupyter, "
+                         "use File > Download; then upload the .ipynb")
+    # jupytext picks its reader by the suffix: the command names the file as it must be renamed
+    if path.suffix.lower() == ".rmd" or _RMD.search(text):
+        rmd = path.with_suffix(".Rmd").name
+        return Diagnosis("rmarkdown", "this is an R Markdown file, not a Jupyter notebook",
+                         "copy its Python code into the starter notebook (or rename it to "
+                         f"{rmd} and convert it with `jupytext --to notebook {rmd}`) and upload the .ipynb")
+    script = path.with_suffix(".py").name
+    if _PERCENT.search(text):
+        return Diagnosis("jupytext", "this is a Python script with `# %%` cells (Jupytext, VS Code or "
+                         "'Download as .py'), not a notebook",
+                         f"rename it to {script} and convert it back with `jupytext --to notebook {script}` "
+                         "(or open it in VS Code and export it as a Jupyter notebook), then upload the .ipynb")
+    if path.suffix.lower() == ".py" or _PYTHON.search(text):
+        return Diagnosis("script", "this is a Python script, not a notebook (a notebook is a JSON file)",
+                         "paste its code into the cells of the starter notebook (or rename it to "
+                         f"{script} and convert it with `jupytext --to notebook {script}`) and upload the .ipynb")
+    rest = text[err.pos:]
+    # a JSON string cannot hold a raw line break: an unterminated one ran into the end of the file
+    if err.pos >= len(text.rstrip()) or not rest.strip("\x00 \t\r\n") or err.msg.startswith("Unterminated string"):
+        return Diagnosis("truncated", f"the file was cut off (upload interrupted?): the JSON ends at line "
+                         f"{err.lineno} before the notebook does",
+                         f"upload the notebook again, or {_SAVE_FROM_JUPYTER} and upload that file")
+    return Diagnosis("json", f"not valid JSON (line {err.lineno}, column {err.colno}): {err.msg}",
+                     f"the file was changed outside Jupyter: repair line {err.lineno} in a text editor "
+                     f"(`python -m json.tool {name}` names the error), or upload an earlier copy that opens in Jupyter")
+
+
+def _not_notebook(raw: object) -> Diagnosis | None:
+    """Name valid JSON that is not a notebook at all, or None when it has a notebook's shape."""
+    if not isinstance(raw, dict):
+        return Diagnosis("not_notebook", f"valid JSON, but a {type(raw).__name__}, not a Jupyter notebook "
+                         "(a JSON object with a 'cells' list)", "upload the .ipynb that Jupyter saved")
+    if "paragraphs" in raw:
+        return Diagnosis("zeppelin", "this is an Apache Zeppelin note (a 'paragraphs' list), not a Jupyter notebook",
+                         "copy its paragraphs into the cells of the starter notebook and upload the .ipynb")
+    if "commands" in raw:
+        return Diagnosis("databricks", "this is a Databricks notebook export (a 'commands' list), not a Jupyter "
+                         "notebook", "in Databricks use File > Export > IPython Notebook and upload that .ipynb")
+    if "cells" in raw or "worksheets" in raw:
+        return None
+    if "metadata" in raw:
+        return Diagnosis("not_notebook", "valid JSON with a notebook's 'metadata' but no 'cells' list: not a "
+                         "complete Jupyter notebook", "download it again as a notebook (Colab: File > Download > "
+                         "Download .ipynb; VS Code: Save As... .ipynb) and upload that file")
+    keys = ", ".join(sorted(str(k) for k in raw)[:5]) or "none"
+    return Diagnosis("not_notebook", f"valid JSON without a 'cells' list (its keys: {keys}): not a Jupyter notebook",
+                     "upload the .ipynb that Jupyter saved")
+
+
+def _repair(raw: dict[str, Any], major: int, minor: int) -> None:
+    """Fix in place what does not change the notebook's code: the outputs and prompt numbers of
+    the student's own run are dropped (never evidence), a cell without ``metadata`` gets an
+    empty one, cell ids follow the minor version (added from 4.5 on, removed before)."""
+    raw.setdefault("metadata", {})
+    sheets = raw.get("worksheets") if major == 3 else [raw]
+    taken: set[str] = set()
+    for sheet in sheets if isinstance(sheets, list) else []:
+        cells = sheet.get("cells") if isinstance(sheet, dict) else None
+        cells = cells if isinstance(cells, list) else []
+        for index, cell in enumerate(cells):
+            if not isinstance(cell, dict):
+                continue
+            cell.setdefault("metadata", {})
+            if cell.get("cell_type") == "code":
+                cell["outputs"] = []
+                cell.pop("prompt_number", None)
+                if major == 4:
+                    cell["execution_count"] = None
+            if major == 4 and minor < 5:
+                cell.pop("id", None)
+            elif major == 4:
+                if not isinstance(cell.get("id"), str) or cell["id"] in taken:
+                    cell["id"] = next(f"cell-{index}-{n}" for n in range(len(cells) + 1)
+                                      if f"cell-{index}-{n}" not in taken)
+                taken.add(cell["id"])
+
+
+_CELL_TYPES = {3: ("code", "markdown", "raw", "heading"), 4: ("code", "markdown", "raw")}
+
+
+def _wrong_shape(raw: dict[str, Any], major: int) -> str | None:
+    """The first top-level or cell-type fault, named by its field (nbformat's own readers fail on
+    these with an AttributeError or a schema message that lists the whole cell)."""
+    sheets = raw.get("worksheets", []) if major == 3 else [raw]
+    if not isinstance(sheets, list) or not all(isinstance(w, dict) for w in sheets):
+        return "worksheets: not a list of worksheets"
+    for w, sheet in enumerate(sheets):
+        cells, prefix = sheet.get("cells"), (f"worksheets[{w}]." if major == 3 else "")
+        if not isinstance(cells, list):
+            return f"{prefix}cells: {type(cells).__name__}, not a list of cells"
+        for index, cell in enumerate(cells):
+            kind = cell.get("cell_type") if isinstance(cell, dict) else None
+            if kind not in _CELL_TYPES[major]:
+                return (f"{prefix}cells[{index}].cell_type: {kind!r} is not one of "
+                        f"{', '.join(repr(k) for k in _CELL_TYPES[major])}")
+    if "metadata" in raw and not isinstance(raw["metadata"], dict):
+        return "metadata: not an object"
+    return None
+
+
+def _field(path: Sequence[object]) -> str:
+    out = ""
+    for part in path:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "the notebook"
+
+
+def _language(nb: NotebookNode) -> str:
+    """The notebook's language as its metadata names it (kernelspec, then language_info)."""
+    spec = nb.metadata.get("kernelspec") or {}
+    info = nb.metadata.get("language_info") or {}
+    spec, info = (spec if isinstance(spec, dict) else {}), (info if isinstance(info, dict) else {})
+    language = spec.get("language") or info.get("name")
+    if not language:
+        name = str(spec.get("name", "")).lower()
+        language = "R" if name == "ir" else "Julia" if name.startswith("julia") else None
+    return str(language or "python")
+
+
+def _parse(text: str, path: Path) -> NotebookNode | Diagnosis:
+    """The notebook in ``text`` (format 4, outputs dropped), or what the text is instead.
+
+    Reads as ``nbformat.reads(text, as_version=4)`` does (the version's ``to_notebook_json``,
+    ``nbformat.convert``, ``nbformat.validate``), without its logging of schema errors, after
+    :func:`_repair`.
     """
     import nbformat
 
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as err:
-        raise MalformedNotebook(path, f"cannot read the file: {err}") from err
+    if not text.strip():
+        return Diagnosis("empty", "the file is empty",
+                         f"upload the notebook again, or {_SAVE_FROM_JUPYTER}")
     try:
         raw = json.loads(text)
     except json.JSONDecodeError as err:
-        raise MalformedNotebook(
-            path, f"not valid JSON (line {err.lineno}, column {err.colno}): {err.msg}"
-        ) from err
-    if not isinstance(raw, dict) or "cells" not in raw:
-        raise MalformedNotebook(path, "JSON without a 'cells' list: not a Jupyter notebook")
+        return _not_json(text, path, err)
+    wrong = _not_notebook(raw)
+    if wrong is not None:
+        return wrong
+    fix = "repair that field in a text editor, or copy the cells into the starter notebook, and upload the .ipynb"
+    major, minor = raw.get("nbformat"), raw.get("nbformat_minor", 0)
+    if major is None:
+        return Diagnosis("schema", "not a valid notebook: the field 'nbformat' is missing",
+                         'add `"nbformat": 4, "nbformat_minor": 4,` after the opening brace, or copy the cells '
+                         "into the starter notebook, and upload the .ipynb")
+    if major not in (3, 4) or not isinstance(minor, int):
+        return Diagnosis("version", f"notebook format {major!r}.{minor!r}: the grader reads formats 3 and 4",
+                         "open it in a current Jupyter and save it with File > Save (it writes format 4)")
+    shape = _wrong_shape(raw, major)
+    if shape:
+        return Diagnosis("schema", f"not a valid notebook: {shape}", fix)
+    _repair(raw, major, minor)
     try:
-        nb = nbformat.reads(text, as_version=4)
+        nb = nbformat.versions[major].to_notebook_json(raw, minor=minor)
+        nb = nbformat.convert(nb, 4)
         nbformat.validate(nb)
-    except Exception as err:  # nbformat raises several unrelated types
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise MalformedNotebook(path, f"not a valid notebook: {first}") from err
+    except nbformat.ValidationError as err:
+        where = _field(list(err.absolute_path))
+        message = err.message if len(err.message) <= 200 else f"{repr(err.instance)[:60]}... does not fit the schema"
+        return Diagnosis("schema", f"not a valid notebook: {where}: {message}", fix)
+    except Exception as err:  # nbformat's readers and converters raise AttributeError, KeyError...
+        return Diagnosis("schema", f"not a valid notebook: a required field is missing or of the wrong type "
+                         f"({type(err).__name__}: {err})"[:300], fix)
+    language = _language(nb)
+    if language.lower() not in ("python", "python3", "ipython", "ipython3"):
+        return Diagnosis("language", f"the notebook is written for {language}, not Python: the grader runs "
+                         "Python notebooks only", "do the challenge in Python, starting from the starter notebook")
     return nb  # type: ignore[no-any-return]
+
+
+def diagnose(text: str, path: Path) -> Diagnosis | None:
+    """Tell what is wrong with ``text`` as a Jupyter notebook; None when it reads as one.
+
+    Pure: ``path`` is used only for its name and suffix (``.py``, ``.Rmd``). Checks, in order:
+    empty or blank; not JSON (merge-conflict markers, an HTML page, R Markdown, a Jupytext or
+    percent script, a plain Python script, cut off at the end, invalid elsewhere with line and
+    column); JSON of another tool (Zeppelin's ``paragraphs``, Databricks' ``commands``) or
+    without ``cells``; an nbformat other than 3 or 4; nbformat's schema (the failing field is
+    named); a kernel language other than Python.
+    """
+    found = _parse(text, path)
+    return found if isinstance(found, Diagnosis) else None
+
+
+def _decode(data: bytes, path: Path) -> str:
+    """The text of a notebook file: UTF-8 with or without a byte order mark, or UTF-16 with one.
+
+    Raises:
+        MalformedNotebook: a zip archive or other binary data.
+    """
+    if data.startswith(b"PK\x03\x04"):
+        raise MalformedNotebook(path, "this is a zip archive, not the notebook", kind="zip",
+                                fix="unzip it and upload the .ipynb inside")
+    try:
+        if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+            return data.decode("utf-16")
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        raise MalformedNotebook(path, f"not text (byte {err.start} is not UTF-8): not a notebook", kind="binary",
+                                fix=f"upload the .ipynb itself, or {_SAVE_FROM_JUPYTER}") from err
+
+
+def read_notebook(path: Path) -> NotebookNode:
+    """Read and validate a notebook, upgraded to format 4, without the outputs it was saved with.
+
+    Raises:
+        MalformedNotebook: unreadable file or anything :func:`diagnose` finds; ``kind``,
+            ``reason`` and ``fix`` say what the file is and what to do.
+    """
+    try:
+        data = path.read_bytes()
+    except OSError as err:
+        raise MalformedNotebook(path, f"cannot read the file: {err.strerror or err}") from err
+    found = _parse(_decode(data, path), path)
+    if isinstance(found, Diagnosis):
+        raise MalformedNotebook(path, found.reason, kind=found.kind, fix=found.fix)
+    return found
+
+
+_INSTALL = re.compile(r"^\s*[!%]\s*((?:\S*python3?\s+-m\s+)?(?:pip3?|conda|mamba)\s+install\b.*)$", re.MULTILINE)
+_SHELL_CELL = re.compile(r"^\s*%%(?:bash|sh|script\s+(?:ba)?sh)\b")
+_SHELL_INSTALL = re.compile(r"^\s*((?:\S*python3?\s+-m\s+)?(?:pip3?|conda|mamba)\s+install\b.*)$", re.MULTILINE)
+
+
+def notebook_notes(nb: NotebookNode, *, sandboxed: bool = True) -> list[str]:
+    """What the scorecard should say about how the notebook was run (not failures).
+
+    Cell numbers are the student's own, as on the scorecard's timeline (1-based, markdown cells
+    counted, the grader's injected cell not counted): an upgraded format 3, a kernel other than the grader's ``python3``
+    (the grader always runs its own Python 3 kernel), and each cell that installs packages with
+    ``!pip``/``%pip``/``conda`` (IPython runs ``!`` as a shell command whose failure does not
+    raise, so the notebook goes on).
+    """
+    notes: list[str] = []
+    original = nb.metadata.get("orig_nbformat")
+    if original is not None and original != 4:
+        notes.append(f"the notebook is in format {original}; the grader upgraded it to format 4 to run it")
+    spec = nb.metadata.get("kernelspec") or {}
+    name = spec.get("name") if isinstance(spec, dict) else None
+    if name and name != GRADER_KERNEL:
+        notes.append(f"the notebook asks for kernel {str(name)[:80]}; it ran in the grader's Python 3 kernel")
+    where = ("the sandbox has no network; packages come from the grader's environment" if sandboxed else
+             "packages should come from the grader's environment (this run was not sandboxed: it may have "
+             "installed into it)")
+    number = 0  # the student's own: 1-based, markdown cells counted, the injected cell not
+    for cell in nb.cells:
+        if INJECTED_TAG in cell.get("metadata", {}).get("tags", []):
+            continue
+        number += 1
+        if cell.get("cell_type") != "code":
+            continue
+        source = str(cell.get("source", ""))
+        found = (_SHELL_INSTALL if _SHELL_CELL.match(source) else _INSTALL).search(source)
+        if found:
+            command = " ".join(found.group(1).split())
+            command = command if len(command) <= 80 else command[:77] + "..."
+            notes.append(f"cell {number} runs `{command}`: {where}")
+    return notes
 
 
 def metadata_challenge(nb: NotebookNode) -> str | None:

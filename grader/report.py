@@ -187,31 +187,50 @@ def _csv_safe(text: str) -> str:
     return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
 
 
+# ANSI escape sequences (CSI, OSC, and two-character ones), as tracebacks colour them
+_ANSI = re.compile(r"\x1b(?:\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(?:\x07|\x1b\\)|[@-_])")
+# characters XML 1.0 forbids (https://www.w3.org/TR/xml/#charsets): C0 controls but tab, LF and
+# CR; lone surrogates; U+FFFE and U+FFFF
+_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+
+
+def _xml_text(text: str) -> str:
+    """``text`` without ANSI escapes and without the characters XML 1.0 forbids."""
+    return _NOT_XML.sub("", _ANSI.sub("", text))
+
+
 def junit_xml(results: Sequence[SubmissionResult]) -> str:
-    """JUnit XML: a test suite per submission, a test case per criterion of each notebook."""
+    """JUnit XML: a test suite per submission, a test case per criterion of each notebook.
+
+    Written with ``xml.etree.ElementTree`` (which escapes ``<``, ``&`` and quotes); every text and
+    attribute is first stripped of ANSI escapes and of the characters XML 1.0 forbids (see
+    ``_xml_text``), which ElementTree would write as they are, so the file always parses.
+    """
     from xml.etree import ElementTree as ET
+
+    def element(parent: ET.Element, tag: str, text: str | None = None, **attrs: str) -> ET.Element:
+        node = ET.SubElement(parent, tag, {k: _xml_text(v) for k, v in attrs.items()})
+        if text is not None:
+            node.text = _xml_text(text)
+        return node
 
     root = ET.Element("testsuites", name="grader")
     for result in results:
         cases = [(nb, c) for nb in result.notebooks for c in nb.criteria]
-        failures = sum(c.status == "fail" for _, c in cases)
+        failures = sum(c.status != "pass" for _, c in cases)  # fail or not_measured
         errors = sum(1 for nb in result.notebooks if not nb.criteria)
-        suite = ET.SubElement(root, "testsuite", name=result.submission, tests=str(len(cases) + errors),
-                              failures=str(failures), errors=str(errors), timestamp=result.started,
-                              time=f"{sum(nb.execution.wall_s for nb in result.notebooks):.1f}")
+        suite = element(root, "testsuite", name=result.submission, tests=str(len(cases) + errors),
+                        failures=str(failures), errors=str(errors), timestamp=result.started,
+                        time=f"{sum(nb.execution.wall_s for nb in result.notebooks):.1f}")
         for nb, c in cases:
-            case = ET.SubElement(suite, "testcase", classname=f"{result.submission}.{nb.challenge}",
-                                 name=c.id)
-            if c.status == "fail":
-                failure = ET.SubElement(case, "failure", message=c.message[:500],
-                                        type="required" if c.required else "optional")
-                failure.text = f"{c.message}\nFix: {c.fix}"
+            case = element(suite, "testcase", classname=f"{result.submission}.{nb.challenge}", name=c.id)
+            if c.status != "pass":
+                element(case, "failure", f"{c.message}\nFix: {c.fix}", message=_xml_text(c.message)[:500],
+                        type="required" if c.required else "optional")
         for nb in result.notebooks:
             if not nb.criteria:
-                error = ET.SubElement(ET.SubElement(suite, "testcase", classname=result.submission,
-                                                    name=nb.notebook), "error",
-                                      message=nb.execution.message[:500])
-                error.text = nb.execution.message
+                case = element(suite, "testcase", classname=result.submission, name=nb.notebook)
+                element(case, "error", nb.execution.message, message=_xml_text(nb.execution.message)[:500])
     ET.indent(root)
     return '<?xml version="1.0" encoding="utf-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
 

@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from grader.checks import Params, get_check
 from grader.errors import RubricError
+from grader.frameworks import Framework
 
 __all__ = ["Criterion", "Rubric", "load_rubric"]
 
@@ -29,6 +30,9 @@ class Criterion(BaseModel):
         points: points awarded when it passes.
         required: whether the submission fails without it.
         fix: what a student should do when it fails.
+        fixes: per framework (``pytorch``, ``tensorflow``, ``sklearn``), a fix that names the
+            framework's own calls; it replaces ``fix`` for a notebook of that framework
+            (:func:`grader.frameworks.framework_of`).
         params: the check's parameters.
         profile_params: per profile, parameters that replace those in ``params``.
     """
@@ -41,6 +45,7 @@ class Criterion(BaseModel):
     points: float = Field(ge=0)
     required: bool = True
     fix: str
+    fixes: dict[Framework, str] = {}
     params: dict[str, Any] = {}
     profile_params: dict[str, dict[str, Any]] = {}
 
@@ -54,6 +59,10 @@ class Criterion(BaseModel):
                 where = f" (profile {profile})" if profile else ""
                 raise ValueError(f"criterion {self.id}: bad params for {self.check}{where}: {err}") from err
         return self
+
+    def fix_for(self, framework: Framework | None) -> str:
+        """The fix for a notebook of ``framework``: its entry in ``fixes``, else ``fix``."""
+        return self.fixes.get(framework, self.fix) if framework is not None else self.fix
 
     def merged_params(self, profile: str | None) -> dict[str, Any]:
         """``params`` with the profile's overrides applied."""

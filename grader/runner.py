@@ -409,6 +409,26 @@ def _error_of(err: BaseException) -> dict[str, str]:
     return {"ename": str(ename)[:200], "evalue": str(evalue)[:2000]}
 
 
+def _cell_numbers(nb: Any) -> list[int | None]:
+    """The student's number of each cell, for messages: its 1-based position in the notebook
+    as the student sees it, the cell tagged ``injected-parameters`` not counted (None), as
+    :func:`grader.evidence.cell_number` (not imported: the runner starts light)."""
+    numbers: list[int | None] = []
+    seen = 0
+    for cell in nb.cells:
+        if "injected-parameters" in cell.get("metadata", {}).get("tags", []):
+            numbers.append(None)
+        else:
+            seen += 1
+            numbers.append(seen)
+    return numbers
+
+
+def _cell_name(numbers: list[int | None], index: int) -> str:
+    number = numbers[index]
+    return "the cell injected by the grader" if number is None else f"cell {number}"
+
+
 def _run_hidden(client: Any, source: str, timeout_s: int) -> None:
     """Execute a cell that is not part of the notebook (capture, probe) in the same kernel."""
     import nbformat
@@ -436,6 +456,7 @@ def run(job: dict[str, Any], early: EarlyKernel | None = None) -> None:
     nb = nbformat.v4.nbjson.reads(Path(job["notebook"]).read_text(encoding="utf-8"))
     timeline = Timeline(Path(job["facts"]), len(nb.cells))
     facts = timeline.facts
+    numbers = _cell_numbers(nb)
     client = _make_client(nb, job, early)
     # from the early kernel's launch, when there is one (adopted or not: the time it took)
     started = early.started if early is not None else time.monotonic()
@@ -459,11 +480,13 @@ def run(job: dict[str, Any], early: EarlyKernel | None = None) -> None:
                 except CellTimeoutError as err:
                     record.update(status="timeout", error=_error_of(err))
                     facts.update(status="cell_timeout", failed_cell=index,
-                                 message=f"cell {index} ran past {job['cell_timeout_s']} s")
+                                 message=f"{_cell_name(numbers, index)} ran past "
+                                 f"{job['cell_timeout_s']} s")
                 except CellExecutionError as err:
                     record.update(status="error", error=_error_of(err))
                     facts.update(status="cell_error", failed_cell=index,
-                                 message=f"cell {index} raised {err.ename}: {err.evalue}"[:2000])
+                                 message=f"{_cell_name(numbers, index)} raised {err.ename}: "
+                                 f"{err.evalue}"[:2000])
                 finally:
                     record["seconds"] = time.monotonic() - t0
                     record["execution_count"] = cell.get("execution_count")

@@ -8,13 +8,20 @@ The runner (:mod:`grader.runner`) and its kernel run inside one bubblewrap sandb
 - file system: a fresh root holding read-only binds of what Python needs (``/usr``, the Python
   installation, the virtual environment, the ``grader`` package, a few files of ``/etc``), the
   read-only public data view and hidden test *images*, the writable working copy of the
-  submission and the run folder, and a private size-limited tmpfs at ``/tmp`` (``HOME`` lives
-  there). The project folder (hidden split lists), the dataset folder and the grader's caches of
-  labels and hashes are not bound, so they do not exist inside;
+  submission and the run folder, and private size-limited tmpfs mounts at ``/tmp`` and
+  ``/dev/shm``, sticky and world-writable (01777) as on a laptop, so that temporary files and
+  POSIX shared memory (PyTorch's ``DataLoader`` workers, ``multiprocessing``, joblib) work.
+  ``HOME`` (``/tmp/home``, with ``XDG_CACHE_HOME`` and ``XDG_CONFIG_HOME`` in it) is made, mode
+  0700, by the kernel's uid itself, since what bubblewrap makes as root is root's. The project
+  folder (hidden split lists), the dataset folder and the grader's caches of labels and hashes are
+  not bound, so they do not exist inside;
 - identity: a non-root uid (``nobody`` by default). When the grader is root, bubblewrap runs as
   root and ``setpriv`` drops to the uid inside, so that ``RLIMIT_NPROC`` applies;
 - limits: memory and process count by a cgroup made for the run (cgroup v1 or v2, when the
-  grader may create one), else ``RLIMIT_AS``; file size by ``RLIMIT_FSIZE``; process count also
+  grader may create one), else ``RLIMIT_AS``; the cgroup counts what ``/tmp`` and ``/dev/shm``
+  hold, since tmpfs pages are charged to the memory cgroup of the process that writes them
+  (``memory.rst``: shmem is page cache; measured here: a 512 MiB ``/dev/shm`` under a 96 MiB
+  limit kills its writer), ``RLIMIT_AS`` does not; file size by ``RLIMIT_FSIZE``; process count also
   by ``RLIMIT_NPROC``; wall time by :mod:`grader.executor`, which kills the whole sandbox at the
   deadline. bubblewrap's ``--die-with-parent`` and the pid namespace take every process with it.
 
@@ -49,6 +56,8 @@ DEFAULT_UID = 65534  # nobody
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 _ETC_FILES = ("ld.so.cache", "ld.so.conf", "ld.so.conf.d", "alternatives", "fonts", "localtime",
               "mime.types", "nsswitch.conf", "ssl")
+_HOME = "/tmp/home"
+_HOME_FOLDERS = ("HOME", "XDG_CACHE_HOME", "XDG_CONFIG_HOME")  # made by _home, as the uid
 RUN_DIR_MB = 1024  # the runner's files: executed notebook (outputs capped per cell), timeline
 _NOT_SANDBOXED = "none: the kernel ran with the grader's own permissions, network and files"
 
@@ -61,7 +70,9 @@ class Limits:
         memory_mb: memory of the whole sandbox (every process, and its tmpfs), in MiB.
         processes: processes and threads the sandbox may hold at once.
         file_mb: largest file any process may write, in MiB.
-        tmp_mb: size of the private ``/tmp`` tmpfs, in MiB.
+        tmp_mb: size of the private ``/tmp`` tmpfs (``HOME`` is there), in MiB.
+        shm_mb: size of the private ``/dev/shm`` tmpfs (POSIX shared memory: PyTorch's
+            ``DataLoader`` workers, ``multiprocessing`` locks and queues), in MiB.
         disk_mb: size of the run's folder (working copy and run files), in MiB; held by a tmpfs
             the grader mounts there when it is root, else not limited.
     """
@@ -71,6 +82,7 @@ class Limits:
     file_mb: int = 2048
     tmp_mb: int = 1024
     disk_mb: int = 4096
+    shm_mb: int = 1024
 
 
 @dataclass(frozen=True)
@@ -159,10 +171,11 @@ class SandboxSession:
     writable: tuple[Path, ...] = ()
     workdir: Path = Path("/")
 
-    def hand_over(self, workdir: Path, *others: Path) -> None:
-        """Make ``workdir`` (the kernel's start folder) and ``others`` writable in the sandbox,
-        owned by its uid."""
-        self.workdir, self.writable = workdir, (workdir, *others)
+    def hand_over(self, workdir: Path, *others: Path, start: Path | None = None) -> None:
+        """Make ``workdir`` (the working copy) and ``others`` writable in the sandbox, owned by
+        its uid; the kernel starts in ``start`` (a folder inside ``workdir``; default
+        ``workdir`` itself)."""
+        self.workdir, self.writable = start or workdir, (workdir, *others)
         if self.sandbox.sandboxed and os.geteuid() == 0:
             for folder in self.writable:
                 _chown_tree(folder, self.sandbox.uid)
@@ -194,7 +207,7 @@ class SandboxSession:
         if not self.sandbox.sandboxed:
             return [*self._enter_cgroups(), *argv]
         return [*self._enter_cgroups(), *self._bwrap(env), *self._drop(), *self._rlimits(),
-                *argv]
+                *_home(), *argv]
 
     def _enter_cgroups(self) -> list[str]:
         """A shell that moves itself into the run's cgroups, then execs bubblewrap."""
@@ -213,9 +226,12 @@ class SandboxSession:
             args += ["--unshare-user", "--uid", str(self.sandbox.uid), "--gid",
                      str(self.sandbox.uid)]
         args += _system_binds()
+        # sticky and world-writable like a laptop's: bubblewrap makes them as root when the
+        # grader is root, so the kernel's uid could not write a 0755 one; HOME is made by the
+        # uid itself (see _home)
         args += ["--proc", "/proc", "--dev", "/dev",
-                 "--size", str(self.limits.tmp_mb * 2**20), "--tmpfs", "/tmp",
-                 "--dir", "/tmp/home"]
+                 "--perms", "01777", "--size", str(self.limits.shm_mb * 2**20), "--tmpfs", "/dev/shm",
+                 "--perms", "01777", "--size", str(self.limits.tmp_mb * 2**20), "--tmpfs", "/tmp"]
         if self.device == "cuda":  # the driver's device files and what CUDA reads of /sys
             for dev in sorted(Path("/dev").glob("nvidia*")):
                 args += ["--dev-bind", str(dev), str(dev)]
@@ -251,6 +267,14 @@ class SandboxSession:
         return ["prlimit", *limits, "--"]
 
 
+def _home() -> list[str]:
+    """A shell, run as the kernel's uid, that makes ``HOME`` and its cache and config folders (mode 0700,
+    owned by the uid, on the ``/tmp`` tmpfs), then execs the command."""
+    folders = " ".join(f'"{v}"' for k, v in _sandbox_env({}).items() if k in _HOME_FOLDERS)
+    return ["/bin/sh", "-c", f'umask 077 && mkdir -p {folders} && umask 022 && exec "$@"',
+            "grader-home"]
+
+
 def _system_binds() -> list[str]:
     args = ["--ro-bind", "/usr", "/usr"]
     for name in ("bin", "sbin", "lib", "lib32", "lib64", "libx32"):
@@ -259,6 +283,7 @@ def _system_binds() -> list[str]:
             args += ["--symlink", os.readlink(path), str(path)]
         elif path.is_dir():
             args += ["--ro-bind", str(path), str(path)]
+    args += ["--perms", "0755", "--dir", "/etc"]  # bubblewrap would make it 0700: unreadable
     for name in _ETC_FILES:
         path = Path("/etc") / name
         if path.exists():
@@ -291,8 +316,9 @@ def _sandbox_env(env: dict[str, str]) -> dict[str, str]:
                      "OPENBLAS_NUM_THREADS", "TF_NUM_INTRAOP_THREADS", "CUDA_VISIBLE_DEVICES",
                      "TF_CPP_MIN_LOG_LEVEL")}
     return {"PATH": f"{Path(sys.prefix) / 'bin'}:/usr/local/bin:/usr/bin:/bin",
-            "HOME": "/tmp/home", "TMPDIR": "/tmp", "USER": "student", "LANG": "C.UTF-8",
-            "MPLCONFIGDIR": "/tmp/home/.matplotlib", **keep}
+            "HOME": _HOME, "TMPDIR": "/tmp", "USER": "student", "LANG": "C.UTF-8",
+            "XDG_CACHE_HOME": f"{_HOME}/.cache", "XDG_CONFIG_HOME": f"{_HOME}/.config",
+            "MPLCONFIGDIR": f"{_HOME}/.config/matplotlib", **keep}
 
 
 def _chown_tree(folder: Path, uid: int) -> None:
@@ -446,12 +472,15 @@ def resolve_sandbox(mode: str) -> Sandbox:
 
     Raises:
         UsageError: ``mode`` is unknown, or ``bwrap`` was asked for and cannot run.
+        ConfigError: ``GRADER_SANDBOX_UID`` is not a uid (:func:`grader.settings.sandbox_uid`).
     """
     if mode not in MODES:
         raise UsageError(f"unknown sandbox {mode!r}", fix=f"use one of {', '.join(MODES)}")
     if mode == "none":
         return Sandbox("none", _NOT_SANDBOXED + " (--sandbox none)", requested=mode)
-    uid = int(os.environ.get(SANDBOX_UID_ENV, DEFAULT_UID))
+    from grader.settings import sandbox_uid
+
+    uid = sandbox_uid()  # ConfigError for GRADER_SANDBOX_UID=abc (exit 2, with the fix)
     bwrap = shutil.which("bwrap")
     if os.geteuid() == 0 and not (shutil.which("setpriv") and shutil.which("prlimit")):
         problem: str | None = "setpriv and prlimit (util-linux) are needed to drop root"

@@ -1,7 +1,14 @@
 """The scorecard: results of one submission, the schema of ``result.json`` (version 1).
 
 Pure: built from evidence and check results, rendered elsewhere. A submission passes when
-every required criterion of every notebook passes; its score is the sum of earned points.
+every required criterion of every notebook passes; its score is the sum of earned points. A
+criterion that could not be measured (``not_measured``: the run stopped before its evidence
+existed) counts as not passed, earns nothing, and carries the run's fix instead of its own.
+
+Cell numbers (``failed_cell``, :attr:`CellRow.number`, "in cell N" in messages) are the
+student's own: the 1-based position of the cell in the notebook as the student sees it,
+markdown cells included, the cell of parameters injected by the grader not counted (it is shown
+in the timeline as "injected by the grader", without a number).
 """
 
 from __future__ import annotations
@@ -12,6 +19,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from grader.checks import CheckResult
+from grader.frameworks import Framework
 from grader.measure import Measurement
 from grader.rubric import Criterion
 
@@ -24,10 +32,12 @@ __all__ = [
     "NotebookResult",
     "SubmissionResult",
     "score_criteria",
+    "verdict_reason",
 ]
 
 SCHEMA_VERSION: Literal[1] = 1
 Verdict = Literal["pass", "fail"]
+CriterionStatus = Literal["pass", "fail", "not_measured"]
 
 
 class _Model(BaseModel):
@@ -35,27 +45,33 @@ class _Model(BaseModel):
 
 
 class CriterionResult(_Model):
-    """One criterion as graded: ``status`` pass or fail, ``points`` earned of ``max_points``."""
+    """One criterion as graded: ``status`` pass, fail or not_measured, ``points`` earned of
+    ``max_points``, ``short`` a figure for the verdict line (``0.62 < 0.90``; may be empty)."""
 
     id: str
     title: str
-    status: Literal["pass", "fail"]
+    status: CriterionStatus
     required: bool
     points: float
     max_points: float
     message: str
     fix: str
     measured: dict[str, float | int | str] = {}
+    short: str = ""
 
 
 class CellRow(_Model):
-    """One row of the cell timeline."""
+    """One row of the cell timeline: ``index`` its 0-based position in the notebook as run
+    (the injected cell counted), ``number`` the student's cell number (None for the injected
+    cell, ``injected`` True)."""
 
     index: int
     status: str
     seconds: float | None
     source: str
     error: str | None
+    number: int | None = None
+    injected: bool = False
 
 
 class ExecutionSummary(_Model):
@@ -64,7 +80,7 @@ class ExecutionSummary(_Model):
 
     status: str
     message: str
-    failed_cell: int | None
+    failed_cell: int | None  # the student's cell number
     wall_s: float
     sandboxed: bool
     probe_status: str
@@ -121,6 +137,7 @@ class NotebookResult(_Model):
     challenge: str | None
     profile: str
     verdict: Verdict
+    verdict_reason: str = ""
     score: float
     max_score: float
     criteria: list[CriterionResult]
@@ -131,6 +148,9 @@ class NotebookResult(_Model):
     figures_captured: int = 0
     claimed_accuracy: float | None = None
     claim_flagged: bool = False
+    claim_line: str | None = None  # the printed line the claim was read from
+    claim_kind: str | None = None  # test, validation, training or unknown (grader.claims.Claim)
+    notes: list[str] = []  # how the notebook was read and run (grader.notebook.notebook_notes)
     loss_plot_svg: str = Field(default="", exclude=True)
     notebook_loss_plot: str = Field(default="", exclude=True)
 
@@ -151,31 +171,77 @@ class SubmissionResult(_Model):
     submission: str
     path: str
     verdict: Verdict
+    verdict_reason: str = ""
     score: float
     max_score: float
     notebooks: list[NotebookResult]
     problems: list[str] = []
+    ignored: list[str] = []
     started: str
     finished: str
     environment: Environment
 
 
+def _fix(criterion: Criterion, result: CheckResult, framework: Framework | None) -> str:
+    if result.status == "pass":
+        return ""
+    if result.fix is not None:  # a not-measured criterion: the run's fix, not the criterion's
+        return result.fix
+    return criterion.fix_for(framework)
+
+
 def score_criteria(
-    criteria: Sequence[Criterion], results: Sequence[CheckResult]
+    criteria: Sequence[Criterion], results: Sequence[CheckResult], *,
+    framework: Framework | None = None,
 ) -> tuple[list[CriterionResult], Verdict, float, float]:
     """Combine rubric criteria with their check results.
 
+    Args:
+        criteria: the rubric's criteria.
+        results: one check result per criterion, in the same order.
+        framework: the notebook's framework (:func:`grader.frameworks.framework_of`): a
+            criterion that misses gets its fix for that framework where it has one.
+
     Returns:
-        the criterion results, the verdict (pass when every required criterion passes), the
-        points earned and the points possible.
+        the criterion results, the verdict (pass when every required criterion passes; a
+        not-measured one has not passed), the points earned and the points possible.
+
+    Raises:
+        ValueError: ``results`` and ``criteria`` differ in length.
     """
     rows = [
         CriterionResult(
             id=c.id, title=c.title, status=r.status, required=c.required,
             points=c.points if r.status == "pass" else 0.0, max_points=c.points,
-            message=r.message, fix=c.fix if r.status == "fail" else "", measured=r.measured,
+            message=r.message, fix=_fix(c, r, framework), measured=r.measured, short=r.short,
         )
         for c, r in zip(criteria, results, strict=True)
     ]
     verdict: Verdict = "pass" if all(r.status == "pass" for r in rows if r.required) else "fail"
     return rows, verdict, sum(r.points for r in rows), sum(r.max_points for r in rows)
+
+
+def verdict_reason(rows: Sequence[CriterionResult]) -> str:
+    """One line that names what decided the verdict.
+
+    Returns:
+        ``"required criteria not met: accuracy (0.62 < 0.90), runs"`` when required criteria
+        failed, with ``"; not measured: loss-plot, saved-model"`` after it for the required
+        ones that could not be measured (``"required criteria not measured: ..."`` alone);
+        ``"every required criterion met"`` when none is missed; ``""`` for no criteria.
+    """
+    if not rows:
+        return ""
+    failed = [f"{r.id} ({r.short})" if r.short else r.id
+              for r in rows if r.required and r.status == "fail"]
+    unmeasured = [r.id for r in rows if r.required and r.status == "not_measured"]
+    if not failed and not unmeasured:
+        return "every required criterion met"
+    parts = []
+    if failed:
+        parts.append(f"required criteri{'a' if len(failed) > 1 else 'on'} not met: {', '.join(failed)}")
+    if unmeasured:
+        head = "not measured" if failed else (
+            f"required criteri{'a' if len(unmeasured) > 1 else 'on'} not measured")
+        parts.append(f"{head}: {', '.join(unmeasured)}")
+    return "; ".join(parts)

@@ -13,12 +13,15 @@ from pathlib import Path
 
 from grader.errors import ConfigError
 
-__all__ = ["DATA_DIR_ENV", "Settings", "environ_snapshot", "limit_own_blas_threads",
-           "resolve_settings", "user_environ"]
+__all__ = ["DATA_DIR_ENV", "SANDBOX_UID_ENV", "Settings", "environ_snapshot", "limit_own_blas_threads",
+           "resolve_settings", "sandbox_uid", "user_environ"]
 
 DATA_DIR_ENV = "GRADER_DATA_DIR"
 CACHE_DIR_ENV = "GRADER_CACHE_DIR"
 PROJECT_DIR_ENV = "GRADER_PROJECT_DIR"
+SANDBOX_UID_ENV = "GRADER_SANDBOX_UID"
+DEFAULT_SANDBOX_UID = 65534  # nobody
+MAX_UID = 2**32 - 2  # Linux uids are 32-bit; 2**32 - 1 is (uid_t) -1, "no uid"
 
 
 @dataclass(frozen=True)
@@ -78,6 +81,33 @@ def resolve_settings(
         cache_dir=Path(cache).resolve(),
         python=sys.executable,
     )
+
+
+def sandbox_uid(environ: dict[str, str] | None = None) -> int:
+    """The uid the sandboxed kernel runs as: ``$GRADER_SANDBOX_UID``, default 65534 (nobody).
+
+    Args:
+        environ: the environment to read (default: this process's).
+
+    Raises:
+        ConfigError: the variable is set but is not a whole number from 1 to 4294967294 (uid 0
+            is root, which the sandbox must not run as; 4294967295 is ``(uid_t) -1``).
+    """
+    env = os.environ if environ is None else environ
+    raw = env.get(SANDBOX_UID_ENV, "").strip()
+    if not raw:
+        return DEFAULT_SANDBOX_UID
+    try:
+        uid = int(raw, 10)
+    except ValueError:
+        uid = -1
+    if not 1 <= uid <= MAX_UID:
+        raise ConfigError(
+            f"{SANDBOX_UID_ENV}={raw!r} is not a user id (a whole number from 1 to {MAX_UID})",
+            fix=f"unset {SANDBOX_UID_ENV} (the kernel then runs as nobody, {DEFAULT_SANDBOX_UID}) "
+            f"or set it to an unprivileged uid, e.g. export {SANDBOX_UID_ENV}={DEFAULT_SANDBOX_UID}",
+        )
+    return uid
 
 
 # What the grader's own process sets for itself, and the values the user had (None: unset).

@@ -175,7 +175,7 @@ GOOD_TOY_CELLS = [
     "predict_transfer = predict",
     "HISTORY = {'loss': [1.0, 0.6, 0.4], 'val_loss': [1.1, 0.7, 0.5]}\n"
     "plt.plot(HISTORY['loss']); plt.plot(HISTORY['val_loss']); plt.show()",
-    "open(os.path.join(MODEL_DIR, 'model.bin'), 'wb').write(b'0' * 100)",
+    "np.save(os.path.join(MODEL_DIR, 'model.npy'), np.arange(10.0))",
 ]
 
 

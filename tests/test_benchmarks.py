@@ -26,6 +26,7 @@ def _bench(*args: str) -> str:
     return done.stdout
 
 
+@pytest.mark.kernel  # its run includes the "batch" section: every tool's kernels (about 120 s)
 def test_startup_and_time_to_accuracy_rows() -> None:
     out = _bench("--repeat", "1", "--skip", "overhead,probe,cohort")
     assert re.search(r"start-up: grader --help +\d+\.\d\d s", out)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import pytest
@@ -121,7 +122,11 @@ def test_loss_plot_matches_line_data_not_pixels() -> None:
     history = {"source": "HISTORY", "loss": [1.0, 0.5, 0.25], "val_loss": [1.2, 0.8, 0.7]}
     both = evidence({"history": history, "figures": [_figure([1.0, 0.5, 0.25], [1.2, 0.8, 0.7])]})
     result = run("loss_plot", both)
-    assert result.status == "pass" and "cell 1" in result.message  # execution count 2 -> cell 1
+    # execution count 2 -> index 1 -> the student's cell 2 (1-based, no injected cell here)
+    assert result.status == "pass" and result.message.endswith("plotted in cell 2")
+    assert result.measured["cell"] == 2
+    after_injected = dataclasses.replace(both, execution=dataclasses.replace(both.execution, injected_cell=0))
+    assert run("loss_plot", after_injected).message.endswith("plotted in cell 1")
     only_train = evidence({"history": history, "figures": [_figure([1.0, 0.5, 0.25])]})
     assert run("loss_plot", only_train).status == "fail"
     other = evidence({"history": history, "figures": [_figure([1.0, 0.5, 0.3], [1.2, 0.8, 0.7])]})
@@ -144,15 +149,17 @@ def test_new_images() -> None:
     probe = {"new_images": {"files": [f"{i}.jpg" for i in range(5)], "predictions": ["rope"] * 5}}
     assert run("new_image_predictions", evidence(probe, new_images=images)).status == "pass"
     few = run("new_image_predictions", evidence(probe, new_images=images[:4]))
-    assert few.status == "fail" and "4 readable images" in few.message
+    assert (few.status, few.message) == ("fail", "4 images in new_images/: 4 readable, 5 needed; add photos you "
+                                         "took or found that are not in the dataset")
     copied = images[:4] + (NewImage(file="x.jpg", thumbnail="", dataset_match="rope/1.jpeg"),)
     result = run("new_image_predictions", evidence(probe, new_images=copied))
     assert result.status == "fail" and "x.jpg = rope/1.jpeg" in result.message
 
 
 def test_saved_model() -> None:
-    fresh = (ModelFile(path="best.pt", size=5000, written_during_run=True),)
-    old = (ModelFile(path="old.pt", size=5000, written_during_run=False),)
+    fresh = (ModelFile(path="best.pt", size=5000, written_during_run=True, format="pytorch",
+                       description="PyTorch torch.save archive (8 tensors)"),)
+    old = (ModelFile(path="old.pt", size=5000, written_during_run=False, format="pytorch"),)
     assert run("saved_model", evidence(model_files=fresh)).status == "pass"
     assert run("saved_model", evidence(model_files=old)).status == "fail"
     assert run("saved_model", evidence(model_files=fresh), min_bytes=10_000).status == "fail"
@@ -194,6 +201,25 @@ def test_per_class_shown_reads_printed_tables() -> None:
     assert result.status == "fail" and "tents" in result.message
     names_only = "\n".join(CHALLENGE.dataset.classes)
     assert run("per_class_shown", evidence(output_text=names_only)).status == "fail"
+
+
+def test_per_class_shown_wants_an_accuracy_not_an_index() -> None:
+    classes = CHALLENGE.dataset.classes
+    tutorial = "\n".join(f"Accuracy of {c.replace('_', ' '):>5s} : {60 + i} %" for i, c in enumerate(classes))
+    assert run("per_class_shown", evidence(output_text=tutorial)).status == "pass"
+    recall = "{" + ", ".join(f"'{c}': 0.{90 + i}" for i, c in enumerate(classes)) + "}"
+    assert run("per_class_shown", evidence(output_text=recall)).status == "pass"
+    indices = [str(list(enumerate(classes))), str(dict(zip(classes, range(len(classes)), strict=True))),
+               "\n".join(f"{i} {c}" for i, c in enumerate(classes))]
+    for text in indices:
+        result = run("per_class_shown", evidence(output_text=text))
+        assert (result.status, result.message) == ("fail", (
+            "no per-class figure shown for 12 classes: axes, boots, carabiners, crampons, gloves, "
+            "hardshell_jackets; print the accuracy of every class")), text
+    # one class's figure does not count for the class named before it on the line
+    shared = str(dict(zip(classes, [0] * (len(classes) - 1) + [0.5], strict=True)))
+    result = run("per_class_shown", evidence(output_text=shared))
+    assert result.status == "fail" and result.message.startswith("no per-class figure shown for 11 classes")
 
 
 def _heatmap(xlabel: str, images: int, collections: int = 0) -> dict[str, Any]:

@@ -1,10 +1,34 @@
-"""Accuracy claims read from printed output, and the gap to the measured figure."""
+"""Accuracy claims read from printed output, their kind, and the gap to the measured figure."""
 
 from __future__ import annotations
 
 import pytest
 
-from grader.claims import accuracy_claims, compare_claim
+from grader.claims import Claim, accuracy_claims, compare_claim, read_claims
+
+KERAS2 = ("Epoch 1/10\n"
+          " 3/10 [=======>......................] - ETA: 2s - loss: 0.9012 - accuracy: 0.6120\x08\x08\x08\r"
+          "10/10 [==============================] - 3s 250ms/step - loss: 0.0213 - accuracy: 0.9931 - "
+          "val_loss: 0.3012 - val_accuracy: 0.8891\n")
+KERAS3 = ("Epoch 10/10\n"
+          "\x1b[1m10/10\x1b[0m \x1b[32m━━━━━━━━━━━━━━━━━━━━\x1b[0m\x1b[37m\x1b[0m \x1b[1m3s\x1b[0m 250ms/step - "
+          "accuracy: 0.9931 - loss: 0.0213 - val_accuracy: 0.8891 - val_loss: 0.3012\n")
+# Keras 3.15 in a Jupyter kernel, as captured: fit(epochs=2, validation_split=0.25), evaluate, a print
+_BAR = "\x1b[1m{}\x1b[0m \x1b[32m{}\x1b[0m\x1b[37m{}\x1b[0m \x1b[1m{}\x1b[0m {} - "
+KERAS3_CAPTURED = (
+    "Epoch 1/2\n\r" + _BAR.format("1/6", "━━━", "━" * 17, "6s", "1s/step")
+    + "accuracy: 0.6250 - loss: 0.6982" + "\x08" * 69 + "\r" + _BAR.format("6/6", "━" * 20, "", "2s", "105ms/step")
+    + "accuracy: 0.4375 - loss: 0.7826 - val_accuracy: 0.4375 - val_loss: 0.7796\n"
+    "Epoch 2/2\n\r" + _BAR.format("1/6", "━━━", "━" * 17, "3s", "631ms/step")
+    + "accuracy: 0.5000 - loss: 0.7413" + "\x08" * 72 + "\r" + _BAR.format("6/6", "━" * 20, "", "1s", "28ms/step")
+    + "accuracy: 0.4375 - loss: 0.7780 - val_accuracy: 0.4375 - val_loss: 0.7756\n"
+    "\r" + _BAR.format("1/2", "━" * 10, "━" * 10, "0s", "260ms/step") + "accuracy: 0.4375 - loss: 0.7877"
+    + "\x08" * 72 + "\r" + _BAR.format("2/2", "━" * 20, "", "0s", "27ms/step")
+    + "accuracy: 0.4375 - loss: 0.7757 \nTest accuracy: 0.4375\n")
+TORCH_TUTORIAL = """Accuracy of the network on the 10000 test images: 54 %
+Accuracy for class: plane is 57.1 %
+Accuracy for class: car   is 72.5 %
+"""
 
 
 @pytest.mark.parametrize(("line", "expected"), [
@@ -16,15 +40,98 @@ from grader.claims import accuracy_claims, compare_claim
     ("accuracy 0.99\naccuracy 0.5", [0.99, 0.5]),
     ("loss 0.3, no such figure here", []),
     ("accuracy: 250", []),
+    ("Accuracy after epoch 10: 0.95", [0.95]),
+    ("Accuracy: 47/50 (94%)", [0.94]),
+    ("Accuracy: 47/50", [0.94]),
+    ("accuracy 0/50", [0.0]),
+    ("accuracy, loss: 0.3", []),
+    ("Accuracy of the network on the 10000 test images: 54 %", [0.54]),
 ])
 def test_claims(line: str, expected: list[float]) -> None:
     assert accuracy_claims(line) == pytest.approx(expected)
 
 
+def test_keras_2_progress_lines_tell_training_from_validation() -> None:
+    claims = read_claims(KERAS2)
+    assert [(c.value, c.kind, c.certain) for c in claims] == [
+        (0.612, "training", True), (0.9931, "training", True), (0.8891, "validation", True)]
+    assert claims[-1].line.startswith("10/10 [====") and claims[-1].line.endswith("val_accuracy: 0.8891")
+
+
+def test_keras_3_progress_lines_lose_their_ansi_escapes() -> None:
+    claims = read_claims(KERAS3)
+    assert claims == [
+        Claim(0.9931, claims[0].line, "training", True), Claim(0.8891, claims[0].line, "validation", True)]
+    assert claims[0].line == ("10/10 ━━━━━━━━━━━━━━━━━━━━ 3s 250ms/step - accuracy: 0.9931 - loss: 0.0213 - "
+                              "val_accuracy: 0.8891 - val_loss: 0.3012")
+
+
+def test_keras_evaluate_after_fit_is_not_a_training_figure() -> None:
+    text = KERAS2 + "313/313 [==============================] - 1s 2ms/step - loss: 0.3 - accuracy: 0.8812\n"
+    last = read_claims(text)[-1]
+    assert (last.value, last.kind, last.certain) == (0.8812, "unknown", False)
+
+
+def test_the_keras_coach_solution_is_not_accused() -> None:
+    """The training accuracy Keras prints is not compared: its val_accuracy is, and it is fine."""
+    for text in (KERAS2, KERAS3):
+        check = compare_claim(text, 0.889)
+        assert check is not None and check.claim.kind == "validation"
+        assert check.claimed == pytest.approx(0.8891) and not check.flagged
+
+
+@pytest.mark.parametrize(("line", "kind", "certain"), [
+    ("Test accuracy: 0.991", "test", True),
+    ("accuracy on the test set: 0.97", "test", True),
+    ("Validation accuracy 93.1%", "validation", True),
+    ("Test set: Average loss: 0.0300, Accuracy: 9900/10000 (99%)", "test", True),
+    ("train accuracy 0.99", "training", True),
+    ("training acc: 0.99", "training", True),
+    ("Epoch 3: train_loss=0.20 train_acc=0.99", "training", True),
+    ("Accuracy after epoch 10: 0.95", "unknown", False),
+    ("Epoch 3: loss 0.3, val loss 0.4, accuracy 0.9", "unknown", False),
+    ("train/test accuracy: 0.99", "unknown", False),
+    ("    accuracy                           0.94       424", "unknown", False),
+])
+def test_claim_kinds(line: str, kind: str, certain: bool) -> None:
+    (claim,) = read_claims(line)
+    assert (claim.kind, claim.certain, claim.line) == (kind, certain, line.strip())
+
+
+def test_pytorch_tutorial_compares_the_test_figure_not_a_class() -> None:
+    check = compare_claim(TORCH_TUTORIAL, 0.40)
+    assert check is not None and check.claimed == 0.54 and check.claim.kind == "test"
+    assert check.claim.line == "Accuracy of the network on the 10000 test images: 54 %"
+    assert check.flagged
+    assert [c.value for c in read_claims(TORCH_TUTORIAL)] == pytest.approx([0.54, 0.571, 0.725])
+
+
 def test_gap_is_flagged_only_when_the_claim_is_higher() -> None:
-    check = compare_claim("epoch 9 accuracy 0.80\nfinal accuracy: 0.99", 0.85)
+    check = compare_claim("epoch 9 test accuracy 0.80\nfinal test accuracy: 0.99", 0.85)
     assert check is not None and check.claimed == 0.99 and check.flagged
-    modest = compare_claim("accuracy 0.83", 0.85)
+    assert check.gap == pytest.approx(0.14)
+    modest = compare_claim("test accuracy 0.83", 0.85)
     assert modest is not None and not modest.flagged
     assert compare_claim("nothing claimed", 0.85) is None
-    assert compare_claim("accuracy 0.9", None) is None
+    assert compare_claim("test accuracy 0.9", None) is None
+
+
+def test_an_unsure_claim_is_shown_not_flagged() -> None:
+    only_training = compare_claim("train accuracy: 0.99", 0.5)
+    assert only_training is not None and only_training.claimed == 0.99
+    assert only_training.claim.kind == "training" and not only_training.flagged
+    ambiguous = compare_claim("Accuracy after epoch 10: 0.95", 0.5)
+    assert ambiguous is not None and ambiguous.claimed == 0.95 and not ambiguous.flagged
+    # a held-out figure wins over a later training one
+    both = compare_claim("test accuracy: 0.97\ntrain accuracy: 0.99", 0.5)
+    assert both is not None and both.claimed == 0.97 and both.flagged
+
+
+def test_captured_keras_3_fit_evaluate_and_print() -> None:
+    assert [(c.value, c.kind, c.certain) for c in read_claims(KERAS3_CAPTURED)] == [
+        (0.625, "training", True), (0.4375, "training", True), (0.4375, "validation", True),
+        (0.5, "training", True), (0.4375, "training", True), (0.4375, "validation", True),
+        (0.4375, "unknown", False), (0.4375, "unknown", False),  # evaluate's progress lines
+        (0.4375, "test", True)]
+    check = compare_claim(KERAS3_CAPTURED, 0.30)
+    assert check is not None and check.claim.line == "Test accuracy: 0.4375" and check.flagged

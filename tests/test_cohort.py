@@ -275,3 +275,74 @@ def test_an_internal_error_fails_one_job_only(cohort: tuple[Settings, list[Path]
     assert "beta: harness fault: internal error (KeyError: 'a bug')" in capsys.readouterr().err
     assert json.loads((tmp_path / "out" / "alpha" / "result.json").read_text())["verdict"] == "pass"
     assert (tmp_path / "out" / "gamma" / "result.json").is_file()
+
+
+def _grade_directly(settings: Settings, folders: list[Path], write: Callable[[Any], None],
+                    **cohort_options: Any) -> Any:
+    """grade_cohort on ``folders`` without the CLI around it (no sandbox, no cache)."""
+    from grader.cohort import CohortOptions, Job, grade_cohort
+    from grader.grade import GradeOptions, discover
+    from grader.sandbox import resolve_sandbox
+
+    jobs = [Job(n, discover(f), f.name) for n, f in enumerate(folders, 1)]
+    options = GradeOptions(profile="ci", sandbox=resolve_sandbox("none"))
+    return grade_cohort(jobs, settings, options, CohortOptions(use_cache=False, **cohort_options),
+                        write=write)
+
+
+@pytest.mark.parametrize("executor", ["local", "dask"])
+def test_an_error_writing_the_outputs_stops_the_run_once(
+        executor: str, cohort: tuple[Settings, list[Path]], request: pytest.FixtureRequest) -> None:
+    """An exception of ``write`` (a full disk) is the harness's, not the job's: it is not taken for
+    a remote error, ``write`` is not called again for the same job, and the run stops, on both
+    paths alike."""
+    settings, folders = cohort
+    written: list[str] = []
+
+    def write(outcome: Any) -> None:
+        written.append(outcome.job.folder)
+        raise OSError(28, "No space left on device")
+
+    extra: dict[str, Any] = {}
+    if executor == "dask":
+        extra = {"executor": "dask", "scheduler": request.getfixturevalue("local_cluster").scheduler_address}
+    with pytest.raises(OSError, match="No space left on device"):
+        _grade_directly(settings, folders[:2], write, **extra)
+    assert len(written) == 1 and written[0] in ("alpha", "beta")
+
+
+def test_dask_ctrl_c_before_any_job_is_out_is_an_interruption(
+        cohort: tuple[Settings, list[Path]], local_cluster: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    import distributed
+
+    from grader.cohort import Interrupted
+
+    settings, folders = cohort
+
+    def interrupted(self: Any, *args: Any, **kwargs: Any) -> Any:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(distributed.Client, "scheduler_info", interrupted)  # the GPU check asks it
+    with pytest.raises(Interrupted) as stop:
+        _grade_directly(settings, folders[:1], lambda outcome: None, executor="dask",
+                        scheduler=local_cluster.scheduler_address, gpus=("0",))
+    assert stop.value.outcomes == []
+
+
+def test_a_dask_jobs_kernel_gets_the_workers_threads_and_gpu(cohort: tuple[Settings, list[Path]],
+                                                             tmp_path: Path) -> None:
+    """A worker declaring 3 cores (``--resources CPU=3``) and one thread, started with
+    ``CUDA_VISIBLE_DEVICES=5``: its kernels see 3 threads (not the nanny's 1) and GPU 5."""
+    distributed = pytest.importorskip("distributed")
+
+    settings, _ = cohort
+    folder = write_submission(tmp_path / "env", "one", ENV_CELLS)
+    results: list[Any] = []
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=True,
+                                  dashboard_address=None, resources={"CPU": 3},
+                                  env={"CUDA_VISIBLE_DEVICES": "5"}) as cluster:
+        _grade_directly(settings, [folder], results.append, executor="dask",
+                        scheduler=cluster.scheduler_address)
+    (outcome,) = results
+    assert outcome.error is None and outcome.result is not None
+    assert outcome.result.notebooks[0].new_images[0].prediction == "5/3"

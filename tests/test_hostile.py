@@ -85,7 +85,7 @@ def _execution(result: Result) -> dict[str, Any]:
 def _fails_accuracy(result: Result, batch: Batch) -> None:
     assert result["verdict"] == "fail"
     accuracy = _criteria(result)["accuracy"]
-    assert accuracy["status"] == "fail"
+    assert accuracy["status"] in ("fail", "not_measured")  # not_measured: the run stopped early
     assert accuracy["measured"].get("accuracy", 0) <= 0.34, accuracy
 
 

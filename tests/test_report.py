@@ -162,3 +162,43 @@ def test_a_lost_or_damaged_bytecode_cache_never_stops_a_scorecard(template_cache
     report._env()
     shutil.rmtree(folder)  # cleaned away under a long run: nowhere to keep what is compiled
     assert render_scorecard(sample()) == expected
+
+
+def test_junit_is_valid_xml_whatever_the_messages_hold() -> None:
+    from xml.etree import ElementTree as ET
+
+    from grader.report import junit_xml
+
+    nasty = "\x1b[31mKeyError\x1b[0m \x00\x0b ]]> <b>&"
+    result = sample(nasty)
+    crashed = result.notebooks[0].model_copy(update={
+        "notebook": "other.ipynb", "criteria": [],
+        "execution": result.notebooks[0].execution.model_copy(update={"message": f"cell 3 raised {nasty}"})})
+    result = result.model_copy(update={"notebooks": [*result.notebooks, crashed]})
+    root = ET.fromstring(junit_xml([result]))
+    suite = root.find("testsuite")
+    assert suite is not None and suite.get("name") == "team3KeyError  ]]> <b>&"
+    assert (suite.get("tests"), suite.get("failures"), suite.get("errors")) == ("3", "1", "1")
+    failure = suite.find("testcase/failure")
+    assert failure is not None and failure.get("type") == "required"
+    assert failure.get("message") == "`predict` scored 0.333, below 0.90 KeyError  ]]> <b>&"
+    assert failure.text == "`predict` scored 0.333, below 0.90 KeyError  ]]> <b>&\nFix: fix accuracy"
+    error = suite.find("testcase/error")
+    assert error is not None and error.get("message") == error.text == "cell 3 raised KeyError  ]]> <b>&"
+
+
+@pytest.mark.parametrize(("kind", "flagged", "expected"), [
+    ("test", True, "The notebook printed a test accuracy of 0.990 (<code>Test accuracy: 0.99 &lt;b&gt;</code>); "
+     "the grader measured 0.333 on the hidden test set: the claim is higher by 65.7 points."),
+    ("training", False, "The notebook printed a training accuracy of 0.990 (<code>Test accuracy: 0.99 &lt;b&gt;"
+     "</code>); the grader measured 0.333 on the hidden test set. A training figure is higher by nature and is "
+     "not flagged."),
+    ("unknown", False, "The notebook printed an accuracy of 0.990 (<code>Test accuracy: 0.99 &lt;b&gt;</code>); "
+     "the grader measured 0.333 on the hidden test set. Which data the figure is about is unclear, so it is "
+     "not flagged."),
+])
+def test_scorecard_shows_the_claim_with_its_line(kind: str, flagged: bool, expected: str) -> None:
+    result = sample()
+    nb = result.notebooks[0].model_copy(update={"claimed_accuracy": 0.99, "claim_flagged": flagged,
+                                                "claim_line": "Test accuracy: 0.99 <b>", "claim_kind": kind})
+    assert expected in render_scorecard(result.model_copy(update={"notebooks": [nb]}))

@@ -2,28 +2,35 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Literal
 
 from pydantic import Field
 
-from grader.checks.registry import CheckResult, NoParams, Params, fail, passed, register
-from grader.evidence import Evidence
+from grader.checks.registry import CheckResult, NoParams, Params, fail, passed, register, run_problem
+from grader.evidence import Evidence, ModelRun
+from grader.frameworks import framework_of
 from grader.measure import measure
+from grader.modelfile import human_size
 
 
-@register("notebook_runs", NoParams)
+@register("notebook_runs", NoParams, needs_run=False)
 def notebook_runs(ev: Evidence, params: NoParams) -> CheckResult:
-    """Reads the execution facts. Passes when every cell ran without error inside its time
-    limit, the kernel stayed alive and the probe ran to its end."""
+    """Reads the execution facts and what the probe found defined. Passes when every cell ran
+    without error inside its time limit, the kernel stayed alive, the probe ran to its end and
+    the contract is defined: ``CLASS_NAMES`` a list of str and the predict function callable
+    (as :func:`grader.checks.registry.run_problem` finds no problem)."""
     ex = ev.execution
+    if ex.status == "malformed":  # the message names the file's fault and its own fix
+        return dataclasses.replace(fail(ex.message or "the notebook is not a valid notebook",
+                                        status=ex.status), fix="")
     if ex.status != "ok":
         return fail(ex.message or f"the run ended with status {ex.status}", status=ex.status)
-    if ex.probe is None or ex.probe.status != "ok":
-        detail = ex.probe.message if ex.probe else "it did not run"
-        return fail(f"the notebook ran, but calling its contract failed: {detail}")
-    if ev.probe_error:
-        return fail(ev.probe_error)
-    return passed(True, f"all cells ran in {ex.wall_s:.0f} s", wall_s=round(ex.wall_s, 1))
+    problem = run_problem(ev)
+    if problem is not None:
+        return fail(problem.reason)
+    return passed(True, f"all cells ran in {ex.wall_s:.0f} s and the contract is defined",
+                  wall_s=round(ex.wall_s, 1))
 
 
 def _predictions(ev: Evidence, role: str, name: str) -> tuple[list[str] | None, str]:
@@ -41,6 +48,12 @@ def _predictions(ev: Evidence, role: str, name: str) -> tuple[list[str] | None, 
             f"{len(ev.hidden_labels)} hidden test images"
         )
     return run.predictions, ""
+
+
+def _below(value: float, threshold: float) -> str:
+    """``value`` to two decimals, or three where two would read as ``threshold`` (0.897)."""
+    two = f"{value:.2f}"
+    return f"{value:.3f}" if two == f"{threshold:.2f}" else two
 
 
 class AccuracyParams(Params):
@@ -72,6 +85,7 @@ def hidden_accuracy(ev: Evidence, params: AccuracyParams) -> CheckResult:
         ok,
         f"`{name}` scored {m.accuracy:.3f} on {m.n} hidden test images, {verdict} "
         f"{params.threshold:.2f}",
+        short=f"{_below(m.accuracy, params.threshold)} < {params.threshold:.2f}",
         accuracy=round(m.accuracy, 4),
     )
 
@@ -104,29 +118,94 @@ class NewImagesParams(Params):
     min_images: int = Field(default=5, ge=1)
 
 
-@register("new_image_predictions", NewImagesParams)
+def _images_summary(ev: Evidence) -> str:
+    """``5 images`` or ``5 images, 1 unreadable (x.jpg: truncated)``: the folder as the grader read it."""
+    n = len(ev.new_images)
+    counted = f"{n} image{'' if n == 1 else 's'} in new_images/"
+    bad = [im for im in ev.new_images if im.error is not None]
+    if not bad:
+        return counted
+    shown = "; ".join(f"{im.file}: {im.error}" for im in bad[:3]) + ("; ..." if len(bad) > 3 else "")
+    return f"{counted}, {len(bad)} unreadable ({shown})"
+
+
+def _not_called(ev: Evidence, name: str) -> CheckResult | None:
+    """A not_measured result saying why ``name`` has no answers on new_images/ when the run
+    left nothing to measure (:func:`grader.checks.registry.run_problem`), else None."""
+    problem = run_problem(ev)
+    if problem is None:
+        return None
+    # with no images listed the folder may not have been read at all (the grader stops before
+    # reading it for a malformed notebook or a submission too large to copy): no count then
+    counted = f"; {_images_summary(ev)}" if ev.new_images else ""
+    if ev.execution.status == "ok":
+        why = f": {problem.reason}"
+    else:  # no cell record: the grader stopped before running it (not a notebook, too large...)
+        why = (f" because the notebook {'did not run to its end' if ev.execution.cells else 'was not run'} "
+               f"({problem.reason})")
+    return CheckResult(status="not_measured", fix=problem.fix,
+                       message=f"not measured: `{name}` was not called on new_images/{why}{counted}")
+
+
+def _answers(ev: Evidence, run: ModelRun | None, files: list[str], name: str,
+             what: str) -> tuple[dict[str, str] | None, str]:
+    """``{file: answer}`` of ``run`` on new_images/ (``files`` the ones it was called on, in
+    order), or None and why there are none."""
+    if run is None:
+        defined = ev.probe.models.get("predict") if ev.probe else None
+        if what == "predictions" and defined is not None and defined.error:
+            return None, f"`{name}` {defined.error}, so it was not called on new_images/"
+        return None, f"`{name}` was not called on new_images/"
+    if run.error is not None or run.predictions is None:
+        return None, f"`{name}` gave no {what} for new_images/: it {run.error or 'returned nothing'}"
+    if len(run.predictions) != len(files):
+        return None, f"`{name}` returned {len(run.predictions)} {what} for {len(files)} images"
+    return dict(zip(files, run.predictions, strict=True)), ""
+
+
+def _unanswered(ev: Evidence, run: ModelRun | None, answers: dict[str, str], name: str) -> str:
+    """Why some images the grader read got no answer (the probe could not read them), or ""."""
+    missing = [im.file for im in ev.new_images if im.error is None and im.file not in answers]
+    if not missing:
+        return ""
+    probe_errors = {u.file: u.error for u in run.unreadable} if run else {}
+    shown = "; ".join(f"{f}: {probe_errors.get(f, 'not sent')}" for f in missing[:3])
+    return f"`{name}` was not called on {len(missing)} of them, which the probe could not read ({shown})"
+
+
+@register("new_image_predictions", NewImagesParams, needs_run=False)
 def new_image_predictions(ev: Evidence, params: NewImagesParams) -> CheckResult:
-    """Reads the submission's ``new_images/`` (dataset matches by content and perceptual hash)
-    and ``predict``'s answers on them. Passes when at least ``min_images`` readable images are
-    there, none is a dataset image, and ``predict`` returned a class name for each."""
+    """Reads the submission's ``new_images/`` as the grader decoded it (:mod:`grader.images`;
+    dataset matches by perceptual hash) and ``predict``'s answers on them from the probe.
+    Passes when at least ``min_images`` images decode, none is a dataset image, and ``predict``
+    returned one of the challenge's class names for each of them. Unreadable images are named
+    on their rows and in the message, and fail the criterion only by leaving too few. Too few
+    images, or dataset copies, fail whatever became of the run; any other failure is
+    not_measured, saying why, when the run left nothing to measure."""
+    name = ev.challenge.contract.predict
+    stopped = _not_called(ev, name)
+    if stopped is not None and not ev.new_images:
+        return stopped
+    summary = _images_summary(ev)
     readable = [im for im in ev.new_images if im.error is None]
     if len(readable) < params.min_images:
-        return fail(f"{len(readable)} readable images in new_images/; add at least "
-                     f"{params.min_images} photos that are not in the dataset",
-                     images=len(readable))
+        return fail(f"{summary}: {len(readable)} readable, {params.min_images} needed; add photos "
+                    "you took or found that are not in the dataset", images=len(readable))
     copies = [f"{im.file} = {im.dataset_match}" for im in readable if im.dataset_match]
     if copies:
-        return fail("these are dataset images, not new ones: " + "; ".join(copies[:5]),
-                     images=len(readable))
+        return fail("these are dataset images, not new ones: " + "; ".join(copies[:5]), images=len(readable))
     run = ev.probe.new_images if ev.probe else None
-    name = ev.challenge.contract.predict
-    if run is None or run.predictions is None:
-        return fail(f"`{name}` gave no predictions for new_images/: "
-                     f"{run.error if run else 'it was not called'}")
-    unknown = sorted(set(run.predictions) - set(ev.challenge.dataset.classes))
+    answers, why = _answers(ev, run, run.files if run else [], name, "predictions")
+    if answers is None:
+        return stopped or fail(f"{summary}; {why}", images=len(readable))
+    unanswered = _unanswered(ev, run, answers, name)
+    if unanswered:
+        return stopped or fail(f"{summary}; {unanswered}", images=len(readable))
+    unknown = sorted({answers[im.file] for im in readable} - set(ev.challenge.dataset.classes))
     if unknown:
-        return fail(f"`{name}` returned names that are not classes: {unknown[:5]}")
-    return passed(True, f"{len(run.predictions)} new images classified", images=len(readable))
+        return stopped or fail(f"`{name}` returned names that are not classes: {unknown[:5]}",
+                               images=len(readable))
+    return passed(True, f"{summary}; {len(readable)} classified by `{name}`", images=len(readable))
 
 
 class TransferParams(Params):
@@ -145,41 +224,81 @@ class SavedModelParams(Params):
     min_bytes: int = Field(default=1024, ge=1)
 
 
+_SAVE_HINTS = {
+    "pytorch": "torch.save(model.state_dict(), os.path.join(MODEL_DIR, 'best.pt'))",
+    "tensorflow": "model.save(os.path.join(MODEL_DIR, 'best.keras'))",
+    "sklearn": "joblib.dump(model, os.path.join(MODEL_DIR, 'model.joblib'))",
+}
+
+
+def _save_hint(ev: Evidence) -> str:
+    """How to save a model in the framework the notebook imports (:func:`grader.frameworks.framework_of`)."""
+    framework = framework_of(ev.code)
+    if framework is not None:
+        return f"save your best model there: {_SAVE_HINTS[framework]}"
+    return ("save your best model there: " + _SAVE_HINTS["pytorch"] + " in PyTorch, "
+            + _SAVE_HINTS["tensorflow"] + " in Keras, " + _SAVE_HINTS["sklearn"] + " in scikit-learn")
+
+
 @register("saved_model", SavedModelParams)
 def saved_model(ev: Evidence, params: SavedModelParams) -> CheckResult:
-    """Reads the listing of ``MODEL_DIR`` after the run (files are never loaded). Passes when
-    a file of at least ``min_bytes`` bytes was written there during this run."""
-    fresh = [f for f in ev.model_files if f.written_during_run and f.size >= params.min_bytes]
-    if not fresh:
-        return fail(f"no model file of {params.min_bytes} bytes or more was saved under "
-                     "MODEL_DIR during this run; save your best model there "
-                     "(torch.save(model.state_dict(), os.path.join(MODEL_DIR, 'best.pt')))",
-                     files=len(ev.model_files))
-    names = ", ".join(f"{f.path} ({f.size / 1e6:.1f} MB)" for f in fresh[:3])
-    return passed(True, f"saved: {names}", files=len(fresh))
+    """Reads the listing of ``MODEL_DIR`` after the run, with each file's format as its
+    signature shows it (:mod:`grader.modelfile`: nothing is unpickled or loaded). Passes when a
+    file (or TensorFlow SavedModel folder) of a recognised model format and at least
+    ``min_bytes`` bytes was written there during this run. The failure names what was found
+    instead and how to save a model in the framework the notebook imports."""
+    fresh = [f for f in ev.model_files if f.written_during_run]
+    models = [f for f in fresh if f.format is not None]
+    big = [f for f in models if f.size >= params.min_bytes]
+    if big:
+        names = ", ".join(f"{f.path} ({f.description}, {human_size(f.size)})" for f in big[:3])
+        return passed(True, f"saved: {names}", files=len(big))
+    hint = _save_hint(ev)
+    if models:
+        small = "; ".join(f"{f.path} is a {f.description} of {human_size(f.size)}" for f in models[:3])
+        return fail(f"{small}: under the {human_size(params.min_bytes)} a trained model takes; {hint}",
+                    files=0)
+    if fresh:
+        junk = "; ".join(f"{f.path} ({human_size(f.size)}) is not a model file: {f.description}" for f in fresh[:3])
+        return fail(f"{junk}; {hint}", files=0)
+    older = [f.path for f in ev.model_files]
+    before = f" ({', '.join(older[:3])} {'is' if len(older) == 1 else 'are'} older than the run)" if older else ""
+    return fail(f"no model file was saved under MODEL_DIR during this run{before}; {hint}", files=0)
 
 
 class ImagenetParams(Params):
     min_images: int = Field(default=1, ge=1)
 
 
-@register("imagenet_labels", ImagenetParams)
+@register("imagenet_labels", ImagenetParams, needs_run=False)
 def imagenet_labels(ev: Evidence, params: ImagenetParams) -> CheckResult:
-    """Reads the answers of the contract's pretrained ImageNet classifier on ``new_images/``.
-    Passes when at least ``min_images`` new images are there and the classifier returned a
-    non-empty label for every one of them."""
+    """Reads the answers of the contract's pretrained ImageNet classifier on ``new_images/``
+    from the probe. Passes when at least ``min_images`` new images decode and the classifier
+    returned a non-empty label for every one of them. Too few images fail whatever became of
+    the run; any other failure is not_measured, saying why, when the run left nothing to measure."""
     name = ev.challenge.contract.imagenet or "the ImageNet classifier"
+    stopped = _not_called(ev, name)
+    if stopped is not None and not ev.new_images:
+        return stopped
+    summary = _images_summary(ev)
     readable = [im for im in ev.new_images if im.error is None]
     if len(readable) < params.min_images:
-        return fail(f"{len(readable)} readable images in new_images/; add at least {params.min_images}")
+        return fail(f"{summary}: {len(readable)} readable, {params.min_images} needed", images=len(readable))
     run = ev.probe.new_images_extra.get("imagenet") if ev.probe else None
-    if run is None or run.predictions is None:
-        return fail(f"`{name}` gave no labels for new_images/: {run.error if run else 'it was not called'}")
-    if not all(label.strip() for label in run.predictions):
-        return fail(f"`{name}` returned an empty label")
-    files = [im.file for im in ev.new_images]
-    shown = ", ".join(f"{f}: {label}" for f, label in list(zip(files, run.predictions, strict=False))[:3])
-    return passed(True, f"{len(run.predictions)} photos labelled ({shown})", images=len(run.predictions))
+    skipped = {u.file for u in run.unreadable} if run else set()
+    files = [im.file for im in ev.new_images if im.file not in skipped]  # the probe's order
+    answers, why = _answers(ev, run, files, name, "labels")
+    if answers is None:
+        return stopped or fail(f"{summary}; {why}", images=len(readable))
+    unanswered = _unanswered(ev, run, answers, name)
+    if unanswered:
+        return stopped or fail(f"{summary}; {unanswered}", images=len(readable))
+    empty = [f for f in files if not answers[f].strip()]
+    if empty:
+        return stopped or fail(f"`{name}` returned an empty label for {', '.join(empty[:3])}",
+                               images=len(readable))
+    shown = ", ".join(f"{f}: {answers[f]}" for f in files[:3])
+    return passed(True, f"{len(files)} photos labelled ({shown})", images=len(files))
 
 
 class AddedClassParams(Params):

@@ -8,6 +8,7 @@ from pydantic import Field
 
 from grader.checks.registry import CheckResult, Params, fail, passed, register
 from grader.evidence import Evidence
+from grader.frameworks import framework_of
 
 
 class HistoryParams(Params):
@@ -27,6 +28,10 @@ def loss_history(ev: Evidence, params: HistoryParams) -> CheckResult:
     loss are recorded for the same number of epochs, at least ``min_epochs``, all finite."""
     hist = ev.probe.history if ev.probe else None
     if hist is None:
+        if framework_of(ev.code) == "tensorflow":
+            return fail("no loss history found: keep what Keras's fit returns, HISTORY = "
+                        "model.fit(..., validation_data=...), or define HISTORY = {'loss': [...], "
+                        "'val_loss': [...]}")
         return fail(
             "no loss history found: define HISTORY = {'loss': [...], 'val_loss': [...]} with "
             "the average training and validation loss of each epoch"
@@ -72,11 +77,12 @@ def loss_plot(ev: Evidence, params: PlotParams) -> CheckResult:
         if any(_matches(y, loss, params.rtol) for y in ys) and any(
             _matches(y, val, params.rtol) for y in ys
         ):
-            cell = ev.execution.cell_of(fig.execution_count)
+            index = ev.execution.cell_of(fig.execution_count)
+            cell = ev.execution.number_of(index) if index is not None else None
             where = f"in cell {cell}" if cell is not None else "in a figure"
             measured: dict[str, float | int | str] = {"figures": len(figures)}
             if cell is not None:
-                measured["cell"] = cell
+                measured["cell"] = cell  # the student's cell number
             return CheckResult(status="pass", message=f"training and validation loss plotted {where}",
                                measured=measured)
     return fail(

@@ -4,7 +4,80 @@ This file's source runs in the student's kernel after the last cell, followed by
 ``_grader_probe(CONFIG)`` with a JSON config the runner writes. It imports nothing of the
 grader, sees image files under neutral names and no labels, and writes only strings, numbers
 and lists: the grader validates them against a schema and scores them outside this process.
+
+An image file the probe cannot decode is reported by name (``unreadable``) and left out of the
+call; the rest of the folder, and every other folder, is still run.
 """
+
+
+def _grader_to_rgb(im):
+    """The image as upright 8-bit RGB: a copy of ``grader.images.to_rgb`` (a test compares
+    the two on every mode)."""
+    from PIL import Image, ImageOps
+
+    try:
+        im = ImageOps.exif_transpose(im)
+    except Exception:
+        im = im.copy()
+    if im.mode.startswith("I;16") or im.mode == "I":
+        im = im.convert("I").point(lambda v: v / 257).convert("L")
+    elif im.mode == "F":
+        low, high = im.getextrema()
+        scale = 255 if 0 <= float(low) and float(high) <= 1 else 1 / 257
+        im = im.point(lambda v: v * scale).convert("L")
+    if im.mode == "P" and "transparency" in im.info:
+        im = im.convert("RGBA")
+    if im.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
+        rgba = (im.convert("LA") if im.mode == "La" else im).convert("RGBA")  # no La -> RGBA in Pillow
+        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(white, rgba).convert("RGB")
+    return im.convert("RGB")
+
+
+def _grader_image_rgb(path):
+    """Open one image file as upright 8-bit RGB: ``(image, None)`` or ``(None, reason)``.
+
+    A copy of ``grader.images.decode`` (this file cannot import the grader; a test compares
+    the two on every mode): EXIF orientation applied; I;16 / I / F scaled to 8 bits; alpha
+    composited on white; Pillow's decompression-bomb limit kept; truncated files are errors.
+    """
+    import os
+    import warnings
+
+    from PIL import Image, ImageFile, UnidentifiedImageError
+
+    max_pixels = int(1024 * 1024 * 1024 // 4 // 3)  # Pillow's default MAX_IMAGE_PIXELS
+    if os.path.islink(path):
+        return None, "is a symbolic link; put the image itself in new_images/"
+    if path.lower().endswith((".heic", ".heif")):
+        try:
+            import pillow_heif
+        except ImportError:
+            return None, "HEIC/HEIF, which this grader cannot read (pillow-heif is not installed)"
+        pillow_heif.register_heif_opener()
+
+    truncated, limit = ImageFile.LOAD_TRUNCATED_IMAGES, Image.MAX_IMAGE_PIXELS
+    try:
+        ImageFile.LOAD_TRUNCATED_IMAGES, Image.MAX_IMAGE_PIXELS = False, max_pixels
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as im:
+                width, height = im.size
+                if width * height > max_pixels:
+                    return None, f"oversized: {width}x{height} pixels, over the {max_pixels:,}-pixel limit"
+                im.load()
+                return _grader_to_rgb(im), None
+    except Exception as err:
+        if isinstance(err, (Image.DecompressionBombError, Image.DecompressionBombWarning)):
+            return None, f"oversized: over the {max_pixels:,}-pixel limit"
+        if isinstance(err, UnidentifiedImageError):
+            return None, "not an image Pillow can read"
+        text = str(err)
+        if "truncated" in text or "broken data stream" in text or "premature end" in text.lower():
+            return None, "truncated"
+        return None, f"{type(err).__name__}: {text}"[:200]
+    finally:
+        ImageFile.LOAD_TRUNCATED_IMAGES, Image.MAX_IMAGE_PIXELS = truncated, limit
 
 
 def _grader_probe(config):
@@ -14,8 +87,6 @@ def _grader_probe(config):
     import sys
     import time
     import traceback
-
-    from PIL import Image
 
     ns = get_ipython().user_ns  # noqa: F821 - defined in every IPython kernel
     limit = config["max_label_chars"]
@@ -27,38 +98,46 @@ def _grader_probe(config):
 
     def run_model(fn, folder, files):
         predictions = []
+        unreadable = []  # [{"file", "error"}]: left out of the calls
         started = time.perf_counter()
         inside = 0.0  # seconds spent in the student's function
         batch = config["batch_size"]
+
+        def failed(message):
+            report = {"error": message, "seconds": time.perf_counter() - started}
+            return {**report, "unreadable": unreadable} if unreadable else report
+
         for start in range(0, len(files), batch):
-            names = files[start : start + batch]
+            names = []
             images = []
-            for name in names:
-                with Image.open(os.path.join(folder, name)) as im:
-                    images.append(im.convert("RGB"))
+            for name in files[start : start + batch]:
+                image, error = _grader_image_rgb(os.path.join(folder, name))
+                if error is None:
+                    names.append(name)
+                    images.append(image)
+                else:
+                    unreadable.append({"file": name, "error": error})
+            if not images:
+                continue
             t_call = time.perf_counter()
             try:
                 result = fn(images)
             except Exception as err:
-                return {"error": f"raised on images {start}-{start + len(names) - 1}: "
-                        + short_error(err), "seconds": time.perf_counter() - started}
+                return failed(f"raised on images {start}-{start + len(names) - 1}: " + short_error(err))
             inside += time.perf_counter() - t_call
             try:
                 result = list(result)
             except TypeError:
-                return {"error": f"returned {type(result).__name__}, expected a list of class "
-                        "names", "seconds": time.perf_counter() - started}
+                return failed(f"returned {type(result).__name__}, expected a list of class names")
             if len(result) != len(names):
-                return {"error": f"returned {len(result)} predictions for {len(names)} images",
-                        "seconds": time.perf_counter() - started}
+                return failed(f"returned {len(result)} predictions for {len(names)} images")
             for position, value in enumerate(result):
                 if not isinstance(value, str):
-                    return {"error": f"returned {type(value).__name__} ({str(value)[:50]!r}) for "
-                            f"image {start + position}; return class names as str",
-                            "seconds": time.perf_counter() - started}
+                    return failed(f"returned {type(value).__name__} ({str(value)[:50]!r}) for "
+                                  f"image {start + position}; return class names as str")
                 predictions.append(value[:limit])
-        return {"predictions": predictions, "seconds": time.perf_counter() - started,
-                "inference_s": inside}
+        done = {"predictions": predictions, "seconds": time.perf_counter() - started, "inference_s": inside}
+        return {**done, "unreadable": unreadable} if unreadable else done
 
     names = ns.get(config["class_names"])
     if isinstance(names, (list, tuple)) and all(isinstance(n, str) for n in names):
@@ -83,7 +162,9 @@ def _grader_probe(config):
     predict = ns.get(config["models"]["predict"])
     if new_dir and callable(predict):
         files = config["new_images"]
-        out["new_images"] = {"files": files, **run_model(predict, new_dir, files)}
+        run = run_model(predict, new_dir, files)
+        bad = {u["file"] for u in run.get("unreadable", [])}
+        out["new_images"] = {"files": [f for f in files if f not in bad], **run}
 
     out["new_images_extra"] = {}
     for role, name in config.get("new_image_models", {}).items():
