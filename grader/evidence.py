@@ -263,3 +263,5 @@ class Evidence:
     output_text: str
     added_labels: tuple[str, ...] = ()
     code: str = ""  # the student's code cells' sources, joined (not the injected cells)
+    # per hidden test image (its order), whether it is in the public part; None: no split
+    hidden_public: tuple[bool, ...] | None = None

@@ -520,7 +520,9 @@ def _model_reports(ev: Evidence) -> list[ModelReport]:
         run = ev.probe.models.get(role)
         if name and run and run.predictions is not None and len(run.predictions) == len(ev.hidden_labels):
             m = measure(ev.hidden_labels, run.predictions, ev.challenge.dataset.classes)
-            reports.append(ModelReport.of(role, name, m, run.seconds, run.inference_s))
+            correct = [p == label for p, label in zip(run.predictions, ev.hidden_labels, strict=True)]
+            reports.append(ModelReport.of(role, name, m, run.seconds, run.inference_s,
+                                          correct=correct, public=ev.hidden_public))
     return reports
 
 

@@ -22,6 +22,7 @@ from grader.checks import CheckResult
 from grader.frameworks import Framework
 from grader.measure import Measurement
 from grader.rubric import Criterion
+from grader.stats import wilson_interval
 
 __all__ = [
     "CellRow",
@@ -35,7 +36,7 @@ __all__ = [
     "verdict_reason",
 ]
 
-SCHEMA_VERSION: Literal[1] = 1
+SCHEMA_VERSION: Literal[2] = 2
 Verdict = Literal["pass", "fail"]
 CriterionStatus = Literal["pass", "fail", "not_measured"]
 
@@ -88,8 +89,60 @@ class ExecutionSummary(_Model):
     probe_s: float | None = None
 
 
+class Share(_Model):
+    """A measured share with its 95% Wilson score interval (see :mod:`grader.stats`).
+
+    Attributes:
+        value: the share ``k / n`` (0..1).
+        low: lower end of the interval (0..1).
+        high: upper end of the interval (0..1).
+        k: images counted (correct ones, for an accuracy).
+        n: images it is a share of.
+    """
+
+    value: float
+    low: float
+    high: float
+    k: int
+    n: int
+
+    @classmethod
+    def of(cls, k: int, n: int) -> Share | None:
+        """The share of ``k`` in ``n`` with its interval; None when ``n`` is 0."""
+        if n < 1:
+            return None
+        ci = wilson_interval(k, n)
+        return cls(value=ci.value, low=ci.low, high=ci.high, k=k, n=n)
+
+    def contains(self, threshold: float) -> bool:
+        """Whether ``threshold`` lies inside the interval (ends included)."""
+        return self.low <= threshold <= self.high
+
+
+class PartReport(_Model):
+    """A model's accuracy on one part of the hidden test set: ``public`` (shown on the
+    leaderboard while an event runs) or ``private`` (revealed at its end)."""
+
+    part: Literal["public", "private"]
+    accuracy: Share
+
+
 class ModelReport(_Model):
-    """A model's figures on the hidden test set, as :class:`grader.measure.Measurement`."""
+    """A model's figures on the hidden test set, as :class:`grader.measure.Measurement`, with
+    95% Wilson intervals (schema 2).
+
+    Attributes:
+        accuracy_ci: the accuracy with its interval and ``n`` (None in schema 1 files).
+        per_class: per class: ``class``, ``support`` (its images), ``precision``, ``recall``
+            (per-class accuracy), ``f1``; from schema 2 also ``recall_low``/``recall_high`` and
+            ``precision_low``/``precision_high`` (absent where the class has no images, or no
+            image was predicted as it).
+        parts: the accuracy on the public and the private part of the hidden test set.
+        correct: per hidden test image, in the hidden test set's fixed order, ``1`` where the
+            model was right and ``0`` where wrong: what paired comparisons between submissions
+            need (McNemar's test), so a leaderboard is rebuilt from stored results. The
+            grader's record: never shown to teams, never in Gradescope's file.
+    """
 
     role: Literal["predict", "transfer"]
     function: str
@@ -100,17 +153,48 @@ class ModelReport(_Model):
     confusion: list[list[int]]
     seconds: float | None
     inference_s: float | None = None
+    accuracy_ci: Share | None = None
+    parts: list[PartReport] = []
+    correct: str = ""
 
     @classmethod
     def of(cls, role: Literal["predict", "transfer"], function: str, m: Measurement,
-           seconds: float | None, inference_s: float | None = None) -> ModelReport:
+           seconds: float | None, inference_s: float | None = None, *,
+           correct: Sequence[bool] = (), public: Sequence[bool] | None = None) -> ModelReport:
+        """The report of ``m``; ``correct`` per hidden image (its order), ``public`` per hidden
+        image whether it is in the public part (None: the challenge has no public/private
+        split)."""
+        per_class: list[dict[str, float | int | str]] = []
+        for i, r in enumerate(m.rows):
+            row: dict[str, float | int | str] = {"class": r.name, "support": r.support,
+                                                 "precision": r.precision, "recall": r.recall,
+                                                 "f1": r.f1}
+            hits = m.confusion[i][i] if i < len(m.confusion) else 0
+            predicted = sum(line[i] for line in m.confusion) if i < len(m.confusion) else 0
+            for name, n in (("recall", r.support), ("precision", predicted)):
+                share = Share.of(hits, n)
+                if share is not None:
+                    row[f"{name}_low"], row[f"{name}_high"] = share.low, share.high
+            per_class.append(row)
+        parts: list[PartReport] = []
+        if public is not None and len(public) == len(correct) and correct:
+            for part, inside in (("public", True), ("private", False)):
+                chosen = [c for c, p in zip(correct, public, strict=True) if p == inside]
+                share = Share.of(sum(chosen), len(chosen))
+                if share is not None:
+                    parts.append(PartReport(part=part, accuracy=share))  # type: ignore[arg-type]
         return cls(
             role=role, function=function, accuracy=m.accuracy, n=m.n, classes=list(m.classes),
-            per_class=[{"class": r.name, "support": r.support, "precision": r.precision,
-                        "recall": r.recall, "f1": r.f1} for r in m.rows],
-            confusion=[list(row) for row in m.confusion], seconds=seconds,
-            inference_s=inference_s,
+            per_class=per_class, confusion=[list(row) for row in m.confusion], seconds=seconds,
+            inference_s=inference_s, accuracy_ci=Share.of(round(m.accuracy * m.n), m.n),
+            parts=parts, correct="".join("1" if c else "0" for c in correct),
         )
+
+    def part(self, name: Literal["public", "private", "all"]) -> Share | None:
+        """The accuracy on part ``name`` (``all``: the whole hidden test set)."""
+        if name == "all":
+            return self.accuracy_ci
+        return next((p.accuracy for p in self.parts if p.part == name), None)
 
 
 class NewImageRow(_Model):
@@ -167,7 +251,7 @@ class Environment(_Model):
 class SubmissionResult(_Model):
     """``result.json``: the whole scorecard of one submission."""
 
-    schema_version: Literal[1] = SCHEMA_VERSION
+    schema_version: Literal[1, 2] = SCHEMA_VERSION  # 1: before intervals; still read
     submission: str
     path: str
     verdict: Verdict
