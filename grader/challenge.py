@@ -28,6 +28,11 @@ __all__ = [
 SCHEMA_VERSION = 1
 
 
+# a file under challenges/: relative, no part starting with a dot (so no ".."), a .txt name
+# (``splits/gear-public.txt``)
+_SPLIT_FILE = r"^[A-Za-z0-9_-][A-Za-z0-9_.-]*(/[A-Za-z0-9_-][A-Za-z0-9_.-]*)*\.txt$"
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -75,6 +80,11 @@ class DatasetSpec(_Strict):
         classes: class names, which are the folder names (a subset is allowed).
         hidden_split: for ``class-folders``, a file (relative to ``challenges/``) listing
             ``<class>/<file>`` of the hidden test set, one a line.
+        public_split: a file (relative to ``challenges/``) listing the hidden test set's public
+            part by the images' original identities (``<class>/<file>``, or
+            ``test/<class>/<file>``), one a line; the rest is the private part. Made by
+            :func:`grader.data.public_split` (``python -m grader.data --make-public-split``).
+            None: no split (the result carries no parts).
         prepared_views: derived views offered beside the raw one.
         extra: folders under the data directory copied as they are into the view (pretrained
             weights, for example ``weights/mobilenet_tflite``).
@@ -86,6 +96,7 @@ class DatasetSpec(_Strict):
     layout: Literal["class-folders", "train-test-folders"] = "class-folders"
     classes: list[str] = Field(min_length=2)
     hidden_split: str | None = None
+    public_split: str | None = Field(default=None, pattern=_SPLIT_FILE)
     prepared_views: list[PreparedView] = []
     extra: list[str] = []
     raw_view: bool = True

@@ -9,15 +9,24 @@ training accuracy is higher by nature (Keras prints it beside ``val_accuracy`` i
 line). So each claim is read with its kind (test, validation, training, unknown) and whether the
 parser is certain of it; only a certain test or validation claim can be flagged, anything else is
 shown for the coach to read.
+
+A measurement on the hidden test set is itself uncertain, so a claim is judged against the 95%
+interval of the measured accuracy (:mod:`grader.stats`): it is flagged when it lies above the
+interval's upper end by more than a margin (the rubric's ``claim_margin``, 0.05 by default).
+And a notebook often trains several models: the claim compared is the one that belongs to the
+model measured, read by a stated rule (:func:`compare_claim`) from the cell that defines the
+predict function (:func:`defining_cell`).
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal, cast
 
-__all__ = ["Claim", "ClaimCheck", "ClaimKind", "accuracy_claims", "compare_claim", "read_claims"]
+__all__ = ["Claim", "ClaimCheck", "ClaimKind", "accuracy_claims", "cell_outputs", "compare_claim", "defining_cell",
+           "notebook_claim", "read_claims"]
 
 ClaimKind = Literal["test", "validation", "training", "unknown"]
 
@@ -195,12 +204,18 @@ class ClaimCheck:
     Attributes:
         claim: the claim compared (see :func:`compare_claim` for which one).
         measured: the grader's accuracy on the hidden test set.
-        tolerance: how much higher than ``measured`` a claim may be before it is flagged.
+        high: the upper end of the 95% interval of ``measured`` (``measured`` itself when the
+            interval is not known).
+        margin: how far above ``high`` a claim may be before it is flagged.
+        cell: the 0-based index of the cell whose output printed the claim, when the output
+            was read per cell; else None.
     """
 
     claim: Claim
     measured: float
-    tolerance: float
+    high: float
+    margin: float
+    cell: int | None = None
 
     @property
     def claimed(self) -> float:
@@ -208,24 +223,109 @@ class ClaimCheck:
 
     @property
     def gap(self) -> float:
+        """``claimed - measured``."""
         return self.claimed - self.measured
 
     @property
+    def above_interval(self) -> float:
+        """``claimed - high``: how far the claim lies above the interval (negative inside it)."""
+        return self.claimed - self.high
+
+    @property
     def flagged(self) -> bool:
-        """True only when the claim is a certain test or validation figure above the measurement
-        by more than ``tolerance``; a training or ambiguous figure is shown, never flagged."""
+        """True only when the claim is a certain test or validation figure above the interval's
+        upper end by more than ``margin``; a training or ambiguous figure is shown, never flagged."""
         return (self.claim.certain and self.claim.kind in ("test", "validation")
-                and self.gap > self.tolerance)
+                and self.above_interval > self.margin + 1e-12)
 
 
-def compare_claim(text: str, measured: float | None, *, tolerance: float = 0.05) -> ClaimCheck | None:
+def defining_cell(sources: Sequence[str], name: str) -> int | None:
+    """The index of the last cell in ``sources`` that defines ``name``: ``def name(`` or an
+    assignment ``name = ...`` at the start of a line; None when no cell does.
+
+    Args:
+        sources: the source of each cell of the notebook as run, in order (markdown cells may
+            be given as "" or as their text: a line of prose rarely starts with ``def predict(``).
+        name: the function's name (the contract's ``predict``).
+    """
+    pattern = re.compile(rf"^[ \t]*(?:(?:async[ \t]+)?def[ \t]+{re.escape(name)}[ \t]*\(|"
+                         rf"{re.escape(name)}[ \t]*(?::[^=\n]*)?=(?!=))", re.MULTILINE)
+    found = [i for i, source in enumerate(sources) if pattern.search(source)]
+    return found[-1] if found else None
+
+
+def compare_claim(text: str | Sequence[str], measured: float | None, *, high: float | None = None,
+                  margin: float = 0.05, defined_in: int | None = None) -> ClaimCheck | None:
     """Compare the notebook's claim with ``measured``; None if either is missing.
 
-    The claim is the last certain test or validation figure printed; without one, the last
-    figure of any kind (shown, not flagged).
+    Args:
+        text: the notebook's printed output, as one string or one string per cell (index
+            ``i`` the output of cell ``i`` of the notebook as run).
+        measured: the grader's accuracy on the hidden test set (0..1), or None.
+        high: the upper end of its 95% interval (None: ``measured``).
+        margin: how far above ``high`` a claim may lie before it is flagged (the rubric's
+            ``claim_margin``).
+        defined_in: the index of the cell that defines the predict function
+            (:func:`defining_cell`), when ``text`` is per cell.
+
+    Returns:
+        the check of one claim, chosen by this rule: the last certain test or validation figure
+        printed in a cell at or before ``defined_in`` (what the notebook said of the model it
+        hands to the grader, usually printed right after training or evaluating it); without
+        one, the last certain test or validation figure printed anywhere; without one, the
+        last figure of any kind (shown, never flagged).
     """
-    claims = read_claims(text)
+    per_cell = [text] if isinstance(text, str) else list(text)
+    claims = [(i, c) for i, out in enumerate(per_cell) for c in read_claims(out)]
     if not claims or measured is None:
         return None
-    held_out = [c for c in claims if c.certain and c.kind in ("test", "validation")]
-    return ClaimCheck(claim=(held_out or claims)[-1], measured=measured, tolerance=tolerance)
+    held_out = [(i, c) for i, c in claims if c.certain and c.kind in ("test", "validation")]
+    before = [(i, c) for i, c in held_out if defined_in is not None and i <= defined_in]
+    cell, claim = (before or held_out or claims)[-1]
+    return ClaimCheck(claim=claim, measured=measured, high=measured if high is None else max(high, measured),
+                      margin=margin, cell=None if isinstance(text, str) else cell)
+
+
+def cell_outputs(cells: Sequence[Mapping[str, object]], *, limit: int = 2_000_000) -> list[str]:
+    """The printed text of each cell of an executed notebook: its streams and ``text/plain``
+    results, in order; at most ``limit`` characters in all (later cells get "").
+
+    Args:
+        cells: the notebook's cells as nbformat gives them (``cell["outputs"]``).
+        limit: the most characters read, over all cells.
+    """
+    texts: list[str] = []
+    left = limit
+    for cell in cells:
+        parts: list[str] = []
+        outputs = cell.get("outputs", [])
+        for output in outputs if isinstance(outputs, list) else []:
+            if not isinstance(output, Mapping):
+                continue
+            if output.get("output_type") == "stream":
+                parts.append(str(output.get("text", "")))
+            elif output.get("output_type") in ("execute_result", "display_data"):
+                data = output.get("data", {})
+                parts.append(str(data.get("text/plain", "") if isinstance(data, Mapping) else "") + "\n")
+        text = "".join(parts)[:left]
+        left -= len(text)
+        texts.append(text)
+    return texts
+
+
+def notebook_claim(cells: Sequence[Mapping[str, object]], measured: float | None, *,
+                   high: float | None, margin: float, predict: str) -> ClaimCheck | None:
+    """:func:`compare_claim` on an executed notebook: its output read per cell
+    (:func:`cell_outputs`), the claim chosen by the cell that defines ``predict``
+    (:func:`defining_cell` over the code cells' sources).
+
+    Args:
+        cells: the executed notebook's cells (nbformat), the grader's injected cell included.
+        measured: the accuracy of ``predict`` on the hidden test set, or None.
+        high: the upper end of its 95% interval, or None.
+        margin: the rubric's ``claim_margin``.
+        predict: the contract's name of the predict function.
+    """
+    sources = [str(c.get("source", "")) if c.get("cell_type") == "code" else "" for c in cells]
+    return compare_claim(cell_outputs(cells), measured, high=high, margin=margin,
+                         defined_in=defining_cell(sources, predict))

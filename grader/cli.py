@@ -31,6 +31,7 @@ from grader.settings import (
 )
 
 if TYPE_CHECKING:
+    from grader.challenge import Challenge
     from grader.sandbox import Sandbox
 
 __all__ = ["main"]
@@ -77,6 +78,9 @@ def _parser() -> argparse.ArgumentParser:
     check.add_argument("--no-cache", action="store_true",
                        help="grade again even when the submission, challenge, rubric, data and "
                        "grader are unchanged since a cached result (the new result replaces it)")
+    check.add_argument("--leaderboard", choices=["public", "private", "all"], default="all",
+                       help="what index.html ranks by: the public part of the hidden test set (during "
+                       "an event), its private part (at the end) or all of it (default)")
     check.add_argument("--executor", choices=["local", "dask"], default="local",
                        help="local: threads on this machine; dask: futures on the Dask cluster "
                        "at --scheduler (workers need the same paths)")
@@ -173,16 +177,50 @@ def _cmd_validate(settings: Settings) -> int:
                                   f"profile {cid} does not declare", path=f"rubrics/{challenge.rubric}.toml",
                                   fix=f"use one of {', '.join(challenge.profiles) or 'no profile'} "
                                   "or declare it in challenge.toml")
+        entries: tuple[tuple[str, str], ...] | None = None
         if settings.data_dir is not None:
-            hidden = f"hidden test set of {len(list_dataset(settings.data_dir, challenge).hidden)} images"
+            entries = list_dataset(settings.data_dir, challenge).hidden
+            hidden = f"hidden test set of {len(entries)} images"
         elif challenge.dataset.hidden_split:
-            hidden = f"hidden test set of {len(load_split(challenge))} images"
+            entries = tuple((e, e.split("/", 1)[0]) for e in load_split(challenge))
+            hidden = f"hidden test set of {len(entries)} images"
         else:
             hidden = f"hidden test set: {challenge.dataset.source}/test"
         frameworks = sorted({f for c in rubric.criteria for f in c.fixes})
         fixes = f"; fixes for {', '.join(frameworks)}" if frameworks else ""
-        print(f"ok  {cid}: {len(rubric.criteria)} criteria, {rubric.total_points:g} points, {hidden}{fixes}")
+        public = _validate_public_split(challenge, entries)
+        print(f"ok  {cid}: {len(rubric.criteria)} criteria, {rubric.total_points:g} points, {hidden}{fixes}"
+              f"; {public}")
     return EXIT_PASS
+
+
+def _validate_public_split(challenge: Challenge, hidden: tuple[tuple[str, str], ...] | None) -> str:
+    """Check ``challenge``'s public split file against its hidden test set (``hidden``: its
+    ``(entry, class)`` pairs, None when the data directory is not set and the challenge takes
+    its hidden test set from ``test/``); return what ``validate`` says of it.
+
+    Raises:
+        ChallengeError: the challenge records no public split.
+        DataError: the file cannot be read, or it is not stratified halves of the hidden test set
+            (every problem :func:`grader.data.public_split_problems` finds, named).
+    """
+    from grader.data import load_public_split, public_split_problems
+    from grader.errors import ChallengeError, DataError
+
+    recorded = load_public_split(challenge)
+    if recorded is None:
+        raise ChallengeError(f"{challenge.id} records no public split of its hidden test set",
+                             path=challenge.folder / "challenge.toml",
+                             fix="add public_split = \"splits/<dataset>-public.txt\" under [dataset] and "
+                             "run python -m grader.data --make-public-split " + challenge.id)
+    path = challenge.folder.parent / str(challenge.dataset.public_split)
+    if hidden is None:
+        return f"public split of {len(recorded)} images (not checked: no data directory)"
+    problems = public_split_problems(hidden, recorded)
+    if problems:
+        raise DataError(f"public split of {challenge.id}: " + "; ".join(problems), path=path,
+                        fix="regenerate it with python -m grader.data --make-public-split " + challenge.id)
+    return f"public part {len(recorded)}, private part {len(hidden) - len(recorded)}"
 
 
 class _Progress:
@@ -301,7 +339,8 @@ def _cmd_check(args: argparse.Namespace, settings: Settings, *, workspace: Path)
     except Interrupted as stop:
         outcomes, interrupted = stop.outcomes, True
     graded = [o for o in outcomes if o.result is not None]
-    paths = write_cohort(out, [o.result for o in graded if o.result], [o.job.folder for o in graded])
+    paths = write_cohort(out, [o.result for o in graded if o.result], [o.job.folder for o in graded],
+                         leaderboard=args.leaderboard)
     print(f"index: {paths[0]} (also {paths[1].name}, {paths[2].name})", file=sys.stderr)
     if interrupted:
         print(f"grader: interrupted; {len(graded)} of {len(jobs)} submissions graded and kept",

@@ -198,7 +198,8 @@ def cache_key(submission: Submission, settings: Settings, options: GradeOptions)
 
 @cache
 def _project_digest(project: Path) -> str:
-    """Every challenge's ``challenge.toml``, rubric and hidden split file (once per process)."""
+    """Every challenge's ``challenge.toml``, rubric, hidden split and public split file (once per
+    process)."""
     from grader.challenge import challenge_ids, load_challenge
 
     h = hashlib.sha256()
@@ -208,6 +209,8 @@ def _project_digest(project: Path) -> str:
         _hash_file(h, project / "rubrics" / f"{challenge.rubric}.toml", f"rubric:{cid}")
         if challenge.dataset.hidden_split:
             _hash_file(h, project / "challenges" / challenge.dataset.hidden_split, f"split:{cid}")
+        if challenge.dataset.public_split:
+            _hash_file(h, project / "challenges" / challenge.dataset.public_split, f"public:{cid}")
     return h.hexdigest()
 
 

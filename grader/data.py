@@ -17,13 +17,14 @@ import random
 import shutil
 import tempfile
 import threading
-from collections.abc import Iterable, Iterator, Mapping
+from collections import Counter
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 from grader.challenge import Challenge, DatasetSpec, PreparedView
-from grader.errors import DataError
+from grader.errors import DataError, GraderError
 from grader.settings import Settings
 
 __all__ = [
@@ -36,7 +37,11 @@ __all__ = [
     "Listing",
     "list_dataset",
     "list_images",
+    "load_public_split",
     "load_split",
+    "public_split",
+    "public_split_problems",
+    "public_split_text",
     "scan_source",
     "stratified_split",
 ]
@@ -149,16 +154,123 @@ def load_split(challenge: Challenge) -> list[str]:
         raise DataError(f"challenge {challenge.id} records no hidden split",
                         path=challenge.folder / "challenge.toml")
     path = challenge.folder.parent / challenge.dataset.hidden_split
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except OSError as err:
-        raise DataError(f"cannot read the hidden split: {err}", path=path) from err
-    entries = [ln.strip() for ln in lines if ln.strip() and not ln.startswith("#")]
+    entries = _read_entries(path, "hidden split")
     classes = set(challenge.dataset.classes)
     bad = [e for e in entries if e.split("/", 1)[0] not in classes or "/" not in e]
     if bad:
         raise DataError(f"hidden split names unknown classes: {bad[:5]}", path=path)
     return entries
+
+
+def _read_entries(path: Path, what: str) -> list[str]:
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except OSError as err:
+        raise DataError(f"cannot read the {what}: {err}", path=path) from err
+    return [ln.strip() for ln in lines if ln.strip() and not ln.startswith("#")]
+
+
+def public_split(hidden: Iterable[tuple[str, str]]) -> list[str]:
+    """Choose the public half of a hidden test set, stratified by class.
+
+    Method: within each class, the entries (the images' original identities, ``<class>/<file>``
+    or ``test/<class>/<file>``) ordered by the SHA-256 of their UTF-8 bytes (ties by the entry)
+    and the first half taken; of the classes with an odd number of images (in sorted order)
+    the first, third, ... give their middle image to the public part and the others to the
+    private part. Nothing but the identities enters: the same on every machine, Python version
+    and run, whatever the input order, and the choice within one class does not depend on the
+    other classes (a subset of the classes gets the same halves).
+
+    Args:
+        hidden: ``(entry, class)`` pairs of the hidden test set.
+
+    Returns:
+        The public entries, sorted. Per class, the public and private counts differ by at most
+        one, and so do the parts' sizes.
+    """
+    by_class: dict[str, list[str]] = {}
+    for entry, label in hidden:
+        by_class.setdefault(label, []).append(entry)
+    chosen: list[str] = []
+    odd = 0
+    for label in sorted(by_class):
+        entries = sorted(set(by_class[label]),
+                         key=lambda e: (hashlib.sha256(e.encode("utf-8")).hexdigest(), e))
+        take = len(entries) // 2
+        if len(entries) % 2:
+            take += 1 - odd % 2
+            odd += 1
+        chosen.extend(entries[:take])
+    return sorted(chosen)
+
+
+def public_split_text(challenge: Challenge, listing: Listing) -> str:
+    """The public split file of ``challenge``'s hidden test set, as :func:`public_split` makes it.
+
+    The header names the dataset, not the challenge, so challenges on the same hidden test set
+    share one file.
+    """
+    public = public_split(listing.hidden)
+    source = challenge.dataset.source
+    header = [
+        f"# Public part of the hidden test set of {source!r} ({len(challenge.dataset.classes)} classes): "
+        f"{len(public)} of its {len(listing.hidden)} images,",
+        f"# by original identity under GRADER_DATA_DIR/{source}, one a line; the rest is the private part.",
+        "# Made by `python -m grader.data --make-public-split` (grader.data.public_split: per class,",
+        "# the lower half by SHA-256 of the identity); regenerating gives this same file.",
+    ]
+    return "\n".join(header + public) + "\n"
+
+
+def load_public_split(challenge: Challenge) -> list[str] | None:
+    """Read the recorded public part of ``challenge``'s hidden test set, or None without one.
+
+    Raises:
+        DataError: the file cannot be read or lists an entry twice.
+    """
+    if challenge.dataset.public_split is None:
+        return None
+    path = challenge.folder.parent / challenge.dataset.public_split
+    entries = _read_entries(path, "public split")
+    twice = sorted(e for e, n in Counter(entries).items() if n > 1)
+    if twice:
+        raise DataError(f"the public split lists {len(twice)} entries twice, e.g. {', '.join(twice[:5])}",
+                        path=path, fix="regenerate it with python -m grader.data --make-public-split")
+    return entries
+
+
+def public_split_problems(hidden: Sequence[tuple[str, str]], public: Sequence[str]) -> list[str]:
+    """What is wrong with ``public`` as the public part of the hidden test set ``hidden``.
+
+    Checks: every public entry is in the hidden test set and listed once (so the public and the
+    private part, the rest, are disjoint and cover it); per class, the public and the private
+    counts differ by at most one (stratified halves); the parts' sizes differ by at most one.
+
+    Args:
+        hidden: ``(entry, class)`` pairs of the hidden test set.
+        public: the public entries as recorded.
+
+    Returns:
+        One message per problem; empty when the split is sound.
+    """
+    problems: list[str] = []
+    label_of = dict(hidden)
+    twice = sorted(e for e, n in Counter(public).items() if n > 1)
+    if twice:
+        problems.append(f"{len(twice)} entries listed twice (in both parts), e.g. {', '.join(twice[:3])}")
+    stray = sorted(set(public) - set(label_of))
+    if stray:
+        problems.append(f"{len(stray)} entries not in the hidden test set, e.g. {', '.join(stray[:3])}")
+    chosen = set(public) & set(label_of)
+    total = Counter(label_of.values())
+    inside = Counter(label_of[e] for e in chosen)
+    skewed = [f"{c} {inside[c]} public of {total[c]}" for c in sorted(total)
+              if abs(2 * inside[c] - total[c]) > 1]
+    if skewed:
+        problems.append(f"not stratified (per class the parts must differ by at most 1): {'; '.join(skewed)}")
+    if abs(2 * len(chosen) - len(label_of)) > 1:
+        problems.append(f"{len(chosen)} public of {len(label_of)} images: not half and half")
+    return problems
 
 
 def _digest(items: Iterable[str]) -> str:
@@ -314,23 +426,37 @@ class HiddenTestSet:
         images_dir: folder of renamed images (``0000.jpeg`` ...), safe to show a kernel.
         files: image file names in probe order, length N.
         labels: true class name of each file, length N; never leaves the grader.
+        public: per file, whether it is in the public part of the hidden test set (the
+            challenge's ``public_split``), length N; None where the challenge records no split.
     """
 
     images_dir: Path
     files: tuple[str, ...]
     labels: tuple[str, ...]
+    public: tuple[bool, ...] | None = None
 
 
 def ensure_hidden_test_set(settings: Settings, challenge: Challenge, *,
                            listing: Listing | None = None) -> HiddenTestSet:
-    """Materialise the hidden test set under neutral names, shuffled with a fixed seed.
+    """Materialise the hidden test set under neutral names, shuffled with a fixed seed, with
+    each image's part (public or private) where the challenge records a public split.
 
     Raises:
-        DataError: the source data is missing or lacks files of the hidden test set.
+        DataError: the source data is missing or lacks files of the hidden test set; the public
+            split cannot be read, lists an entry twice or names one outside the hidden test set.
     """
     ds = challenge.dataset
     data_dir = settings.require_data_dir()
     order = sorted((listing or list_dataset(data_dir, challenge)).hidden)
+    recorded = load_public_split(challenge)
+    public: tuple[bool, ...] | None = None
+    if recorded is not None:
+        stray = sorted(set(recorded) - {e for e, _ in order})
+        if stray:
+            raise DataError(f"the public split names {len(stray)} images outside the hidden test set, "
+                            f"e.g. {', '.join(stray[:5])}",
+                            path=challenge.folder.parent / str(ds.public_split),
+                            fix="regenerate it with python -m grader.data --make-public-split")
     random.Random(_SHUFFLE_SEED).shuffle(order)
     names = tuple(f"{i:05d}{Path(e).suffix.lower()}" for i, (e, _) in enumerate(order))
     labels = tuple(label for _, label in order)
@@ -341,7 +467,10 @@ def ensure_hidden_test_set(settings: Settings, challenge: Challenge, *,
             shutil.copyfile(data_dir / ds.source / entry, tmp / name)
 
     _build_atomically(target, build)
-    return HiddenTestSet(images_dir=target, files=names, labels=labels)
+    if recorded is not None:
+        chosen = set(recorded)
+        public = tuple(entry in chosen for entry, _ in order)
+    return HiddenTestSet(images_dir=target, files=names, labels=labels, public=public)
 
 
 def _added_public(data_dir: Path, challenge: Challenge) -> list[str]:
@@ -413,3 +542,39 @@ def dataset_hashes(settings: Settings, challenge: Challenge, *,
                 return hashes
     cached: dict[str, str] = json.loads(path.read_text())
     return cached
+
+
+def _main(argv: Sequence[str] | None = None) -> int:
+    """``python -m grader.data --make-public-split [ID ...]``: write the public split file of
+    each challenge (all by default) that names one, from the data under ``GRADER_DATA_DIR``."""
+    import argparse
+    import sys
+
+    from grader.challenge import challenge_ids, load_challenge
+    from grader.settings import resolve_settings
+
+    parser = argparse.ArgumentParser(prog="python -m grader.data")
+    parser.add_argument("--make-public-split", nargs="*", metavar="ID", required=True,
+                        help="challenges whose public split file to write (default: every one)")
+    parser.add_argument("--data-dir", help="dataset folder (default: $GRADER_DATA_DIR)")
+    args = parser.parse_args(argv)
+    settings = resolve_settings(data_dir=args.data_dir)
+    try:
+        data_dir = settings.require_data_dir()
+        for cid in args.make_public_split or challenge_ids(settings.project_dir):
+            challenge = load_challenge(settings.project_dir, cid)
+            if challenge.dataset.public_split is None:
+                print(f"{cid}: records no public_split, skipped")  # noqa: T201 - an entry point
+                continue
+            path = challenge.folder.parent / challenge.dataset.public_split
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(public_split_text(challenge, list_dataset(data_dir, challenge)), encoding="utf-8")
+            print(f"{cid}: wrote {path}")  # noqa: T201 - an entry point
+    except GraderError as err:
+        print(f"error: {err}", file=sys.stderr)  # noqa: T201 - an entry point
+        return err.exit_code
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(_main())

@@ -25,7 +25,7 @@ from typing import Literal
 from grader import __version__
 from grader.challenge import Challenge, challenge_ids, load_challenge
 from grader.checks import CheckResult, get_check
-from grader.claims import compare_claim
+from grader.claims import notebook_claim
 from grader.data import (
     HiddenTestSet,
     dataset_hashes,
@@ -247,7 +247,8 @@ def _grade_notebook(path: Path, submission: Submission, settings: Settings,
                 prefetch_over.set()
             models = _model_files(model_dir, run.started_at)
         return _score(path, challenge, rubric, options, run.facts, run, hidden.labels,
-                      new_images, models, added.labels if added else (), notes=notes)
+                      new_images, models, added.labels if added else (), notes=notes,
+                      hidden_public=hidden.public)
     finally:
         if not options.keep_workdir:
             shutil.rmtree(box, ignore_errors=True)
@@ -427,12 +428,13 @@ def _student_code(run: RunResult | None) -> str:
 def _score(path: Path, challenge: Challenge, rubric: Rubric, options: GradeOptions,
            facts: ExecutionFacts, run: RunResult | None, labels: tuple[str, ...],
            new_images: tuple[NewImage, ...], models: tuple[ModelFile, ...],
-           added_labels: tuple[str, ...], *, notes: Sequence[str] = ()) -> NotebookResult:
+           added_labels: tuple[str, ...], *, notes: Sequence[str] = (),
+           hidden_public: tuple[bool, ...] | None = None) -> NotebookResult:
     ev = Evidence(notebook=path.name, challenge=challenge, profile=options.profile,
                   execution=facts, probe=run.probe if run else None,
                   probe_error=run.probe_error if run else facts.message, hidden_labels=labels,
                   new_images=new_images, model_files=models, output_text=_output_text(run),
-                  added_labels=added_labels, code=_student_code(run))
+                  added_labels=added_labels, code=_student_code(run), hidden_public=hidden_public)
     results: list[CheckResult] = []
     for criterion in rubric.criteria:
         spec = get_check(criterion.check)
@@ -446,8 +448,9 @@ def _score(path: Path, challenge: Challenge, rubric: Rubric, options: GradeOptio
         h = ev.probe.history
         history = History(source=h.source, loss=h.loss or [], val_loss=h.val_loss or [])
     reports = _model_reports(ev)
-    measured = next((m.accuracy for m in reports if m.role == "predict"), None)
-    claim = compare_claim(ev.output_text, measured)
+    ci = next((m.accuracy_ci for m in reports if m.role == "predict"), None)
+    claim = notebook_claim(run.executed.cells if run and run.executed else [], ci.value if ci else None,
+                           high=ci.high if ci else None, margin=rubric.claim_margin, predict=challenge.contract.predict)
     return NotebookResult(
         notebook=path.name, challenge=challenge.id, profile=options.profile, verdict=verdict,
         verdict_reason=verdict_reason(rows),
@@ -455,6 +458,8 @@ def _score(path: Path, challenge: Challenge, rubric: Rubric, options: GradeOptio
         claimed_accuracy=claim.claimed if claim else None,
         claim_flagged=claim.flagged if claim else False,
         claim_line=claim.claim.line if claim else None, claim_kind=claim.claim.kind if claim else None,
+        claim_cell=facts.number_of(claim.cell) if claim and claim.cell is not None else None,
+        claim_margin=rubric.claim_margin,
         models=reports, new_images=_new_image_rows(ev), history=history,
         figures_captured=len(ev.probe.figures) if ev.probe else 0,
         notebook_loss_plot=_cell_png(run, rows),

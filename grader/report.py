@@ -1,8 +1,9 @@
 """Write a run's outputs.
 
 Per submission: ``scorecard.html``, ``result.json`` and Gradescope's ``results.json``. Per run:
-``index.html`` (leaderboard, pass rate per criterion), ``gradebook.csv`` (one row per submission,
-one column per criterion) and ``junit.xml`` (one test case per criterion).
+``index.html`` (a leaderboard per challenge with rank groups, :mod:`grader.leaderboard`, and the
+pass rate per criterion), ``gradebook.csv`` (one row per submission and notebook, one column per
+``challenge:criterion``) and ``junit.xml`` (one test case per criterion).
 
 Templates own the HTML (jinja2, autoescape on, ``StrictUndefined``); they receive scorecard
 objects, never raw dicts. Every file is written to a temporary name and moved into place, so an
@@ -22,7 +23,8 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from grader.scorecard import SubmissionResult
+from grader.leaderboard import Part, best_notebooks, figure, leaderboards
+from grader.scorecard import NotebookResult, Share, SubmissionResult
 
 __all__ = ["gradescope_results", "render_index", "render_scorecard", "safe_name", "write_atomic",
            "write_cohort", "write_index", "write_submission"]
@@ -73,6 +75,7 @@ def _env() -> Any:
     env.filters["pct"] = lambda v: f"{100 * v:.1f}%"
     env.filters["pts"] = lambda v: f"{v:g}"
     env.filters["secs"] = lambda v: "–" if v is None else f"{v:.1f} s"
+    env.filters["ci"] = lambda s: f"{100 * s.low:.1f}–{100 * s.high:.1f}%"
     return env
 
 
@@ -99,19 +102,19 @@ def render_scorecard(result: SubmissionResult) -> str:
     return str(_env().get_template("scorecard.html.j2").render(r=result, colour=_cell_colour))
 
 
-def render_index(results: Sequence[SubmissionResult], folders: Sequence[str]) -> str:
-    """The HTML overview of a run: one row per submission, pass rate per criterion."""
-    rates: dict[str, list[int]] = {}
-    for result in results:
-        for nb in result.notebooks:
-            for c in nb.criteria:
-                key = f"{nb.challenge}: {c.title}"
-                passed, total = rates.get(key, [0, 0])
-                rates[key] = [passed + (c.status == "pass"), total + 1]
-    rows = sorted(zip(results, folders, strict=True),
-                  key=lambda row: (-row[0].score, -(_predict_accuracy(row[0]) or 0.0)))
-    return str(_env().get_template("index.html.j2").render(
-        rows=[(r, f, _predict_accuracy(r)) for r, f in rows], rates=rates))
+def render_index(results: Sequence[SubmissionResult], folders: Sequence[str], *,
+                 leaderboard: Part = "all") -> str:
+    """The HTML overview of a run: a leaderboard per challenge ranked by ``leaderboard`` (the
+    part of the hidden test set: ``all``, ``public`` or ``private``; rules in
+    :mod:`grader.leaderboard`) with each challenge's pass rate per criterion, then every
+    submission by name.
+
+    Raises:
+        ValueError: ``leaderboard`` is not a part, or ``folders`` differs in length from ``results``.
+    """
+    boards = leaderboards(results, folders, part=leaderboard)
+    rows = sorted(zip(results, folders, strict=True), key=lambda row: row[0].submission)
+    return str(_env().get_template("index.html.j2").render(boards=boards, rows=rows, part=leaderboard))
 
 
 def write_atomic(path: Path, text: str) -> None:
@@ -133,23 +136,30 @@ def write_submission(out_dir: Path, result: SubmissionResult, folder: str,
     return target
 
 
-def write_index(out_dir: Path, results: Sequence[SubmissionResult], folders: Sequence[str]) -> Path:
-    """Write ``out_dir/index.html`` for the run; return its path."""
+def write_index(out_dir: Path, results: Sequence[SubmissionResult], folders: Sequence[str], *,
+                leaderboard: Part = "all") -> Path:
+    """Write ``out_dir/index.html`` for the run, ranked by ``leaderboard``; return its path."""
     path = out_dir / "index.html"
-    write_atomic(path, render_index(results, folders))
+    write_atomic(path, render_index(results, folders, leaderboard=leaderboard))
     return path
 
 
 def write_cohort(out_dir: Path, results: Sequence[SubmissionResult],
-                 folders: Sequence[str]) -> list[Path]:
-    """Write ``index.html``, ``gradebook.csv`` and ``junit.xml`` for the run; return their paths."""
-    write_atomic(out_dir / "gradebook.csv", gradebook_csv(results))
+                 folders: Sequence[str], *, leaderboard: Part = "all") -> list[Path]:
+    """Write ``index.html`` (ranked by ``leaderboard``: ``all``, ``public`` or ``private``),
+    ``gradebook.csv`` and ``junit.xml`` for the run; return their paths.
+
+    Raises:
+        ValueError: ``leaderboard`` is not a part, or ``folders`` differs in length from ``results``.
+    """
+    write_atomic(out_dir / "gradebook.csv", gradebook_csv(results, leaderboard=leaderboard))
     write_atomic(out_dir / "junit.xml", junit_xml(results))
-    return [write_index(out_dir, results, folders), out_dir / "gradebook.csv",
+    return [write_index(out_dir, results, folders, leaderboard=leaderboard), out_dir / "gradebook.csv",
             out_dir / "junit.xml"]
 
 
 def _criterion_columns(results: Sequence[SubmissionResult]) -> list[str]:
+    """Every ``challenge:criterion`` of every notebook of every submission, in first-seen order."""
     columns: list[str] = []
     for result in results:
         for nb in result.notebooks:
@@ -165,20 +175,55 @@ def _predict_accuracy(result: SubmissionResult) -> float | None:
     return max(found) if found else None
 
 
-def gradebook_csv(results: Sequence[SubmissionResult]) -> str:
-    """One row per submission: verdict, score, accuracy, then points per ``challenge:criterion``
-    (empty where the submission has no such criterion)."""
+_SHARE_COLUMNS = ("accuracy", "accuracy_low", "accuracy_high", "n",
+                  "public_accuracy", "public_low", "public_high", "public_n",
+                  "private_accuracy", "private_low", "private_high", "private_n")
+
+
+def _share_cells(share: Share | None) -> list[str]:
+    return ["", "", "", ""] if share is None else [
+        f"{share.value:.4f}", f"{share.low:.4f}", f"{share.high:.4f}", str(share.n)]
+
+
+def gradebook_csv(results: Sequence[SubmissionResult], *, leaderboard: Part = "all") -> str:
+    """The gradebook: one row per submission and notebook (one row with an empty ``notebook``
+    for a submission without any), in the given order.
+
+    Columns: ``submission``, ``notebook``, ``challenge``; ``verdict``, ``score``, ``max_score`` of
+    the notebook; ``submission_verdict``, ``submission_score``, ``submission_max_score``;
+    ``ranked`` (``yes`` for the notebook that stands for the team on its challenge's leaderboard
+    ranked by ``leaderboard``, see :mod:`grader.leaderboard`; ``no`` for its other notebooks for
+    that challenge); the ``predict`` model's accuracy on the whole hidden test set with its 95%
+    Wilson interval and ``n`` (``accuracy``, ``accuracy_low``, ``accuracy_high``, ``n``; a
+    schema-1 result's interval computed from its accuracy and ``n``), the same for the public
+    and the private part (``public_*``, ``private_*``; empty without a split); then the points
+    earned per ``challenge:criterion`` of every notebook of the run (empty where the row's
+    notebook has no such criterion). Shares are 0..1 with four decimals.
+    """
     columns = _criterion_columns(results)
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(["submission", "verdict", "score", "max_score", "accuracy", *columns])
+    writer.writerow(["submission", "notebook", "challenge", "verdict", "score", "max_score",
+                     "submission_verdict", "submission_score", "submission_max_score", "ranked",
+                     *_SHARE_COLUMNS, *columns])
     for result in results:
-        points = {f"{nb.challenge}:{c.id}": c.points for nb in result.notebooks
-                  for c in nb.criteria}
-        accuracy = _predict_accuracy(result)
-        writer.writerow([_csv_safe(result.submission), result.verdict, f"{result.score:g}",
-                         f"{result.max_score:g}", "" if accuracy is None else f"{accuracy:.4f}",
-                         *(f"{points[k]:g}" if k in points else "" for k in columns)])
+        ranked = {id(nb) for nb, _ in best_notebooks(result, part=leaderboard).values()}
+        team = [_csv_safe(result.submission)]
+        totals = [result.verdict, f"{result.score:g}", f"{result.max_score:g}"]
+        notebooks: list[NotebookResult | None] = [*result.notebooks] or [None]
+        for nb in notebooks:
+            if nb is None:
+                writer.writerow([*team, "", "", "", "", "", *totals, "", *([""] * len(_SHARE_COLUMNS)),
+                                 *([""] * len(columns))])
+                continue
+            points = {f"{nb.challenge}:{c.id}": c.points for c in nb.criteria}
+            model = next((m for m in nb.models if m.role == "predict"), None)
+            shares = [cell for part in ("all", "public", "private")
+                      for cell in _share_cells(figure(model, part))]
+            writer.writerow([*team, _csv_safe(nb.notebook), nb.challenge or "", nb.verdict, f"{nb.score:g}",
+                             f"{nb.max_score:g}", *totals,
+                             "" if not nb.challenge else "yes" if id(nb) in ranked else "no",
+                             *shares, *(f"{points[k]:g}" if k in points else "" for k in columns)])
     return buf.getvalue()
 
 
@@ -237,7 +282,11 @@ def junit_xml(results: Sequence[SubmissionResult]) -> str:
 
 def gradescope_results(result: SubmissionResult) -> dict[str, Any]:
     """Gradescope's autograder ``results.json``: a test per criterion, the score, a leaderboard
-    entry for the hidden-test accuracy."""
+    entry for the hidden-test accuracy.
+
+    Built field by field from what a team may see: the per-image results the grader keeps for
+    paired comparisons (``ModelReport.correct``, ``ModelReport.public_mask``) never reach it.
+    """
     tests = []
     for nb in result.notebooks:
         for c in nb.criteria:

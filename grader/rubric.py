@@ -3,6 +3,12 @@
 A rubric is data: a list of criteria, each naming a registered check with its parameters, the
 points it is worth, whether it is required for a pass, and what to tell a student who misses
 it. Unknown keys, unknown check names and bad parameters are errors. A rubric is never executed.
+
+A criterion of a threshold check may say how it decides: ``decision = "point"`` (the default:
+the measured share against the threshold) or ``decision = "lower_bound"`` (the lower end of the
+share's 95% Wilson interval against it; see :mod:`grader.checks.registry`). ``claim_margin``
+(default 0.05) is how far above the upper end of the measured accuracy's interval a printed
+test or validation accuracy may lie before the scorecard flags it (:mod:`grader.claims`).
 """
 
 from __future__ import annotations
@@ -11,9 +17,10 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from grader.checks import Params, get_check
+from grader.checks import Params, check_names, get_check
+from grader.checks.registry import DECISIONS, Decision
 from grader.errors import RubricError
 from grader.frameworks import Framework
 
@@ -35,6 +42,9 @@ class Criterion(BaseModel):
             (:func:`grader.frameworks.framework_of`).
         params: the check's parameters.
         profile_params: per profile, parameters that replace those in ``params``.
+        decision: for a threshold check, ``point`` (pass on the measured share, the default)
+            or ``lower_bound`` (pass only when the lower end of its 95% interval clears the
+            threshold); passed to the check as its ``decision`` parameter.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -48,10 +58,27 @@ class Criterion(BaseModel):
     fixes: dict[Framework, str] = {}
     params: dict[str, Any] = {}
     profile_params: dict[str, dict[str, Any]] = {}
+    decision: Decision = "point"
+
+    @field_validator("decision", mode="before")
+    @classmethod
+    def _known_decision(cls, value: object) -> object:
+        if value not in DECISIONS:
+            raise ValueError(f"decision {value!r} is not one of {', '.join(repr(d) for d in DECISIONS)}: write "
+                             'decision = "point" (pass on the measured figure, the default) or decision = '
+                             '"lower_bound" (pass only when the lower end of its 95% interval clears the threshold)')
+        return value
 
     @model_validator(mode="after")
     def _known_check(self) -> Criterion:
         spec = get_check(self.check)
+        if any("decision" in p for p in [self.params, *self.profile_params.values()]):
+            raise ValueError(f'criterion {self.id}: write decision = "{self.decision}" on the criterion itself, '
+                             "not in params")
+        if self.decision != "point" and "decision" not in spec.params.model_fields:
+            threshold = [n for n in check_names() if "decision" in get_check(n).params.model_fields]
+            raise ValueError(f"criterion {self.id}: decision = {self.decision!r} needs a threshold check "
+                             f"({', '.join(threshold)}), not {self.check}; remove it")
         for profile in [None, *self.profile_params]:
             try:
                 spec.params.model_validate(self.merged_params(profile))
@@ -65,8 +92,11 @@ class Criterion(BaseModel):
         return self.fixes.get(framework, self.fix) if framework is not None else self.fix
 
     def merged_params(self, profile: str | None) -> dict[str, Any]:
-        """``params`` with the profile's overrides applied."""
-        return {**self.params, **(self.profile_params.get(profile, {}) if profile else {})}
+        """``params`` with the profile's overrides applied, and ``decision`` for a threshold check."""
+        merged = {**self.params, **(self.profile_params.get(profile, {}) if profile else {})}
+        if "decision" in get_check(self.check).params.model_fields:
+            merged["decision"] = self.decision
+        return merged
 
     def params_for(self, profile: str | None) -> Params:
         """The validated parameter object for ``profile``."""
@@ -74,13 +104,19 @@ class Criterion(BaseModel):
 
 
 class Rubric(BaseModel):
-    """A challenge's rubric, schema version 1."""
+    """A challenge's rubric, schema version 1.
+
+    Attributes:
+        claim_margin: how far (a share, 0..1) above the upper end of the 95% interval of the
+            measured accuracy a printed test or validation accuracy may lie before it is flagged.
+    """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     schema_version: Literal[1]
     challenge: str
     criteria: list[Criterion] = Field(min_length=1)
+    claim_margin: float = Field(default=0.05, ge=0, le=1)
 
     @model_validator(mode="after")
     def _unique_ids(self) -> Rubric:

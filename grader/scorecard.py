@@ -1,4 +1,9 @@
-"""The scorecard: results of one submission, the schema of ``result.json`` (version 1).
+"""The scorecard: results of one submission, the schema of ``result.json`` (version 2).
+
+Schema 2 (issue 15) adds the 95% Wilson intervals of every measured share (a model's accuracy
+and its per-class recall and precision, the threshold checks' figures), a criterion's
+``decision`` and ``borderline`` words, the public/private parts of the hidden test set and the
+per-image correctness a paired comparison needs; schema 1 files (without them) are still read.
 
 Pure: built from evidence and check results, rendered elsewhere. A submission passes when
 every required criterion of every notebook passes; its score is the sum of earned points. A
@@ -19,6 +24,8 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from grader.checks import CheckResult
+from grader.checks.model import TOO_FEW_WIDTH
+from grader.checks.registry import Decision
 from grader.frameworks import Framework
 from grader.measure import Measurement
 from grader.rubric import Criterion
@@ -47,7 +54,10 @@ class _Model(BaseModel):
 
 class CriterionResult(_Model):
     """One criterion as graded: ``status`` pass, fail or not_measured, ``points`` earned of
-    ``max_points``, ``short`` a figure for the verdict line (``0.62 < 0.90``; may be empty)."""
+    ``max_points``, ``short`` a figure for the verdict line (``0.62 < 0.90``; may be empty),
+    ``decision`` how a threshold criterion decides (``point`` or ``lower_bound``, see
+    :class:`grader.rubric.Criterion`) and ``borderline`` the words saying that the measured
+    figure's 95% interval contains the threshold ("" when it does not; schema 2)."""
 
     id: str
     title: str
@@ -59,6 +69,8 @@ class CriterionResult(_Model):
     fix: str
     measured: dict[str, float | int | str] = {}
     short: str = ""
+    decision: Decision = "point"
+    borderline: str = ""
 
 
 class CellRow(_Model):
@@ -136,12 +148,17 @@ class ModelReport(_Model):
         per_class: per class: ``class``, ``support`` (its images), ``precision``, ``recall``
             (per-class accuracy), ``f1``; from schema 2 also ``recall_low``/``recall_high`` and
             ``precision_low``/``precision_high`` (absent where the class has no images, or no
-            image was predicted as it).
+            image was predicted as it) and ``predicted`` (the images predicted as the class: the
+            ``n`` of its precision).
         parts: the accuracy on the public and the private part of the hidden test set.
         correct: per hidden test image, in the hidden test set's fixed order, ``1`` where the
             model was right and ``0`` where wrong: what paired comparisons between submissions
             need (McNemar's test), so a leaderboard is rebuilt from stored results. The
             grader's record: never shown to teams, never in Gradescope's file.
+        public_mask: per hidden test image, in the same order, ``1`` where it is in the public
+            part and ``0`` where in the private part (empty: no public/private split), so a
+            paired comparison on one part uses that part's images only. The grader's record,
+            like ``correct``.
     """
 
     role: Literal["predict", "transfer"]
@@ -156,6 +173,7 @@ class ModelReport(_Model):
     accuracy_ci: Share | None = None
     parts: list[PartReport] = []
     correct: str = ""
+    public_mask: str = ""
 
     @classmethod
     def of(cls, role: Literal["predict", "transfer"], function: str, m: Measurement,
@@ -171,6 +189,7 @@ class ModelReport(_Model):
                                                  "f1": r.f1}
             hits = m.confusion[i][i] if i < len(m.confusion) else 0
             predicted = sum(line[i] for line in m.confusion) if i < len(m.confusion) else 0
+            row["predicted"] = predicted
             for name, n in (("recall", r.support), ("precision", predicted)):
                 share = Share.of(hits, n)
                 if share is not None:
@@ -188,7 +207,17 @@ class ModelReport(_Model):
             per_class=per_class, confusion=[list(row) for row in m.confusion], seconds=seconds,
             inference_s=inference_s, accuracy_ci=Share.of(round(m.accuracy * m.n), m.n),
             parts=parts, correct="".join("1" if c else "0" for c in correct),
+            public_mask="".join("1" if p else "0" for p in public) if parts and public is not None else "",
         )
+
+    def too_few(self, row: dict[str, float | int | str]) -> bool:
+        """Whether the class of ``row`` (one of :attr:`per_class`) has too few images to tell
+        its recall: its interval is wider than :data:`grader.checks.model.TOO_FEW_WIDTH`
+        (False for a schema 1 row, which has no interval)."""
+        low, high = row.get("recall_low"), row.get("recall_high")
+        if not isinstance(low, float | int) or not isinstance(high, float | int):
+            return False
+        return high - low > TOO_FEW_WIDTH
 
     def part(self, name: Literal["public", "private", "all"]) -> Share | None:
         """The accuracy on part ``name`` (``all``: the whole hidden test set)."""
@@ -234,6 +263,8 @@ class NotebookResult(_Model):
     claim_flagged: bool = False
     claim_line: str | None = None  # the printed line the claim was read from
     claim_kind: str | None = None  # test, validation, training or unknown (grader.claims.Claim)
+    claim_cell: int | None = None  # the student's number of the cell that printed it (schema 2)
+    claim_margin: float | None = None  # how far above the interval's upper end a claim is flagged
     notes: list[str] = []  # how the notebook was read and run (grader.notebook.notebook_notes)
     loss_plot_svg: str = Field(default="", exclude=True)
     notebook_loss_plot: str = Field(default="", exclude=True)
@@ -298,6 +329,7 @@ def score_criteria(
             id=c.id, title=c.title, status=r.status, required=c.required,
             points=c.points if r.status == "pass" else 0.0, max_points=c.points,
             message=r.message, fix=_fix(c, r, framework), measured=r.measured, short=r.short,
+            decision=c.decision, borderline=r.borderline if r.status != "not_measured" else "",
         )
         for c, r in zip(criteria, results, strict=True)
     ]

@@ -3,8 +3,17 @@
 from __future__ import annotations
 
 import pytest
+from nbformat.v4 import new_code_cell, new_markdown_cell, new_output
 
-from grader.claims import Claim, accuracy_claims, compare_claim, read_claims
+from grader.claims import (
+    Claim,
+    accuracy_claims,
+    cell_outputs,
+    compare_claim,
+    defining_cell,
+    notebook_claim,
+    read_claims,
+)
 
 KERAS2 = ("Epoch 1/10\n"
           " 3/10 [=======>......................] - ETA: 2s - loss: 0.9012 - accuracy: 0.6120\x08\x08\x08\r"
@@ -135,3 +144,67 @@ def test_captured_keras_3_fit_evaluate_and_print() -> None:
         (0.4375, "test", True)]
     check = compare_claim(KERAS3_CAPTURED, 0.30)
     assert check is not None and check.claim.line == "Test accuracy: 0.4375" and check.flagged
+
+
+def test_claim_is_judged_against_the_interval_and_the_margin() -> None:
+    """0.934 measured on 424 images (95% interval 0.906-0.954): a test claim of 0.99 is 3.6 points
+    above the upper end, inside the 5-point margin; 0.01 of margin flags it. 0.953 measured on 1,000
+    (0.938-0.964): a claim of 1.00 is 3.5 points above; 0.870 on 424 (0.834-0.899): 0.96 is flagged."""
+    inside = compare_claim("test accuracy: 0.99", 0.934, high=0.954)
+    assert inside is not None and not inside.flagged
+    assert inside.above_interval == pytest.approx(0.036) and inside.gap == pytest.approx(0.056)
+    strict = compare_claim("test accuracy: 0.99", 0.934, high=0.954, margin=0.01)
+    assert strict is not None and strict.flagged
+    assert not compare_claim("test accuracy: 1.00", 0.953, high=0.964).flagged  # type: ignore[union-attr]
+    far = compare_claim("test accuracy: 0.96", 0.870, high=0.899)
+    assert far is not None and far.flagged and far.above_interval == pytest.approx(0.061)
+    # a training figure is still never flagged, however far above
+    assert not compare_claim("train accuracy: 1.00", 0.5, high=0.55).flagged  # type: ignore[union-attr]
+    # without an interval the upper end is the measurement itself: the old 5-point rule
+    assert compare_claim("test accuracy: 0.91", 0.85).flagged  # type: ignore[union-attr]
+
+
+def test_defining_cell_finds_the_last_definition_of_predict() -> None:
+    sources = ["import torch", "def predict_image(im):\n    ...", "def predict(images):\n    return []",
+               "print(predict == other)", "x = 1\npredict = make_predict(model)", "predictor = 3",
+               "predict_transfer = lambda ims: []"]
+    assert defining_cell(sources, "predict") == 4
+    assert defining_cell(sources[:4], "predict") == 2
+    assert defining_cell(["async def predict (ims): ..."], "predict") == 0
+    assert defining_cell(["predict: Callable = f"], "predict") == 0
+    assert defining_cell(["y = predict(images)"], "predict") is None
+
+
+def _cell(source: str, printed: str = "") -> object:
+    cell = new_code_cell(source)
+    if printed:
+        cell.outputs = [new_output("stream", name="stdout", text=printed)]
+    return cell
+
+
+def test_the_claim_of_the_model_measured_is_read_not_the_last_one() -> None:
+    """Rule: the last test/validation claim printed at or before the cell defining predict."""
+    cells = [new_markdown_cell("# Gear"), _cell("fit(cnn)", "Epoch 3: val_accuracy: 0.81\n"),
+             _cell("evaluate(cnn)", "test accuracy: 0.84\n"),
+             _cell("def predict(images):\n    return cnn(images)"),
+             _cell("fit(resnet)", "test accuracy: 0.97\n")]  # a second model, not the one graded
+    check = notebook_claim(cells, 0.83, high=0.86, margin=0.05, predict="predict")
+    assert check is not None and (check.claimed, check.cell, check.flagged) == (0.84, 2, False)
+    assert compare_claim(cell_outputs(cells), 0.83).claimed == 0.97  # type: ignore[union-attr]
+    # predict defined before any claim (a helper cell at the top): the last claim anywhere
+    early = [_cell("def predict(images):\n    return model(images)"), *cells[1:3]]
+    check = notebook_claim(early, 0.83, high=0.86, margin=0.05, predict="predict")
+    assert check is not None and (check.claimed, check.cell) == (0.84, 2)
+    # no held-out claim at all: the last figure of any kind, shown and never flagged
+    training = [_cell("fit()", "train accuracy: 0.99\n"), _cell("def predict(ims): ...")]
+    check = notebook_claim(training, 0.5, high=0.55, margin=0.05, predict="predict")  # type: ignore[arg-type]
+    assert check is not None and (check.claim.kind, check.flagged) == ("training", False)
+
+
+def test_cell_outputs_reads_streams_and_results_per_cell_within_a_limit() -> None:
+    result = new_code_cell("acc")
+    result.outputs = [new_output("execute_result", data={"text/plain": "0.93"}, execution_count=1),
+                      new_output("display_data", data={"image/png": "iVBOR"})]
+    cells = [_cell("print(1)", "test accuracy 0.9\n"), new_markdown_cell("text"), result]
+    assert cell_outputs(cells) == ["test accuracy 0.9\n", "", "0.93\n\n"]
+    assert cell_outputs(cells, limit=5) == ["test ", "", ""]

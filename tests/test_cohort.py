@@ -74,7 +74,9 @@ def test_parallel_batch_writes_every_cohort_output(cohort: tuple[Settings, list[
     assert [r["submission"] for r in rows] == ["alpha", "beta", "gamma"]
     assert rows[1]["verdict"] == "fail" and rows[1]["toy:accuracy"] == "0"
     assert rows[0]["toy:accuracy"] == "4" and float(rows[0]["accuracy"]) == 1.0
-    assert len(rows[0]) == 5 + 8  # submission, verdict, score, max_score, accuracy + criteria
+    assert rows[0]["notebook"] == "toy.ipynb" and rows[0]["ranked"] == "yes" and rows[0]["n"] == "6"
+    assert len(rows[0]) == 10 + 12 + 8  # who, verdicts and scores; accuracy, public, private (value, low, high,
+    # n); criteria
 
     suites = ET.fromstring((out / "junit.xml").read_text()).findall("testsuite")
     assert [s.get("name") for s in suites] == ["alpha", "beta", "gamma"]

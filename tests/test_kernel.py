@@ -224,7 +224,7 @@ def test_printed_accuracy_is_compared_with_the_measurement(
     nb = result.notebooks[0]
     assert nb.models[0].accuracy == pytest.approx(1 / 3)
     assert nb.claimed_accuracy == 0.99 and nb.claim_flagged
-    assert "the claim is higher by 65.7 points" in render_scorecard(result)
+    assert "the claim lies above the interval's upper end by 29.0 points" in render_scorecard(result)
 
 
 @pytest.mark.parametrize("user_value", ["3", None])

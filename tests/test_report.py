@@ -189,16 +189,103 @@ def test_junit_is_valid_xml_whatever_the_messages_hold() -> None:
 
 @pytest.mark.parametrize(("kind", "flagged", "expected"), [
     ("test", True, "The notebook printed a test accuracy of 0.990 (<code>Test accuracy: 0.99 &lt;b&gt;</code>); "
-     "the grader measured 0.333 on the hidden test set: the claim is higher by 65.7 points."),
+     "the grader measured 0.333 (95% interval 0.061-0.792 over 3 images) on the hidden test set: the claim is "
+     "higher by 65.7 points."),
     ("training", False, "The notebook printed a training accuracy of 0.990 (<code>Test accuracy: 0.99 &lt;b&gt;"
-     "</code>); the grader measured 0.333 on the hidden test set. A training figure is higher by nature and is "
-     "not flagged."),
+     "</code>); the grader measured 0.333 (95% interval 0.061-0.792 over 3 images) on the hidden test set. "
+     "A training figure is higher by nature and is not flagged."),
     ("unknown", False, "The notebook printed an accuracy of 0.990 (<code>Test accuracy: 0.99 &lt;b&gt;</code>); "
-     "the grader measured 0.333 on the hidden test set. Which data the figure is about is unclear, so it is "
-     "not flagged."),
+     "the grader measured 0.333 (95% interval 0.061-0.792 over 3 images) on the hidden test set. Which data "
+     "the figure is about is unclear, so it is not flagged."),
 ])
 def test_scorecard_shows_the_claim_with_its_line(kind: str, flagged: bool, expected: str) -> None:
     result = sample()
     nb = result.notebooks[0].model_copy(update={"claimed_accuracy": 0.99, "claim_flagged": flagged,
                                                 "claim_line": "Test accuracy: 0.99 <b>", "claim_kind": kind})
     assert expected in render_scorecard(result.model_copy(update={"notebooks": [nb]}))
+
+
+def _cohort() -> list[SubmissionResult]:
+    from tests.test_leaderboard import notebook, team, vector
+
+    public = [i % 2 == 0 for i in range(424)]
+    return [team("twice", notebook("gear.ipynb", vector(380), public=public),
+                 notebook("gear copy.ipynb", vector(380), public=public)),
+            team("alpha", notebook("gear.ipynb", vector(380), public=public)),
+            team("weak", notebook("gear.ipynb", vector(250), points=8, verdict="fail", public=public),
+                 notebook("scratch.ipynb", vector(100), challenge="gear-deep", points=5, verdict="fail"))]
+
+
+def test_index_ranks_each_challenge_with_rank_groups_intervals_and_shares() -> None:
+    html = render_index(_cohort(), ["twice", "alpha", "weak"])
+    cnn = html[html.index("Leaderboard: gear-cnn"):html.index("Leaderboard: gear-deep")]
+    assert cnn.count('<td class="rank">1 = 2</td>') == 2 and cnn.count('<td class="rank">3</td>') == 1
+    assert cnn.index("alpha/scorecard.html") < cnn.index("twice/scorecard.html") < cnn.index("weak/scorecard.html")
+    assert "also handed in, not ranked: gear.ipynb" in cnn  # a tie: the first name in sort order ranks
+    assert "12/12 (100%)" in cnn and "8/12 (67%)" in cnn and "24/24" not in cnn and "13/24" not in cnn
+    assert '89.6%<span class="ci">86.4–92.2%, n = 424</span>' in cnn  # 380 of 424, Wilson
+    assert "2 rank group(s)" in cnn and "Pass rate per criterion" in cnn
+    deep = html[html.index("Leaderboard: gear-deep"):]
+    assert '<td class="rank">1</td>' in deep and "weak/scorecard.html" in deep
+    assert '<td class="num">–</td>' in deep  # no public/private split for the scratch notebook
+    assert "Accuracy ▼" in html
+
+
+def test_index_ranks_by_the_public_part_when_asked(tmp_path: Path) -> None:
+    from grader.report import write_cohort
+
+    paths = write_cohort(tmp_path, _cohort(), ["twice", "alpha", "weak"], leaderboard="public")
+    html = (tmp_path / "index.html").read_text()
+    assert paths[0] == tmp_path / "index.html" and "Public ▼" in html
+    assert "accuracy on the public part of the hidden test set" in html
+    assert "not ranked: no public part recorded" in html  # the scratch notebook on gear-deep
+    with pytest.raises(ValueError, match="unknown leaderboard part"):
+        render_index(_cohort(), ["a", "b", "c"], leaderboard="hidden")  # type: ignore[arg-type]
+
+
+def test_index_renders_schema_1_results() -> None:
+    data = sample().model_dump()
+    data["schema_version"] = 1
+    for key in ("accuracy_ci", "parts", "correct", "public_mask"):
+        del data["notebooks"][0]["models"][0][key]
+    old = SubmissionResult.model_validate(data)
+    html = render_index([old, sample()], ["old", "new"])
+    assert '<td class="rank">1</td>' in html and '<td class="rank">2</td>' in html
+    assert html.count('33.3%<span class="ci">6.1–79.2%, n = 3</span>') == 2
+    assert "not compared" in html and "no per-image results" in html
+    public = render_index([old], ["old"], leaderboard="public")
+    assert '<td class="rank">–</td>' in public and "not ranked: no public part recorded" in public
+
+
+def test_gradebook_lists_every_notebooks_criteria_with_intervals() -> None:
+    import csv
+    import io
+
+    from grader.report import gradebook_csv
+
+    empty = sample().model_copy(update={"submission": "empty", "notebooks": []})
+    rows = list(csv.DictReader(io.StringIO(gradebook_csv([*_cohort(), empty]))))
+    assert [(r["submission"], r["notebook"], r["challenge"], r["ranked"]) for r in rows] == [
+        ("twice", "gear.ipynb", "gear-cnn", "no"), ("twice", "gear copy.ipynb", "gear-cnn", "yes"),
+        ("alpha", "gear.ipynb", "gear-cnn", "yes"),
+        ("weak", "gear.ipynb", "gear-cnn", "yes"), ("weak", "scratch.ipynb", "gear-deep", "yes"),
+        ("empty", "", "", "")]
+    assert [r["gear-cnn:accuracy"] for r in rows] == ["12", "12", "12", "8", "", ""]
+    assert [r["gear-deep:accuracy"] for r in rows] == ["", "", "", "", "5", ""]
+    twice = rows[1]
+    assert (twice["score"], twice["submission_score"], twice["verdict"]) == ("12", "24", "pass")
+    assert (twice["accuracy"], twice["accuracy_low"], twice["accuracy_high"], twice["n"]) == (
+        "0.8962", "0.8636", "0.9218", "424")  # Wilson by hand: 0.86355, 0.92178
+    assert (twice["public_n"], twice["private_n"], rows[4]["public_accuracy"]) == ("212", "212", "")
+    assert rows[5]["submission_verdict"] == "fail" and rows[5]["accuracy"] == ""
+
+
+def test_gradescope_file_has_no_per_image_results() -> None:
+    from grader.report import gradescope_results
+
+    result = _cohort()[0]
+    model = result.notebooks[0].models[0]
+    assert len(model.correct) == 424 and len(model.public_mask) == 424
+    text = json.dumps(gradescope_results(result))
+    assert '"correct"' not in text and "public_mask" not in text and "1" * 50 not in text and "10" * 50 not in text
+    assert json.loads(text)["leaderboard"] == [{"name": "Accuracy", "value": 0.8962, "order": "desc"}]

@@ -1,17 +1,40 @@
-"""Checks of the models the notebook defines, measured by the grader on the hidden test set."""
+"""Checks of the models the notebook defines, measured by the grader on the hidden test set.
+
+The threshold checks (``hidden_accuracy``, ``transfer_learning``, ``per_class_report``,
+``added_class_recall``) measure shares of images and report each with its 95% Wilson score
+interval and ``n`` (:func:`grader.stats.wilson_interval`); they decide as the criterion's
+``decision`` says (:class:`grader.checks.registry.ThresholdParams`) and mark the result
+borderline when the interval contains the threshold.
+"""
 
 from __future__ import annotations
 
 import dataclasses
+from dataclasses import dataclass
 from typing import Literal
 
 from pydantic import Field
 
-from grader.checks.registry import CheckResult, NoParams, Params, fail, passed, register, run_problem
+from grader.checks.registry import (
+    CheckResult,
+    Decision,
+    NoParams,
+    Params,
+    ThresholdParams,
+    fail,
+    passed,
+    register,
+    run_problem,
+)
 from grader.evidence import Evidence, ModelRun
 from grader.frameworks import framework_of
 from grader.measure import measure
 from grader.modelfile import human_size
+from grader.stats import Interval, wilson_interval
+
+# a class whose recall interval is wider than this has too few images to tell whether it is
+# below the bar (8 images at recall 0.62: 0.31-0.86, width 0.56; 40 at 0.62: width 0.29)
+TOO_FEW_WIDTH = 0.4
 
 
 @register("notebook_runs", NoParams, needs_run=False)
@@ -56,16 +79,68 @@ def _below(value: float, threshold: float) -> str:
     return f"{value:.3f}" if two == f"{threshold:.2f}" else two
 
 
-class AccuracyParams(Params):
+def _span(ci: Interval) -> str:
+    """``95% interval 0.864-0.922``."""
+    return f"{ci.confidence:.0%} interval {ci.low:.3f}-{ci.high:.3f}"
+
+
+@dataclass(frozen=True)
+class Judgement:
+    """A share judged against a threshold.
+
+    Attributes:
+        ci: the share with its 95% Wilson interval.
+        threshold: the bar (0..1).
+        decision: ``point`` (``ci.value >= threshold``) or ``lower_bound`` (``ci.low >= threshold``).
+    """
+
+    ci: Interval
+    threshold: float
+    decision: Decision
+
+    @property
+    def ok(self) -> bool:
+        """Whether the share clears the threshold as ``decision`` says (ends included)."""
+        return (self.ci.low if self.decision == "lower_bound" else self.ci.value) >= self.threshold
+
+    @property
+    def borderline(self) -> str:
+        """What it means that the interval contains the threshold, in words; "" when it does not."""
+        if not self.ci.contains(self.threshold):
+            return ""
+        return (f"{self.ci.value:.3f}, {_span(self.ci)} over {self.ci.n} images: the threshold "
+                f"{self.threshold:.2f} is inside it; another draw of test images could "
+                f"{'fail' if self.ok else 'pass'}")
+
+
+def judge(k: int, n: int, threshold: float, decision: Decision = "point") -> Judgement:
+    """Judge ``k`` successes in ``n`` images (n >= 1) against ``threshold``.
+
+    Raises:
+        ValueError: ``n`` < 1 or ``k`` outside 0..n (:func:`grader.stats.wilson_interval`).
+    """
+    return Judgement(ci=wilson_interval(k, n), threshold=threshold, decision=decision)
+
+
+def _interval_fields(prefix: str, ci: Interval) -> dict[str, float | int | str]:
+    """``{prefix: value, prefix_low: ..., prefix_high: ..., "n": n}``, rounded to 4 decimals."""
+    return {prefix: round(ci.value, 4), f"{prefix}_low": round(ci.low, 4),
+            f"{prefix}_high": round(ci.high, 4), "n": ci.n}
+
+
+class AccuracyParams(ThresholdParams):
     model: Literal["predict", "transfer"] = "predict"
     threshold: float = Field(ge=0, le=1)
+    decision: Decision = "point"
 
 
 @register("hidden_accuracy", AccuracyParams)
 def hidden_accuracy(ev: Evidence, params: AccuracyParams) -> CheckResult:
     """Reads the probe's predictions of ``model`` on the hidden test set and the hidden labels.
     Passes when every prediction is one of the challenge's class names and accuracy (share of
-    correct predictions) >= ``threshold``."""
+    correct predictions) >= ``threshold``; with ``decision = "lower_bound"``, when the lower end
+    of the accuracy's 95% Wilson interval >= ``threshold``. Borderline when the interval contains
+    ``threshold``."""
     contract = ev.challenge.contract
     name = contract.predict if params.model == "predict" else contract.transfer or "predict_transfer"
     predictions, why = _predictions(ev, params.model, name)
@@ -79,39 +154,79 @@ def hidden_accuracy(ev: Evidence, params: AccuracyParams) -> CheckResult:
             f"{contract.class_names}",
             accuracy=round(m.accuracy, 4),
         )
-    ok = m.accuracy >= params.threshold
-    verdict = "at least" if ok else "below"
-    return passed(
-        ok,
-        f"`{name}` scored {m.accuracy:.3f} on {m.n} hidden test images, {verdict} "
-        f"{params.threshold:.2f}",
-        short=f"{_below(m.accuracy, params.threshold)} < {params.threshold:.2f}",
-        accuracy=round(m.accuracy, 4),
-    )
+    if not ev.hidden_labels:
+        return fail("the hidden test set is empty: nothing to measure")
+    hits = sum(p == label for p, label in zip(predictions, ev.hidden_labels, strict=True))
+    j = judge(hits, len(ev.hidden_labels), params.threshold, params.decision)
+    ci = j.ci
+    scored = f"`{name}` scored {ci.value:.3f} on {ci.n} hidden test images"
+    verdict = "at least" if j.ok else "below"
+    if params.decision == "lower_bound":
+        message = (f"{scored} ({_span(ci)}); the interval's lower end {ci.low:.3f} is {verdict} "
+                   f"{params.threshold:.2f}, which this criterion decides on")
+        short = f"lower end {_below(ci.low, params.threshold)} < {params.threshold:.2f}"
+    else:
+        message = f"{scored}, {verdict} {params.threshold:.2f} ({_span(ci)})"
+        short = f"{_below(ci.value, params.threshold)} < {params.threshold:.2f}"
+    return passed(j.ok, message, short=short, borderline=j.borderline, **_interval_fields("accuracy", ci))
 
 
-class PerClassParams(Params):
+class PerClassParams(ThresholdParams):
     min_recall: float = Field(default=0.0, ge=0, le=1)
+    decision: Decision = "point"
 
 
 @register("per_class_report", PerClassParams)
 def per_class_report(ev: Evidence, params: PerClassParams) -> CheckResult:
     """Reads ``predict``'s predictions on the hidden test set. The grader computes precision,
-    recall (per-class accuracy) and the confusion matrix with scikit-learn. Passes when every
-    class present in the hidden test set has recall >= ``min_recall``."""
+    recall (per-class accuracy) and the confusion matrix with scikit-learn, and each class's
+    recall interval (95% Wilson, over the class's images). Passes when every class present in
+    the hidden test set has recall >= ``min_recall`` (``decision = "lower_bound"``: the lower end
+    of its interval). The failure names the classes below the bar and which of them have too
+    few images to tell (an interval wider than ``TOO_FEW_WIDTH``, 0.4). Borderline when the
+    interval of a class that decided the verdict contains ``min_recall``."""
     predictions, why = _predictions(ev, "predict", ev.challenge.contract.predict)
     if predictions is None:
         return fail(why)
     m = measure(ev.hidden_labels, predictions, ev.challenge.dataset.classes)
-    present = [r for r in m.rows if r.support > 0]
-    weak = [r for r in present if r.recall < params.min_recall]
-    worst = min(present, key=lambda r: r.recall)
+    judged = [(r, judge(m.confusion[i][i], r.support, params.min_recall, params.decision))
+              for i, r in enumerate(m.rows) if r.support > 0 and i < len(m.confusion)]
+    if not judged:
+        return fail("the hidden test set is empty: nothing to measure")
+    weak = [(r, j) for r, j in judged if not j.ok]
+    worst, worst_j = min(judged, key=lambda rj: rj[0].recall)
+    fields: dict[str, float | int | str] = {"worst_recall": round(worst.recall, 4),
+                                            "worst_recall_low": round(worst_j.ci.low, 4),
+                                            "worst_recall_high": round(worst_j.ci.high, 4),
+                                            "worst_n": worst.support}
+    bar = f"recall {params.min_recall:.2f}" + (" (the lower end of its interval)"
+                                               if params.decision == "lower_bound" else "")
     if weak:
-        names = ", ".join(f"{r.name} ({r.recall:.2f})" for r in weak)
-        return fail(f"classes below recall {params.min_recall:.2f}: {names}",
-                     worst_recall=round(worst.recall, 4))
-    return passed(True, f"every class at recall {params.min_recall:.2f} or more; lowest: "
-                   f"{worst.name} {worst.recall:.2f}", worst_recall=round(worst.recall, 4))
+        names = ", ".join(f"{r.name} {r.recall:.2f} ({j.ci.k} of {j.ci.n} images, {_span(j.ci)})"
+                          for r, j in weak)
+        message = f"classes below {bar}: {names}"
+        few = [r.name for r, j in weak if j.ci.width > TOO_FEW_WIDTH]
+        if few:
+            message += (f"; too few images to tell for {', '.join(few)}: "
+                        f"{'its interval is' if len(few) == 1 else 'their intervals are'} wider than "
+                        f"{TOO_FEW_WIDTH:.1f}")
+        doubt = [j.borderline for _, j in weak if j.borderline]
+        short = f"{len(weak)} class{'es' if len(weak) > 1 else ''} below {params.min_recall:.2f}"
+        return CheckResult(status="fail", message=message, measured=fields, short=short,
+                           borderline=_classes_borderline([r.name for r, j in weak if j.borderline], doubt))
+    close = [(r, j) for r, j in judged if j.borderline]
+    return CheckResult(status="pass", message=f"every class at {bar} or more; lowest: {worst.name} "
+                       f"{worst.recall:.2f} ({worst_j.ci.k} of {worst_j.ci.n} images, {_span(worst_j.ci)})",
+                       measured=fields,
+                       borderline=_classes_borderline([r.name for r, _ in close], [j.borderline for _, j in close]))
+
+
+def _classes_borderline(names: list[str], words: list[str]) -> str:
+    """The borderline words of the classes ``names`` (one :attr:`Judgement.borderline` each)."""
+    if not names:
+        return ""
+    return "; ".join(f"{name}: {w}" for name, w in zip(names[:3], words[:3], strict=True)) + (
+        f"; and {len(names) - 3} more" if len(names) > 3 else "")
 
 
 class NewImagesParams(Params):
@@ -208,16 +323,19 @@ def new_image_predictions(ev: Evidence, params: NewImagesParams) -> CheckResult:
     return passed(True, f"{summary}; {len(readable)} classified by `{name}`", images=len(readable))
 
 
-class TransferParams(Params):
+class TransferParams(ThresholdParams):
     threshold: float = Field(ge=0, le=1)
+    decision: Decision = "point"
 
 
 @register("transfer_learning", TransferParams)
 def transfer_learning(ev: Evidence, params: TransferParams) -> CheckResult:
     """Reads the probe's predictions of the transfer-learning model on the hidden test set.
     Passes when the contract's transfer function is defined, returns class names and reaches
-    accuracy >= ``threshold``."""
-    return hidden_accuracy(ev, AccuracyParams(model="transfer", threshold=params.threshold))
+    accuracy >= ``threshold`` (``decision = "lower_bound"``: the lower end of its 95% interval),
+    as ``hidden_accuracy`` decides."""
+    return hidden_accuracy(ev, AccuracyParams(model="transfer", threshold=params.threshold,
+                                              decision=params.decision))
 
 
 class SavedModelParams(Params):
@@ -301,15 +419,18 @@ def imagenet_labels(ev: Evidence, params: ImagenetParams) -> CheckResult:
     return passed(True, f"{len(files)} photos labelled ({shown})", images=len(files))
 
 
-class AddedClassParams(Params):
+class AddedClassParams(ThresholdParams):
     min_recall: float = Field(default=0.5, ge=0, le=1)
+    decision: Decision = "point"
 
 
 @register("added_class_recall", AddedClassParams)
 def added_class_recall(ev: Evidence, params: AddedClassParams) -> CheckResult:
     """Reads the answers of the contract's added-class model on the held-out images of the
     added class (the grader alone knows they all belong to it). Passes when the share called
-    by the added class's name (its recall) is >= ``min_recall``."""
+    by the added class's name (its recall) is >= ``min_recall`` (``decision = "lower_bound"``:
+    the lower end of its 95% Wilson interval). Borderline when the interval contains
+    ``min_recall``."""
     added = ev.challenge.dataset.added_class
     name = ev.challenge.contract.added or "the added-class model"
     if added is None or not ev.added_labels:
@@ -321,8 +442,11 @@ def added_class_recall(ev: Evidence, params: AddedClassParams) -> CheckResult:
     if len(run.predictions) != len(ev.added_labels):
         return fail(f"`{name}` returned {len(run.predictions)} answers for {len(ev.added_labels)} images")
     hits = sum(p == added.name for p in run.predictions)
-    recall = hits / len(ev.added_labels)
-    return passed(recall >= params.min_recall,
+    j = judge(hits, len(ev.added_labels), params.min_recall, params.decision)
+    needed = (f"its lower end needed {params.min_recall:.2f}" if params.decision == "lower_bound"
+              else f"needed {params.min_recall:.2f}")
+    return passed(j.ok,
                   f"`{name}` called {hits} of {len(ev.added_labels)} held-out {added.name} photos "
-                  f"{added.name!r} (recall {recall:.2f}, needed {params.min_recall:.2f})",
-                  recall=round(recall, 4))
+                  f"{added.name!r} (recall {j.ci.value:.2f}, {_span(j.ci)}; {needed})",
+                  short=f"recall {_below(j.ci.value, params.min_recall)} < {params.min_recall:.2f}",
+                  borderline=j.borderline, **_interval_fields("recall", j.ci))

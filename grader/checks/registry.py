@@ -10,6 +10,12 @@ called or is not defined), :meth:`CheckSpec.evaluate` turns a check's ``fail`` i
 ``not_measured``, with the reason (:func:`run_problem`) and the run's fix in place of the
 criterion's; a check that passed anyway (a model saved before the crash) keeps its pass.
 ``notebook_runs``, the check of the run itself, is registered with ``needs_run=False``.
+
+A threshold check (its parameters derive from :class:`ThresholdParams`) measures a share of
+``k`` in ``n`` images and decides on it as its criterion's ``decision`` says: ``point`` (the
+default: the share itself against the threshold) or ``lower_bound`` (the lower end of its 95%
+Wilson interval, :func:`grader.stats.wilson_interval`). Either way it reports the interval, and
+the words of :attr:`CheckResult.borderline` when the interval contains the threshold.
 """
 
 from __future__ import annotations
@@ -23,10 +29,12 @@ from pydantic import BaseModel, ConfigDict
 from grader.errors import RubricError
 from grader.evidence import Evidence
 
-__all__ = ["CheckResult", "CheckSpec", "NoParams", "Params", "RunProblem", "check_names", "fail", "get_check",
-           "not_measured", "passed", "register", "run_problem"]
+__all__ = ["DECISIONS", "CheckResult", "CheckSpec", "Decision", "NoParams", "Params", "RunProblem", "ThresholdParams",
+           "check_names", "fail", "get_check", "not_measured", "passed", "register", "run_problem"]
 
 Status = Literal["pass", "fail", "not_measured"]
+Decision = Literal["point", "lower_bound"]
+DECISIONS: tuple[Decision, ...] = ("point", "lower_bound")
 
 
 @dataclass(frozen=True)
@@ -39,6 +47,9 @@ class CheckResult:
         measured: figures the check measured.
         short: a figure for the verdict line, e.g. ``0.62 < 0.90`` (may be empty).
         fix: a fix that replaces the criterion's (the run's fix, for not_measured), or None.
+        borderline: for a threshold check whose 95% interval contains its threshold, what that
+            means, in words ("0.896, 95% interval 0.864-0.922 over 424 images: the threshold
+            0.90 is inside it; another draw of test images could pass"); else "".
     """
 
     status: Status
@@ -46,6 +57,7 @@ class CheckResult:
     measured: dict[str, float | int | str] = field(default_factory=dict)
     short: str = ""
     fix: str | None = None
+    borderline: str = ""
 
 
 @dataclass(frozen=True)
@@ -130,6 +142,12 @@ class Params(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+class ThresholdParams(Params):
+    """Parameters of a threshold check. Each declares, last, ``decision: Decision = "point"``,
+    set from the criterion's own ``decision`` key (:class:`grader.rubric.Criterion`), not
+    written in ``params`` (declared by each, so that ``grader checks`` lists it last)."""
+
+
 @dataclass(frozen=True)
 class CheckSpec:
     """A registered check: its name, parameter schema and function."""
@@ -187,15 +205,17 @@ def get_check(name: str) -> CheckSpec:
         ) from None
 
 
-def passed(ok: bool, message: str, *, short: str = "", **measured: float | int | str) -> CheckResult:
-    """A pass when ``ok``, else a fail with ``short`` for the verdict line."""
+def passed(ok: bool, message: str, *, short: str = "", borderline: str = "",
+           **measured: float | int | str) -> CheckResult:
+    """A pass when ``ok``, else a fail with ``short`` for the verdict line; ``borderline`` as
+    :attr:`CheckResult.borderline`."""
     return CheckResult(status="pass" if ok else "fail", message=message, measured=measured,
-                       short="" if ok else short)
+                       short="" if ok else short, borderline=borderline)
 
 
-def fail(message: str, *, short: str = "", **measured: float | int | str) -> CheckResult:
-    """A fail, with ``short`` for the verdict line."""
-    return CheckResult(status="fail", message=message, measured=measured, short=short)
+def fail(message: str, *, short: str = "", borderline: str = "", **measured: float | int | str) -> CheckResult:
+    """A fail, with ``short`` for the verdict line; ``borderline`` as :attr:`CheckResult.borderline`."""
+    return CheckResult(status="fail", message=message, measured=measured, short=short, borderline=borderline)
 
 
 class NoParams(Params):
