@@ -22,7 +22,9 @@ non-regular files, and empty ``Untitled*.ipynb`` scratch notebooks (no code cell
 source). Two notebooks of one team for the same challenge (``metadata.grader.challenge``, else a
 challenge id in the file name, or ``--challenge``): one is graded, the others listed as ignored.
 The one graded is not named like a scratch or a copy (``Untitled*``, ``*-Copy1``, ``* copy``,
-``* (1)``) where one such exists, then the most recently modified, then the first by path.
+``* (1)``) where one such exists, then the most recently modified, then the first by path. A
+notebook that names no challenge, in a team whose other notebook names one, is not graded (a
+stray scratch notebook must not fail the team) and is listed as ignored.
 
 Zips are unpacked by :func:`grader.unzip.unpack` into a private folder under the caller's
 workspace, refusing traversal, links, encryption and zip bombs. A refusal, an empty folder or a
@@ -292,7 +294,7 @@ def _one_per_challenge(root: Path, notebooks: list[str], known: Sequence[str],
     for rel in notebooks:
         cid = _challenge(root / rel, known, explicit)
         groups.setdefault(cid or f"\0{rel}", []).append(rel)
-    keep, ignored = [], []
+    keep, ignored, named = [], [], []
     for cid, rels in groups.items():
         def rank(rel: str) -> tuple[bool, float, str]:
             path = root / rel
@@ -303,8 +305,16 @@ def _one_per_challenge(root: Path, notebooks: list[str], known: Sequence[str],
             return (bool(_SCRATCH.search(path.stem)), -mtime, rel)
         best, *rest = sorted(rels, key=rank)
         keep.append(best)
+        if not cid.startswith("\0"):
+            named.append(best)
         ignored += [f"{rel} (another notebook for challenge {cid}; graded: {best}, the newest not "
                     "named Untitled or a copy)" for rel in rest]
+    named.sort()
+    if named:  # a stray scratch notebook does not fail a team whose notebook names its challenge
+        stray = [rel for rel in keep if rel not in named and groups.get(f"\0{rel}") == [rel]]
+        keep = [rel for rel in keep if rel not in stray]
+        ignored += [f"{rel} (names no challenge, while {', '.join(named[:3])} does: not graded; name its "
+                    "challenge in its metadata or file name to have it graded)" for rel in stray]
     return sorted(keep), ignored
 
 

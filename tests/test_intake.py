@@ -67,6 +67,8 @@ JUNK_IGNORED = (
     "secrets (a symbolic link; put the file itself)",
     "toy-Copy1.ipynb (another notebook for challenge toy; graded: toy.ipynb, the newest not named "
     "Untitled or a copy)",
+    "Untitled1.ipynb (names no challenge, while toy.ipynb does: not graded; name its challenge in its "
+    "metadata or file name to have it graded)",
 )
 JUNK_FILES = ("Untitled1.ipynb", "helper.py", "toy-Copy1.ipynb", "toy.ipynb")
 
@@ -109,8 +111,8 @@ def test_checkpoints_macos_files_links_and_scratch_notebooks_are_ignored_and_lis
     [team] = intake([junk_team], workspace=tmp_path, challenges=("toy",))
     assert team.ignored == JUNK_IGNORED
     assert team.files == JUNK_FILES
-    # Untitled1 has code and names no challenge: graded, as the team's own work
-    assert team.notebooks == (junk_team / "Untitled1.ipynb", junk_team / "toy.ipynb")
+    # Untitled1 has code but names no challenge, while toy.ipynb does: a stray scratch, not graded
+    assert team.notebooks == (junk_team / "toy.ipynb",)
     workdir = tmp_path / "work"
     workdir.mkdir()
     assert copy_submission(team, workdir, limit_mb=64) is None
@@ -148,7 +150,7 @@ def test_a_team_zip_is_one_team_named_after_the_zip(junk_team: Path, tmp_path: P
         "team7/._toy.ipynb (macOS AppleDouble metadata)",
         "team7/.ipynb_checkpoints/ (Jupyter's checkpoint copies)", "team7/__MACOSX/ (macOS zip metadata)",
         "team7/__pycache__/ (Python bytecode)", "__MACOSX/ (macOS zip metadata)",
-        "Untitled.ipynb (an empty scratch notebook: no code)", JUNK_IGNORED[-1])
+        "Untitled.ipynb (an empty scratch notebook: no code)", *JUNK_IGNORED[-2:])
     # one upload is always one team
     upload = intake_upload(path, workspace=workspace, name="t7", challenges=("toy",))
     assert upload.name == "t7" and upload.files == JUNK_FILES
