@@ -254,6 +254,9 @@ def defining_cell(sources: Sequence[str], name: str) -> int | None:
     return found[-1] if found else None
 
 
+_OTHER_MODEL = re.compile(r"(?i)\btransfer\b|\bpre-?trained\b|\bfine-?tun")
+
+
 def compare_claim(text: str | Sequence[str], measured: float | None, *, high: float | None = None,
                   margin: float = 0.05, defined_in: int | None = None) -> ClaimCheck | None:
     """Compare the notebook's claim with ``measured``; None if either is missing.
@@ -269,7 +272,9 @@ def compare_claim(text: str | Sequence[str], measured: float | None, *, high: fl
             (:func:`defining_cell`), when ``text`` is per cell.
 
     Returns:
-        the check of one claim, chosen by this rule: the last certain test or validation figure
+        the check of one claim, chosen by this rule (lines that name transfer learning, a
+        pretrained model or fine-tuning are left out while another claim exists: they speak of
+        the transfer model): the last certain test or validation figure
         printed in a cell at or before ``defined_in`` (what the notebook said of the model it
         hands to the grader, usually printed right after training or evaluating it); without
         one, the last certain test or validation figure printed anywhere; without one, the
@@ -279,6 +284,9 @@ def compare_claim(text: str | Sequence[str], measured: float | None, *, high: fl
     claims = [(i, c) for i, out in enumerate(per_cell) for c in read_claims(out)]
     if not claims or measured is None:
         return None
+    # a line about the transfer-learning model speaks of predict_transfer, not of predict
+    own = [(i, c) for i, c in claims if not _OTHER_MODEL.search(c.line)]
+    claims = own or claims
     held_out = [(i, c) for i, c in claims if c.certain and c.kind in ("test", "validation")]
     before = [(i, c) for i, c in held_out if defined_in is not None and i <= defined_in]
     cell, claim = (before or held_out or claims)[-1]

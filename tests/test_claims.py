@@ -208,3 +208,13 @@ def test_cell_outputs_reads_streams_and_results_per_cell_within_a_limit() -> Non
     cells = [_cell("print(1)", "test accuracy 0.9\n"), new_markdown_cell("text"), result]
     assert cell_outputs(cells) == ["test accuracy 0.9\n", "", "0.93\n\n"]
     assert cell_outputs(cells, limit=5) == ["test ", "", ""]
+
+
+def test_a_transfer_learning_claim_is_not_read_as_predicts() -> None:
+    """The example team prints its CNN's validation accuracy, then the transfer model's, and
+    defines predict in its last cell: the claim beside predict's measurement is the CNN's."""
+    cells = ["Epoch 12 validation accuracy: 0.951\n", "Transfer learning validation accuracy: 0.991\n", ""]
+    check = compare_claim(cells, 0.948, high=0.965, defined_in=2)
+    assert check is not None and (check.claimed, check.cell) == (0.951, 0)
+    only = compare_claim(["Transfer learning validation accuracy: 0.991\n"], 0.948, high=0.965)
+    assert only is not None and only.claimed == 0.991  # with no other claim, it is still shown
