@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import nbformat
 import pytest
@@ -34,6 +35,26 @@ FORMAT3_NOTE = "the notebook is in format 3; the grader upgraded it to format 4 
 
 def asset(case: str) -> Path:
     return ASSETS / f"notebook-{case}" / "toy.ipynb"
+
+
+# what the student's own run left in the file (the asset is committed without outputs): a printed
+# claim and a figure in the first cell, a result in the second
+STORED = (
+    [{"name": "stdout", "output_type": "stream", "text": ["test accuracy: 0.99\n"]},
+     {"data": {"image/png": "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAIAAACQd1PeAAAADElEQVR4nGP4z8AAAAMBAQDJ/pLvAAAAAElF"
+                            "TkSuQmCC", "text/plain": ["<Figure size 640x480 with 1 Axes>"]},
+      "metadata": {}, "output_type": "display_data"}],
+    [{"data": {"text/plain": ["'accuracy: 0.99'"]}, "execution_count": 42, "metadata": {},
+      "output_type": "execute_result"}],
+)
+
+
+def stored_outputs() -> dict[str, Any]:
+    """The stored-outputs asset as the student saved it: with its run's outputs and counts."""
+    raw: dict[str, Any] = json.loads(asset("stored-outputs").read_text())
+    for count, (cell, outputs) in enumerate(zip(raw["cells"], STORED, strict=True), 41):
+        cell["outputs"], cell["execution_count"] = outputs, count
+    return raw
 
 
 def test_parameters_go_after_the_tagged_cell() -> None:
@@ -103,11 +124,10 @@ def test_a_byte_order_mark_and_crlf_line_endings_are_read(tmp_path: Path) -> Non
     assert read_notebook(path).cells[2].source == "print(DATA_DIR)"
 
 
-def test_stored_outputs_of_the_students_run_are_dropped() -> None:
-    raw = json.loads(asset("stored-outputs").read_text())
-    assert "test accuracy: 0.99\n" in raw["cells"][0]["outputs"][0]["text"]
-    assert "image/png" in raw["cells"][0]["outputs"][1]["data"]
-    nb = read_notebook(asset("stored-outputs"))
+def test_stored_outputs_of_the_students_run_are_dropped(tmp_path: Path) -> None:
+    path = tmp_path / "toy.ipynb"
+    path.write_text(json.dumps(stored_outputs()))
+    nb = read_notebook(path)
     assert [(c.outputs, c.execution_count) for c in nb.cells] == [([], None), ([], None)]
     assert "0.99" not in nbformat.writes(nb) and "image/png" not in nbformat.writes(nb)
 
@@ -270,7 +290,8 @@ def test_real_saved_notebooks_run_with_their_magics_installs_kernels_and_formats
     each is its own submission)."""
     settings = make_toy()
     features = json.loads(asset("kernelspec").read_text())
-    extra = [json.loads(asset(case).read_text())["cells"] for case in ("magics", "pip", "stored-outputs")]
+    extra = [json.loads(asset(case).read_text())["cells"] for case in ("magics", "pip")]
+    extra.append(stored_outputs()["cells"])
     features["cells"][2:2] = extra[0] + extra[1]  # after the markdown and parameters cells
     features["cells"] += extra[2]
     options = GradeOptions(sandbox=resolve_sandbox("auto"))
