@@ -25,7 +25,7 @@ from typing import Literal
 from grader import __version__
 from grader.challenge import Challenge, challenge_ids, load_challenge
 from grader.checks import CheckResult, get_check
-from grader.claims import notebook_claim
+from grader.claims import cell_outputs, notebook_claim
 from grader.data import (
     HiddenTestSet,
     dataset_hashes,
@@ -402,18 +402,12 @@ def _model_files(folder: Path, started_at: float) -> tuple[ModelFile, ...]:
     return tuple(entries)
 
 
-def _output_text(run: RunResult | None, limit: int = 2_000_000) -> str:
-    """Printed text of the executed notebook: streams and ``text/plain`` results, in order."""
+def _output_text(run: RunResult | None) -> str:
+    """Printed text of the executed notebook: streams and ``text/plain`` results, in order
+    (:func:`grader.claims.cell_outputs`, joined)."""
     if run is None or run.executed is None:
         return ""
-    parts: list[str] = []
-    for cell in run.executed.cells:
-        for output in cell.get("outputs", []):
-            if output.get("output_type") == "stream":
-                parts.append(str(output.get("text", "")))
-            elif output.get("output_type") in ("execute_result", "display_data"):
-                parts.append(str(output.get("data", {}).get("text/plain", "")) + "\n")
-    return "".join(parts)[:limit]
+    return "".join(cell_outputs(run.executed.cells))
 
 
 def _student_code(run: RunResult | None) -> str:
