@@ -21,6 +21,20 @@ if ! command -v bwrap >/dev/null; then
   fi
 fi
 
+# Debian's Chromium for the event server's browser test (Playwright drives it through
+# executable_path; Playwright's own browser download is not used).
+if ! command -v chromium >/dev/null; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    echo "setup: installing chromium (the event server's browser test)"
+    apt-get install -y -qq chromium >/dev/null 2>&1 \
+      || { apt-get update -qq >/dev/null && apt-get install -y -qq chromium >/dev/null; } \
+      || echo "setup: could not install chromium: the browser test will be skipped" >&2
+  else
+    echo "setup: chromium is not installed: the browser test will be skipped." \
+         "Install it (sudo apt-get install chromium)." >&2
+  fi
+fi
+
 python=${PYTHON:-python3}
 if [ ! -x .venv/bin/python ]; then
   echo "setup: creating .venv with $($python --version)"

@@ -85,6 +85,13 @@ class DatasetSpec(_Strict):
             ``test/<class>/<file>``), one a line; the rest is the private part. Made by
             :func:`grader.data.public_split` (``python -m grader.data --make-public-split``).
             None: no split (the result carries no parts).
+        practice_split: a file (relative to ``challenges/``) listing the practice split of the
+            *public* data by original identity (``<class>/<file>``, or ``train/<class>/<file>``),
+            one a line: what ``grader check --practice`` scores on, so that a team working offline
+            with the public data sees a scorecard before it spends a submission; never part of
+            the hidden test set. Challenges on the same source share the file (entries of
+            classes a challenge lacks are left out). Made by :mod:`grader.practice`
+            (``python -m grader.data --make-practice-split``). None: no practice split.
         prepared_views: derived views offered beside the raw one.
         extra: folders under the data directory copied as they are into the view (pretrained
             weights, for example ``weights/mobilenet_tflite``).
@@ -97,6 +104,7 @@ class DatasetSpec(_Strict):
     classes: list[str] = Field(min_length=2)
     hidden_split: str | None = None
     public_split: str | None = Field(default=None, pattern=_SPLIT_FILE)
+    practice_split: str | None = Field(default=None, pattern=_SPLIT_FILE)
     prepared_views: list[PreparedView] = []
     extra: list[str] = []
     raw_view: bool = True
@@ -192,7 +200,17 @@ class Challenge(_Strict):
     execution: ExecutionSpec = ExecutionSpec()
     profiles: dict[str, ProfileSpec] = {}
     verify: VerifySpec = VerifySpec()
+    # the part of the hidden test set the rubric's threshold criteria decide on: the whole set
+    # (default), or its public or private part (needs ``dataset.public_split``)
+    verdict_part: Literal["all", "public", "private"] = "all"
     folder: Path = Field(default=Path("."), exclude=True)
+
+    @model_validator(mode="after")
+    def _verdict_part_has_split(self) -> Challenge:
+        if self.verdict_part != "all" and self.dataset.public_split is None:
+            raise ValueError(f"verdict_part = {self.verdict_part!r} needs dataset.public_split: "
+                             "record one with python -m grader.data --make-public-split")
+        return self
 
     def deadline_for(self, profile: str) -> int:
         """Wall-clock deadline in seconds for ``profile``."""

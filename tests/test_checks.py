@@ -211,6 +211,35 @@ def test_lower_bound_decision_passes_only_when_the_interval_clears() -> None:
     assert run("transfer_learning", transfer, threshold=0.75, decision="lower_bound").status == "fail"
 
 
+def test_verdict_part_decides_on_that_part_of_the_hidden_test_set() -> None:
+    """``verdict_part = "private"``: 10 images, the public five all right, the private five 3 of 5."""
+    predictions = list(LABELS[:5]) + list(LABELS[5:8]) + ["gloves", "gloves"]
+    public = (True,) * 5 + (False,) * 5
+    ev = evidence({"models": {"predict": {"predictions": predictions}}}, hidden_public=public)
+    assert run("hidden_accuracy", ev, threshold=0.8).status == "pass"  # 8 of 10 on the whole set
+    private = dataclasses.replace(ev, challenge=CHALLENGE.model_copy(update={"verdict_part": "private"}))
+    result = run("hidden_accuracy", private, threshold=0.8)
+    assert result.status == "fail" and result.measured["n"] == 5
+    assert result.message.startswith("`predict` scored 0.600 on 5 images of the private part of the hidden test set")
+    on_public = dataclasses.replace(ev, challenge=CHALLENGE.model_copy(update={"verdict_part": "public"}))
+    assert run("hidden_accuracy", on_public, threshold=0.8).measured["accuracy"] == 1.0
+    # a set recorded without the split (a practice run) is judged whole
+    whole = dataclasses.replace(private, hidden_public=None)
+    assert run("hidden_accuracy", whole, threshold=0.8).measured["n"] == 10
+
+
+def test_verdict_part_needs_a_public_split() -> None:
+    from pydantic import ValidationError
+
+    from grader.challenge import Challenge
+
+    data = CHALLENGE.model_dump()
+    data["dataset"]["public_split"] = None
+    data["verdict_part"] = "private"
+    with pytest.raises(ValidationError, match="verdict_part = 'private' needs dataset.public_split"):
+        Challenge.model_validate(data)
+
+
 def test_new_images() -> None:
     images = tuple(NewImage(file=f"{i}.jpg", thumbnail="", dataset_match=None) for i in range(5))
     probe = {"new_images": {"files": [f"{i}.jpg" for i in range(5)], "predictions": ["rope"] * 5}}

@@ -73,6 +73,21 @@ def _predictions(ev: Evidence, role: str, name: str) -> tuple[list[str] | None, 
     return run.predictions, ""
 
 
+def _verdict_set(ev: Evidence, predictions: list[str]) -> tuple[list[str], tuple[str, ...], str]:
+    """The predictions and labels the verdict is decided on, and what they are in words.
+
+    The whole hidden test set, unless the challenge's ``verdict_part`` names its public or
+    private part (:class:`grader.challenge.Challenge`) and the hidden set records the split; a
+    set without one (a practice run) is judged whole.
+    """
+    part = ev.challenge.verdict_part
+    if part == "all" or ev.hidden_public is None:
+        return predictions, ev.hidden_labels, "hidden test images"
+    keep = [i for i, public in enumerate(ev.hidden_public) if public == (part == "public")]
+    return ([predictions[i] for i in keep], tuple(ev.hidden_labels[i] for i in keep),
+            f"images of the {part} part of the hidden test set")
+
+
 def _below(value: float, threshold: float) -> str:
     """``value`` to two decimals, or three where two would read as ``threshold`` (0.897)."""
     two = f"{value:.2f}"
@@ -154,12 +169,13 @@ def hidden_accuracy(ev: Evidence, params: AccuracyParams) -> CheckResult:
             f"{contract.class_names}",
             accuracy=round(m.accuracy, 4),
         )
-    if not ev.hidden_labels:
+    predictions, labels, images = _verdict_set(ev, predictions)
+    if not labels:
         return fail("the hidden test set is empty: nothing to measure")
-    hits = sum(p == label for p, label in zip(predictions, ev.hidden_labels, strict=True))
-    j = judge(hits, len(ev.hidden_labels), params.threshold, params.decision)
+    hits = sum(p == label for p, label in zip(predictions, labels, strict=True))
+    j = judge(hits, len(labels), params.threshold, params.decision)
     ci = j.ci
-    scored = f"`{name}` scored {ci.value:.3f} on {ci.n} hidden test images"
+    scored = f"`{name}` scored {ci.value:.3f} on {ci.n} {images}"
     verdict = "at least" if j.ok else "below"
     if params.decision == "lower_bound":
         message = (f"{scored} ({_span(ci)}); the interval's lower end {ci.low:.3f} is {verdict} "
@@ -188,7 +204,8 @@ def per_class_report(ev: Evidence, params: PerClassParams) -> CheckResult:
     predictions, why = _predictions(ev, "predict", ev.challenge.contract.predict)
     if predictions is None:
         return fail(why)
-    m = measure(ev.hidden_labels, predictions, ev.challenge.dataset.classes)
+    predictions, labels, _ = _verdict_set(ev, predictions)
+    m = measure(labels, predictions, ev.challenge.dataset.classes)
     judged = [(r, judge(m.confusion[i][i], r.support, params.min_recall, params.decision))
               for i, r in enumerate(m.rows) if r.support > 0 and i < len(m.confusion)]
     if not judged:
