@@ -35,6 +35,22 @@ if ! command -v chromium >/dev/null; then
   fi
 fi
 
+# Fashion-MNIST's official idx files (challenge fashion-mnist), from Debian's package into
+# /usr/share/datasets/fashion-mnist/; the grader looks in $GRADER_DATA_DIR/fashion-mnist/ first.
+if [ ! -f /usr/share/datasets/fashion-mnist/t10k-labels-idx1-ubyte.gz ] \
+   && [ ! -f "${GRADER_DATA_DIR:-/nonexistent}/fashion-mnist/t10k-labels-idx1-ubyte.gz" ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    echo "setup: installing dataset-fashion-mnist (the fashion-mnist challenge's data)"
+    apt-get install -y -qq dataset-fashion-mnist >/dev/null 2>&1 \
+      || { apt-get update -qq >/dev/null && apt-get install -y -qq dataset-fashion-mnist >/dev/null; } \
+      || echo "setup: could not install dataset-fashion-mnist: the fashion-mnist challenge has no data" >&2
+  else
+    echo "setup: Fashion-MNIST is not installed: the fashion-mnist challenge has no data." \
+         "Install it (sudo apt-get install dataset-fashion-mnist) or put its idx files in" \
+         "\$GRADER_DATA_DIR/fashion-mnist/." >&2
+  fi
+fi
+
 python=${PYTHON:-python3}
 if [ ! -x .venv/bin/python ]; then
   echo "setup: creating .venv with $($python --version)"

@@ -19,6 +19,7 @@ __all__ = [
     "Challenge",
     "DatasetSpec",
     "ExecutionSpec",
+    "IdxSpec",
     "PreparedView",
     "ProfileSpec",
     "challenge_ids",
@@ -44,11 +45,13 @@ class PreparedView(_Strict):
     ratio, in the centre of a square canvas of ``background`` (the OpenHack gear data-prep step),
     saved as PNG at the same relative path. ``kind = "kaggle"``: the images as Kaggle's CIFAR-10
     competition ships them, ``train/<id>.png`` (ids from 1, in a fixed shuffled order) and
-    ``trainLabels.csv`` with columns ``id,label``.
+    ``trainLabels.csv`` with columns ``id,label``. ``kind = "kaggle-csv"`` (layout ``idx`` only):
+    the images as Kaggle's Fashion-MNIST dataset ships them, one CSV ``fashion-mnist_train.csv``
+    with columns ``label,pixel1,...,pixel784`` (integer labels, pixels row-major), in file order.
     """
 
     name: str = Field(pattern=r"^[a-z0-9_]+$")
-    kind: Literal["pad", "kaggle"] = "pad"
+    kind: Literal["pad", "kaggle", "kaggle-csv"] = "pad"
     size: int = Field(default=128, gt=0, le=1024)
     background: Literal["white", "black"] = "white"
 
@@ -69,6 +72,24 @@ class AddedClass(_Strict):
     reserved: list[str] = []
 
 
+class IdxSpec(_Strict):
+    """Where the idx files of a dataset of layout ``idx`` are, and what they must hold.
+
+    Attributes:
+        package: the Debian package that installs the files (named by the missing-data error).
+        system_dir: absolute folder tried when ``<data dir>/<source>/`` lacks the files.
+        shape: height and width of every image, in pixels.
+        train_per_class: images of each class in the training file (the published count).
+        test_per_class: images of each class in the test file, the hidden test set.
+    """
+
+    package: str = Field(pattern=r"^[a-z0-9][a-z0-9.+-]+$")
+    system_dir: str = Field(pattern=r"^/")
+    shape: tuple[int, int] = (28, 28)
+    train_per_class: int = Field(gt=0)
+    test_per_class: int = Field(gt=0)
+
+
 class DatasetSpec(_Strict):
     """Where the data comes from and which part of it is the hidden test set.
 
@@ -76,8 +97,11 @@ class DatasetSpec(_Strict):
         source: folder under the data directory.
         layout: ``class-folders`` (``<source>/<class>/<file>``; the hidden test set is the
             recorded ``hidden_split``) or ``train-test-folders``
-            (``<source>/{train,test}/<class>/<file>``; the hidden test set is all of ``test``).
-        classes: class names, which are the folder names (a subset is allowed).
+            (``<source>/{train,test}/<class>/<file>``; the hidden test set is all of ``test``) or
+            ``idx`` (MNIST-style idx files, :mod:`grader.idx`; the hidden test set is the test
+            file, images named ``test/<class>/<index>.png``).
+        classes: class names, which are the folder names (a subset is allowed); for ``idx``,
+            the name of each integer label in order (``classes[label]``), all of them.
         hidden_split: for ``class-folders``, a file (relative to ``challenges/``) listing
             ``<class>/<file>`` of the hidden test set, one a line.
         public_split: a file (relative to ``challenges/``) listing the hidden test set's public
@@ -96,11 +120,12 @@ class DatasetSpec(_Strict):
         extra: folders under the data directory copied as they are into the view (pretrained
             weights, for example ``weights/mobilenet_tflite``).
         raw_view: whether the view holds the public files in their original layout; false when
-            the challenge is about reading a prepared layout (Kaggle's CIFAR-10).
+            the challenge is about reading a prepared layout (Kaggle's CIFAR-10); false for ``idx``.
+        idx: for layout ``idx``, where its files are and their published counts.
     """
 
     source: str
-    layout: Literal["class-folders", "train-test-folders"] = "class-folders"
+    layout: Literal["class-folders", "train-test-folders", "idx"] = "class-folders"
     classes: list[str] = Field(min_length=2)
     hidden_split: str | None = None
     public_split: str | None = Field(default=None, pattern=_SPLIT_FILE)
@@ -109,9 +134,19 @@ class DatasetSpec(_Strict):
     extra: list[str] = []
     raw_view: bool = True
     added_class: AddedClass | None = None
+    idx: IdxSpec | None = None
 
     @model_validator(mode="after")
     def _split_matches_layout(self) -> DatasetSpec:
+        csv_views = [v.name for v in self.prepared_views if v.kind == "kaggle-csv"]
+        if self.layout == "idx":
+            if self.idx is None or self.hidden_split or self.raw_view or self.added_class:
+                raise ValueError("layout idx needs a [dataset.idx] table and raw_view = false, and takes "
+                                 "no hidden_split (the test file is the hidden test set) or added_class")
+            if len(csv_views) != len(self.prepared_views):
+                raise ValueError("layout idx offers kaggle-csv prepared views only")
+        elif csv_views or self.idx is not None:
+            raise ValueError("kaggle-csv views and [dataset.idx] need layout idx")
         if self.layout == "class-folders" and not self.hidden_split:
             raise ValueError("layout class-folders needs hidden_split (the recorded hidden test set)")
         if self.layout == "train-test-folders" and self.hidden_split:
@@ -174,6 +209,10 @@ class ContractSpec(_Strict):
     transfer: str | None = None  # a second, transfer-learning model, where the rubric asks
     imagenet: str | None = None  # a pretrained ImageNet classifier run on the new images
     added: str | None = None  # the model that also knows the dataset's added class
+    mlp: str | None = None  # a second model, a multilayer perceptron, where the rubric asks
+    # the PIL mode of the images handed to every contract function (the probe converts each to
+    # it): "RGB" (default) or "L", 8-bit grayscale (Fashion-MNIST)
+    image_mode: Literal["RGB", "L"] = "RGB"
 
 
 class VerifySpec(_Strict):

@@ -86,6 +86,10 @@ def _parser() -> argparse.ArgumentParser:
                        "at --scheduler (workers need the same paths)")
     check.add_argument("--scheduler", metavar="ADDRESS",
                        help="Dask scheduler address for --executor dask, e.g. tcp://host:8786")
+    check.add_argument("--practice", action="store_true",
+                       help="score on the practice split of the public data, not on the hidden test set "
+                       "(works on a `grader data export` folder as GRADER_DATA_DIR); every output is "
+                       "labelled practice")
     _sandbox_option(check)
 
     verify = sub.add_parser(
@@ -106,6 +110,22 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser("challenges", help="list the challenges")
     sub.add_parser("checks", help="list the checks a rubric can use, with their pass conditions")
     sub.add_parser("validate", help="validate every challenge.toml and rubric")
+    data = sub.add_parser("data", help="the challenges' data: export the public data")
+    data_sub = data.add_subparsers(dest="data_command", required=True, metavar="DATA_COMMAND")
+    export = data_sub.add_parser(
+        "export", help="write a challenge's public data to a folder",
+        description="Write the public data of CHALLENGE to DIR in the layout of the datasets folder (the "
+        "public images, extra folders, the added class's public images, the prepared views, README.txt), "
+        "never a file of the hidden test set, for a coach to hand out. Then GRADER_DATA_DIR=DIR grader "
+        "check --practice team/ works offline on it.")
+    export.add_argument("challenge", metavar="CHALLENGE", help="challenge id (`grader challenges` lists them)")
+    export.add_argument("dir", metavar="DIR", help="folder to write (new or empty)")
+    export.add_argument("--force", action="store_true", help="write into DIR even if it is not empty")
+    export.add_argument("--no-views", action="store_true",
+                        help="leave out the prepared views (the grader builds them when it checks)")
+    from grader.server.commands import add_parsers
+
+    add_parsers(sub, sandbox_option=_sandbox_option)
     return parser
 
 
@@ -189,8 +209,9 @@ def _cmd_validate(settings: Settings) -> int:
         frameworks = sorted({f for c in rubric.criteria for f in c.fixes})
         fixes = f"; fixes for {', '.join(frameworks)}" if frameworks else ""
         public = _validate_public_split(challenge, entries)
+        practice = _validate_practice_split(challenge, settings)
         print(f"ok  {cid}: {len(rubric.criteria)} criteria, {rubric.total_points:g} points, {hidden}{fixes}"
-              f"; {public}")
+              f"; {public}; {practice}")
     return EXIT_PASS
 
 
@@ -221,6 +242,47 @@ def _validate_public_split(challenge: Challenge, hidden: tuple[tuple[str, str], 
         raise DataError(f"public split of {challenge.id}: " + "; ".join(problems), path=path,
                         fix="regenerate it with python -m grader.data --make-public-split " + challenge.id)
     return f"public part {len(recorded)}, private part {len(hidden) - len(recorded)}"
+
+
+def _cmd_data_export(args: argparse.Namespace, settings: Settings) -> int:
+    """``grader data export CHALLENGE DIR``: :func:`grader.export.export_public_data`, its
+    progress on stderr."""
+    from grader.export import export_public_data
+
+    def progress(done: int, total: int) -> None:
+        print(f"    {done} of {total} files", file=sys.stderr, flush=True)
+
+    summary = export_public_data(settings, args.challenge, Path(args.dir), force=args.force,
+                                 views=not args.no_views, on_progress=progress)
+    print(f"wrote {summary.files} files ({summary.bytes / 1e6:.1f} MB) to {summary.target}: "
+          f"{sum(n for _, n in summary.per_class)} public images of {args.challenge}"
+          + (f", {summary.added} of the added class" if summary.added else "")
+          + "; see README.txt there")
+    return EXIT_PASS
+
+
+def _validate_practice_split(challenge: Challenge, settings: Settings) -> str:
+    """Check ``challenge``'s practice split (:func:`grader.practice.practice_split_problems`:
+    disjoint from the hidden test set, every class present and, with a data directory, every
+    entry in the public data); return what ``validate`` says of it.
+
+    Raises:
+        DataError: the file cannot be read or has a problem (each named).
+    """
+    from grader.data import list_dataset
+    from grader.errors import DataError
+    from grader.practice import load_practice_split, practice_split_problems
+
+    practice = load_practice_split(challenge)
+    if practice is None:
+        return "no practice split"
+    public = None if settings.data_dir is None else list_dataset(settings.data_dir, challenge).public
+    problems = practice_split_problems(challenge, practice, public)
+    if problems:
+        raise DataError(f"practice split of {challenge.id}: " + "; ".join(problems),
+                        path=challenge.folder.parent / str(challenge.dataset.practice_split),
+                        fix="regenerate it with python -m grader.data --make-practice-split " + challenge.id)
+    return f"practice split {len(practice)}" + ("" if public is not None else " (not checked against the data)")
 
 
 class _Progress:
@@ -315,7 +377,8 @@ def _cmd_check(args: argparse.Namespace, settings: Settings, *, workspace: Path)
                              challenges=challenge_ids(settings.project_dir), explicit=args.challenge)
         device = _detect_device(args.device)
         options = GradeOptions(profile=args.profile, challenge=args.challenge, device=device,
-                               keep_workdir=args.keep_workdir, sandbox=_announced(sandbox.result()))
+                               keep_workdir=args.keep_workdir, sandbox=_announced(sandbox.result()),
+                               practice=args.practice)
     cohort = CohortOptions(jobs=args.jobs, gpus=_gpus(args.gpus, device), executor=args.executor,
                            scheduler=args.scheduler, use_cache=not args.no_cache)
     out = Path(args.out)
@@ -339,8 +402,13 @@ def _cmd_check(args: argparse.Namespace, settings: Settings, *, workspace: Path)
     except Interrupted as stop:
         outcomes, interrupted = stop.outcomes, True
     graded = [o for o in outcomes if o.result is not None]
-    paths = write_cohort(out, [o.result for o in graded if o.result], [o.job.folder for o in graded],
-                         leaderboard=args.leaderboard)
+    from grader.integrity import cohort_pairs
+
+    results, folders = [o.result for o in graded if o.result], [o.job.folder for o in graded]
+    # pairs need two submissions; a lone one has none (and needs no hidden test set read)
+    pairs = cohort_pairs(results, [o.job.submission.notebooks for o in graded], folders,
+                         settings) if len(results) > 1 else []
+    paths = write_cohort(out, results, folders, leaderboard=args.leaderboard, pairs=pairs)
     print(f"index: {paths[0]} (also {paths[1].name}, {paths[2].name})", file=sys.stderr)
     if interrupted:
         print(f"grader: interrupted; {len(graded)} of {len(jobs)} submissions graded and kept",
@@ -482,6 +550,79 @@ def _cmd_verify(args: argparse.Namespace, settings: Settings) -> int:
     return EXIT_PASS if not bad else EXIT_FAIL
 
 
+def _cmd_event(args: argparse.Namespace, settings: Settings) -> int:
+    """``grader event create`` (prints the join links, shown only once) and ``grader event list``."""
+    from grader.challenge import challenge_ids
+    from grader.server.commands import join_links, parse_cap, parse_ends, read_teams
+    from grader.server.state import resolve_state_dir
+    from grader.server.store import Store
+
+    state = resolve_state_dir(args.state)
+    if args.event_command == "list":
+        store = Store(state, args.database_url)
+        try:
+            for ev in store.events():
+                print(f"{ev.name:20} {ev.title}: {', '.join(ev.challenges)}; {len(store.teams(ev.name))} teams"
+                      + (f", {ev.cap_per_day}/day" if ev.cap_per_day else "")
+                      + (f", ends {ev.ends_at:%Y-%m-%d %H:%M} UTC" if ev.ends_at else ""))
+        finally:
+            store.close()
+        return EXIT_PASS
+    known = challenge_ids(settings.project_dir)
+    unknown = [c for c in args.challenge if c not in known]
+    if unknown:
+        raise UsageError(f"--challenge {', '.join(unknown)}: no such challenge; known: {', '.join(known) or 'none'}",
+                         fix="pass ids that `grader challenges` lists")
+    teams = read_teams(Path(args.teams))
+    cap, ends = parse_cap(args.cap), parse_ends(args.ends)
+    store = Store(state, args.database_url)
+    try:
+        created = store.create_event(args.name, challenges=args.challenge, teams=teams, cap_per_day=cap,
+                                     ends_at=ends, title=args.title)
+    finally:
+        store.close()
+    print(f"event {args.name}: {', '.join(args.challenge)}; {len(teams)} teams"
+          + (f"; {cap} submissions a day each" if cap else "")
+          + (f"; ends {ends:%Y-%m-%d %H:%M} UTC" if ends else "") + f"; state in {state}")
+    print("join links (secret: each is shown only this once, the server keeps only hashes):")
+    for who, link in join_links(f"http://{args.host}:{args.port}", created.team_tokens, created.coach_token):
+        print(f"  {who}: {link}")
+    print(f"start it with: grader serve --event {args.name} --host {args.host} --port {args.port}"
+          + (f" --state {state}" if args.state else ""))
+    return EXIT_PASS
+
+
+def _cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
+    """``grader serve``: the event's pages and its grading workers until SIGINT or SIGTERM."""
+    from grader.grade import GradeOptions
+    from grader.server.serve import serve
+    from grader.server.state import resolve_state_dir
+    from grader.server.store import Store
+
+    if args.workers < 1:
+        raise UsageError(f"--workers {args.workers}: it must be at least 1", fix="pass --workers 1 or more")
+    args.challenge = None
+    _validate(args, settings)
+    settings.require_data_dir()
+    store = Store(resolve_state_dir(args.state), args.database_url)
+    try:
+        store.event(args.event)
+        device = _detect_device(args.device)
+        gpus = _gpus(args.gpus, device)
+        options = GradeOptions(profile=args.profile, device=device,
+                               sandbox=_announced(_resolve_sandbox(args.sandbox)))
+    except BaseException:
+        store.close()
+        raise
+
+    def ready(url: str) -> None:
+        print(f"serving {args.event} on {url} with {args.workers} worker(s); the coach's pages: {url}coach",
+              file=sys.stderr, flush=True)
+
+    return serve(store, settings, options, event=args.event, host=args.host, port=args.port,
+                 workers=args.workers, gpus=gpus, embedded=args.database_url is None, on_ready=ready)
+
+
 def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
@@ -505,6 +646,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _cmd_challenges(settings)
         if args.command == "checks":
             return _cmd_checks()
+        if args.command == "data":
+            return _cmd_data_export(args, settings)
+        if args.command == "event":
+            return _cmd_event(args, settings)
+        if args.command == "serve":
+            return _cmd_serve(args, settings)
         return _cmd_validate(settings)
     except GraderError as err:
         print(f"grader: error: {err}", file=sys.stderr)

@@ -174,11 +174,12 @@ def cache_key(submission: Submission, settings: Settings, options: GradeOptions)
     helper files included, since a notebook may read them); for every challenge
     (``challenge.toml``, its rubric, its hidden split file); the dataset folder's listing
     (every file name and size under the challenge sources); the grader's version and source;
-    the profile, challenge override, device and sandbox.
+    the profile, challenge override, device and sandbox; whether it is a practice check.
     """
     h = hashlib.sha256()
     h.update(json.dumps([submission.name, options.profile, options.challenge, options.device,
-                         options.sandbox.kind, _source_digest()]).encode())
+                         options.sandbox.kind, _source_digest(),
+                         *(["practice"] if options.practice else [])]).encode())
     h.update(json.dumps([[str(nb.relative_to(submission.root)) for nb in submission.notebooks],
                          str(submission.new_images.relative_to(submission.root))
                          if submission.new_images else None,
@@ -211,6 +212,8 @@ def _project_digest(project: Path) -> str:
             _hash_file(h, project / "challenges" / challenge.dataset.hidden_split, f"split:{cid}")
         if challenge.dataset.public_split:
             _hash_file(h, project / "challenges" / challenge.dataset.public_split, f"public:{cid}")
+        if challenge.dataset.practice_split:
+            _hash_file(h, project / "challenges" / challenge.dataset.practice_split, f"practice:{cid}")
     return h.hexdigest()
 
 
@@ -226,6 +229,8 @@ def _data_digest(data_dir: Path, project: Path) -> str:
         sources.update([ds.source, *ds.extra])
         if ds.added_class is not None:
             sources.add(ds.added_class.source)
+        if ds.idx is not None:  # the idx files' system folder, used when <data dir>/<source> lacks them
+            sources.add(ds.idx.system_dir)
     for source in sorted(sources):
         for dirpath, dirnames, filenames in os.walk(data_dir / source):
             dirnames.sort()
@@ -236,7 +241,8 @@ def _data_digest(data_dir: Path, project: Path) -> str:
 
 
 class ResultCache:
-    """Finished results by content address: ``CACHE_DIR/results/<key>/{result.json,scorecard.html}``."""
+    """Finished results by content address: ``CACHE_DIR/results/<key>/{result.json,scorecard.html}``,
+    and ``team_scorecard.html`` where the event server stored the team's view beside them."""
 
     def __init__(self, settings: Settings) -> None:
         self.root = settings.cache_dir / CACHE_FOLDER
@@ -249,12 +255,23 @@ class ResultCache:
         except (OSError, ValueError):
             return None
 
-    def put(self, key: str, result: SubmissionResult, scorecard: str) -> None:
+    def team_scorecard(self, key: str) -> str | None:
+        """The team's view of a cached result (:func:`grader.report.render_scorecard`,
+        ``audience="team"``), or None where none was stored."""
+        try:
+            return (self.root / key / "team_scorecard.html").read_text()
+        except OSError:
+            return None
+
+    def put(self, key: str, result: SubmissionResult, scorecard: str, *,
+            team_scorecard: str | None = None) -> None:
         from grader.report import write_atomic
 
         folder = self.root / key
         write_atomic(folder / "scorecard.html", scorecard)
-        write_atomic(folder / "result.json", result.model_dump_json(indent=2))
+        if team_scorecard is not None:
+            write_atomic(folder / "team_scorecard.html", team_scorecard)
+        write_atomic(folder / "result.json", result.model_dump_json(indent=2))  # last: it marks the entry whole
 
 
 # ---------------------------------------------------------------- execution
@@ -314,7 +331,9 @@ def grade_cohort(jobs: Sequence[Job], settings: Settings, options: GradeOptions,
 
             outcome = dataclasses.replace(outcome, scorecard=render_scorecard(outcome.result))
         write(outcome)
-        if outcome.result is not None:
+        # a cancelled run (GradeOptions.cancel) says nothing of the submission: never reused
+        if outcome.result is not None and not any(nb.execution.status == "cancelled"
+                                                  for nb in outcome.result.notebooks):
             cache_store.put(key, outcome.result, outcome.scorecard or "")
         events.finished(outcome)
         outcomes[outcome.job.number] = outcome

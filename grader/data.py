@@ -22,14 +22,19 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from grader.challenge import Challenge, DatasetSpec, PreparedView
 from grader.errors import DataError, GraderError
 from grader.settings import Settings
 
+if TYPE_CHECKING:
+    from PIL import Image
+
 __all__ = [
     "IMAGE_SUFFIXES",
     "HiddenTestSet",
+    "added_public",
     "dataset_hashes",
     "ensure_added_test_set",
     "ensure_hidden_test_set",
@@ -103,24 +108,39 @@ class Listing:
     hidden: tuple[tuple[str, str], ...]
 
 
-def list_dataset(data_dir: Path, challenge: Challenge) -> Listing:
+def list_dataset(data_dir: Path, challenge: Challenge, *, public_only: bool = False) -> Listing:
     """Split the challenge's dataset into public and hidden entries, checking it is complete.
 
+    Args:
+        data_dir: the datasets folder.
+        challenge: whose dataset to list.
+        public_only: list the public entries only (``hidden`` empty) and do not require the
+            hidden files: for a data folder that holds only the public data, as
+            ``grader data export`` writes it (:mod:`grader.practice`). The files of the recorded
+            hidden split are still left out of ``public`` where they are present.
+
     Raises:
-        DataError: missing folders, or hidden files of the recorded split missing.
+        DataError: missing folders, or (unless ``public_only``) hidden files of the recorded
+            split missing.
     """
     ds = challenge.dataset
     root = data_dir / ds.source
+    if ds.layout == "idx":
+        return _idx_listing(data_dir, ds, public_only=public_only)
     if ds.layout == "train-test-folders":
         sides = {side: _class_files(root / side, ds.classes, f"{ds.source}/{side}")
-                 for side in ("train", "test")}
+                 for side in (("train",) if public_only else ("train", "test"))}
         pairs = {side: tuple((f"{side}/{c}/{n}", c) for c, names in files.items() for n in names)
                  for side, files in sides.items()}
-        return Listing(public=pairs["train"], hidden=pairs["test"])
+        return Listing(public=pairs["train"], hidden=pairs.get("test", ()))
     files = scan_source(data_dir, ds)
     split = load_split(challenge)
-    _check_split_present(files, split, root)
+    if not public_only:
+        _check_split_present(files, split, root)
     hidden = set(split)
+    if public_only:
+        return Listing(public=tuple((f"{c}/{n}", c) for c, names in files.items() for n in names
+                                    if f"{c}/{n}" not in hidden), hidden=())
     public = tuple((f"{c}/{n}", c) for c, names in files.items() for n in names
                    if f"{c}/{n}" not in hidden)
     return Listing(public=public, hidden=tuple((e, e.split("/", 1)[0]) for e in split))
@@ -367,27 +387,75 @@ def _kaggle_view(tmp: Path, view: PreparedView, public: tuple[tuple[str, str], .
     (tmp / view.name / "trainLabels.csv").write_text("\n".join(rows) + "\n")
 
 
+def _idx_listing(data_dir: Path, ds: DatasetSpec, *, public_only: bool) -> Listing:
+    """The listing of an ``idx`` dataset (:mod:`grader.idx`): ``train/<class>/<index>.png``
+    public, ``test/<class>/<index>.png`` hidden, each side read and checked against its
+    published counts."""
+    from grader import idx
+
+    folder = idx.find_idx_folder(data_dir, ds)
+    train = idx.idx_entries("train", idx.load_side(folder, "train", ds).labels, ds.classes)
+    test = () if public_only else idx.idx_entries("test", idx.load_side(folder, "test", ds).labels, ds.classes)
+    return Listing(public=train, hidden=test)
+
+
+def _idx_images(data_dir: Path, ds: DatasetSpec, entries: Iterable[str]) -> Iterator[tuple[str, Image.Image]]:
+    """Each identity of ``entries`` of an ``idx`` dataset with its image, 8-bit grayscale."""
+    from grader import idx
+
+    folder = idx.find_idx_folder(data_dir, ds)
+    sides = {side: idx.load_side(folder, side, ds) for side in idx.IDX_FILES}
+    for entry in entries:
+        side, index = idx.entry_index(entry)
+        yield entry, idx.image_of(sides[side], index)
+
+
+def _kaggle_csv_view(tmp: Path, view: PreparedView, public: tuple[tuple[str, str], ...], data_dir: Path,
+                     ds: DatasetSpec) -> None:
+    """Kaggle's Fashion-MNIST layout: ``<view>/fashion-mnist_train.csv`` of the public images, in
+    file order (:func:`grader.idx.write_train_csv`)."""
+    from grader import idx
+
+    data = idx.load_side(idx.find_idx_folder(data_dir, ds), "train", ds)
+    indices = sorted(idx.entry_index(e)[1] for e, _ in public)
+    idx.write_train_csv(tmp / view.name / idx.CSV_NAME, data, indices)
+
+
+def _render_idx(tmp: Path, names: Sequence[str], entries: Sequence[str], data_dir: Path, ds: DatasetSpec) -> None:
+    """Write each idx image of ``entries`` as an 8-bit grayscale PNG named by ``names``."""
+    for name, (_, image) in zip(names, _idx_images(data_dir, ds, entries), strict=True):
+        image.save(tmp / name)
+
+
 def ensure_public_view(settings: Settings, challenge: Challenge, *,
-                       listing: Listing | None = None) -> Path:
+                       listing: Listing | None = None, public_only: bool = False) -> Path:
     """Build (once, cached) the data folder a notebook receives as ``DATA_DIR``.
 
     Layout: ``DATA_DIR/<source>/<entry>`` (copies of every public file: ``<class>/<file>``, or
     ``train/<class>/<file>``), each prepared view under ``DATA_DIR/<view>/``, and each ``extra``
     folder as it is. Nothing of the hidden test set is copied.
 
+    Args:
+        settings: the grader's settings (data and cache folders).
+        challenge: whose view to build.
+        listing: the dataset's listing (default: :func:`list_dataset`); its ``public`` entries
+            are copied.
+        public_only: the data folder may hold only the public data (``grader data export``):
+            the hidden and reserved files of the added class need not be present.
+
     Raises:
         DataError: the source data is missing or incomplete.
     """
     ds = challenge.dataset
     data_dir = settings.require_data_dir()
-    listing = listing or list_dataset(data_dir, challenge)
+    listing = listing or list_dataset(data_dir, challenge, public_only=public_only)
     missing = [e for e in ds.extra if not (data_dir / e).is_dir()]
     if missing:
         raise DataError(f"folders missing from the data directory: {', '.join(missing)}",
                         path=data_dir, fix="restore the full datasets folder")
     views = [f"{v.name}:{v.kind}:{v.size}:{v.background}" for v in ds.prepared_views]
     added = ds.added_class
-    added_public = _added_public(data_dir, challenge)
+    added_public = _added_public(data_dir, challenge, public_only=public_only)
     key = _digest([ds.source, str(ds.raw_view), *views, *ds.extra, *added_public, *(e for e, _ in listing.hidden),
                    *(e for e, _ in listing.public)])
     target = settings.cache_dir / "views" / f"{ds.source}-{key}"
@@ -408,6 +476,8 @@ def ensure_public_view(settings: Settings, challenge: Challenge, *,
         for view in ds.prepared_views:
             if view.kind == "kaggle":
                 _kaggle_view(tmp, view, listing.public, source)
+            elif view.kind == "kaggle-csv":
+                _kaggle_csv_view(tmp, view, listing.public, data_dir, ds)
         for extra in ds.extra:
             shutil.copytree(data_dir / extra, tmp / extra)
         if added is not None:
@@ -437,9 +507,18 @@ class HiddenTestSet:
 
 
 def ensure_hidden_test_set(settings: Settings, challenge: Challenge, *,
-                           listing: Listing | None = None) -> HiddenTestSet:
+                           listing: Listing | None = None, with_public_split: bool = True) -> HiddenTestSet:
     """Materialise the hidden test set under neutral names, shuffled with a fixed seed, with
     each image's part (public or private) where the challenge records a public split.
+
+    Args:
+        settings: the grader's settings (data and cache folders).
+        challenge: whose hidden test set to build.
+        listing: the dataset's listing (default: :func:`list_dataset`); its ``hidden`` entries
+            are the test set (for a practice check, :func:`grader.practice.practice_listing`).
+        with_public_split: read the challenge's public split and mark each image's part; false
+            for a test set that is not the hidden test set (the practice split): ``public`` is
+            then None.
 
     Raises:
         DataError: the source data is missing or lacks files of the hidden test set; the public
@@ -448,7 +527,7 @@ def ensure_hidden_test_set(settings: Settings, challenge: Challenge, *,
     ds = challenge.dataset
     data_dir = settings.require_data_dir()
     order = sorted((listing or list_dataset(data_dir, challenge)).hidden)
-    recorded = load_public_split(challenge)
+    recorded = load_public_split(challenge) if with_public_split else None
     public: tuple[bool, ...] | None = None
     if recorded is not None:
         stray = sorted(set(recorded) - {e for e, _ in order})
@@ -463,6 +542,9 @@ def ensure_hidden_test_set(settings: Settings, challenge: Challenge, *,
     target = settings.cache_dir / "hidden" / f"{ds.source}-{_digest(e for e, _ in order)}"
 
     def build(tmp: Path) -> None:
+        if ds.layout == "idx":
+            _render_idx(tmp, names, [e for e, _ in order], data_dir, ds)
+            return
         for name, (entry, _) in zip(names, order, strict=True):
             shutil.copyfile(data_dir / ds.source / entry, tmp / name)
 
@@ -473,8 +555,9 @@ def ensure_hidden_test_set(settings: Settings, challenge: Challenge, *,
     return HiddenTestSet(images_dir=target, files=names, labels=labels, public=public)
 
 
-def _added_public(data_dir: Path, challenge: Challenge) -> list[str]:
-    """Files of the added class the kernel may learn from (neither hidden nor reserved)."""
+def _added_public(data_dir: Path, challenge: Challenge, *, public_only: bool = False) -> list[str]:
+    """Files of the added class the kernel may learn from (neither hidden nor reserved); with
+    ``public_only``, the hidden and reserved files need not be present."""
     added = challenge.dataset.added_class
     if added is None:
         return []
@@ -483,10 +566,21 @@ def _added_public(data_dir: Path, challenge: Challenge) -> list[str]:
         raise DataError(f"the folder of the added class {added.name!r} is missing", path=folder,
                         fix="point GRADER_DATA_DIR at the full datasets folder")
     names = {p.name for p in list_images(folder)}
-    missing = [n for n in added.hidden + added.reserved if n not in names]
+    missing = [] if public_only else [n for n in added.hidden + added.reserved if n not in names]
     if missing:
         raise DataError(f"files of the added class are missing: {', '.join(missing)}", path=folder)
     return sorted(names - set(added.hidden) - set(added.reserved))
+
+
+def added_public(data_dir: Path, challenge: Challenge, *, public_only: bool = False) -> list[str]:
+    """The file names of the added class's public images (neither hidden nor reserved), sorted;
+    empty without an added class.
+
+    Raises:
+        DataError: the added class's folder is missing, or (unless ``public_only``) some of its
+            hidden or reserved files are.
+    """
+    return _added_public(data_dir, challenge, public_only=public_only)
 
 
 def ensure_added_test_set(settings: Settings, challenge: Challenge) -> HiddenTestSet | None:
@@ -532,7 +626,10 @@ def dataset_hashes(settings: Settings, challenge: Challenge, *,
         with _cache_lock(settings.cache_dir):
             if not path.is_file():  # another thread or process may have built it meanwhile
                 hashes: dict[str, str] = {}
-                for entry in entries:
+                if ds.layout == "idx":
+                    hashes = {e: str(imagehash.phash(im.convert("RGB")))
+                              for e, im in _idx_images(data_dir, ds, entries)}
+                for entry in entries if ds.layout != "idx" else ():
                     with Image.open(data_dir / ds.source / entry) as im:
                         hashes[entry] = str(imagehash.phash(im.convert("RGB")))
                 path.parent.mkdir(parents=True, exist_ok=True)
@@ -546,7 +643,9 @@ def dataset_hashes(settings: Settings, challenge: Challenge, *,
 
 def _main(argv: Sequence[str] | None = None) -> int:
     """``python -m grader.data --make-public-split [ID ...]``: write the public split file of
-    each challenge (all by default) that names one, from the data under ``GRADER_DATA_DIR``."""
+    each challenge (all by default) that names one, from the data under ``GRADER_DATA_DIR``;
+    ``--make-practice-split [ID ...]`` the same for practice split files
+    (:func:`grader.practice.write_practice_splits`)."""
     import argparse
     import sys
 
@@ -554,13 +653,23 @@ def _main(argv: Sequence[str] | None = None) -> int:
     from grader.settings import resolve_settings
 
     parser = argparse.ArgumentParser(prog="python -m grader.data")
-    parser.add_argument("--make-public-split", nargs="*", metavar="ID", required=True,
-                        help="challenges whose public split file to write (default: every one)")
+    which = parser.add_mutually_exclusive_group(required=True)
+    which.add_argument("--make-public-split", nargs="*", metavar="ID",
+                       help="challenges whose public split file to write (default: every one)")
+    which.add_argument("--make-practice-split", nargs="*", metavar="ID",
+                       help="challenges whose practice split file to write (default: every one)")
     parser.add_argument("--data-dir", help="dataset folder (default: $GRADER_DATA_DIR)")
     args = parser.parse_args(argv)
     settings = resolve_settings(data_dir=args.data_dir)
     try:
         data_dir = settings.require_data_dir()
+        if args.make_practice_split is not None:
+            from grader.practice import write_practice_splits
+
+            ids = args.make_practice_split or challenge_ids(settings.project_dir)
+            for path, sharing in write_practice_splits(settings, ids):
+                print(f"{', '.join(sharing)}: wrote {path}")  # noqa: T201 - an entry point
+            return 0
         for cid in args.make_public_split or challenge_ids(settings.project_dir):
             challenge = load_challenge(settings.project_dir, cid)
             if challenge.dataset.public_split is None:

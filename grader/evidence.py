@@ -116,7 +116,7 @@ class ProbeOutput(_Wire):
     schema_: Literal[1] = Field(alias="schema")
     class_names: list[str] | None = Field(default=None, max_length=10_000)
     class_names_error: str | None = None
-    models: dict[Literal["predict", "transfer"], ModelRun] = {}
+    models: dict[Literal["predict", "transfer", "mlp"], ModelRun] = {}
     new_images: NewImagesRun | None = None
     new_images_extra: dict[Literal["imagenet"], ModelRun] = {}
     extra_sets: dict[Literal["added"], ModelRun] = {}
@@ -125,10 +125,11 @@ class ProbeOutput(_Wire):
 
 
 class CellRecord(_Wire):
-    """One cell in the timeline: ``status`` is ok, error, timeout, running, skipped or not_run."""
+    """One cell in the timeline: ``status`` is ok, error, timeout, running, skipped or not_run
+    (from the runner), or cancelled (set by the grader for the cell a cancel stopped)."""
 
     index: int
-    status: Literal["ok", "error", "timeout", "running", "skipped", "not_run"]
+    status: Literal["ok", "error", "timeout", "running", "skipped", "not_run", "cancelled"]
     seconds: float | None
     error: dict[str, str] | None
     execution_count: int | None = None
@@ -157,8 +158,8 @@ class ExecutionFacts:
     """How the run went, as the grader saw it.
 
     Attributes:
-        status: ok, cell_error, cell_timeout, deadline, kernel_died, kernel_failed, malformed or
-            runner_failed.
+        status: ok, cell_error, cell_timeout, deadline, cancelled (by the coach), kernel_died,
+            kernel_failed, malformed, too_large, copy_failed or runner_failed.
         message: one line for a person.
         failed_cell: index of the cell that failed, if one did.
         cells: the cell timeline.
@@ -265,3 +266,5 @@ class Evidence:
     code: str = ""  # the student's code cells' sources, joined (not the injected cells)
     # per hidden test image (its order), whether it is in the public part; None: no split
     hidden_public: tuple[bool, ...] | None = None
+    # scored on the practice split of the public data (grader check --practice), not the hidden set
+    practice: bool = False

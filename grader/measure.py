@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-__all__ = ["ClassRow", "Measurement", "measure"]
+__all__ = ["ClassHits", "ClassRow", "Measurement", "class_hits", "measure"]
 
 
 @dataclass(frozen=True)
@@ -48,6 +48,40 @@ class Measurement:
     rows: tuple[ClassRow, ...]
     confusion: tuple[tuple[int, ...], ...]
     unknown_labels: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class ClassHits:
+    """One class's recall counts on a set of images: ``k`` of its ``n`` images predicted as it."""
+
+    name: str
+    k: int
+    n: int
+
+
+def class_hits(labels: Sequence[str], predictions: Sequence[str], classes: Sequence[str],
+               chosen: Sequence[bool] | None = None) -> tuple[ClassHits, ...]:
+    """Per class of ``classes`` (in that order), how many of its images were predicted as it:
+    the counts of its recall (per-class accuracy) over the images where ``chosen`` is true
+    (all when None), e.g. one part of the hidden test set.
+
+    Args:
+        labels: true class names, length N; ``predictions`` predicted names, length N.
+        chosen: per image whether it counts, length N.
+
+    Raises:
+        ValueError: when the lengths differ.
+    """
+    if len(labels) != len(predictions) or (chosen is not None and len(chosen) != len(labels)):
+        raise ValueError(f"{len(predictions)} predictions, {len(labels)} labels"
+                         + (f", {len(chosen)} flags" if chosen is not None else ""))
+    k = dict.fromkeys(classes, 0)
+    n = dict.fromkeys(classes, 0)
+    for i, (label, predicted) in enumerate(zip(labels, predictions, strict=True)):
+        if (chosen is None or chosen[i]) and label in n:
+            n[label] += 1
+            k[label] += predicted == label
+    return tuple(ClassHits(name=c, k=k[c], n=n[c]) for c in classes)
 
 
 def measure(

@@ -21,10 +21,13 @@ import threading
 from collections.abc import Sequence
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from grader.leaderboard import Part, best_notebooks, figure, leaderboards
-from grader.scorecard import NotebookResult, Share, SubmissionResult
+from grader.scorecard import NotebookResult, Share, SubmissionResult, verdict_reason
+
+if TYPE_CHECKING:
+    from grader.integrity import SimilarPair
 
 __all__ = ["gradescope_results", "render_index", "render_scorecard", "safe_name", "write_atomic",
            "write_cohort", "write_index", "write_submission"]
@@ -97,24 +100,86 @@ def _cell_colour(count: int, row_total: int) -> str:
     return f"rgba(37, 99, 235, {0.08 + 0.8 * share:.2f})" if count else "transparent"
 
 
-def render_scorecard(result: SubmissionResult) -> str:
-    """The self-contained HTML scorecard of one submission."""
-    return str(_env().get_template("scorecard.html.j2").render(r=result, colour=_cell_colour))
+Audience = Literal["full", "team"]
+
+
+def render_scorecard(result: SubmissionResult, *, audience: Audience = "full") -> str:
+    """The self-contained HTML scorecard of one submission.
+
+    Args:
+        result: the graded submission.
+        audience: ``full`` (the coach, ``grader check``): everything measured. ``team`` (a team
+            during an event, :mod:`grader.server.app`): the accuracy on the public part of the
+            hidden test set only (where the set is split), without the per-class table, the
+            confusion matrix and the printed-claim comparison, which are figures on the whole
+            hidden set and would tell the private part.
+
+    Raises:
+        ValueError: ``audience`` is not ``full`` or ``team``.
+    """
+    if audience not in ("full", "team"):
+        raise ValueError(f"unknown scorecard audience {audience!r}; choose full or team")
+    if audience == "team":
+        result = team_view(result)
+    return str(_env().get_template("scorecard.html.j2").render(r=result, colour=_cell_colour, audience=audience,
+                                                                       practice_n=practice_images(result)))
+
+
+# measured fields of a criterion that are figures on the hidden test set as a whole
+_WHOLE_SET_FIGURES = ("accuracy", "worst_recall")
+
+
+def team_view(result: SubmissionResult) -> SubmissionResult:
+    """``result`` as a team may see it during an event: each criterion measured on the whole
+    hidden test set keeps its status and points, but its message, short figure and borderline
+    words (which state whole-set figures, and so with the public part's figure would tell the
+    private part's) give way to a sentence without figures; the verdict reasons are built again
+    from those criteria. A notebook whose hidden test set has no public/private split is shown
+    whole. ``result`` itself is not changed (results are frozen; a copy is returned)."""
+    notebooks = []
+    for nb in result.notebooks:
+        if not any(m.parts for m in nb.models):  # no public/private split: nothing is private
+            notebooks.append(nb)
+            continue
+        criteria = [c.model_copy(update={
+            "message": f"{'met' if c.status == 'pass' else 'not met'} on the whole hidden test set; its "
+                       "figures are shown when the event ends (the public part's accuracy is below)",
+            "short": "", "borderline": "", "measured": {}})
+            if c.status != "not_measured" and any(key in c.measured for key in _WHOLE_SET_FIGURES) else c
+            for c in nb.criteria]
+        notebooks.append(nb.model_copy(update={
+            "criteria": criteria, "verdict_reason": verdict_reason(criteria) if criteria else nb.verdict_reason}))
+    reason = result.verdict_reason
+    if not result.problems:
+        failing = [f"{nb.notebook}: {nb.verdict_reason}" for nb in notebooks if nb.verdict != "pass"]
+        reason = "; ".join(failing) if failing else reason
+    return result.model_copy(update={"notebooks": notebooks, "verdict_reason": reason})
+
+
+def practice_images(result: SubmissionResult) -> int | None:
+    """The images of the practice split ``result`` was scored on (the largest ``n`` of its
+    ``predict`` models), or None for a result that is not practice or measured no model."""
+    if not result.practice:
+        return None
+    found = [m.n for nb in result.notebooks for m in nb.models if m.role == "predict"]
+    return max(found) if found else None
 
 
 def render_index(results: Sequence[SubmissionResult], folders: Sequence[str], *,
-                 leaderboard: Part = "all") -> str:
+                 leaderboard: Part = "all", pairs: Sequence[SimilarPair] = ()) -> str:
     """The HTML overview of a run: a leaderboard per challenge ranked by ``leaderboard`` (the
     part of the hidden test set: ``all``, ``public`` or ``private``; rules in
-    :mod:`grader.leaderboard`) with each challenge's pass rate per criterion, then every
-    submission by name.
+    :mod:`grader.leaderboard`) with each challenge's pass rate per criterion, then the similar
+    ``pairs`` of the cohort (:func:`grader.integrity.cohort_pairs`: evidence for the coach, the
+    section absent without any), then every submission by name.
 
     Raises:
         ValueError: ``leaderboard`` is not a part, or ``folders`` differs in length from ``results``.
     """
     boards = leaderboards(results, folders, part=leaderboard)
     rows = sorted(zip(results, folders, strict=True), key=lambda row: row[0].submission)
-    return str(_env().get_template("index.html.j2").render(boards=boards, rows=rows, part=leaderboard))
+    return str(_env().get_template("index.html.j2").render(boards=boards, rows=rows, part=leaderboard,
+                                                           pairs=pairs))
 
 
 def write_atomic(path: Path, text: str) -> None:
@@ -137,25 +202,28 @@ def write_submission(out_dir: Path, result: SubmissionResult, folder: str,
 
 
 def write_index(out_dir: Path, results: Sequence[SubmissionResult], folders: Sequence[str], *,
-                leaderboard: Part = "all") -> Path:
-    """Write ``out_dir/index.html`` for the run, ranked by ``leaderboard``; return its path."""
+                leaderboard: Part = "all", pairs: Sequence[SimilarPair] = ()) -> Path:
+    """Write ``out_dir/index.html`` for the run, ranked by ``leaderboard``, with the similar
+    ``pairs``; return its path."""
     path = out_dir / "index.html"
-    write_atomic(path, render_index(results, folders, leaderboard=leaderboard))
+    write_atomic(path, render_index(results, folders, leaderboard=leaderboard, pairs=pairs))
     return path
 
 
 def write_cohort(out_dir: Path, results: Sequence[SubmissionResult],
-                 folders: Sequence[str], *, leaderboard: Part = "all") -> list[Path]:
-    """Write ``index.html`` (ranked by ``leaderboard``: ``all``, ``public`` or ``private``),
-    ``gradebook.csv`` and ``junit.xml`` for the run; return their paths.
+                 folders: Sequence[str], *, leaderboard: Part = "all",
+                 pairs: Sequence[SimilarPair] = ()) -> list[Path]:
+    """Write ``index.html`` (ranked by ``leaderboard``: ``all``, ``public`` or ``private``; with
+    the similar ``pairs`` of :mod:`grader.integrity`), ``gradebook.csv`` and ``junit.xml`` for
+    the run; return their paths.
 
     Raises:
         ValueError: ``leaderboard`` is not a part, or ``folders`` differs in length from ``results``.
     """
     write_atomic(out_dir / "gradebook.csv", gradebook_csv(results, leaderboard=leaderboard))
     write_atomic(out_dir / "junit.xml", junit_xml(results))
-    return [write_index(out_dir, results, folders, leaderboard=leaderboard), out_dir / "gradebook.csv",
-            out_dir / "junit.xml"]
+    return [write_index(out_dir, results, folders, leaderboard=leaderboard, pairs=pairs),
+            out_dir / "gradebook.csv", out_dir / "junit.xml"]
 
 
 def _criterion_columns(results: Sequence[SubmissionResult]) -> list[str]:
@@ -193,7 +261,9 @@ def gradebook_csv(results: Sequence[SubmissionResult], *, leaderboard: Part = "a
     the notebook; ``submission_verdict``, ``submission_score``, ``submission_max_score``;
     ``ranked`` (``yes`` for the notebook that stands for the team on its challenge's leaderboard
     ranked by ``leaderboard``, see :mod:`grader.leaderboard`; ``no`` for its other notebooks for
-    that challenge); the ``predict`` model's accuracy on the whole hidden test set with its 95%
+    that challenge); ``practice`` (``yes`` for a result scored on the practice split of the public
+    data, ``grader check --practice``, whose figures are then of that split, not of the hidden
+    test set; else ``no``); the ``predict`` model's accuracy on the whole hidden test set with its 95%
     Wilson interval and ``n`` (``accuracy``, ``accuracy_low``, ``accuracy_high``, ``n``; a
     schema-1 result's interval computed from its accuracy and ``n``), the same for the public
     and the private part (``public_*``, ``private_*``; empty without a split); then the points
@@ -204,16 +274,17 @@ def gradebook_csv(results: Sequence[SubmissionResult], *, leaderboard: Part = "a
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow(["submission", "notebook", "challenge", "verdict", "score", "max_score",
-                     "submission_verdict", "submission_score", "submission_max_score", "ranked",
+                     "submission_verdict", "submission_score", "submission_max_score", "ranked", "practice",
                      *_SHARE_COLUMNS, *columns])
     for result in results:
         ranked = {id(nb) for nb, _ in best_notebooks(result, part=leaderboard).values()}
         team = [_csv_safe(result.submission)]
         totals = [result.verdict, f"{result.score:g}", f"{result.max_score:g}"]
+        practice = "yes" if result.practice else "no"
         notebooks: list[NotebookResult | None] = [*result.notebooks] or [None]
         for nb in notebooks:
             if nb is None:
-                writer.writerow([*team, "", "", "", "", "", *totals, "", *([""] * len(_SHARE_COLUMNS)),
+                writer.writerow([*team, "", "", "", "", "", *totals, "", practice, *([""] * len(_SHARE_COLUMNS)),
                                  *([""] * len(columns))])
                 continue
             points = {f"{nb.challenge}:{c.id}": c.points for c in nb.criteria}
@@ -222,7 +293,7 @@ def gradebook_csv(results: Sequence[SubmissionResult], *, leaderboard: Part = "a
                       for cell in _share_cells(figure(model, part))]
             writer.writerow([*team, _csv_safe(nb.notebook), nb.challenge or "", nb.verdict, f"{nb.score:g}",
                              f"{nb.max_score:g}", *totals,
-                             "" if not nb.challenge else "yes" if id(nb) in ranked else "no",
+                             "" if not nb.challenge else "yes" if id(nb) in ranked else "no", practice,
                              *shares, *(f"{points[k]:g}" if k in points else "" for k in columns)])
     return buf.getvalue()
 
@@ -250,6 +321,8 @@ def junit_xml(results: Sequence[SubmissionResult]) -> str:
     Written with ``xml.etree.ElementTree`` (which escapes ``<``, ``&`` and quotes); every text and
     attribute is first stripped of ANSI escapes and of the characters XML 1.0 forbids (see
     ``_xml_text``), which ElementTree would write as they are, so the file always parses.
+    A practice result's suite (``grader check --practice``) is named ``<submission> (practice)``
+    and carries the property ``practice`` = ``true``.
     """
     from xml.etree import ElementTree as ET
 
@@ -264,9 +337,12 @@ def junit_xml(results: Sequence[SubmissionResult]) -> str:
         cases = [(nb, c) for nb in result.notebooks for c in nb.criteria]
         failures = sum(c.status != "pass" for _, c in cases)  # fail or not_measured
         errors = sum(1 for nb in result.notebooks if not nb.criteria)
-        suite = element(root, "testsuite", name=result.submission, tests=str(len(cases) + errors),
+        name = f"{result.submission} (practice)" if result.practice else result.submission
+        suite = element(root, "testsuite", name=name, tests=str(len(cases) + errors),
                         failures=str(failures), errors=str(errors), timestamp=result.started,
                         time=f"{sum(nb.execution.wall_s for nb in result.notebooks):.1f}")
+        if result.practice:
+            element(element(suite, "properties"), "property", name="practice", value="true")
         for nb, c in cases:
             case = element(suite, "testcase", classname=f"{result.submission}.{nb.challenge}", name=c.id)
             if c.status != "pass":
@@ -285,7 +361,8 @@ def gradescope_results(result: SubmissionResult) -> dict[str, Any]:
     entry for the hidden-test accuracy.
 
     Built field by field from what a team may see: the per-image results the grader keeps for
-    paired comparisons (``ModelReport.correct``, ``ModelReport.public_mask``) never reach it.
+    paired comparisons (``ModelReport.correct``, ``ModelReport.public_mask``) never reach it. A
+    practice result's output text starts with ``PRACTICE`` and says what it was scored on.
     """
     tests = []
     for nb in result.notebooks:
@@ -301,10 +378,13 @@ def gradescope_results(result: SubmissionResult) -> dict[str, Any]:
     out: dict[str, Any] = {
         "score": result.score,
         "execution_time": round(sum(nb.execution.wall_s for nb in result.notebooks)),
-        "output": f"{result.verdict.upper()}: {result.score:g} of {result.max_score:g} points",
+        "output": f"{result.verdict.upper()}: {result.score:g} of {result.max_score:g} points" if not result.practice
+        else f"PRACTICE (scored on the practice split of the public data, not on the hidden test set): "
+        f"{result.verdict.upper()}: {result.score:g} of {result.max_score:g} points",
         "visibility": "visible", "tests": tests,
     }
     accuracy = _predict_accuracy(result)
     if accuracy is not None:
-        out["leaderboard"] = [{"name": "Accuracy", "value": round(accuracy, 4), "order": "desc"}]
+        out["leaderboard"] = [{"name": "Practice accuracy" if result.practice else "Accuracy",
+                               "value": round(accuracy, 4), "order": "desc"}]
     return out

@@ -38,6 +38,12 @@ def _accuracy(result: SubmissionResult, role: str) -> str:
     return "–"
 
 
+def _second_accuracy(result: SubmissionResult) -> str:
+    """The accuracy of the second model: ``predict_transfer``, else ``predict_mlp``, else "–"."""
+    transfer = _accuracy(result, "transfer")
+    return transfer if transfer != "–" else _accuracy(result, "mlp")
+
+
 def render_results(settings: Settings) -> str:
     """The Markdown text of ``RESULTS.md`` from every archived result."""
     lines = [
@@ -47,7 +53,7 @@ def render_results(settings: Settings) -> str:
         "edit by hand. Accuracy is measured by the grader on the hidden test set; wall time is the",
         "whole notebook run (kernel start to the last probe call).",
         "",
-        "| challenge | reference | profile | verdict | accuracy (`predict`) | accuracy (transfer) "
+        "| challenge | reference | profile | verdict | accuracy (`predict`) | accuracy (transfer / MLP) "
         "| wall time | device | date |",
         "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
@@ -65,6 +71,6 @@ def render_results(settings: Settings) -> str:
             wall = sum(nb.execution.wall_s for nb in result.notebooks)
             lines.append(
                 f"{head} {result.verdict} | {_accuracy(result, 'predict')} | "
-                f"{_accuracy(result, 'transfer')} | {wall:.0f} s | {result.environment.device} | "
+                f"{_second_accuracy(result)} | {wall:.0f} s | {result.environment.device} | "
                 f"{result.finished[:10]} |")
     return "\n".join(lines) + "\n"

@@ -13,7 +13,10 @@ channel: see :func:`wait_until_ready`.
 
 The runner makes itself a child subreaper, so processes the kernel orphans (double forks,
 ``start_new_session``) stay its descendants; at its end it kills every one of them. The parent
-enforces the hard deadline by killing this whole process tree from outside.
+enforces the hard deadline by killing this whole process tree from outside. The runner holds
+the read end of the grading process's *lifeline* (``--lifeline FD``, see
+:func:`grader.executor.lifeline_fd`): when it reads end-of-file, the grading process is gone, and
+the runner kills its own process tree and exits (see :func:`watch_lifeline`).
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -33,22 +37,58 @@ from typing import Any, NamedTuple, cast
 __all__ = ["main"]
 
 PR_SET_CHILD_SUBREAPER = 36
-PR_SET_PDEATHSIG = 1
+LIFELINE_ARG = "--lifeline"
 KERNEL_DIR = Path(__file__).resolve().parent / "kernel"
 SETUP_CELLS = ("capture.py", "shutdown.py")  # run as one hidden cell before the notebook's
 
 
 def become_subreaper() -> None:
-    """Make orphaned descendants re-parent to this process, and this process die with the
-    grader that started it (Linux ``prctl``: child subreaper, parent-death signal SIGKILL; no-op
-    elsewhere). Without the second, a grader killed mid-run (a Dask worker that died) would
-    leave the runner grading on."""
+    """Make orphaned descendants re-parent to this process (Linux ``prctl``
+    ``PR_SET_CHILD_SUBREAPER``; no-op elsewhere).
+
+    The runner does not set ``PR_SET_PDEATHSIG``: Linux sends that signal when the *thread*
+    that forked the process exits (``prctl(2)``), so a server's worker thread that ends, or a
+    thread pool recycling its threads, would kill a healthy run. :func:`watch_lifeline` ties
+    the runner to the grading *process* instead.
+    """
     try:
         libc = ctypes.CDLL(None, use_errno=True)
         libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
-        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
     except (OSError, AttributeError):
         pass
+
+
+def watch_lifeline(fd: int) -> threading.Thread:
+    """Watch the lifeline's read end ``fd`` in a daemon thread: the grading process keeps the
+    write end open for its whole life and never writes, so a read returns only at end-of-file,
+    when that process is gone (killed, crashed: the kernel closes its descriptors). Then kill
+    every descendant of this runner (:func:`kill_tree`) and exit at once with status 137.
+
+    The descriptor is made close-on-exec here, so the kernel and what it starts do not hold it.
+
+    Returns:
+        the started watcher thread.
+    """
+    os.set_inheritable(fd, False)
+
+    def watch() -> None:
+        while True:
+            try:
+                data = os.read(fd, 1)
+            except InterruptedError:
+                continue
+            except OSError:
+                data = b""
+            if not data:
+                break
+        try:
+            kill_tree(os.getpid(), include_root=False)
+        finally:
+            os._exit(128 + signal.SIGKILL)
+
+    thread = threading.Thread(target=watch, name="grader-lifeline", daemon=True)
+    thread.start()
+    return thread
 
 
 def kill_tree(pid: int, *, include_root: bool) -> int:
@@ -529,9 +569,11 @@ def _probe(client: Any, job: dict[str, Any], facts: dict[str, Any]) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point: ``python -m grader.runner JOB.json``."""
+    """Entry point: ``python -m grader.runner JOB.json [--lifeline FD]``."""
     args = sys.argv[1:] if argv is None else argv
     become_subreaper()
+    if LIFELINE_ARG in args[1:]:
+        watch_lifeline(int(args[args.index(LIFELINE_ARG) + 1]))
     job = json.loads(Path(args[0]).read_text(encoding="utf-8"))
     try:
         run(job, start_kernel_early(job))

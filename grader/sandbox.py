@@ -23,7 +23,9 @@ The runner (:mod:`grader.runner`) and its kernel run inside one bubblewrap sandb
   (``memory.rst``: shmem is page cache; measured here: a 512 MiB ``/dev/shm`` under a 96 MiB
   limit kills its writer), ``RLIMIT_AS`` does not; file size by ``RLIMIT_FSIZE``; process count also
   by ``RLIMIT_NPROC``; wall time by :mod:`grader.executor`, which kills the whole sandbox at the
-  deadline. bubblewrap's ``--die-with-parent`` and the pid namespace take every process with it.
+  deadline. The pid namespace takes every process with the runner, which dies with the grading
+  process (its lifeline, :func:`grader.runner.watch_lifeline`); not ``--die-with-parent``, whose
+  ``PR_SET_PDEATHSIG`` fires when the *thread* that started bubblewrap exits.
 
 Method: bubblewrap (https://github.com/containers/bubblewrap) as Flatpak uses it; cgroup files as
 documented in the kernel's ``Documentation/admin-guide/cgroup-v1/memory.rst`` and ``cgroup-v2.rst``.
@@ -220,7 +222,7 @@ class SandboxSession:
         assert self.sandbox.bwrap is not None
         root = os.geteuid() == 0
         args = [self.sandbox.bwrap, "--unshare-ipc", "--unshare-pid", "--unshare-net",
-                "--unshare-uts", "--unshare-cgroup-try", "--die-with-parent", "--new-session",
+                "--unshare-uts", "--unshare-cgroup-try", "--new-session",
                 "--hostname", "sandbox"]
         if not root:  # as root no user namespace: setpriv drops to a real uid instead
             args += ["--unshare-user", "--uid", str(self.sandbox.uid), "--gid",

@@ -27,7 +27,7 @@ from grader.checks import CheckResult
 from grader.checks.model import TOO_FEW_WIDTH
 from grader.checks.registry import Decision
 from grader.frameworks import Framework
-from grader.measure import Measurement
+from grader.measure import Measurement, class_hits
 from grader.rubric import Criterion
 from grader.stats import wilson_interval
 
@@ -39,6 +39,8 @@ __all__ = [
     "NewImageRow",
     "NotebookResult",
     "SubmissionResult",
+    "decode_predicted",
+    "encode_predicted",
     "score_criteria",
     "verdict_reason",
 ]
@@ -131,12 +133,42 @@ class Share(_Model):
         return self.low <= threshold <= self.high
 
 
+class PartClass(_Model):
+    """One class's recall (per-class accuracy) on one part of the hidden test set: ``k`` of its
+    ``n`` images there predicted as it; ``recall`` ``k / n`` with its 95% Wilson interval
+    ``low``..``high`` (:func:`grader.stats.wilson_interval`), all three None when ``n`` is 0."""
+
+    name: str
+    k: int
+    n: int
+    recall: float | None = None
+    low: float | None = None
+    high: float | None = None
+
+
 class PartReport(_Model):
     """A model's accuracy on one part of the hidden test set: ``public`` (shown on the
-    leaderboard while an event runs) or ``private`` (revealed at its end)."""
+    leaderboard while an event runs) or ``private`` (revealed at its end), with its per-class
+    recall on that part (``per_class``, the challenge's classes in order; empty in results
+    written before it). An event shows teams the per-class detail of the public part only."""
 
     part: Literal["public", "private"]
     accuracy: Share
+    per_class: list[PartClass] = []
+
+
+def _part_classes(labels: Sequence[str], predictions: Sequence[str], public: Sequence[bool], inside: bool,
+                  m: Measurement) -> list[PartClass]:
+    """Per class of ``m``'s table, its recall on the images whose ``public`` flag is ``inside``
+    (:func:`grader.measure.class_hits`); empty without one label and prediction per image."""
+    if not labels or len(labels) != len(public) or len(predictions) != len(public):
+        return []
+    rows = []
+    for hits in class_hits(labels, predictions, [r.name for r in m.rows], [p == inside for p in public]):
+        share = Share.of(hits.k, hits.n)
+        rows.append(PartClass(name=hits.name, k=hits.k, n=hits.n, recall=share.value if share else None,
+                              low=share.low if share else None, high=share.high if share else None))
+    return rows
 
 
 class ModelReport(_Model):
@@ -159,9 +191,16 @@ class ModelReport(_Model):
             part and ``0`` where in the private part (empty: no public/private split), so a
             paired comparison on one part uses that part's images only. The grader's record,
             like ``correct``.
+        predicted: per hidden test image, in the same order, the class the model predicted: one
+            character, the index of the class in :attr:`classes` in base 36 (``0``-``9`` then
+            ``a``-``z``), ``-`` for an answer that is none of the challenge's classes (which come
+            first in :attr:`classes`, the unknown answers after them); empty when not recorded
+            (results before it, or more than 36 classes). What the shared-mistakes signal of
+            :mod:`grader.integrity` reads. The grader's record, like ``correct``: never shown
+            to teams, never in Gradescope's file.
     """
 
-    role: Literal["predict", "transfer"]
+    role: Literal["predict", "transfer", "mlp"]
     function: str
     accuracy: float
     n: int
@@ -174,14 +213,18 @@ class ModelReport(_Model):
     parts: list[PartReport] = []
     correct: str = ""
     public_mask: str = ""
+    predicted: str = ""
 
     @classmethod
-    def of(cls, role: Literal["predict", "transfer"], function: str, m: Measurement,
+    def of(cls, role: Literal["predict", "transfer", "mlp"], function: str, m: Measurement,
            seconds: float | None, inference_s: float | None = None, *,
-           correct: Sequence[bool] = (), public: Sequence[bool] | None = None) -> ModelReport:
+           correct: Sequence[bool] = (), public: Sequence[bool] | None = None,
+           predictions: Sequence[str] = (), labels: Sequence[str] = ()) -> ModelReport:
         """The report of ``m``; ``correct`` per hidden image (its order), ``public`` per hidden
         image whether it is in the public part (None: the challenge has no public/private
-        split)."""
+        split), ``predictions`` per hidden image the class name the model answered (kept as
+        :attr:`predicted`), ``labels`` per hidden image its true class (for each part's
+        per-class recall; empty: none computed)."""
         per_class: list[dict[str, float | int | str]] = []
         for i, r in enumerate(m.rows):
             row: dict[str, float | int | str] = {"class": r.name, "support": r.support,
@@ -201,13 +244,15 @@ class ModelReport(_Model):
                 chosen = [c for c, p in zip(correct, public, strict=True) if p == inside]
                 share = Share.of(sum(chosen), len(chosen))
                 if share is not None:
-                    parts.append(PartReport(part=part, accuracy=share))  # type: ignore[arg-type]
+                    parts.append(PartReport(part=part, accuracy=share,  # type: ignore[arg-type]
+                                            per_class=_part_classes(labels, predictions, public, inside, m)))
         return cls(
             role=role, function=function, accuracy=m.accuracy, n=m.n, classes=list(m.classes),
             per_class=per_class, confusion=[list(row) for row in m.confusion], seconds=seconds,
             inference_s=inference_s, accuracy_ci=Share.of(round(m.accuracy * m.n), m.n),
             parts=parts, correct="".join("1" if c else "0" for c in correct),
             public_mask="".join("1" if p else "0" for p in public) if parts and public is not None else "",
+            predicted=encode_predicted(predictions, [r.name for r in m.rows]),  # the challenge's classes
         )
 
     def too_few(self, row: dict[str, float | int | str]) -> bool:
@@ -224,6 +269,36 @@ class ModelReport(_Model):
         if name == "all":
             return self.accuracy_ci
         return next((p.accuracy for p in self.parts if p.part == name), None)
+
+
+_BASE36 = "0123456789abcdefghijklmnopqrstuvwxyz"
+
+
+def encode_predicted(predictions: Sequence[str], classes: Sequence[str]) -> str:
+    """``predictions`` (class names, one per hidden image) as :attr:`ModelReport.predicted`:
+    one base-36 character per image, the index of its class in ``classes``, ``-`` for an answer
+    that is no class; ``""`` for more than 36 classes."""
+    if len(classes) > len(_BASE36):
+        return ""
+    index = {name: _BASE36[i] for i, name in enumerate(classes)}
+    return "".join(index.get(p, "-") for p in predictions)
+
+
+def decode_predicted(predicted: str) -> list[int]:
+    """:attr:`ModelReport.predicted` as class indices (``-1`` for an answer that is no class).
+
+    Raises:
+        ValueError: a character that is neither base 36 nor ``-``.
+    """
+    out = []
+    for ch in predicted:
+        if ch == "-":
+            out.append(-1)
+        elif ch in _BASE36:
+            out.append(_BASE36.index(ch))
+        else:
+            raise ValueError(f"not a recorded prediction: {ch!r}")
+    return out
 
 
 class NewImageRow(_Model):
@@ -295,6 +370,9 @@ class SubmissionResult(_Model):
     started: str
     finished: str
     environment: Environment
+    # scored on the practice split of the public data (``grader check --practice``,
+    # :mod:`grader.practice`), not on the hidden test set: labelled so on every output
+    practice: bool = False
 
 
 def _fix(criterion: Criterion, result: CheckResult, framework: Framework | None) -> str:

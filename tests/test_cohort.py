@@ -75,8 +75,9 @@ def test_parallel_batch_writes_every_cohort_output(cohort: tuple[Settings, list[
     assert rows[1]["verdict"] == "fail" and rows[1]["toy:accuracy"] == "0"
     assert rows[0]["toy:accuracy"] == "4" and float(rows[0]["accuracy"]) == 1.0
     assert rows[0]["notebook"] == "toy.ipynb" and rows[0]["ranked"] == "yes" and rows[0]["n"] == "6"
-    assert len(rows[0]) == 10 + 12 + 8  # who, verdicts and scores; accuracy, public, private (value, low, high,
-    # n); criteria
+    assert rows[0]["practice"] == "no"
+    assert len(rows[0]) == 11 + 12 + 8  # who, verdicts, scores and practice; accuracy, public, private (value,
+    # low, high, n); criteria
 
     suites = ET.fromstring((out / "junit.xml").read_text()).findall("testsuite")
     assert [s.get("name") for s in suites] == ["alpha", "beta", "gamma"]
@@ -348,3 +349,22 @@ def test_a_dask_jobs_kernel_gets_the_workers_threads_and_gpu(cohort: tuple[Setti
     (outcome,) = results
     assert outcome.error is None and outcome.result is not None
     assert outcome.result.notebooks[0].new_images[0].prediction == "5/3"
+
+
+def test_a_cancelled_result_is_not_cached(make_toy: Callable[..., Settings], tmp_path: Path) -> None:
+    from grader.cohort import CohortOptions, Job, grade_cohort
+    from grader.grade import GradeOptions, discover
+
+    settings = make_toy()
+    folder = write_submission(tmp_path / "subs", "alpha", GOOD_TOY_CELLS)
+    cancel = threading.Event()
+    cancel.set()  # no notebook starts: a fast run
+
+    def grade(options: GradeOptions) -> list[str]:
+        outcomes = grade_cohort([Job(1, discover(folder), "alpha")], settings, options, CohortOptions(),
+                                write=lambda outcome: None)
+        return [nb.execution.status for o in outcomes if o.result for nb in o.result.notebooks] + [
+            "cached" for o in outcomes if o.cached]
+
+    assert grade(GradeOptions(cancel=cancel)) == ["cancelled"]
+    assert grade(GradeOptions(cancel=cancel)) == ["cancelled"]  # graded again, not reused

@@ -86,8 +86,9 @@ def test_command_binds_only_what_the_kernel_needs(tmp_path: Path) -> None:
     view, hidden, work, run = (tmp_path / n for n in ("view", "hidden", "work", "run"))
     argv = _argv([view, hidden], [work, run])
     pairs = {(argv[i], argv[i + 1]) for i in range(len(argv) - 1)}
-    for flag in ("--unshare-net", "--unshare-pid", "--die-with-parent", "--clearenv"):
+    for flag in ("--unshare-net", "--unshare-pid", "--clearenv"):
         assert flag in argv
+    assert "--die-with-parent" not in argv  # thread-bound (PR_SET_PDEATHSIG): the runner's lifeline instead
     assert ("--ro-bind", str(view)) in pairs and ("--ro-bind", str(hidden)) in pairs
     assert ("--bind", str(work)) in pairs and ("--bind", str(run)) in pairs
     bound = {argv[i + 1] for i in range(len(argv) - 1) if argv[i] in ("--bind", "--ro-bind")}

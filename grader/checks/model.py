@@ -68,9 +68,15 @@ def _predictions(ev: Evidence, role: str, name: str) -> tuple[list[str] | None, 
     if len(run.predictions) != len(ev.hidden_labels):
         return None, (
             f"`{name}` returned {len(run.predictions)} predictions for "
-            f"{len(ev.hidden_labels)} hidden test images"
+            f"{len(ev.hidden_labels)} {_images(ev)}"
         )
     return run.predictions, ""
+
+
+def _images(ev: Evidence) -> str:
+    """What the images scored are called: ``hidden test images``, or ``practice images`` for a
+    practice run (the practice split of the public data)."""
+    return "practice images" if ev.practice else "hidden test images"
 
 
 def _verdict_set(ev: Evidence, predictions: list[str]) -> tuple[list[str], tuple[str, ...], str]:
@@ -82,7 +88,7 @@ def _verdict_set(ev: Evidence, predictions: list[str]) -> tuple[list[str], tuple
     """
     part = ev.challenge.verdict_part
     if part == "all" or ev.hidden_public is None:
-        return predictions, ev.hidden_labels, "hidden test images"
+        return predictions, ev.hidden_labels, _images(ev)
     keep = [i for i, public in enumerate(ev.hidden_public) if public == (part == "public")]
     return ([predictions[i] for i in keep], tuple(ev.hidden_labels[i] for i in keep),
             f"images of the {part} part of the hidden test set")
@@ -144,7 +150,7 @@ def _interval_fields(prefix: str, ci: Interval) -> dict[str, float | int | str]:
 
 
 class AccuracyParams(ThresholdParams):
-    model: Literal["predict", "transfer"] = "predict"
+    model: Literal["predict", "transfer", "mlp"] = "predict"
     threshold: float = Field(ge=0, le=1)
     decision: Decision = "point"
 
@@ -157,7 +163,8 @@ def hidden_accuracy(ev: Evidence, params: AccuracyParams) -> CheckResult:
     of the accuracy's 95% Wilson interval >= ``threshold``. Borderline when the interval contains
     ``threshold``."""
     contract = ev.challenge.contract
-    name = contract.predict if params.model == "predict" else contract.transfer or "predict_transfer"
+    name = {"predict": contract.predict, "transfer": contract.transfer or "predict_transfer",
+            "mlp": contract.mlp or "predict_mlp"}[params.model]
     predictions, why = _predictions(ev, params.model, name)
     if predictions is None:
         return fail(why)
@@ -171,7 +178,7 @@ def hidden_accuracy(ev: Evidence, params: AccuracyParams) -> CheckResult:
         )
     predictions, labels, images = _verdict_set(ev, predictions)
     if not labels:
-        return fail("the hidden test set is empty: nothing to measure")
+        return fail(f"no {_images(ev)}: nothing to measure")
     hits = sum(p == label for p, label in zip(predictions, labels, strict=True))
     j = judge(hits, len(labels), params.threshold, params.decision)
     ci = j.ci
@@ -209,7 +216,7 @@ def per_class_report(ev: Evidence, params: PerClassParams) -> CheckResult:
     judged = [(r, judge(m.confusion[i][i], r.support, params.min_recall, params.decision))
               for i, r in enumerate(m.rows) if r.support > 0 and i < len(m.confusion)]
     if not judged:
-        return fail("the hidden test set is empty: nothing to measure")
+        return fail(f"no {_images(ev)}: nothing to measure")
     weak = [(r, j) for r, j in judged if not j.ok]
     worst, worst_j = min(judged, key=lambda rj: rj[0].recall)
     fields: dict[str, float | int | str] = {"worst_recall": round(worst.recall, 4),

@@ -80,6 +80,10 @@ def run_problem(ev: Evidence) -> RunProblem | None:
         return RunProblem("the notebook is not a valid notebook",
                           "Fix the notebook file as its first criterion says; every other "
                           "criterion is measured once it runs.")
+    if ex.status == "cancelled":
+        return RunProblem(ex.message or "the run was cancelled by the coach",
+                          "The coach cancelled this run; this criterion is measured when the "
+                          "submission is graded again.")
     if ex.status != "ok":
         number = ex.number_of(ex.failed_cell) if ex.failed_cell is not None else None
         slow = ex.status in ("cell_timeout", "deadline")

@@ -90,6 +90,7 @@ def _grader_probe(config):
 
     ns = get_ipython().user_ns  # noqa: F821 - defined in every IPython kernel
     limit = config["max_label_chars"]
+    mode = config.get("image_mode", "RGB")
     out = {"schema": 1}
 
     def short_error(err):
@@ -114,7 +115,8 @@ def _grader_probe(config):
                 image, error = _grader_image_rgb(os.path.join(folder, name))
                 if error is None:
                     names.append(name)
-                    images.append(image)
+                    # the contract's image mode (challenge.toml [contract] image_mode): RGB, or L
+                    images.append(image if image.mode == mode else image.convert(mode))
                 else:
                     unreadable.append({"file": name, "error": error})
             if not images:

@@ -1,0 +1,119 @@
+"""The coach's pages under ``/coach``: every team's submissions and scorecards, the queue and the
+running jobs with Cancel and Re-grade, the leaderboards (public and private) with the Reveal
+toggle, the pass rate per criterion, and the cohort's exports (``gradebook.csv``, ``junit.xml``,
+Gradescope ``results.json``, written by :mod:`grader.report`'s writers). Every route refuses a
+team session and no session with 403; every form checks the CSRF token.
+"""
+
+from __future__ import annotations
+
+import json
+
+from fastapi import FastAPI, Request
+from fastapi.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response
+from starlette.concurrency import run_in_threadpool
+
+from grader.report import gradebook_csv, gradescope_results, junit_xml
+from grader.scorecard import SubmissionResult
+from grader.server.boards import chosen, private_boards, public_boards
+from grader.server.ladder import decimals
+from grader.server.pages import SCORECARD_CSP, Refused, Site
+
+__all__ = ["add_coach_routes", "cohort"]
+
+
+def cohort(site: Site) -> list[SubmissionResult]:
+    """The cohort for the exports: per challenge, each team's chosen submission
+    (:func:`grader.server.boards.chosen`), named after the team, with that challenge's notebooks."""
+    done = site.graded()
+    out = []
+    for challenge in site.store.event(site.event).challenges:
+        for g in chosen(done, challenge, eta=site.options.eta):
+            out.append(g.result.model_copy(update={
+                "submission": g.team, "notebooks": [nb for nb in g.result.notebooks if nb.challenge == challenge]}))
+    return out
+
+
+def _attachment(name: str) -> dict[str, str]:
+    return {"Content-Disposition": f'attachment; filename="{name}"'}
+
+
+def add_coach_routes(app: FastAPI, site: Site) -> None:
+    """Add the ``/coach`` pages of ``site`` to ``app``."""
+    store, event, eta = site.store, site.event, site.options.eta
+
+    @app.get("/coach")
+    def coach(request: Request) -> HTMLResponse:
+        site.coach_of(request)
+        challenges = store.event(event).challenges
+        subs = store.submissions(event)
+        rates = [(board.challenge, board.rates) for board in private_boards(site.graded(), challenges, eta=eta)]
+        return site.page(request, "coach.html.j2", teams=store.teams(event),
+                         submissions=[(s, site.status_of(s)) for s in subs],
+                         active=[(s, site.status_of(s)) for s in reversed(subs) if s.state in ("queued", "running")],
+                         running=None if site.workers is None else site.workers.running(), rates=rates)
+
+    @app.get("/coach/leaderboard")
+    def coach_leaderboard(request: Request) -> HTMLResponse:
+        site.coach_of(request)
+        challenges = store.event(event).challenges
+        done = site.graded()
+        return site.page(request, "leaderboard.html.j2", public=public_boards(done, challenges, eta=eta),
+                         private=private_boards(done, challenges, eta=eta), places=decimals(eta) - 2,
+                         coach_links=True)
+
+    @app.get("/coach/submissions/{submission_id}/scorecard")
+    def coach_scorecard(request: Request, submission_id: int) -> HTMLResponse:
+        site.coach_of(request)
+        site.event_submission(submission_id)
+        result = store.result(submission_id)
+        if result is None:
+            raise Refused(404, "This submission has no scorecard.")
+        return HTMLResponse(result.scorecard_html, headers={"Content-Security-Policy": SCORECARD_CSP})
+
+    async def coach_form(request: Request) -> dict[str, str]:
+        await run_in_threadpool(site.coach_of, request)
+        form = await request.form()
+        site.check_csrf(request, form.get("csrf"))
+        return {k: v for k, v in form.items() if isinstance(v, str)}
+
+    @app.post("/coach/submissions/{submission_id}/cancel")
+    async def cancel(request: Request, submission_id: int) -> Response:
+        await coach_form(request)
+        await run_in_threadpool(site.event_submission, submission_id)
+        await run_in_threadpool(store.cancel, submission_id)
+        return RedirectResponse("/coach", status_code=303)
+
+    @app.post("/coach/submissions/{submission_id}/regrade")
+    async def regrade(request: Request, submission_id: int) -> Response:
+        await coach_form(request)
+        await run_in_threadpool(site.event_submission, submission_id)
+        await run_in_threadpool(store.regrade, submission_id)
+        if site.workers is not None:
+            site.workers.wake()
+        return RedirectResponse("/coach", status_code=303)
+
+    @app.post("/coach/reveal")
+    async def reveal(request: Request) -> Response:
+        form = await coach_form(request)
+        await run_in_threadpool(store.set_revealed, event, form.get("revealed") == "1")
+        return RedirectResponse("/coach/leaderboard", status_code=303)
+
+    @app.get("/coach/export/gradebook.csv")
+    def export_gradebook(request: Request) -> Response:
+        site.coach_of(request)
+        return PlainTextResponse(gradebook_csv(cohort(site), leaderboard="all"), media_type="text/csv",
+                                 headers=_attachment(f"{event}-gradebook.csv"))
+
+    @app.get("/coach/export/junit.xml")
+    def export_junit(request: Request) -> Response:
+        site.coach_of(request)
+        return Response(junit_xml(cohort(site)), media_type="application/xml",
+                        headers=_attachment(f"{event}-junit.xml"))
+
+    @app.get("/coach/export/results.json")
+    def export_gradescope(request: Request) -> Response:
+        site.coach_of(request)
+        body = json.dumps([{"team": r.submission, "challenge": r.notebooks[0].challenge if r.notebooks else None,
+                            **gradescope_results(r)} for r in cohort(site)], indent=2)
+        return Response(body, media_type="application/json", headers=_attachment(f"{event}-results.json"))

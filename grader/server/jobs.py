@@ -1,0 +1,146 @@
+"""The job queue of the event server: claim, heartbeat, finish, fail, release, requeue.
+
+Claiming is race-free across threads and processes: the conditional ``UPDATE ... WHERE id = ?
+AND state = 'queued'`` succeeds for one claimer only (on SQLite write transactions are also
+serialised by ``BEGIN IMMEDIATE``; on PostgreSQL the candidate is locked ``FOR UPDATE SKIP
+LOCKED``). A lease expires unless renewed; a job whose worker died :data:`MAX_ATTEMPTS` times
+fails with a clear error instead of looping.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any, cast
+
+from sqlalchemy import CursorResult, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from grader.server import models as m
+from grader.server.db import Database
+from grader.server.rows import SubmissionRow
+from grader.server.rows import now as utcnow
+
+__all__ = ["DEFAULT_LEASE_S", "MAX_ATTEMPTS", "Jobs", "rowcount"]
+
+DEFAULT_LEASE_S = 60.0
+MAX_ATTEMPTS = 3  # a job whose worker died this many times fails instead of looping
+
+
+class Jobs(Database):
+    """The methods the workers call (the base of :class:`grader.server.store.Store`)."""
+
+    def claim(self, worker: str, *, lease_s: float) -> SubmissionRow | None:
+        """Take the oldest queued submission for ``worker`` until ``lease_s`` seconds from now
+        (renewed by :meth:`progress`); None when the queue is empty. Race-free across threads and
+        processes: the conditional ``UPDATE ... WHERE id = ? AND state = 'queued'`` succeeds for
+        one claimer only (on PostgreSQL the candidate is also locked ``FOR UPDATE SKIP LOCKED``)."""
+        for _ in range(20):
+            now = utcnow()
+            with self._write() as s:
+                pick = select(m.Submission.id).where(m.Submission.state == "queued").order_by(m.Submission.id).limit(1)
+                if s.get_bind().dialect.name == "postgresql":
+                    pick = pick.with_for_update(skip_locked=True)
+                candidate = s.scalar(pick)
+                if candidate is None:
+                    return None
+                taken = rowcount(s, update(m.Submission).where(m.Submission.id == candidate,
+                                                             m.Submission.state == "queued")
+                                  .values(state="running", lease_owner=worker,
+                                          lease_expires=now + timedelta(seconds=lease_s), started_at=now,
+                                          progress_at=now, progress="starting", attempts=m.Submission.attempts + 1,
+                                          cancel_requested=False))
+            if taken == 1:
+                return self.submission(candidate)
+        return None
+
+    def _held(self, submission_id: int, worker: str) -> list[Any]:
+        return [m.Submission.id == submission_id, m.Submission.state == "running",
+                m.Submission.lease_owner == worker]
+
+    def progress(self, submission_id: int, worker: str, text: str, *, lease_s: float | None = None) -> bool:
+        """Record ``text`` (the current cell, as the pipeline says it) and renew the lease by
+        ``lease_s`` seconds (default :data:`DEFAULT_LEASE_S`).
+
+        Returns:
+            False when ``worker`` no longer holds the job (its lease was lost) or a cancel was
+            requested: the worker should stop the run.
+        """
+        now = utcnow()
+        with self._write() as s:
+            row = s.scalar(select(m.Submission).where(*self._held(submission_id, worker)))
+            if row is None:
+                return False
+            row.progress, row.progress_at = text[:500], now
+            row.lease_expires = now + timedelta(seconds=DEFAULT_LEASE_S if lease_s is None else lease_s)
+            return not row.cancel_requested
+
+    def finish(self, submission_id: int, worker: str, *, result_json: str, scorecard_html: str,
+               verdict: str, score: float, max_score: float, team_scorecard_html: str = "") -> bool:
+        """Store the result of a job ``worker`` holds and mark it done; exactly one result per
+        submission (UNIQUE ``submission_id``). ``scorecard_html`` is the coach's scorecard,
+        ``team_scorecard_html`` the team's (:func:`grader.report.render_scorecard` with
+        ``audience="team"``). False (nothing stored) when the lease was lost or a result exists."""
+        now = utcnow()
+        try:
+            with self._write() as s:
+                done = rowcount(s, update(m.Submission).where(*self._held(submission_id, worker))
+                                 .values(state="done", finished_at=now, verdict=verdict, score=score,
+                                         max_score=max_score, lease_owner=None, lease_expires=None,
+                                         progress="done", progress_at=now, error=None))
+                if done != 1:
+                    return False
+                s.add(m.Result(submission_id=submission_id, result_json=result_json, scorecard_html=scorecard_html,
+                               team_scorecard_html=team_scorecard_html, verdict=verdict, score=score,
+                               max_score=max_score, created=now))
+        except IntegrityError:
+            return False
+        return True
+
+    def fail(self, submission_id: int, worker: str, error: str) -> None:
+        """End a job ``worker`` holds without a result: ``cancelled`` when a cancel was requested,
+        else ``failed`` with ``error`` (a harness or configuration fault, shown to the coach).
+        Nothing happens when the lease was lost."""
+        now = utcnow()
+        with self._write() as s:
+            row = s.scalar(select(m.Submission).where(*self._held(submission_id, worker)))
+            if row is not None:
+                row.state = "cancelled" if row.cancel_requested else "failed"
+                row.error = "cancelled by the coach" if row.cancel_requested else error[:4000]
+                row.finished_at, row.lease_owner, row.lease_expires = now, None, None
+
+    def release(self, submission_id: int, worker: str) -> bool:
+        """Put a job ``worker`` holds back in the queue, its attempt not counted (the server is
+        stopping); False when the lease was lost."""
+        with self._write() as s:
+            return bool(rowcount(s, update(m.Submission).where(*self._held(submission_id, worker)).values(
+                state="queued", lease_owner=None, lease_expires=None, progress="", started_at=None,
+                attempts=m.Submission.attempts - 1)))
+
+    def requeue_stale(self, *, all_running: bool = False) -> int:
+        """Put back in the queue every running job whose lease has expired (every running job
+        with ``all_running``: at the start of a server that is the only worker); one that has
+        already been tried :data:`MAX_ATTEMPTS` times fails instead. Returns how many were
+        requeued or failed."""
+        now = utcnow()
+        with self._write() as s:
+            where = [m.Submission.state == "running"]
+            if not all_running:
+                where.append(m.Submission.lease_expires < now)
+            rows = list(s.scalars(select(m.Submission).where(*where)))
+            for row in rows:
+                row.lease_owner, row.lease_expires = None, None
+                if row.cancel_requested:
+                    row.state, row.error, row.finished_at = "cancelled", "cancelled by the coach", now
+                elif row.attempts >= MAX_ATTEMPTS:
+                    row.state, row.finished_at = "failed", now
+                    row.error = (f"gave up after {row.attempts} attempts: the grading worker stopped (killed, "
+                                 "out of memory or lost its lease) during each run")
+                else:
+                    row.state, row.progress, row.started_at = "queued", "", None
+        return len(rows)
+
+
+def rowcount(s: Session, statement: Any) -> int:
+    """How many rows an UPDATE matched."""
+    return int(cast("CursorResult[Any]", s.execute(statement)).rowcount)

@@ -1,0 +1,235 @@
+"""What every page of the event server shares: options, the security headers, the templates, and
+the checks of who is asking (:class:`Site`). Routes are in :mod:`grader.server.app` (team pages)
+and :mod:`grader.server.coach` (coach pages).
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+import jinja2
+from fastapi import Request
+from fastapi.responses import HTMLResponse
+from starlette.datastructures import MutableHeaders
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from grader.scorecard import SubmissionResult
+from grader.server.boards import NO_SPLIT_NOTE, Graded
+from grader.server.ladder import ETA
+from grader.server.store import Store, SubmissionRow, TeamRow
+from grader.settings import Settings
+
+if TYPE_CHECKING:
+    from grader.server.worker import RunningJob
+
+__all__ = ["FINAL_STATES", "PAGE_CSP", "SCORECARD_CSP", "AppOptions", "Refused", "SecurityHeaders", "Site",
+           "Workers"]
+
+log = logging.getLogger(__name__)
+
+HERE = Path(__file__).parent
+# pages: scripts and styles from this site only; no framing, no other origin for forms or fetches
+PAGE_CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
+            "form-action 'self'; base-uri 'none'; frame-ancestors 'none'")
+# scorecards (self-contained HTML): no script at all
+SCORECARD_CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'"
+FINAL_STATES = ("done", "failed", "cancelled")
+
+
+class Workers(Protocol):
+    """What the pages use of the worker pool (:class:`grader.server.worker.WorkerPool`)."""
+
+    def running(self) -> Sequence[RunningJob]:
+        """The jobs this process's workers are grading now."""
+        ...
+
+    def wake(self) -> None:
+        """Look at the queue now."""
+        ...
+
+
+@dataclass(frozen=True)
+class AppOptions:
+    """How the app serves one event.
+
+    Attributes:
+        event: the event's name; None: the store's only event.
+        max_upload_bytes: the most one upload may hold, in bytes.
+        https: whether the app is served over https (the session cookie is then Secure).
+        join_delay_s: seconds a failed join waits before its answer.
+        poll_s: seconds between progress reads of a Server-Sent Events stream.
+        eta: the Ladder margin of the public board (:mod:`grader.server.ladder`).
+    """
+
+    event: str | None = None
+    max_upload_bytes: int = 64 << 20
+    https: bool = False
+    join_delay_s: float = 1.0
+    poll_s: float = 1.0
+    eta: float = ETA
+
+
+class Refused(Exception):
+    """A request refused: its HTTP status and the message shown on the error page."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+class SecurityHeaders:
+    """Pure ASGI middleware: the security headers on every response (a route's own CSP kept);
+    ``Cache-Control: no-store`` on everything but ``/static/``."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = MutableHeaders(scope=message)
+                if "content-security-policy" not in headers:
+                    headers["Content-Security-Policy"] = PAGE_CSP
+                headers["X-Content-Type-Options"] = "nosniff"
+                headers["Referrer-Policy"] = "no-referrer"
+                headers["X-Frame-Options"] = "DENY"
+                if "cache-control" not in headers and not str(scope.get("path", "")).startswith("/static/"):
+                    headers["Cache-Control"] = "no-store"
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
+def templates() -> jinja2.Environment:
+    """The pages' jinja2 environment (``templates/`` beside this module; autoescape, StrictUndefined)."""
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(HERE / "templates"), autoescape=True,
+                             undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+    env.filters["utc"] = lambda d: "–" if d is None else d.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    env.filters["pct"] = lambda v: "–" if v is None else f"{100 * v:.1f}%"
+    return env
+
+
+def _aware(value: datetime) -> datetime:
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def elapsed_s(sub: SubmissionRow) -> float | None:
+    """Seconds since ``sub`` started running (to its end once finished); None before it starts."""
+    if sub.started_at is None:
+        return None
+    end = sub.finished_at or datetime.now(UTC)
+    return max(0.0, (_aware(end) - _aware(sub.started_at)).total_seconds())
+
+
+@dataclass
+class Site:
+    """One served event: the store, the settings and the checks every route makes.
+
+    Attributes:
+        store: the server's state.
+        settings: the project's challenges and data.
+        event: the served event's name.
+        options: how it is served.
+        workers: the worker pool of this process, or None.
+    """
+
+    store: Store
+    settings: Settings
+    event: str
+    options: AppOptions
+    workers: Workers | None
+    env: jinja2.Environment = field(default_factory=templates)
+    _parsed: dict[int, SubmissionResult] = field(default_factory=dict)
+
+    def page(self, request: Request, name: str, status: int = 200, **context: Any) -> HTMLResponse:
+        """Template ``name`` rendered with the event, the session's CSRF token and role, and ``context``."""
+        session = request.session
+        who = "coach" if session.get("coach") is True else ("team" if session.get("team") is not None else None)
+        html = self.env.get_template(name).render(event=self.store.event(self.event), csrf=session.get("csrf", ""),
+                                                  who=who, no_split=NO_SPLIT_NOTE, **context)
+        return HTMLResponse(html, status_code=status)
+
+    def team_of(self, request: Request) -> TeamRow:
+        """The session's team.
+
+        Raises:
+            Refused: 403, the session is no team's (no session, or the coach's).
+        """
+        team_id = request.session.get("team")
+        team = self.store.team(self.event, team_id) if isinstance(team_id, int) else None
+        if team is None:
+            raise Refused(403, "You are not signed in as a team: open your team's join link.")
+        return team
+
+    def team_or_coach(self, request: Request) -> None:
+        """Raises: Refused: 403, the session is neither a team's nor the coach's."""
+        if request.session.get("coach") is not True:
+            self.team_of(request)
+
+    def coach_of(self, request: Request) -> None:
+        """Raises: Refused: 403, the session is not the coach's (a team's, or none)."""
+        if request.session.get("coach") is not True:
+            raise Refused(403, "Coach pages need the coach's join link.")
+
+    def check_csrf(self, request: Request, sent: object) -> None:
+        """Check a form's CSRF token against the session's (:func:`hmac.compare_digest`).
+
+        Raises:
+            Refused: 403, the token is missing or another.
+        """
+        expected = request.session.get("csrf")
+        if not (isinstance(sent, str) and isinstance(expected, str) and expected
+                and hmac.compare_digest(sent.encode(), expected.encode())):
+            raise Refused(403, "This form did not come from this site or has expired: reload the page and try again.")
+
+    def own(self, request: Request, submission_id: int) -> SubmissionRow:
+        """The session team's submission ``submission_id``.
+
+        Raises:
+            Refused: 403 without a team session; 404 when it is no submission of this team (another
+                team's is not told apart from one that does not exist).
+        """
+        team = self.team_of(request)
+        sub = self.store.submission(submission_id)
+        if sub is None or sub.event != self.event or sub.team_id != team.id:
+            raise Refused(404, "No such submission.")
+        return sub
+
+    def event_submission(self, submission_id: int) -> SubmissionRow:
+        """Submission ``submission_id`` of this event. Raises: Refused: 404, there is none."""
+        sub = self.store.submission(submission_id)
+        if sub is None or sub.event != self.event:
+            raise Refused(404, "No such submission.")
+        return sub
+
+    def graded(self) -> list[Graded]:
+        """The event's graded submissions with their results (parsed once each; a stored result that
+        does not validate is logged and left out)."""
+        out = []
+        for team, sub, res in self.store.results(self.event):
+            if sub.id not in self._parsed:
+                try:
+                    self._parsed[sub.id] = SubmissionResult.model_validate_json(res.result_json)
+                except ValueError:
+                    log.warning("submission %d: its stored result does not validate; left off the boards", sub.id)
+                    continue
+            out.append(Graded(team=team.name, submission_id=sub.id, created=sub.created, result=self._parsed[sub.id]))
+        return out
+
+    def status_of(self, sub: SubmissionRow) -> dict[str, Any]:
+        """What the pages show of ``sub``'s progress (also the JSON of its status and events)."""
+        return {"id": sub.id, "state": sub.state, "progress": sub.progress,
+                "queue_position": self.store.queue_position(sub.id), "elapsed_s": elapsed_s(sub),
+                "verdict": sub.verdict, "score": sub.score, "max_score": sub.max_score,
+                "error": sub.error, "final": sub.state in FINAL_STATES}

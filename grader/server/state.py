@@ -1,0 +1,55 @@
+"""The server's state folder: where the database, the uploads and the intake workspaces live.
+
+Layout::
+
+    <state>/grader.db                  SQLite database (WAL), unless a database URL is given
+    <state>/uploads/<sha[:2]>/<sha>    uploads, content-addressed (SHA-256 of their bytes)
+    <state>/work/                      intake workspaces of running jobs (unpacked zips)
+
+Resolved once: ``--state DIR``, else ``$GRADER_STATE_DIR``, else ``$XDG_DATA_HOME/grader``, else
+``~/.local/share/grader`` (the XDG Base Directory Specification's default data folder).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
+from grader.errors import ConfigError
+
+__all__ = ["STATE_DIR_ENV", "ensure_state_dir", "resolve_state_dir"]
+
+STATE_DIR_ENV = "GRADER_STATE_DIR"
+
+
+def resolve_state_dir(state: str | os.PathLike[str] | None = None, *,
+                      environ: Mapping[str, str] | None = None) -> Path:
+    """The state folder: ``state`` if given, else ``$GRADER_STATE_DIR``, else
+    ``$XDG_DATA_HOME/grader``, else ``~/.local/share/grader``; absolute, not created."""
+    env = os.environ if environ is None else environ
+    chosen = state or env.get(STATE_DIR_ENV) or None
+    if chosen is None:
+        xdg = env.get("XDG_DATA_HOME") or ""
+        base = Path(xdg) if xdg and Path(xdg).is_absolute() else Path.home() / ".local" / "share"
+        chosen = base / "grader"
+    return Path(chosen).expanduser().resolve()
+
+
+def ensure_state_dir(state_dir: Path) -> Path:
+    """Create ``state_dir`` with its ``uploads/`` and ``work/`` folders (mode 0700: uploads are
+    the teams' work and the database holds the session secrets); return it.
+
+    Raises:
+        ConfigError: the folder cannot be created or written (with the path and the fix).
+    """
+    try:
+        for folder in (state_dir, state_dir / "uploads", state_dir / "work"):
+            folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        probe = state_dir / ".write-test"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as err:
+        raise ConfigError(f"the state folder cannot be used: {err.strerror or err}", path=state_dir,
+                          fix=f"pass --state DIR (or set {STATE_DIR_ENV}) to a folder this user can write") from err
+    return state_dir

@@ -1,0 +1,348 @@
+"""The event server's state: events, teams, uploads, submissions (the jobs) and their results.
+
+:class:`Store` is the only code that reads or writes the database (:mod:`grader.server.db`: the
+same code on SQLite, the embedded default, and on PostgreSQL given a URL); it returns frozen
+dataclass rows (:mod:`grader.server.rows`), never live ORM objects, so the web app and the
+workers share nothing mutable. The workers' methods (``claim``, ``progress``, ``finish``,
+``fail``, ``release``, ``requeue_stale``) are in :mod:`grader.server.jobs`. Uploads live beside
+the database, content-addressed (:mod:`grader.server.uploads`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+import secrets
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import BinaryIO
+
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
+
+from grader.errors import UsageError
+from grader.server import models as m
+from grader.server.jobs import DEFAULT_LEASE_S, MAX_ATTEMPTS, Jobs, rowcount
+from grader.server.rows import CreatedEvent, EventRow, ResultRow, SubmissionRow, TeamRow, UploadRow, result_row, utc
+from grader.server.rows import now as utcnow
+from grader.server.uploads import UploadRefused, store_file, upload_path
+
+__all__ = ["DEFAULT_LEASE_S", "MAX_ATTEMPTS", "CapReached", "CreatedEvent", "EventRow", "ResultRow", "Store",
+           "SubmissionRow", "TeamRow", "UploadRefused", "UploadRow"]
+
+_EVENT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+
+
+class CapReached(UsageError):
+    """A team has used up its submissions for today (UTC)."""
+
+
+def _hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+class Store(Jobs):
+    """The server's state in one database and one folder of uploads.
+
+    Args:
+        state_dir: the state folder (see :mod:`grader.server.state`); created if missing.
+        database_url: a SQLAlchemy URL; None is ``sqlite:///<state_dir>/grader.db``.
+
+    Raises:
+        ConfigError: the state folder cannot be created or written.
+        sqlalchemy.exc.OperationalError: the database cannot be opened.
+    """
+
+    # ----- events and teams
+
+    def create_event(self, name: str, *, challenges: Sequence[str], teams: Sequence[str],
+                     cap_per_day: int | None = None, ends_at: datetime | None = None,
+                     title: str | None = None) -> CreatedEvent:
+        """Create event ``name`` with its challenges (ids, in order) and teams; return it with
+        each team's join token and the coach's (``secrets.token_urlsafe(24)``, stored as SHA-256
+        hashes: these are the only copies in clear).
+
+        Raises:
+            UsageError: the event exists; its name is not 1-64 letters, digits, ``. _ -``; no
+                challenge or a repeated one; a team name empty, over 64 characters or repeated;
+                ``cap_per_day`` below 1.
+        """
+        if not _EVENT_NAME.match(name):
+            raise UsageError(f"event name {name!r}: use 1 to 64 letters, digits, '.', '_' or '-'",
+                             fix="pick a short name such as hackday-2026")
+        if not challenges or len(set(challenges)) != len(challenges):
+            raise UsageError("an event needs one or more challenges, each named once")
+        names = [t.strip() for t in teams]
+        problem = _team_names_problem(names)
+        if problem:
+            raise UsageError(f"event {name}: {problem}", fix="give each team one unique, non-empty name")
+        if cap_per_day is not None and cap_per_day < 1:
+            raise UsageError(f"cap of {cap_per_day} submissions a day: it must be at least 1")
+        tokens = {t: secrets.token_urlsafe(24) for t in names}
+        coach = secrets.token_urlsafe(24)
+        with self._write() as s:
+            if s.scalar(select(m.Event.id).where(m.Event.name == name)) is not None:
+                raise UsageError(f"event {name} exists already", fix="pick another name")
+            row = m.Event(name=name, title=title or name, cap_per_day=cap_per_day, ends_at=utc(ends_at),
+                          revealed=False, coach_token_hash=_hash(coach),
+                          session_secret=secrets.token_urlsafe(32), created=utcnow())
+            s.add(row)
+            s.flush()
+            s.add_all(m.EventChallenge(event_id=row.id, challenge=c, position=i) for i, c in enumerate(challenges))
+            s.add_all(m.Team(event_id=row.id, name=t, token_hash=_hash(tokens[t])) for t in names)
+        return CreatedEvent(event=self.event(name), team_tokens=tokens, coach_token=coach)
+
+    def _event_row(self, s: Session, row: m.Event) -> EventRow:
+        challenges = s.scalars(select(m.EventChallenge.challenge).where(m.EventChallenge.event_id == row.id)
+                               .order_by(m.EventChallenge.position))
+        return EventRow(id=row.id, name=row.name, title=row.title, challenges=tuple(challenges),
+                        cap_per_day=row.cap_per_day, ends_at=utc(row.ends_at), revealed=row.revealed,
+                        created=utc(row.created) or utcnow())
+
+    def _get_event(self, s: Session, name: str) -> m.Event:
+        row = s.scalar(select(m.Event).where(m.Event.name == name))
+        if row is None:
+            known = list(s.scalars(select(m.Event.name).order_by(m.Event.name)))
+            raise UsageError(f"no event {name!r}; known: {', '.join(known) or 'none'}",
+                             fix="create it with grader event create NAME --challenge ID --teams teams.csv")
+        return row
+
+    def event(self, name: str) -> EventRow:
+        """Event ``name``.
+
+        Raises:
+            UsageError: no such event (the message names the known ones).
+        """
+        with self._read() as s:
+            return self._event_row(s, self._get_event(s, name))
+
+    def events(self) -> list[EventRow]:
+        """Every event, oldest first."""
+        with self._read() as s:
+            return [self._event_row(s, e) for e in s.scalars(select(m.Event).order_by(m.Event.id))]
+
+    def session_secret(self, name: str) -> str:
+        """Event ``name``'s random secret for signing session cookies.
+
+        Raises:
+            UsageError: no such event.
+        """
+        with self._read() as s:
+            return self._get_event(s, name).session_secret
+
+    def team_for_token(self, event: str, token: str) -> TeamRow | None:
+        """The team of ``event`` whose join token is ``token``, else None (hashes compared with
+        :func:`hmac.compare_digest`)."""
+        digest = _hash(token)
+        with self._read() as s:
+            found = s.execute(select(m.Team, m.Event.name).join(m.Event, m.Team.event_id == m.Event.id)
+                              .where(m.Event.name == event, m.Team.token_hash == digest)).first()
+        if found is None or not hmac.compare_digest(found[0].token_hash, digest):
+            return None
+        return TeamRow(id=found[0].id, event=found[1], name=found[0].name)
+
+    def coach_token_ok(self, event: str, token: str) -> bool:
+        """Whether ``token`` is the coach's token of ``event`` (False for an unknown event)."""
+        with self._read() as s:
+            stored = s.scalar(select(m.Event.coach_token_hash).where(m.Event.name == event))
+        return stored is not None and hmac.compare_digest(stored, _hash(token))
+
+    def team(self, event: str, team_id: int) -> TeamRow | None:
+        """Team ``team_id`` if it belongs to ``event``, else None."""
+        with self._read() as s:
+            found = s.execute(select(m.Team, m.Event.name).join(m.Event, m.Team.event_id == m.Event.id)
+                              .where(m.Event.name == event, m.Team.id == team_id)).first()
+        return None if found is None else TeamRow(id=found[0].id, event=found[1], name=found[0].name)
+
+    def teams(self, event: str) -> list[TeamRow]:
+        """The teams of ``event`` in the order they were created.
+
+        Raises:
+            UsageError: no such event.
+        """
+        with self._read() as s:
+            row = self._get_event(s, event)
+            return [TeamRow(id=t.id, event=event, name=t.name)
+                    for t in s.scalars(select(m.Team).where(m.Team.event_id == row.id).order_by(m.Team.id))]
+
+    def set_revealed(self, event: str, revealed: bool) -> None:
+        """Show (True) or hide the private ranking of ``event``.
+
+        Raises:
+            UsageError: no such event.
+        """
+        with self._write() as s:
+            self._get_event(s, event).revealed = revealed
+    # ----- uploads and submissions
+
+    def store_upload(self, data: BinaryIO, *, filename: str, max_bytes: int) -> UploadRow:
+        """Store the bytes read from ``data`` (streamed, never held whole) under
+        ``uploads/<sha[:2]>/<sha>``; an upload already stored is kept once.
+
+        Args:
+            data: a binary stream, read to its end.
+            filename: the name the team sent it under (kept on the submission, not on disk).
+            max_bytes: the largest upload accepted, in bytes.
+
+        Raises:
+            UploadRefused: it is empty or over ``max_bytes``, or the disk is full or failing;
+                nothing is left half-written.
+        """
+        sha, size = store_file(data, self.state_dir / "uploads", max_bytes=max_bytes)
+        with self._write() as s:
+            if s.get(m.Upload, sha) is None:
+                s.add(m.Upload(sha256=sha, size=size, created=utcnow()))
+        return UploadRow(sha256=sha, size=size, filename=filename)
+
+    def upload_path(self, sha256: str) -> Path:
+        """Where upload ``sha256`` is stored.
+
+        Raises:
+            ValueError: ``sha256`` is not 64 lower-case hex digits.
+        """
+        return upload_path(self.state_dir / "uploads", sha256)
+
+    def submit(self, event: str, team_id: int, *, challenge: str, upload: UploadRow) -> SubmissionRow:
+        """Queue ``upload`` as team ``team_id``'s submission to ``challenge``; committed (durable)
+        when this returns.
+
+        The cap counts the team's submissions of this event created since 00:00 UTC today,
+        whatever their verdict (a failing scorecard counts), except cancelled ones and the
+        coach's re-grades.
+
+        Raises:
+            UsageError: no such event, team or upload, ``challenge`` is not one of the event's,
+                or the event has ended.
+            CapReached: the team has used its ``cap_per_day`` submissions today.
+        """
+        now = utcnow()
+        with self._write() as s:
+            ev = self._get_event(s, event)
+            team = s.scalar(select(m.Team).where(m.Team.id == team_id, m.Team.event_id == ev.id).with_for_update())
+            if team is None:
+                raise UsageError(f"no team {team_id} in event {event}")
+            known = list(s.scalars(select(m.EventChallenge.challenge).where(m.EventChallenge.event_id == ev.id)
+                                   .order_by(m.EventChallenge.position)))
+            if challenge not in known:
+                raise UsageError(f"{challenge!r} is not a challenge of {event}; its challenges: {', '.join(known)}")
+            ends = utc(ev.ends_at)
+            if ends is not None and now >= ends:
+                raise UsageError(f"the event ended at {ends:%Y-%m-%d %H:%M} UTC: submissions are closed")
+            if s.get(m.Upload, upload.sha256) is None:
+                raise UsageError(f"upload {upload.sha256} is not stored")
+            if ev.cap_per_day is not None:
+                used = self._used_today(s, team_id, now)
+                if used >= ev.cap_per_day:
+                    raise CapReached(f"{team.name} has used its {ev.cap_per_day} submissions for today "
+                                     f"(UTC); the next one can be sent from {_tomorrow(now):%Y-%m-%d %H:%M} UTC",
+                                     fix="try your notebook offline with grader check --practice first")
+            row = m.Submission(event_id=ev.id, team_id=team_id, challenge=challenge, filename=upload.filename,
+                               upload_sha256=upload.sha256, created=now, state="queued", attempts=0, progress="",
+                               cancel_requested=False)
+            s.add(row)
+            s.flush()
+            new_id = row.id
+        found = self.submission(new_id)
+        assert found is not None
+        return found
+
+    @staticmethod
+    def _used_today(s: Session, team_id: int, now: datetime) -> int:
+        start = now.replace(hour=0, minute=0, second=0, microsecond=0)
+        return s.scalar(select(func.count(m.Submission.id)).where(
+            m.Submission.team_id == team_id, m.Submission.created >= start,
+            m.Submission.state != "cancelled", m.Submission.regrade_of.is_(None))) or 0
+
+    def submissions_left_today(self, event: str, team_id: int) -> int | None:
+        """How many more submissions team ``team_id`` may send today (UTC); None: no cap.
+
+        Raises:
+            UsageError: no such event.
+        """
+        with self._read() as s:
+            ev = self._get_event(s, event)
+            if ev.cap_per_day is None:
+                return None
+            return max(0, ev.cap_per_day - self._used_today(s, team_id, utcnow()))
+
+    def submissions(self, event: str, *, team_id: int | None = None) -> list[SubmissionRow]:
+        """The submissions of ``event`` (of team ``team_id`` only, if given), newest first."""
+        where = [m.Event.name == event] + ([m.Submission.team_id == team_id] if team_id is not None else [])
+        with self._read() as s:
+            return self._rows(s, where)
+    def queue_position(self, submission_id: int) -> int | None:
+        """Where a queued submission stands in the queue of every event (1: graded next), or None
+        when it is not queued. The queue is first come, first served."""
+        with self._read() as s:
+            state = s.scalar(select(m.Submission.state).where(m.Submission.id == submission_id))
+            if state != "queued":
+                return None
+            return s.scalar(select(func.count(m.Submission.id)).where(
+                m.Submission.state == "queued", m.Submission.id <= submission_id))
+
+    def result(self, submission_id: int) -> ResultRow | None:
+        """The result of submission ``submission_id``, or None while it has none."""
+        with self._read() as s:
+            row = s.scalar(select(m.Result).where(m.Result.submission_id == submission_id))
+        return None if row is None else result_row(row)
+
+    def results(self, event: str) -> list[tuple[TeamRow, SubmissionRow, ResultRow]]:
+        """Every result of ``event`` with its team and submission, oldest first."""
+        with self._read() as s:
+            subs = self._rows(s, [m.Event.name == event, m.Submission.state == "done"], newest_first=False)
+            found = {r.submission_id: r for r in s.scalars(select(m.Result).where(
+                m.Result.submission_id.in_([x.id for x in subs])))}
+        return [(TeamRow(id=x.team_id, event=event, name=x.team_name), x, result_row(found[x.id]))
+                for x in subs if x.id in found]
+
+    def cancel(self, submission_id: int) -> bool:
+        """Cancel a submission: a queued one is cancelled at once, a running one is asked to stop
+        (its worker sees it at its next :meth:`progress`); False when it is neither."""
+        now = utcnow()
+        with self._write() as s:
+            done = rowcount(s, update(m.Submission).where(m.Submission.id == submission_id,
+                                                        m.Submission.state == "queued")
+                             .values(state="cancelled", finished_at=now, error="cancelled before it ran"))
+            if not done:
+                done = rowcount(s, update(m.Submission).where(m.Submission.id == submission_id,
+                                                            m.Submission.state == "running")
+                                 .values(cancel_requested=True))
+        return bool(done)
+
+    def regrade(self, submission_id: int) -> SubmissionRow:
+        """Queue a new submission of the same upload, team and challenge (a coach's re-grade: it
+        does not count against the team's cap).
+
+        Raises:
+            UsageError: no such submission.
+        """
+        with self._write() as s:
+            old = s.get(m.Submission, submission_id)
+            if old is None:
+                raise UsageError(f"no submission {submission_id}")
+            row = m.Submission(event_id=old.event_id, team_id=old.team_id, challenge=old.challenge,
+                               filename=old.filename, upload_sha256=old.upload_sha256, regrade_of=old.id,
+                               created=utcnow(), state="queued", attempts=0, progress="", cancel_requested=False)
+            s.add(row)
+            s.flush()
+            new_id = row.id
+        found = self.submission(new_id)
+        assert found is not None
+        return found
+
+
+def _team_names_problem(names: Sequence[str]) -> str | None:
+    """What is wrong with these team names (none, empty, over 64 characters, repeated), or None."""
+    if not names:
+        return "no teams"
+    bad = [t for t in names if not t or len(t) > m.NAME_LEN]
+    if bad:
+        return f"team names must be 1 to {m.NAME_LEN} characters: " + ", ".join(repr(t) for t in bad)
+    repeated = sorted({t for t in names if names.count(t) > 1})
+    return "team names repeated: " + ", ".join(repeated) if repeated else None
+
+
+def _tomorrow(now: datetime) -> datetime:
+    return now.replace(hour=0, minute=0, second=0, microsecond=0) + timedelta(days=1)

@@ -1,0 +1,272 @@
+"""Worker threads that grade the queued submissions of the event server.
+
+Each thread loops: :meth:`Store.claim` a job -> copy its upload into a workspace under
+``<state>/work/`` with its original suffix -> :func:`grader.intake.intake_upload` ->
+:func:`grader.grade.grade_submission` (the pipeline ``grader check`` runs, sandbox and limits
+included) -> :func:`grader.report.render_scorecard` -> :meth:`Store.finish`. Beside the run, a
+heartbeat renews the job's lease and records its progress (at most once a second); when the
+store says the lease is lost or the coach cancelled, the run is stopped through
+``GradeOptions.cancel``. An idle worker puts back in the queue, once a lease length, the jobs
+whose lease expired (their worker died). A configuration fault (:class:`~grader.errors.GraderError`) fails the
+job with its message; any other exception is logged and fails that job only; the thread goes on.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import re
+import shutil
+import socket
+import tempfile
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from grader.errors import GraderError
+from grader.grade import GradeOptions
+from grader.server.store import Store, SubmissionRow
+from grader.settings import Settings
+
+__all__ = ["RunningJob", "WorkerPool"]
+
+log = logging.getLogger(__name__)
+PROGRESS_EVERY_S = 1.0  # the most often a job's progress is written to the database
+_SAFE = re.compile(r"[^A-Za-z0-9._-]+")
+_SUFFIX = re.compile(r"\.[a-z0-9]{1,8}")
+
+
+@dataclass(frozen=True)
+class RunningJob:
+    """A job a worker of this process is grading (for the coach's page).
+
+    Attributes:
+        submission_id: the submission.
+        worker: the worker's name (``host:pid:N``).
+        team: the team's name.
+        challenge: the challenge id.
+        since: when the worker took it (UTC).
+        progress: the pipeline's last status line (the current cell).
+    """
+
+    submission_id: int
+    worker: str
+    team: str
+    challenge: str
+    since: datetime
+    progress: str
+
+
+class _Live:
+    """What a worker knows of the job it runs; written by the pipeline's thread, read by the
+    heartbeat and :meth:`WorkerPool.running`."""
+
+    def __init__(self, job: SubmissionRow, worker: str) -> None:
+        self.job, self.worker = job, worker
+        self.since = datetime.now(UTC)
+        self.text = "starting"
+        self.cancel = threading.Event()
+        self.done = threading.Event()
+
+    def say(self, status: str) -> None:
+        self.text = status
+
+
+class WorkerPool:
+    """``workers`` threads grading the store's queue (of every event in it).
+
+    Args:
+        store: the server's store.
+        settings: the project, data and cache folders (as ``grader check`` resolves them).
+        options: how to grade (profile, device, sandbox); ``challenge``, ``on_progress`` and
+            ``cancel`` are set per job. With more than one worker each kernel gets
+            ``cores // workers`` threads (``OMP_NUM_THREADS`` and friends), as ``--jobs`` does.
+        workers: threads, at least 1.
+        lease_s: how long a claimed job stays this worker's without a heartbeat, in seconds.
+        poll_s: how often an idle worker looks at the queue, in seconds.
+        gpus: GPU ids; worker n's kernels see only ``gpus[(n - 1) % len(gpus)]``
+            (``CUDA_VISIBLE_DEVICES``), as ``grader check --gpus`` hands out slots.
+
+    Raises:
+        ValueError: ``workers`` below 1 or ``lease_s`` not positive.
+    """
+
+    def __init__(self, store: Store, settings: Settings, options: GradeOptions, *, workers: int = 1,
+                 lease_s: float = 60, poll_s: float = 0.5, gpus: Sequence[str] = ()) -> None:
+        from grader.cohort import ResultCache, _kernel_env
+
+        if workers < 1 or lease_s <= 0:
+            raise ValueError(f"workers={workers}, lease_s={lease_s}: need workers >= 1 and lease_s > 0")
+        self.store, self.settings, self.workers, self.lease_s, self.poll_s = store, settings, workers, lease_s, poll_s
+        self.options = options
+        self._prefix = f"{socket.gethostname()}:{os.getpid()}"
+        # each worker's kernels: cores // workers threads, as --jobs gives; with GPUs, worker n
+        # has GPU n (round robin: one submission per GPU when workers == len(gpus))
+        self._kernel_env = {} if options.kernel_env else {
+            f"{self._prefix}:{n}": _kernel_env(gpus[(n - 1) % len(gpus)] if gpus else None, workers)
+            for n in range(1, workers + 1)}
+        self._cache = ResultCache(settings)
+        self._stopping = threading.Event()
+        self._wake = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._live: dict[str, _Live] = {}
+        self._lock = threading.Lock()
+
+    def start(self) -> None:
+        """Start the worker threads (daemon threads: a killed server leaves its jobs running in
+        the database, and the next start requeues them)."""
+        if self._threads:
+            return
+        self._stopping.clear()
+        for n in range(1, self.workers + 1):
+            thread = threading.Thread(target=self._loop, args=(f"{self._prefix}:{n}",), name=f"grader-worker-{n}",
+                                      daemon=True)
+            thread.start()
+            self._threads.append(thread)
+
+    def wake(self) -> None:
+        """Look at the queue now (call after a submission is queued)."""
+        self._wake.set()
+
+    def stop(self, *, timeout_s: float = 30.0) -> None:
+        """Stop the workers: running notebooks are killed and their jobs put back in the queue
+        (their attempt not counted); waits up to ``timeout_s`` seconds for the threads."""
+        self._stopping.set()
+        self._wake.set()
+        with self._lock:
+            live = list(self._live.values())
+        for job in live:
+            job.cancel.set()
+        if live:
+            from grader.executor import stop_all_runs
+
+            stop_all_runs()  # the server is going: every runner of this process ends now
+        deadline = time.monotonic() + timeout_s
+        for thread in self._threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
+        self._threads = [t for t in self._threads if t.is_alive()]
+
+    def running(self) -> list[RunningJob]:
+        """The jobs this pool is grading now, oldest first."""
+        with self._lock:
+            live = list(self._live.values())
+        return sorted((RunningJob(submission_id=j.job.id, worker=j.worker, team=j.job.team_name,
+                                  challenge=j.job.challenge, since=j.since, progress=j.text) for j in live),
+                      key=lambda r: r.since)
+
+    def _loop(self, worker: str) -> None:
+        swept = time.monotonic()
+        while not self._stopping.is_set():
+            try:
+                if time.monotonic() - swept > self.lease_s:  # jobs of workers that died since the start
+                    swept = time.monotonic()
+                    self.store.requeue_stale()
+                job = self.store.claim(worker, lease_s=self.lease_s)
+            except Exception:  # the database is away for a moment: try again
+                log.exception("worker %s could not claim a job", worker)
+                job = None
+            if job is None:
+                self._wake.wait(self.poll_s)
+                self._wake.clear()
+                continue
+            try:
+                self._run(job, worker)
+            except Exception:  # never let one job end the thread
+                log.exception("worker %s: submission %s", worker, job.id)
+
+    def _run(self, job: SubmissionRow, worker: str) -> None:
+        live = _Live(job, worker)
+        with self._lock:
+            self._live[worker] = live
+        beat = threading.Thread(target=self._heartbeat, args=(live,), name=f"{worker}-heartbeat", daemon=True)
+        beat.start()
+        workspace = Path(tempfile.mkdtemp(prefix=f"job{job.id}-", dir=self.store.state_dir / "work"))
+        try:
+            self._grade(job, worker, live, workspace)
+        except GraderError as err:
+            self._end(job, worker, live, str(err))
+        except Exception as err:
+            log.exception("submission %s failed in the grader", job.id)
+            self._end(job, worker, live, f"internal error of the grader ({type(err).__name__}: {err}); "
+                      "the server's log has its traceback")
+        finally:
+            live.done.set()
+            beat.join()
+            with self._lock:
+                self._live.pop(worker, None)
+            shutil.rmtree(workspace, ignore_errors=True)
+
+    def _grade(self, job: SubmissionRow, worker: str, live: _Live, workspace: Path) -> None:
+        from grader.challenge import challenge_ids
+        from grader.cohort import cache_key
+        from grader.grade import grade_submission
+        from grader.intake import intake_upload
+        from grader.report import render_scorecard
+
+        folder = workspace / "upload"
+        folder.mkdir()
+        target = folder / _upload_name(job.filename)
+        shutil.copyfile(self.store.upload_path(job.upload_sha256), target)
+        submission = intake_upload(target, workspace=workspace, name=job.team_name,
+                                   challenges=challenge_ids(self.settings.project_dir), explicit=job.challenge)
+        options = dataclasses.replace(self.options, challenge=job.challenge, on_progress=live.say, cancel=live.cancel,
+                                      kernel_env=self._kernel_env.get(worker, self.options.kernel_env))
+        # the cache of grader check: the same team's unchanged upload is not run again (a
+        # coach's re-grade always runs)
+        key = cache_key(submission, self.settings, options)
+        hit = self._cache.get(key) if job.regrade_of is None else None
+        team_html = self._cache.team_scorecard(key) if hit is not None else None
+        if hit is not None and team_html is not None:
+            result, html = hit
+            live.say("unchanged since an earlier grading: its result is reused")
+        else:
+            result = grade_submission(submission, self.settings, options)
+            if live.cancel.is_set():
+                self._end(job, worker, live, "cancelled")
+                return
+            html, team_html = render_scorecard(result), render_scorecard(result, audience="team")
+            if not any(nb.execution.status == "cancelled" for nb in result.notebooks):
+                self._cache.put(key, result, html, team_scorecard=team_html)
+        if not self.store.finish(job.id, worker, result_json=result.model_dump_json(), scorecard_html=html,
+                                 team_scorecard_html=team_html, verdict=result.verdict, score=result.score,
+                                 max_score=result.max_score):
+            log.warning("submission %s: result dropped (lease lost or a result exists)", job.id)
+
+    def _end(self, job: SubmissionRow, worker: str, live: _Live, error: str) -> None:
+        """A job that ends without a result: back in the queue when the server stops, else
+        failed (or cancelled, when the coach asked) with ``error``."""
+        if self._stopping.is_set():
+            self.store.release(job.id, worker)
+        else:
+            self.store.fail(job.id, worker, error)
+
+    def _heartbeat(self, live: _Live) -> None:
+        """Renew the lease (every third of it) and write new progress (at most once a second);
+        set the job's cancel when the store answers False."""
+        written, last = "", time.monotonic()
+        renew_s = self.lease_s / 3
+        while not live.done.wait(min(PROGRESS_EVERY_S, renew_s)):
+            text = live.text
+            if text == written and time.monotonic() - last < renew_s:
+                continue
+            try:
+                ok = self.store.progress(live.job.id, live.worker, text, lease_s=self.lease_s)
+            except Exception:
+                log.exception("submission %s: progress not recorded", live.job.id)
+                continue
+            written, last = text, time.monotonic()
+            if not ok:
+                live.cancel.set()
+
+
+def _upload_name(filename: str) -> str:
+    """A safe local name for an upload sent as ``filename``, keeping its suffix (intake tells a
+    zip from a notebook by it)."""
+    base = _SAFE.sub("_", Path(filename.replace("\\", "/")).name).strip("._") or "upload"
+    suffix = Path(filename).suffix.lower()
+    stem = base[: -len(suffix)] if suffix and base.lower().endswith(suffix) else base
+    return (stem[:100] or "upload") + (suffix if _SUFFIX.fullmatch(suffix) else "")
