@@ -7,49 +7,39 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 
-# The sandbox (bubblewrap; setpriv and prlimit from util-linux drop root inside it). Installed
-# with apt-get where we are root on Debian/Ubuntu; elsewhere grader runs unsandboxed and says so.
-if ! command -v bwrap >/dev/null; then
+# system_package PACKAGE WHAT WITHOUT: install Debian's PACKAGE (WHAT: what it is for) with
+# apt-get where we are root on Debian/Ubuntu; elsewhere, or when that fails, say what is lost
+# without it (WITHOUT) and how to install it. grader still runs without any of them.
+system_package() {
+  local package=$1 what=$2 without=$3
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-    echo "setup: installing bubblewrap (the notebook sandbox)"
-    apt-get install -y -qq bubblewrap >/dev/null 2>&1 \
-      || { apt-get update -qq >/dev/null && apt-get install -y -qq bubblewrap >/dev/null; } \
-      || echo "setup: could not install bubblewrap: notebooks will run unsandboxed" >&2
+    echo "setup: installing $package ($what)"
+    apt-get install -y -qq "$package" >/dev/null 2>&1 \
+      || { apt-get update -qq >/dev/null && apt-get install -y -qq "$package" >/dev/null; } \
+      || echo "setup: could not install $package: $without" >&2
   else
-    echo "setup: bubblewrap is not installed: notebooks will run unsandboxed." \
-         "Install it (sudo apt-get install bubblewrap, dnf install bubblewrap)." >&2
+    echo "setup: $package is not installed: $without. Install it (sudo apt-get install $package)." >&2
   fi
-fi
+}
 
-# Debian's Chromium for the event server's browser test (Playwright drives it through
-# executable_path; Playwright's own browser download is not used).
-if ! command -v chromium >/dev/null; then
-  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-    echo "setup: installing chromium (the event server's browser test)"
-    apt-get install -y -qq chromium >/dev/null 2>&1 \
-      || { apt-get update -qq >/dev/null && apt-get install -y -qq chromium >/dev/null; } \
-      || echo "setup: could not install chromium: the browser test will be skipped" >&2
-  else
-    echo "setup: chromium is not installed: the browser test will be skipped." \
-         "Install it (sudo apt-get install chromium)." >&2
-  fi
-fi
-
-# Fashion-MNIST's official idx files (challenge fashion-mnist), from Debian's package into
-# /usr/share/datasets/fashion-mnist/; the grader looks in $GRADER_DATA_DIR/fashion-mnist/ first.
-if [ ! -f /usr/share/datasets/fashion-mnist/t10k-labels-idx1-ubyte.gz ] \
-   && [ ! -f "${GRADER_DATA_DIR:-/nonexistent}/fashion-mnist/t10k-labels-idx1-ubyte.gz" ]; then
-  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-    echo "setup: installing dataset-fashion-mnist (the fashion-mnist challenge's data)"
-    apt-get install -y -qq dataset-fashion-mnist >/dev/null 2>&1 \
-      || { apt-get update -qq >/dev/null && apt-get install -y -qq dataset-fashion-mnist >/dev/null; } \
-      || echo "setup: could not install dataset-fashion-mnist: the fashion-mnist challenge has no data" >&2
-  else
-    echo "setup: Fashion-MNIST is not installed: the fashion-mnist challenge has no data." \
-         "Install it (sudo apt-get install dataset-fashion-mnist) or put its idx files in" \
-         "\$GRADER_DATA_DIR/fashion-mnist/." >&2
-  fi
-fi
+# The sandbox: bubblewrap (setpriv and prlimit from util-linux drop root inside it).
+command -v bwrap >/dev/null \
+  || system_package bubblewrap "the notebook sandbox" "notebooks will run unsandboxed"
+# Chromium for the event server's browser test (Playwright drives it through executable_path;
+# Playwright's own browser download is not used).
+command -v chromium >/dev/null \
+  || system_package chromium "the event server's browser test" "the browser test will be skipped"
+# PostgreSQL for the event server's tests on PostgreSQL (tests/pg.py starts a throwaway server
+# with initdb and pg_ctl as the postgres user; nothing is left running).
+ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 || command -v pg_ctl >/dev/null \
+  || system_package postgresql "the event server's tests on PostgreSQL" \
+       "the server's PostgreSQL tests will be skipped"
+# Fashion-MNIST's official idx files (challenge fashion-mnist) into /usr/share/datasets/fashion-mnist/;
+# the grader looks in $GRADER_DATA_DIR/fashion-mnist/ first.
+[ -f /usr/share/datasets/fashion-mnist/t10k-labels-idx1-ubyte.gz ] \
+  || [ -f "${GRADER_DATA_DIR:-/nonexistent}/fashion-mnist/t10k-labels-idx1-ubyte.gz" ] \
+  || system_package dataset-fashion-mnist "the fashion-mnist challenge's data" \
+       "the fashion-mnist challenge has no data (or put its idx files in \$GRADER_DATA_DIR/fashion-mnist/)"
 
 python=${PYTHON:-python3}
 if [ ! -x .venv/bin/python ]; then

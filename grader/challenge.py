@@ -72,6 +72,22 @@ class AddedClass(_Strict):
     reserved: list[str] = []
 
 
+class MnistSpec(_Strict):
+    """MNIST beside the challenge's own data (seed 001: why an MLP does much worse on CIFAR-10 than on
+    MNIST): the notebook may train its MLP on MNIST and define the contract's ``mnist`` function.
+
+    Attributes:
+        source: the Keras-style ``.npz`` under the data directory (keys ``x_train``, ``y_train``,
+            ``x_test``, ``y_test``; uint8 images of 28 x 28 pixels, integer labels 0-9).
+        view: where the view (``DATA_DIR``) holds the public training part, ``x_train`` and
+            ``y_train`` only; the 10,000 test images are a second hidden set, kept by the grader
+            as grayscale PNGs under neutral names with labels ``"0"`` to ``"9"``.
+    """
+
+    source: str = Field(default="mnist/mnist.npz", pattern=r"^[A-Za-z0-9_-]+(/[A-Za-z0-9_.-]+)*\.npz$")
+    view: str = Field(default="mnist/mnist_train.npz", pattern=r"^[A-Za-z0-9_-]+(/[A-Za-z0-9_.-]+)*\.npz$")
+
+
 class IdxSpec(_Strict):
     """Where the idx files of a dataset of layout ``idx`` are, and what they must hold.
 
@@ -122,6 +138,8 @@ class DatasetSpec(_Strict):
         raw_view: whether the view holds the public files in their original layout; false when
             the challenge is about reading a prepared layout (Kaggle's CIFAR-10); false for ``idx``.
         idx: for layout ``idx``, where its files are and their published counts.
+        mnist: MNIST as a second data set (its training part in the view, its test part a second
+            hidden set), or None.
     """
 
     source: str
@@ -135,6 +153,7 @@ class DatasetSpec(_Strict):
     raw_view: bool = True
     added_class: AddedClass | None = None
     idx: IdxSpec | None = None
+    mnist: MnistSpec | None = None
 
     @model_validator(mode="after")
     def _split_matches_layout(self) -> DatasetSpec:
@@ -210,6 +229,8 @@ class ContractSpec(_Strict):
     imagenet: str | None = None  # a pretrained ImageNet classifier run on the new images
     added: str | None = None  # the model that also knows the dataset's added class
     mlp: str | None = None  # a second model, a multilayer perceptron, where the rubric asks
+    # optional: the same MLP trained on MNIST ([dataset.mnist]), called on its test images in mode "L"
+    mnist: str | None = None
     # the PIL mode of the images handed to every contract function (the probe converts each to
     # it): "RGB" (default) or "L", 8-bit grayscale (Fashion-MNIST)
     image_mode: Literal["RGB", "L"] = "RGB"

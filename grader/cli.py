@@ -190,7 +190,7 @@ def _cmd_validate(settings: Settings) -> int:
         rubric = load_rubric(settings.project_dir, challenge.rubric)
         if rubric.challenge != cid:
             raise GraderError(f"rubric {challenge.rubric} is for {rubric.challenge}, not {cid}")
-        for criterion in rubric.criteria:
+        for criterion in rubric.criteria + rubric.disabled:
             stray = sorted(set(criterion.profile_params) - set(challenge.profiles))
             if stray:
                 raise RubricError(f"criterion {criterion.id}: profile_params for {', '.join(stray)}, a "
@@ -210,7 +210,9 @@ def _cmd_validate(settings: Settings) -> int:
         fixes = f"; fixes for {', '.join(frameworks)}" if frameworks else ""
         public = _validate_public_split(challenge, entries)
         practice = _validate_practice_split(challenge, settings)
-        print(f"ok  {cid}: {len(rubric.criteria)} criteria, {rubric.total_points:g} points, {hidden}{fixes}"
+        disabled = (f" (disabled, not graded: {', '.join(c.id for c in rubric.disabled)})"
+                    if rubric.disabled else "")
+        print(f"ok  {cid}: {len(rubric.criteria)} criteria{disabled}, {rubric.total_points:g} points, {hidden}{fixes}"
               f"; {public}; {practice}")
     return EXIT_PASS
 
@@ -554,6 +556,7 @@ def _cmd_event(args: argparse.Namespace, settings: Settings) -> int:
     """``grader event create`` (prints the join links, shown only once) and ``grader event list``."""
     from grader.challenge import challenge_ids
     from grader.server.commands import join_links, parse_cap, parse_ends, read_teams
+    from grader.server.db import shown_url
     from grader.server.state import resolve_state_dir
     from grader.server.store import Store
 
@@ -588,7 +591,8 @@ def _cmd_event(args: argparse.Namespace, settings: Settings) -> int:
     for who, link in join_links(f"http://{args.host}:{args.port}", created.team_tokens, created.coach_token):
         print(f"  {who}: {link}")
     print(f"start it with: grader serve --event {args.name} --host {args.host} --port {args.port}"
-          + (f" --state {state}" if args.state else ""))
+          + (f" --state {state}" if args.state else "")
+          + (f" --database-url {shown_url(args.database_url)}" if args.database_url else ""))
     return EXIT_PASS
 
 
@@ -601,6 +605,9 @@ def _cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
 
     if args.workers < 1:
         raise UsageError(f"--workers {args.workers}: it must be at least 1", fix="pass --workers 1 or more")
+    if args.executor == "dask" and not args.scheduler:
+        raise UsageError("--executor dask needs --scheduler ADDRESS (tcp://host:8786)",
+                         fix="start one with `dask scheduler` and pass its address")
     args.challenge = None
     _validate(args, settings)
     settings.require_data_dir()
@@ -620,7 +627,8 @@ def _cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
               file=sys.stderr, flush=True)
 
     return serve(store, settings, options, event=args.event, host=args.host, port=args.port,
-                 workers=args.workers, gpus=gpus, embedded=args.database_url is None, on_ready=ready)
+                 workers=args.workers, gpus=gpus, embedded=args.database_url is None, on_ready=ready,
+                 scheduler=args.scheduler if args.executor == "dask" else None)
 
 
 def _interrupt(signum: int, frame: object) -> None:

@@ -498,7 +498,7 @@ def _run_dask(todo: list[tuple[Job, str]], settings: Settings, options: GradeOpt
                                  "GPU=1` (one per GPU, with CUDA_VISIBLE_DEVICES set)")
         plain = {"profile": options.profile, "challenge": options.challenge,
                  "device": options.device, "keep_workdir": options.keep_workdir,
-                 "sandbox": options.sandbox.requested}
+                 "sandbox": options.sandbox.requested, "practice": options.practice}
         started: dict[Any, float] = {}
         for job, key in todo:
             future = client.submit(

@@ -456,8 +456,9 @@ def ensure_public_view(settings: Settings, challenge: Challenge, *,
     views = [f"{v.name}:{v.kind}:{v.size}:{v.background}" for v in ds.prepared_views]
     added = ds.added_class
     added_public = _added_public(data_dir, challenge, public_only=public_only)
+    mnist = [f"mnist:{ds.mnist.source}:{ds.mnist.view}"] if ds.mnist is not None else []
     key = _digest([ds.source, str(ds.raw_view), *views, *ds.extra, *added_public, *(e for e, _ in listing.hidden),
-                   *(e for e, _ in listing.public)])
+                   *(e for e, _ in listing.public), *mnist])
     target = settings.cache_dir / "views" / f"{ds.source}-{key}"
     source = data_dir / ds.source
 
@@ -484,6 +485,10 @@ def ensure_public_view(settings: Settings, challenge: Challenge, *,
             (tmp / added.source).mkdir(parents=True)
             for name in added_public:
                 shutil.copyfile(data_dir / added.source / name, tmp / added.source / name)
+        if ds.mnist is not None:  # its training part only (grader.mnist)
+            from grader.mnist import write_mnist_view
+
+            write_mnist_view(tmp, data_dir, ds.mnist)
 
     return _build_atomically(target, build)
 

@@ -119,7 +119,7 @@ class ProbeOutput(_Wire):
     models: dict[Literal["predict", "transfer", "mlp"], ModelRun] = {}
     new_images: NewImagesRun | None = None
     new_images_extra: dict[Literal["imagenet"], ModelRun] = {}
-    extra_sets: dict[Literal["added"], ModelRun] = {}
+    extra_sets: dict[Literal["added", "mnist"], ModelRun] = {}
     history: HistoryData | None = None
     figures: list[FigureData] = Field(default=[], max_length=100)
 
@@ -263,6 +263,7 @@ class Evidence:
     model_files: tuple[ModelFile, ...]
     output_text: str
     added_labels: tuple[str, ...] = ()
+    mnist_labels: tuple[str, ...] = ()  # the MNIST test images' labels, "0".."9" (grader.mnist); empty: none
     code: str = ""  # the student's code cells' sources, joined (not the injected cells)
     # per hidden test image (its order), whether it is in the public part; None: no split
     hidden_public: tuple[bool, ...] | None = None

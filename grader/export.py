@@ -114,6 +114,10 @@ def export_public_data(settings: Settings, challenge_id: str, target: Path, *, f
             written.append(v.name)
     target.mkdir(parents=True, exist_ok=True)
     size = 0
+    if ds.mnist is not None:  # MNIST's training part only, under the source's name (grader.mnist)
+        from grader.mnist import write_mnist_view
+
+        size += write_mnist_view(target, data_dir, ds.mnist, at=ds.mnist.source).stat().st_size
     for number, (src, rel) in enumerate(copies, 1):
         out = target / rel
         out.parent.mkdir(parents=True, exist_ok=True)

@@ -147,10 +147,11 @@ def _device_label(device: str) -> str:
 def _score(path: Path, challenge: Challenge, rubric: Rubric, options: GradeOptions, facts: ExecutionFacts,
            run: RunResult | None, labels: tuple[str, ...], new_images: tuple[NewImage, ...],
            models: tuple[ModelFile, ...], added_labels: tuple[str, ...], *, notes: Sequence[str] = (),
-           hidden_public: tuple[bool, ...] | None = None) -> NotebookResult:
+           hidden_public: tuple[bool, ...] | None = None, mnist_labels: tuple[str, ...] = ()) -> NotebookResult:
     """:func:`grader.score.score_notebook` with ``options.profile`` and ``options.practice``."""
     return score_notebook(path, challenge, rubric, options.profile, facts, run, labels, new_images, models,
-                          added_labels, notes=notes, hidden_public=hidden_public, practice=options.practice)
+                          added_labels, notes=notes, hidden_public=hidden_public, practice=options.practice,
+                          mnist_labels=mnist_labels)
 
 
 def _cancelled(options: GradeOptions) -> bool:
@@ -184,7 +185,8 @@ def _grade_notebook(path: Path, submission: Submission, settings: Settings,
                   if new_files else ())
     box = Path(tempfile.mkdtemp(prefix=f"grader-{submission.name}-"))
     workdir, run_dir = box / "submission", box / "run"
-    readonly = [opened.view, hidden.images_dir, *([opened.added.images_dir] if opened.added else [])]
+    readonly = [opened.view, hidden.images_dir, *([opened.added.images_dir] if opened.added else []),
+                *([opened.mnist.images_dir] if opened.mnist else [])]
     deadline = challenge.deadline_for(options.profile)
     try:
         with options.sandbox.session(workdir=workdir, run_dir=run_dir,
@@ -202,7 +204,7 @@ def _grade_notebook(path: Path, submission: Submission, settings: Settings,
                 cell_timeout_s=challenge.execution.cell_timeout_s, deadline_s=deadline,
                 probe_timeout_s=challenge.execution.probe_timeout_s,
                 max_output_bytes=challenge.execution.max_output_bytes, python=settings.python,
-                probe=probe_config(challenge, hidden, opened.added, copy.new_dir, new_files),
+                probe=probe_config(challenge, hidden, opened.added, copy.new_dir, new_files, mnist=opened.mnist),
                 on_progress=options.on_progress, sandbox=session,
                 extra_env=dict(options.kernel_env), cancel=options.cancel,
             )
@@ -215,7 +217,8 @@ def _grade_notebook(path: Path, submission: Submission, settings: Settings,
                 prefetch_over.set()
             models = _model_files(copy.model_dir, run.started_at)
         return _score(path, challenge, opened.rubric, options, run.facts, run, hidden.labels,
-                      new_images, models, opened.added_labels, notes=notes, hidden_public=hidden.public)
+                      new_images, models, opened.added_labels, notes=notes, hidden_public=hidden.public,
+                      mnist_labels=opened.mnist_labels)
     finally:
         if not options.keep_workdir:
             shutil.rmtree(box, ignore_errors=True)

@@ -40,7 +40,7 @@ from grader.mistakes import (
     mistakes_p_limit,
 )
 from grader.notebook import INJECTED_TAG, PARAMETERS_TAG, read_notebook
-from grader.scorecard import SubmissionResult, decode_predicted
+from grader.scorecard import NotebookResult, SubmissionResult, decode_predicted
 from grader.settings import Settings
 
 if TYPE_CHECKING:
@@ -60,6 +60,7 @@ __all__ = [
     "common_limit",
     "mistakes_p_limit",
     "notebook_code",
+    "notebook_entry",
     "similar_pairs",
     "with_thumbnails",
 ]
@@ -255,20 +256,28 @@ def _cohort_entries(results: Sequence[SubmissionResult], notebooks: Sequence[Seq
                 except GraderError as err:
                     log.warning("%s: comparing on code only: %s", nb.challenge, err)
                     hidden[nb.challenge] = None
-            test_set = hidden[nb.challenge]
-            model = next((m for m in nb.models if m.role == "predict"), None)
-            predicted: tuple[int, ...] = ()
-            labels: tuple[int, ...] = ()
-            if (model is not None and model.predicted and test_set is not None and not result.practice
-                    and len(model.predicted) == len(test_set.labels)):
-                index = {name: i for i, name in enumerate(model.classes)}
-                labels = tuple(index.get(label, -1) for label in test_set.labels)
-                predicted = tuple(decode_predicted(model.predicted))
-            entries.append(IntegrityEntry(
-                team=result.submission, notebook=nb.notebook, challenge=nb.challenge,
-                code=notebook_code(by_name[nb.notebook]), predicted=predicted, labels=labels,
-                classes=tuple(model.classes) if model is not None else (), folder=folder))
+            entries.append(notebook_entry(result.submission, nb, notebook_code(by_name[nb.notebook]),
+                                          None if result.practice else hidden[nb.challenge], folder=folder))
     return entries, boilerplate, hidden
+
+
+def notebook_entry(team: str, nb: NotebookResult, code: str, test_set: HiddenTestSet | None, *,
+                   folder: str = "") -> IntegrityEntry:
+    """The :class:`IntegrityEntry` of a graded notebook: its code, and its ``predict`` model's
+    per-image answers (:attr:`grader.scorecard.ModelReport.predicted`) with the true classes of
+    ``test_set``, the hidden test set it was scored on (None, or a set of another length: code
+    only, as for a practice result)."""
+    model = next((m for m in nb.models if m.role == "predict"), None)
+    predicted: tuple[int, ...] = ()
+    labels: tuple[int, ...] = ()
+    if (model is not None and model.predicted and test_set is not None
+            and len(model.predicted) == len(test_set.labels)):
+        index = {name: i for i, name in enumerate(model.classes)}
+        labels = tuple(index.get(label, -1) for label in test_set.labels)
+        predicted = tuple(decode_predicted(model.predicted))
+    return IntegrityEntry(team=team, notebook=nb.notebook, challenge=nb.challenge or "", code=code,
+                          predicted=predicted, labels=labels,
+                          classes=tuple(model.classes) if model is not None else (), folder=folder)
 
 
 def _mistake_signals(group: Sequence[IntegrityEntry]) -> dict[tuple[int, int], SharedMistakes]:

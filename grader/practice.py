@@ -233,7 +233,9 @@ def write_practice_splits(settings: Settings, ids: Sequence[str]) -> list[tuple[
             raise ChallengeError(f"challenges sharing {name} differ in source, layout or hidden split: "
                                  f"{', '.join(c.id for c in sharing)}", fix="give each its own practice_split")
         base = sharing[0]
-        classes = sorted({cls for c in sharing for cls in c.dataset.classes})
+        # the union in the first challenge's order, the others' extra classes after it: an idx
+        # dataset names its integer labels by position (label 0 is classes[0])
+        classes = list(dict.fromkeys(cls for c in sharing for cls in c.dataset.classes))
         union = base.model_copy(update={"dataset": base.dataset.model_copy(update={"classes": classes})})
         public = list_dataset(data_dir, union).public
         path = base.folder.parent / name

@@ -64,6 +64,8 @@ class Opened:
         view: the public data view the notebook gets as ``DATA_DIR``.
         hidden: the hidden test set (or the practice split, for a practice run).
         added: the held-out images of the added class, if the challenge has one.
+        mnist: the MNIST test images, if the challenge has ``[dataset.mnist]`` (:mod:`grader.mnist`);
+            None for a practice run.
     """
 
     notebook: NotebookNode | None
@@ -74,10 +76,15 @@ class Opened:
     view: Path
     hidden: HiddenTestSet
     added: HiddenTestSet | None
+    mnist: HiddenTestSet | None = None
 
     @property
     def added_labels(self) -> tuple[str, ...]:
         return self.added.labels if self.added else ()
+
+    @property
+    def mnist_labels(self) -> tuple[str, ...]:
+        return self.mnist.labels if self.mnist else ()
 
 
 def open_notebook(path: Path, settings: Settings, *, explicit: str | None,
@@ -124,8 +131,11 @@ def open_notebook(path: Path, settings: Settings, *, explicit: str | None,
         view = ensure_public_view(settings, challenge, listing=listing)
         hidden = ensure_hidden_test_set(settings, challenge, listing=listing)
         added = ensure_added_test_set(settings, challenge)
+    from grader.mnist import ensure_mnist_test_set
+
+    mnist = None if practice else ensure_mnist_test_set(settings, challenge)  # hidden too: not for practice
     return Opened(notebook=nb, malformed=malformed, challenge=challenge, rubric=rubric,
-                  listing=listing, view=view, hidden=hidden, added=added)
+                  listing=listing, view=view, hidden=hidden, added=added, mnist=mnist)
 
 
 def failed_run(status: str, message: str) -> ExecutionFacts:
@@ -182,9 +192,16 @@ def prepare_working_copy(path: Path, nb: NotebookNode, submission: Submission, w
 
 
 def probe_config(challenge: Challenge, hidden: HiddenTestSet, added: HiddenTestSet | None,
-                 new_dir: Path, new_files: list[str]) -> dict[str, object]:
-    """What the probe is told: contract names, image folders and file names; never labels."""
+                 new_dir: Path, new_files: list[str], *, mnist: HiddenTestSet | None = None) -> dict[str, object]:
+    """What the probe is told: contract names, image folders and file names; never labels.
+    ``mnist``: the MNIST test images, given to the contract's ``mnist`` function in mode ``L``."""
     contract = challenge.contract
+    extra_sets: dict[str, dict[str, object]] = {}
+    if added is not None and contract.added:
+        extra_sets["added"] = {"fn": contract.added, "dir": str(added.images_dir), "files": list(added.files)}
+    if mnist is not None and contract.mnist:
+        extra_sets["mnist"] = {"fn": contract.mnist, "dir": str(mnist.images_dir), "files": list(mnist.files),
+                               "image_mode": "L", "optional": True}
     models = {"predict": contract.predict}
     if contract.transfer:
         models["transfer"] = contract.transfer
@@ -195,9 +212,7 @@ def probe_config(challenge: Challenge, hidden: HiddenTestSet, added: HiddenTestS
         "hidden_dir": str(hidden.images_dir), "hidden_files": list(hidden.files),
         "new_images_dir": str(new_dir), "new_images": new_files,
         "new_image_models": {"imagenet": contract.imagenet} if contract.imagenet else {},
-        "extra_sets": ({"added": {"fn": contract.added, "dir": str(added.images_dir),
-                                  "files": list(added.files)}}
-                       if added is not None and contract.added else {}),
+        "extra_sets": extra_sets,
         "batch_size": challenge.execution.probe_batch_size, "image_mode": contract.image_mode,
         "max_label_chars": 200, "max_classes": 1000,
     }

@@ -45,6 +45,8 @@ class Criterion(BaseModel):
         decision: for a threshold check, ``point`` (pass on the measured share, the default)
             or ``lower_bound`` (pass only when the lower end of its 95% interval clears the
             threshold); passed to the check as its ``decision`` parameter.
+        enabled: false for a criterion kept in the rubric but switched off: it is not graded and
+            not counted (:attr:`Rubric.disabled`), and ``grader validate`` lists it as disabled.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -59,6 +61,7 @@ class Criterion(BaseModel):
     params: dict[str, Any] = {}
     profile_params: dict[str, dict[str, Any]] = {}
     decision: Decision = "point"
+    enabled: bool = True
 
     @field_validator("decision", mode="before")
     @classmethod
@@ -109,6 +112,10 @@ class Rubric(BaseModel):
     Attributes:
         claim_margin: how far (a share, 0..1) above the upper end of the 95% interval of the
             measured accuracy a printed test or validation accuracy may lie before it is flagged.
+        criteria: the criteria graded, in order (those with ``enabled = false`` are moved to
+            :attr:`disabled` when the rubric is read: no other code sees them).
+        disabled: the criteria switched off (``enabled = false``): checked like the others when
+            read, never graded or counted.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -116,11 +123,24 @@ class Rubric(BaseModel):
     schema_version: Literal[1]
     challenge: str
     criteria: list[Criterion] = Field(min_length=1)
+    disabled: list[Criterion] = []
     claim_margin: float = Field(default=0.05, ge=0, le=1)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _set_disabled_apart(cls, data: Any) -> Any:
+        if not isinstance(data, dict) or not isinstance(data.get("criteria"), list) or "disabled" in data:
+            return data
+
+        def off(c: Any) -> bool:
+            return (c.get("enabled") is False) if isinstance(c, dict) else getattr(c, "enabled", True) is False
+
+        return {**data, "criteria": [c for c in data["criteria"] if not off(c)],
+                "disabled": [c for c in data["criteria"] if off(c)]}
 
     @model_validator(mode="after")
     def _unique_ids(self) -> Rubric:
-        ids = [c.id for c in self.criteria]
+        ids = [c.id for c in self.criteria + self.disabled]
         dup = sorted({i for i in ids if ids.count(i) > 1})
         if dup:
             raise ValueError(f"criterion ids repeat: {', '.join(dup)}")

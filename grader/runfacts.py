@@ -83,16 +83,22 @@ def _inconsistent(runner: RunnerFacts, n_cells: int) -> str | None:
     return None
 
 
+def _runner_facts(paths: dict[str, Path]) -> RunnerFacts | None:
+    """The runner's timeline (``facts.json``, written on the student's side: bounded, validated),
+    or None when it is missing, too large or not valid."""
+    text = read_bounded(paths["facts.json"], MAX_FACTS_BYTES)
+    if text is None:
+        return None
+    try:
+        return RunnerFacts.model_validate_json(text)
+    except ValidationError:
+        return None
+
+
 def run_facts(paths: dict[str, Path], wall_s: float, deadline_hit: bool, request: RunRequest,
            sources: tuple[str, ...], returncode: int | None,
            sandboxed: bool) -> ExecutionFacts:
-    text = read_bounded(paths["facts.json"], MAX_FACTS_BYTES)
-    runner: RunnerFacts | None = None
-    if text is not None:
-        try:
-            runner = RunnerFacts.model_validate_json(text)
-        except ValidationError:
-            runner = None
+    runner = _runner_facts(paths)
     if runner is None:
         tail = (read_bounded(paths["runner.log"], 10_000_000) or "")[-1500:]
         return ExecutionFacts(
@@ -140,13 +146,7 @@ def cancelled_facts(paths: dict[str, Path], wall_s: float, request: RunRequest,
                      sources: tuple[str, ...], sandboxed: bool) -> ExecutionFacts:
     """The facts of a run stopped by its cancel: the runner's timeline (a running cell marked
     ``cancelled``) when it left a valid one, status ``cancelled`` either way."""
-    text = read_bounded(paths["facts.json"], MAX_FACTS_BYTES)
-    runner: RunnerFacts | None = None
-    if text is not None:
-        try:
-            runner = RunnerFacts.model_validate_json(text)
-        except ValidationError:
-            runner = None
+    runner = _runner_facts(paths)
     injected = injected_cell(request.notebook)
     if runner is not None and _inconsistent(runner, len(request.notebook.cells)) is not None:
         runner = None

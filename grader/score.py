@@ -116,7 +116,8 @@ def score_notebook(path: Path, challenge: Challenge, rubric: Rubric, profile: st
            facts: ExecutionFacts, run: RunResult | None, labels: tuple[str, ...],
            new_images: tuple[NewImage, ...], models: tuple[ModelFile, ...],
            added_labels: tuple[str, ...], *, notes: Sequence[str] = (),
-           hidden_public: tuple[bool, ...] | None = None, practice: bool = False) -> NotebookResult:
+           hidden_public: tuple[bool, ...] | None = None, practice: bool = False,
+           mnist_labels: tuple[str, ...] = ()) -> NotebookResult:
     """Check the notebook at ``path`` against ``rubric`` on what its run left and score it.
 
     Args:
@@ -128,13 +129,14 @@ def score_notebook(path: Path, challenge: Challenge, rubric: Rubric, profile: st
         added_labels: the labels of the added class's held-out images (empty: none).
         notes: notes about the notebook shown on its scorecard.
         practice: ``labels`` are the practice split's (``grader check --practice``).
+        mnist_labels: the labels of the MNIST test images (:mod:`grader.mnist`; empty: none).
     """
     ev = Evidence(notebook=path.name, challenge=challenge, profile=profile,
                   execution=facts, probe=run.probe if run else None,
                   probe_error=run.probe_error if run else facts.message, hidden_labels=labels,
                   new_images=new_images, model_files=models, output_text=_output_text(run),
                   added_labels=added_labels, code=_student_code(run), hidden_public=hidden_public,
-                  practice=practice)
+                  practice=practice, mnist_labels=mnist_labels)
     results: list[CheckResult] = []
     for criterion in rubric.criteria:
         spec = get_check(criterion.check)
@@ -229,6 +231,13 @@ def _model_reports(ev: Evidence) -> list[ModelReport]:
             reports.append(ModelReport.of(role, name, m, run.seconds, run.inference_s,
                                           correct=correct, public=ev.hidden_public,
                                           predictions=run.predictions, labels=ev.hidden_labels))
+    mnist = ev.probe.extra_sets.get("mnist")
+    if (contract.mnist and mnist and mnist.predictions is not None and ev.mnist_labels
+            and len(mnist.predictions) == len(ev.mnist_labels)):  # seed 001's comparison: not on leaderboards
+        from grader.mnist import MNIST_CLASSES
+
+        m = measure(ev.mnist_labels, mnist.predictions, MNIST_CLASSES)
+        reports.append(ModelReport.of("mnist", contract.mnist, m, mnist.seconds, mnist.inference_s))
     return reports
 
 

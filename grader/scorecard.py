@@ -200,7 +200,7 @@ class ModelReport(_Model):
             to teams, never in Gradescope's file.
     """
 
-    role: Literal["predict", "transfer", "mlp"]
+    role: Literal["predict", "transfer", "mlp", "mnist"]
     function: str
     accuracy: float
     n: int
@@ -216,7 +216,7 @@ class ModelReport(_Model):
     predicted: str = ""
 
     @classmethod
-    def of(cls, role: Literal["predict", "transfer", "mlp"], function: str, m: Measurement,
+    def of(cls, role: Literal["predict", "transfer", "mlp", "mnist"], function: str, m: Measurement,
            seconds: float | None, inference_s: float | None = None, *,
            correct: Sequence[bool] = (), public: Sequence[bool] | None = None,
            predictions: Sequence[str] = (), labels: Sequence[str] = ()) -> ModelReport:

@@ -13,6 +13,7 @@ import pytest
 from nbformat.v4 import new_code_cell, new_notebook
 
 from grader.settings import Settings
+from tests.pg import database_url, postgres_server, postgres_url  # noqa: F401  (fixtures: a throwaway PostgreSQL)
 
 REPO = Path(__file__).resolve().parent.parent
 TOY_CLASSES = ("red", "green", "blue")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import re
 import time
 import warnings
@@ -141,11 +142,12 @@ def notebook_bytes() -> bytes:
 
 
 @pytest.fixture
-def event(tmp_path: Path, make_toy: Callable[..., Settings]) -> Iterator[Event]:
+def event(tmp_path: Path, make_toy: Callable[..., Settings], database_url: str | None) -> Iterator[Event]:
+    """An event on SQLite and on PostgreSQL (``database_url``, tests/pg.py): each test twice."""
     settings = make_toy()
     (settings.project_dir / "challenges" / "toy" / "README.md").write_text("# Toy colours\n\n<b>red</b>, green, blue\n")
     (settings.project_dir / "challenges" / "toy" / "starter.ipynb").write_bytes(notebook_bytes())
-    store = Store(tmp_path / "state")
+    store = Store(tmp_path / "state", database_url)
     created = store.create_event("spring", challenges=["toy"], teams=["alpha", "beta"], cap_per_day=2,
                                  title="Spring hack day")
     app = create_app(store, settings, workers=None,
@@ -423,3 +425,32 @@ def test_the_team_scorecard_states_no_whole_set_figure_and_shows_public_per_clas
     full = render_scorecard(graded)
     assert "`predict` scored 0.650 on 40 hidden test images" in full and "0.65 &lt; 0.90" in full
     assert graded.notebooks[0].criteria[0].short == "0.65 < 0.90"  # the stored result is not changed
+
+
+def test_the_coach_sees_similar_pairs_and_teams_do_not(event: Event) -> None:
+    """Two teams whose kept code is the same notebook's: flagged on code on /coach/similar, with
+    both codes side by side; a team session is refused."""
+    from grader.integrity import notebook_code
+    from grader.server.worker import CODE_FOLDER
+
+    code = notebook_code(Path(__file__).parent.parent / "reference_solutions" / "gear-cnn" / "pytorch.ipynb")
+    assert len(code) > 2000
+    ids = []
+    for name in ("alpha", "beta"):
+        client, csrf = join(event, name)
+        assert upload(client, csrf, [("toy.ipynb", notebook_bytes())]).status_code == 303
+        ids.append(finish(event.store, result(name, 18, 8)))
+    for i in ids:
+        (event.store.state_dir / CODE_FOLDER).mkdir(exist_ok=True)
+        (event.store.state_dir / CODE_FOLDER / f"{i}.json").write_text(json.dumps({"toy.ipynb": code}))
+    alpha, _ = join(event, "alpha")
+    assert alpha.get("/coach/similar").status_code == 403
+    coach, _ = join(event, "coach")
+    page = coach.get("/coach/similar")
+    assert page.status_code == 200, page.text
+    assert "Similar pairs" in page.text and "a reason to look: code" in page.text
+    assert "2 notebook(s) compared" in page.text and page.text.count("<mark>") >= 2
+    assert "no score was changed" in page.text
+    if os.environ.get("GRADER_SHOTS"):  # for a look in a browser: the page with its style sheet inlined
+        css = (Path(__file__).parent.parent / "grader" / "server" / "static" / "style.css").read_text()
+        Path(os.environ["GRADER_SHOTS"]).write_text(page.text.replace("</head>", f"<style>{css}</style></head>"))

@@ -47,6 +47,12 @@ def _listening(port: int) -> bool:
         return False
 
 
+def _state(store: Store, submission_id: int) -> str:
+    row = store.submission(submission_id)
+    assert row is not None
+    return row.state
+
+
 @pytest.fixture
 def servers() -> Iterator[list[subprocess.Popen[bytes]]]:
     """The servers a test starts, each in its own process group: killed with all their children."""
@@ -161,4 +167,38 @@ def test_sigterm_stops_the_run_and_puts_its_job_back(make_toy: Callable[..., Set
     row = store.submission(sub)
     assert row is not None and (row.state, row.attempts, row.error) == ("queued", 0, None)
     assert store.result(sub) is None
+    store.close()
+
+
+@pytest.mark.kernel
+def test_workers_send_each_job_to_a_dask_cluster(make_toy: Callable[..., Settings], tmp_path: Path) -> None:
+    """``grader serve --executor dask``: the worker thread hands the job to the cluster (one task, as
+    ``grader check --executor dask``) and stores its result and both scorecards."""
+    distributed = pytest.importorskip("distributed")
+    from grader.grade import GradeOptions
+    from grader.server.worker import WorkerPool
+
+    settings = make_toy()
+    store = Store(tmp_path / "state")
+    store.create_event("hack", challenges=["toy"], teams=["red"])
+    folder = write_submission(tmp_path / "subs", "red", GOOD_TOY_CELLS)
+    with (folder / "toy.ipynb").open("rb") as fh:
+        upload = store.store_upload(fh, filename="toy.ipynb", max_bytes=1 << 20)
+    sub = store.submit("hack", store.teams("hack")[0].id, challenge="toy", upload=upload).id
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=True,
+                                  dashboard_address=None) as cluster:
+        pool = WorkerPool(store, settings, GradeOptions(profile="full"), scheduler=cluster.scheduler_address,
+                          poll_s=0.2)
+        pool.start()
+        try:
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline and _state(store, sub) not in ("done", "failed"):
+                time.sleep(0.2)
+        finally:
+            pool.stop()
+    row = store.submission(sub)
+    assert row is not None and (row.state, row.error) == ("done", None)
+    result = store.result(sub)
+    assert result is not None and '"submission":"red"' in result.result_json.replace(" ", "")
+    assert "<svg" in result.team_scorecard_html  # the loss plot: the result came back whole, pickled
     store.close()

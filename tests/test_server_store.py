@@ -1,5 +1,6 @@
-"""The event server's store on SQLite: events, tokens, caps, uploads, the job queue; the worker
-pool with a stubbed pipeline; the ``grader event`` command. No kernel starts here."""
+"""The event server's store: events, tokens, caps, uploads, the job queue; the worker pool with a
+stubbed pipeline; the ``grader event`` command. No kernel starts here. Every test of the store
+runs twice (``database_url``, see tests/pg.py): on SQLite and on a throwaway PostgreSQL server."""
 
 from __future__ import annotations
 
@@ -23,10 +24,24 @@ NOTEBOOK = b'{"cells": [], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}'
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
-    s = Store(tmp_path / "state")
+def store(tmp_path: Path, database_url: str | None) -> Iterator[Store]:
+    s = Store(tmp_path / "state", database_url)
     yield s
     s.close()
+
+
+def _stored_text(store: Store) -> bytes:
+    """Everything the database holds, as bytes: the SQLite file, or every row of every table."""
+    from sqlalchemy import MetaData, select
+
+    if store.database_url.startswith("sqlite"):
+        return (store.state_dir / "grader.db").read_bytes()
+    tables = MetaData()
+    tables.reflect(store._engine)
+    with store._engine.connect() as conn:
+        rows = [repr(tuple(row)) for table in tables.sorted_tables for row in conn.execute(select(table))]
+    assert any("hack" in row for row in rows)  # the reflection saw the rows
+    return "\n".join(rows).encode()
 
 
 def _event(store: Store, *, cap: int | None = None, teams: tuple[str, ...] = ("red", "blue"),
@@ -56,7 +71,7 @@ def test_event_tokens_verify_and_wrong_ones_do_not(store: Store) -> None:
     assert store.team("other", red.id) is None and store.team("hack", red.id) == red
     assert store.event("hack").title == "Hack day" and store.event("hack").challenges == ("toy",)
     assert store.session_secret("hack") != store.session_secret("other")
-    db = (store.state_dir / "grader.db").read_bytes()
+    db = _stored_text(store)
     assert created.team_tokens["red"].encode() not in db and created.coach_token.encode() not in db
     with pytest.raises(UsageError, match="event hack exists already"):
         store.create_event("hack", challenges=["toy"], teams=["x"])
@@ -66,11 +81,11 @@ def test_event_tokens_verify_and_wrong_ones_do_not(store: Store) -> None:
         store.create_event("dup", challenges=["toy"], teams=["a", "b", "a"])
 
 
-def test_a_reopened_store_keeps_everything(tmp_path: Path) -> None:
-    first = Store(tmp_path / "s")
+def test_a_reopened_store_keeps_everything(tmp_path: Path, database_url: str | None) -> None:
+    first = Store(tmp_path / "s", database_url)
     tokens = first.create_event("hack", challenges=["toy"], teams=["red"]).team_tokens
     first.close()
-    again = Store(tmp_path / "s")  # migrations run again: a no-op at head
+    again = Store(tmp_path / "s", database_url)  # migrations run again: a no-op at head
     assert again.team_for_token("hack", tokens["red"]) is not None
     again.close()
 
@@ -121,8 +136,9 @@ def test_queue_order_position_and_newest_first(store: Store) -> None:
     assert store.queue_position(one.id) is None and store.queue_position(two.id) == 1
 
 
-def test_claim_by_many_threads_never_gives_one_job_twice(tmp_path: Path) -> None:
-    stores = [Store(tmp_path / "s"), Store(tmp_path / "s")]  # two engines: as two processes would
+def test_claim_by_many_threads_never_gives_one_job_twice(tmp_path: Path, database_url: str | None) -> None:
+    # two engines: as two processes would
+    stores = [Store(tmp_path / "s", database_url), Store(tmp_path / "s", database_url)]
     _event(stores[0])
     red = stores[0].teams("hack")[0]
     up = _upload(stores[0])
@@ -315,13 +331,14 @@ def test_event_create_command_prints_links_that_join(make_toy: Callable[..., Set
 
 
 def test_worker_fails_one_job_on_a_grader_bug_and_goes_on(make_toy: Callable[..., Settings], tmp_path: Path,
-                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+                                                          monkeypatch: pytest.MonkeyPatch,
+                                                          database_url: str | None) -> None:
     import grader.grade
     from grader.grade import GradeOptions
     from grader.server.worker import WorkerPool
 
     settings = make_toy()
-    store = Store(tmp_path / "st")
+    store = Store(tmp_path / "st", database_url)
     _event(store)
     red = store.teams("hack")[0]
     calls: list[str] = []
@@ -370,7 +387,8 @@ def test_migration_matches_the_models_and_renders_for_postgresql(store: Store) -
     assert "TIMESTAMP WITH TIME ZONE" in sql and "CREATE INDEX ix_submissions_state_id" in sql
 
 
-def test_a_database_of_revision_0001_is_migrated_and_keeps_its_results(tmp_path: Path) -> None:
+def test_a_database_of_revision_0001_is_migrated_and_keeps_its_results(tmp_path: Path,
+                                                                        database_url: str | None) -> None:
     """Alembic at start: a state folder written before ``results.team_scorecard_html`` (revision
     0002; made here by downgrading one that holds a result) opens, its result intact and the new
     column empty."""
@@ -380,7 +398,7 @@ def test_a_database_of_revision_0001_is_migrated_and_keeps_its_results(tmp_path:
 
     from grader.server.db import _MIGRATIONS
 
-    first = Store(tmp_path)
+    first = Store(tmp_path, database_url)
     _event(first)
     red = first.teams("hack")[0]
     sub = first.submit("hack", red.id, challenge="toy", upload=_upload(first))
@@ -389,7 +407,7 @@ def test_a_database_of_revision_0001_is_migrated_and_keeps_its_results(tmp_path:
                                             verdict="pass", score=1.0, max_score=1.0,
                                             team_scorecard_html="<p>team</p>")
     first.close()
-    url = f"sqlite:///{tmp_path / 'grader.db'}"
+    url = database_url or f"sqlite:///{tmp_path / 'grader.db'}"
     engine = create_engine(url)
     config = Config()
     config.set_main_option("script_location", str(_MIGRATIONS))
@@ -398,9 +416,175 @@ def test_a_database_of_revision_0001_is_migrated_and_keeps_its_results(tmp_path:
         command.downgrade(config, "0001")
     assert "team_scorecard_html" not in {c["name"] for c in inspect(engine).get_columns("results")}
     engine.dispose()
-    again = Store(tmp_path)  # upgrades to head
+    again = Store(tmp_path, database_url)  # upgrades to head
     stored = again.result(sub.id)
     assert stored is not None and (stored.scorecard_html, stored.team_scorecard_html) == ("<p>coach</p>", "")
-    with create_engine(url).connect() as conn:
+    engine = create_engine(url)
+    with engine.connect() as conn:
         assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0002"
+    engine.dispose()
     again.close()
+
+
+def test_one_file_sent_by_many_teams_at_once_is_stored_once(store: Store) -> None:
+    start = threading.Barrier(8)
+    got: list[UploadRow] = []
+
+    def send(n: int) -> None:
+        start.wait()
+        got.append(_upload(store, b"the starter notebook", f"t{n}.ipynb"))
+
+    threads = [threading.Thread(target=send, args=(n,)) for n in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert len(got) == 8 and len({u.sha256 for u in got}) == 1
+    assert _files(store.state_dir / "uploads") == [f"{got[0].sha256[:2]}/{got[0].sha256}"]
+
+
+def test_servers_opening_one_new_database_at_once_migrate_it_once(tmp_path: Path, database_url: str | None) -> None:
+    start = threading.Barrier(4)
+    opened: list[Store] = []
+    errors: list[BaseException] = []
+
+    def open_store() -> None:
+        start.wait()
+        try:
+            opened.append(Store(tmp_path / "s", database_url))
+        except BaseException as err:  # reported below
+            errors.append(err)
+
+    threads = [threading.Thread(target=open_store) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(20)
+    assert errors == [] and len(opened) == 4
+    opened[0].create_event("hack", challenges=["toy"], teams=["red"])
+    assert [e.name for e in opened[3].events()] == ["hack"]
+    for s in opened:
+        s.close()
+
+
+def test_long_names_fit_their_columns(store: Store) -> None:
+    with pytest.raises(UsageError, match="the title is 201 characters long, over the limit of 200"):
+        store.create_event("hack", challenges=["toy"], teams=["red"], title="t" * 201)
+    _event(store)
+    red = store.teams("hack")[0]
+    sub = store.submit("hack", red.id, challenge="toy", upload=_upload(store, name="n" * 300 + ".ipynb"))
+    assert sub.filename == "n" * 249 + ".ipynb"
+
+
+def test_postgresql_times_come_back_as_utc(postgres_url: str, tmp_path: Path) -> None:
+    from sqlalchemy import text
+
+    from tests.pg import SERVER_TIME_ZONE
+
+    store = Store(tmp_path / "s", postgres_url)
+    with store._engine.connect() as conn:
+        assert conn.execute(text("SHOW timezone")).scalar() == SERVER_TIME_ZONE  # UTC+14
+    before = datetime.now(UTC)
+    _event(store, cap=1)
+    red = store.teams("hack")[0]
+    sub = store.submit("hack", red.id, challenge="toy", upload=_upload(store))
+    assert sub.created.tzinfo == UTC and before <= sub.created <= datetime.now(UTC)
+    assert store.event("hack").created.utcoffset() == timedelta(0)
+    assert store.submissions_left_today("hack", red.id) == 0  # "today" is UTC's, not the server's
+    store.close()
+
+
+def test_postgresql_a_worker_that_lost_its_lease_cannot_end_the_new_holders_run(postgres_url: str,
+                                                                                 tmp_path: Path) -> None:
+    """Worker A's ``fail`` reads the row while worker B's claim of it is not yet committed: under
+    READ COMMITTED it must wait for B's lock and then find the job no longer its own."""
+    from sqlalchemy import text
+
+    store = Store(tmp_path / "s", postgres_url)
+    _event(store)
+    red = store.teams("hack")[0]
+    sub = store.submit("hack", red.id, challenge="toy", upload=_upload(store))
+    assert store.claim("A", lease_s=60) is not None
+    with store._engine.connect() as other:
+        other.execute(text("UPDATE submissions SET lease_owner = 'B' WHERE id = :id"), {"id": sub.id})  # not committed
+        failing = threading.Thread(target=store.fail, args=(sub.id, "A", "A's kernel died"))
+        failing.start()
+        time.sleep(0.5)
+        assert failing.is_alive()  # waits for B's lock
+        other.commit()
+    failing.join(30)
+    row = store.submission(sub.id)
+    assert row is not None and (row.state, row.error) == ("running", None)
+    assert not store.progress(sub.id, "A", "cell 1")
+    store.close()
+
+
+def test_a_database_that_cannot_be_opened_is_a_configuration_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as refused:
+        Store(tmp_path / "s", "postgresql+psycopg://grader:secret@127.0.0.1:1/grader")
+    assert refused.value.message.startswith("the database postgresql+psycopg://grader:***@127.0.0.1:1/grader cannot "
+                                            "be opened: connection failed: ")
+    assert "secret" not in str(refused.value) and "is the server running?" in str(refused.value)
+    with pytest.raises(ConfigError, match="the database 'nonsense' cannot be opened: Could not parse"):
+        Store(tmp_path / "s", "nonsense")
+    with pytest.raises(ConfigError, match="cannot be opened: Can't load plugin: sqlalchemy.dialects:nodb"):
+        Store(tmp_path / "s", "nodb://x@127.0.0.1/x")
+
+
+def _at_once(n: int, act: Callable[[int], object]) -> list[object]:
+    """``act(0)`` ... ``act(n - 1)`` in ``n`` threads released together: what each returned or raised."""
+    start = threading.Barrier(n)
+    outcomes: list[object] = [None] * n
+
+    def run(i: int) -> None:
+        start.wait()
+        try:
+            outcomes[i] = act(i)
+        except Exception as err:  # the outcome under test
+            outcomes[i] = err
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    return outcomes
+
+
+def test_the_cap_holds_when_a_team_submits_many_at_once(store: Store) -> None:
+    _event(store, cap=3)
+    red = store.teams("hack")[0]
+    up = _upload(store)
+    outcomes = _at_once(8, lambda i: store.submit("hack", red.id, challenge="toy", upload=up))
+    assert sum(isinstance(o, CapReached) for o in outcomes) == 5
+    assert len(store.submissions("hack", team_id=red.id)) == 3 and store.submissions_left_today("hack", red.id) == 0
+
+
+def test_an_event_created_twice_at_once_exists_once(store: Store) -> None:
+    outcomes = _at_once(4, lambda i: store.create_event("hack", challenges=["toy"], teams=[f"team{i}"]))
+    refused = [o for o in outcomes if isinstance(o, Exception)]
+    assert len(refused) == 3 and all(isinstance(o, UsageError) and o.message == "event hack exists already"
+                                     for o in refused)
+    assert [e.name for e in store.events()] == ["hack"] and len(store.teams("hack")) == 1
+
+
+def test_event_create_command_on_postgresql(make_toy: Callable[..., Settings], tmp_path: Path, postgres_url: str,
+                                            monkeypatch: pytest.MonkeyPatch,
+                                            capsys: pytest.CaptureFixture[str]) -> None:
+    from grader.cli import main
+
+    settings = make_toy()
+    monkeypatch.setenv("GRADER_PROJECT_DIR", str(settings.project_dir))
+    (tmp_path / "teams.csv").write_text("team\nRed\n")
+    state = tmp_path / "st"
+    assert main(["event", "create", "hack", "--challenge", "toy", "--teams", str(tmp_path / "teams.csv"),
+                 "--state", str(state), "--database-url", postgres_url]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[-1] == (f"start it with: grader serve --event hack --host 127.0.0.1 --port 8000 --state {state} "
+                       f"--database-url {postgres_url}")
+    assert not (state / "grader.db").exists()  # the event is in PostgreSQL
+    opened = Store(tmp_path / "elsewhere", postgres_url)  # another server's state folder, the same database
+    assert opened.team_for_token("hack", out[2].rsplit("/", 1)[1]) is not None
+    opened.close()
+    assert main(["event", "list", "--state", str(state), "--database-url", postgres_url]) == 0
+    assert capsys.readouterr().out == "hack                 hack: toy; 1 teams\n"

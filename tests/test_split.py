@@ -221,9 +221,9 @@ def test_result_json_carries_both_parts(make_toy: Callable[..., Settings], tmp_p
     asked: list[Any] = []
     write_cohort = grader.report.write_cohort
 
-    def spy(*args: Any, leaderboard: Any = "all") -> list[Path]:
+    def spy(*args: Any, leaderboard: Any = "all", **kwargs: Any) -> list[Path]:
         asked.append(leaderboard)
-        return write_cohort(*args, leaderboard=leaderboard)
+        return write_cohort(*args, leaderboard=leaderboard, **kwargs)
 
     monkeypatch.setattr(grader.report, "write_cohort", spy)
     out = tmp_path / "out"

@@ -474,3 +474,35 @@ def added_class_recall(ev: Evidence, params: AddedClassParams) -> CheckResult:
                   f"{added.name!r} (recall {j.ci.value:.2f}, {_span(j.ci)}; {needed})",
                   short=f"recall {_below(j.ci.value, params.min_recall)} < {params.min_recall:.2f}",
                   borderline=j.borderline, **_interval_fields("recall", j.ci))
+
+
+class MnistParams(ThresholdParams):
+    threshold: float = Field(default=0.9, ge=0, le=1)
+    decision: Decision = "point"
+
+
+@register("mnist_accuracy", MnistParams)
+def mnist_accuracy(ev: Evidence, params: MnistParams) -> CheckResult:
+    """Reads the answers of the contract's ``mnist`` function (``predict_mnist``: the notebook's
+    MLP trained on MNIST, :mod:`grader.mnist`) on the 10,000 MNIST test images, whose labels
+    ("0" to "9") the grader alone holds. Passes when its accuracy is >= ``threshold``
+    (``decision = "lower_bound"``: the lower end of its 95% Wilson interval). Borderline when the
+    interval contains ``threshold``. Seed 001's comparison: optional, off in the rubric unless
+    enabled."""
+    name = ev.challenge.contract.mnist or "predict_mnist"
+    if ev.challenge.dataset.mnist is None or not ev.mnist_labels:
+        return fail("this challenge has no MNIST test set to measure")
+    run = ev.probe.extra_sets.get("mnist") if ev.probe else None
+    if run is None:
+        return fail(f"`{name}` is not defined" if ev.probe else f"`{name}` {ev.probe_error or 'was not called'}")
+    if run.predictions is None:
+        return fail(f"`{name}` {run.error or 'returned nothing'}")
+    if len(run.predictions) != len(ev.mnist_labels):
+        return fail(f"`{name}` returned {len(run.predictions)} answers for {len(ev.mnist_labels)} images")
+    hits = sum(p == label for p, label in zip(run.predictions, ev.mnist_labels, strict=True))
+    j = judge(hits, len(ev.mnist_labels), params.threshold, params.decision)
+    needed = (f"its lower end needed {params.threshold:.2f}" if params.decision == "lower_bound"
+              else f"needed {params.threshold:.2f}")
+    return passed(j.ok, f"`{name}` scored {j.ci.value:.3f} on {j.ci.n} MNIST test images ({_span(j.ci)}; {needed})",
+                  short=f"{_below(j.ci.value, params.threshold)} < {params.threshold:.2f}",
+                  borderline=j.borderline, **_interval_fields("accuracy", j.ci))

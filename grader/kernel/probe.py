@@ -97,7 +97,8 @@ def _grader_probe(config):
         lines = traceback.format_exception_only(type(err), err)
         return "".join(lines).strip()[:2000]
 
-    def run_model(fn, folder, files):
+    def run_model(fn, folder, files, image_mode=None):
+        mode_now = image_mode or mode
         predictions = []
         unreadable = []  # [{"file", "error"}]: left out of the calls
         started = time.perf_counter()
@@ -116,7 +117,7 @@ def _grader_probe(config):
                 if error is None:
                     names.append(name)
                     # the contract's image mode (challenge.toml [contract] image_mode): RGB, or L
-                    images.append(image if image.mode == mode else image.convert(mode))
+                    images.append(image if image.mode == mode_now else image.convert(mode_now))
                 else:
                     unreadable.append({"file": name, "error": error})
             if not images:
@@ -181,7 +182,9 @@ def _grader_probe(config):
     for role, spec in config.get("extra_sets", {}).items():
         fn = ns.get(spec["fn"])
         if callable(fn):
-            out["extra_sets"][role] = run_model(fn, spec["dir"], spec["files"])
+            out["extra_sets"][role] = run_model(fn, spec["dir"], spec["files"], spec.get("image_mode"))
+        elif fn is None and spec.get("optional"):
+            continue  # an optional function the notebook does not define: nothing to report
         else:
             out["extra_sets"][role] = {"error": "is not defined" if fn is None
                                        else f"is {type(fn).__name__}, not a function"}

@@ -8,6 +8,8 @@ team session and no session with 403; every form checks the CSRF token.
 from __future__ import annotations
 
 import json
+import logging
+from typing import TYPE_CHECKING
 
 from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response
@@ -19,7 +21,13 @@ from grader.server.boards import chosen, private_boards, public_boards
 from grader.server.ladder import decimals
 from grader.server.pages import SCORECARD_CSP, Refused, Site
 
-__all__ = ["add_coach_routes", "cohort"]
+if TYPE_CHECKING:
+    from grader.data import HiddenTestSet
+    from grader.integrity import IntegrityEntry, SimilarPair
+
+__all__ = ["add_coach_routes", "cohort", "similar"]
+
+log = logging.getLogger(__name__)
 
 
 def cohort(site: Site) -> list[SubmissionResult]:
@@ -32,6 +40,41 @@ def cohort(site: Site) -> list[SubmissionResult]:
             out.append(g.result.model_copy(update={
                 "submission": g.team, "notebooks": [nb for nb in g.result.notebooks if nb.challenge == challenge]}))
     return out
+
+
+def similar(site: Site) -> tuple[list[SimilarPair], int]:
+    """The similar pairs of the event (:func:`grader.integrity.similar_pairs`) over each team's
+    chosen submission per challenge, with the code :func:`grader.server.worker.save_code` kept
+    and the shared wrong images drawn from the hidden test set; and how many notebooks were
+    compared. A challenge whose hidden test set cannot be read is compared on code only."""
+    from grader.challenge import load_challenge
+    from grader.data import ensure_hidden_test_set
+    from grader.errors import GraderError
+    from grader.integrity import boilerplate_code, notebook_entry, similar_pairs, with_thumbnails
+    from grader.server.worker import load_code
+
+    done = site.graded()
+    entries: list[IntegrityEntry] = []
+    boilerplate: dict[str, str] = {}
+    hidden: dict[str, HiddenTestSet | None] = {}
+    for challenge_id in site.store.event(site.event).challenges:
+        challenge = load_challenge(site.settings.project_dir, challenge_id)
+        boilerplate[challenge_id] = boilerplate_code(challenge.folder / "starter.ipynb")
+        try:
+            hidden[challenge_id] = ensure_hidden_test_set(site.settings, challenge)
+        except GraderError as err:
+            log.warning("%s: similar pairs on code only: %s", challenge_id, err)
+            hidden[challenge_id] = None
+        for g in chosen(done, challenge_id, eta=site.options.eta):
+            code = load_code(site.store.state_dir, g.submission_id)
+            entries.extend(notebook_entry(g.team, nb, code.get(nb.notebook, ""), hidden[challenge_id],
+                                          folder=str(g.submission_id))
+                           for nb in g.result.notebooks if nb.challenge == challenge_id)
+    pairs = []
+    for pair in similar_pairs(entries, boilerplate=boilerplate):
+        test_set = hidden.get(pair.challenge)
+        pairs.append(with_thumbnails(pair, test_set.images_dir, test_set.files) if test_set is not None else pair)
+    return pairs, len(entries)
 
 
 def _attachment(name: str) -> dict[str, str]:
@@ -52,6 +95,12 @@ def add_coach_routes(app: FastAPI, site: Site) -> None:
                          submissions=[(s, site.status_of(s)) for s in subs],
                          active=[(s, site.status_of(s)) for s in reversed(subs) if s.state in ("queued", "running")],
                          running=None if site.workers is None else site.workers.running(), rates=rates)
+
+    @app.get("/coach/similar")
+    def coach_similar(request: Request) -> HTMLResponse:
+        site.coach_of(request)
+        pairs, compared = similar(site)
+        return site.page(request, "similar.html.j2", pairs=pairs, compared=compared)
 
     @app.get("/coach/leaderboard")
     def coach_leaderboard(request: Request) -> HTMLResponse:

@@ -53,7 +53,8 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser], *,
     create.add_argument("--title", help="title shown on the pages (default: NAME)")
     create.add_argument("--state", metavar="DIR", help=state_help)
     create.add_argument("--database-url", metavar="URL",
-                        help="SQLAlchemy database URL, e.g. postgresql://... (default: SQLite in the state folder)")
+                        help="SQLAlchemy database URL, e.g. postgresql+psycopg://USER@HOST/DB (default: SQLite "
+                        "in the state folder)")
     create.add_argument("--host", default="127.0.0.1", help="host in the printed links (default 127.0.0.1)")
     create.add_argument("--port", type=int, default=8000, help="port in the printed links (default 8000)")
     listing = event_sub.add_parser("list", help="list the events of the state folder")
@@ -73,8 +74,8 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser], *,
                        help="submissions graded at once (default 1); each kernel gets cores/N threads")
     serve.add_argument("--state", metavar="DIR", help=state_help)
     serve.add_argument("--database-url", metavar="URL",
-                       help="SQLAlchemy database URL, e.g. postgresql://... (default: SQLite in the state "
-                       "folder, with this server its only worker)")
+                       help="SQLAlchemy database URL, e.g. postgresql+psycopg://USER@HOST/DB (default: SQLite "
+                       "in the state folder, with this server its only worker)")
     serve.add_argument("--profile", default="full",
                        help="profile the notebooks run with, one the challenges declare (default: full)")
     serve.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto",
@@ -83,6 +84,12 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser], *,
                        help="GPU ids for the workers, worker n the n-th (CUDA_VISIBLE_DEVICES; run as many workers "
                        "as GPUs for one submission per GPU); default: every GPU nvidia-smi lists when the device "
                        "is cuda")
+    serve.add_argument("--executor", choices=["local", "dask"], default="local",
+                       help="where the notebooks run: local (the worker threads of this server, the default) or "
+                       "dask (each submission one task on the Dask cluster at --scheduler; the workers need this "
+                       "machine's paths, as for grader check --executor dask)")
+    serve.add_argument("--scheduler", metavar="ADDRESS",
+                       help="Dask scheduler address for --executor dask, e.g. tcp://host:8786")
     sandbox_option(serve)
 
 

@@ -3,8 +3,12 @@
 Claiming is race-free across threads and processes: the conditional ``UPDATE ... WHERE id = ?
 AND state = 'queued'`` succeeds for one claimer only (on SQLite write transactions are also
 serialised by ``BEGIN IMMEDIATE``; on PostgreSQL the candidate is locked ``FOR UPDATE SKIP
-LOCKED``). A lease expires unless renewed; a job whose worker died :data:`MAX_ATTEMPTS` times
-fails with a clear error instead of looping.
+LOCKED``). The other read-then-write methods lock the rows they read (``SELECT ... FOR UPDATE``,
+a no-op on SQLite): on PostgreSQL's READ COMMITTED a row changed meanwhile by another server is
+read again after the lock and dropped if it no longer matches (PostgreSQL manual, 13.2.1 "Read
+Committed Isolation Level"), so a worker that lost its lease cannot overwrite the new holder's
+run. A lease expires unless renewed; a job whose worker died :data:`MAX_ATTEMPTS` times fails
+with a clear error instead of looping.
 """
 
 from __future__ import annotations
@@ -68,7 +72,7 @@ class Jobs(Database):
         """
         now = utcnow()
         with self._write() as s:
-            row = s.scalar(select(m.Submission).where(*self._held(submission_id, worker)))
+            row = s.scalar(select(m.Submission).where(*self._held(submission_id, worker)).with_for_update())
             if row is None:
                 return False
             row.progress, row.progress_at = text[:500], now
@@ -103,7 +107,7 @@ class Jobs(Database):
         Nothing happens when the lease was lost."""
         now = utcnow()
         with self._write() as s:
-            row = s.scalar(select(m.Submission).where(*self._held(submission_id, worker)))
+            row = s.scalar(select(m.Submission).where(*self._held(submission_id, worker)).with_for_update())
             if row is not None:
                 row.state = "cancelled" if row.cancel_requested else "failed"
                 row.error = "cancelled by the coach" if row.cancel_requested else error[:4000]
@@ -127,7 +131,8 @@ class Jobs(Database):
             where = [m.Submission.state == "running"]
             if not all_running:
                 where.append(m.Submission.lease_expires < now)
-            rows = list(s.scalars(select(m.Submission).where(*where)))
+            # locked in id order: two servers sweeping at once wait for each other, never deadlock
+            rows = list(s.scalars(select(m.Submission).where(*where).order_by(m.Submission.id).with_for_update()))
             for row in rows:
                 row.lease_owner, row.lease_expires = None, None
                 if row.cancel_requested:

@@ -17,6 +17,8 @@ __all__ = ["Base", "Event", "EventChallenge", "Result", "Submission", "Team", "U
 
 NAME_LEN = 64
 SHA_LEN = 64
+TITLE_LEN = 200
+FILENAME_LEN = 255
 
 
 class Base(DeclarativeBase):
@@ -29,7 +31,7 @@ class Event(Base):
     __tablename__ = "events"
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     name: Mapped[str] = mapped_column(String(NAME_LEN), unique=True)
-    title: Mapped[str] = mapped_column(String(200))
+    title: Mapped[str] = mapped_column(String(TITLE_LEN))
     cap_per_day: Mapped[int | None] = mapped_column(Integer)
     ends_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     revealed: Mapped[bool] = mapped_column(Boolean, default=False)
@@ -80,7 +82,7 @@ class Submission(Base):
     event_id: Mapped[int] = mapped_column(ForeignKey("events.id", ondelete="CASCADE"), index=True)
     team_id: Mapped[int] = mapped_column(ForeignKey("teams.id", ondelete="CASCADE"))
     challenge: Mapped[str] = mapped_column(String(NAME_LEN))
-    filename: Mapped[str] = mapped_column(String(255))
+    filename: Mapped[str] = mapped_column(String(FILENAME_LEN))
     upload_sha256: Mapped[str] = mapped_column(ForeignKey("uploads.sha256"))
     regrade_of: Mapped[int | None] = mapped_column(ForeignKey("submissions.id", ondelete="SET NULL"))
     created: Mapped[datetime] = mapped_column(DateTime(timezone=True))

@@ -112,8 +112,12 @@ class SecurityHeaders:
 
 
 def templates() -> jinja2.Environment:
-    """The pages' jinja2 environment (``templates/`` beside this module; autoescape, StrictUndefined)."""
-    env = jinja2.Environment(loader=jinja2.FileSystemLoader(HERE / "templates"), autoescape=True,
+    """The pages' jinja2 environment (``templates/`` beside this module, then the scorecards'
+    ``grader/templates/`` for the parts both show, such as ``_pairs.html.j2``; autoescape,
+    StrictUndefined)."""
+    loader = jinja2.ChoiceLoader([jinja2.FileSystemLoader(HERE / "templates"),
+                                  jinja2.FileSystemLoader(HERE.parent / "templates")])
+    env = jinja2.Environment(loader=loader, autoescape=True,
                              undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
     env.filters["utc"] = lambda d: "–" if d is None else d.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
     env.filters["pct"] = lambda v: "–" if v is None else f"{100 * v:.1f}%"

@@ -34,7 +34,7 @@ def _terminate(signum: int, frame: object) -> None:
 def serve(store: Store, settings: Settings, options: GradeOptions, *, event: str, host: str, port: int,
           workers: int = 1, gpus: Sequence[str] = (), embedded: bool = True, lease_s: float = 60,
           log_level: str = "info", app_factory: AppFactory | None = None,
-          on_ready: Callable[[str], None] | None = None) -> int:
+          on_ready: Callable[[str], None] | None = None, scheduler: str | None = None) -> int:
     """Serve ``event`` on ``http://host:port/`` until SIGINT or SIGTERM; return the exit status (0).
 
     Args:
@@ -46,6 +46,7 @@ def serve(store: Store, settings: Settings, options: GradeOptions, *, event: str
         port: TCP port (0: any free one).
         workers: grading threads.
         gpus: GPU ids handed to the workers, worker n the n-th (round robin); empty: no pinning.
+        scheduler: a Dask scheduler's address: the workers send each job there as one task.
         embedded: this server is the only worker of the database (SQLite in the state folder):
             every job left running is requeued at start.
         lease_s: seconds a job stays a worker's without a heartbeat.
@@ -63,7 +64,8 @@ def serve(store: Store, settings: Settings, options: GradeOptions, *, event: str
     if requeued:
         log.warning("%d job(s) left running by a previous server put back in the queue (or failed after "
                     "too many attempts)", requeued)
-    pool = WorkerPool(store, settings, options, workers=workers, lease_s=lease_s, gpus=gpus)
+    pool = WorkerPool(store, settings, options, workers=workers, lease_s=lease_s, gpus=gpus,
+                      scheduler=scheduler)
     if app_factory is None:
         from grader.server.app import AppOptions, create_app
 

@@ -13,6 +13,7 @@ Resolved once: ``--state DIR``, else ``$GRADER_STATE_DIR``, else ``$XDG_DATA_HOM
 from __future__ import annotations
 
 import os
+import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -46,9 +47,9 @@ def ensure_state_dir(state_dir: Path) -> Path:
     try:
         for folder in (state_dir, state_dir / "uploads", state_dir / "work"):
             folder.mkdir(mode=0o700, parents=True, exist_ok=True)
-        probe = state_dir / ".write-test"
-        probe.write_bytes(b"")
-        probe.unlink()
+        # a name of its own: servers starting at once on one folder do not remove each other's probe
+        with tempfile.NamedTemporaryFile(dir=state_dir, prefix=".write-test-"):
+            pass
     except OSError as err:
         raise ConfigError(f"the state folder cannot be used: {err.strerror or err}", path=state_dir,
                           fix=f"pass --state DIR (or set {STATE_DIR_ENV}) to a folder this user can write") from err

@@ -16,10 +16,13 @@ import re
 import secrets
 from collections.abc import Sequence
 from datetime import datetime, timedelta
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import BinaryIO
 
 from sqlalchemy import func, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from grader.errors import UsageError
@@ -51,8 +54,8 @@ class Store(Jobs):
         database_url: a SQLAlchemy URL; None is ``sqlite:///<state_dir>/grader.db``.
 
     Raises:
-        ConfigError: the state folder cannot be created or written.
-        sqlalchemy.exc.OperationalError: the database cannot be opened.
+        ConfigError: the state folder cannot be created or written; the database cannot be
+            opened (see :class:`grader.server.db.Database`).
     """
 
     # ----- events and teams
@@ -67,7 +70,7 @@ class Store(Jobs):
         Raises:
             UsageError: the event exists; its name is not 1-64 letters, digits, ``. _ -``; no
                 challenge or a repeated one; a team name empty, over 64 characters or repeated;
-                ``cap_per_day`` below 1.
+                ``cap_per_day`` below 1; ``title`` over 200 characters.
         """
         if not _EVENT_NAME.match(name):
             raise UsageError(f"event name {name!r}: use 1 to 64 letters, digits, '.', '_' or '-'",
@@ -80,18 +83,26 @@ class Store(Jobs):
             raise UsageError(f"event {name}: {problem}", fix="give each team one unique, non-empty name")
         if cap_per_day is not None and cap_per_day < 1:
             raise UsageError(f"cap of {cap_per_day} submissions a day: it must be at least 1")
+        if title is not None and len(title) > m.TITLE_LEN:
+            raise UsageError(f"the title is {len(title)} characters long, over the limit of {m.TITLE_LEN}",
+                             fix="give a shorter --title")
         tokens = {t: secrets.token_urlsafe(24) for t in names}
         coach = secrets.token_urlsafe(24)
-        with self._write() as s:
-            if s.scalar(select(m.Event.id).where(m.Event.name == name)) is not None:
-                raise UsageError(f"event {name} exists already", fix="pick another name")
-            row = m.Event(name=name, title=title or name, cap_per_day=cap_per_day, ends_at=utc(ends_at),
-                          revealed=False, coach_token_hash=_hash(coach),
-                          session_secret=secrets.token_urlsafe(32), created=utcnow())
-            s.add(row)
-            s.flush()
-            s.add_all(m.EventChallenge(event_id=row.id, challenge=c, position=i) for i, c in enumerate(challenges))
-            s.add_all(m.Team(event_id=row.id, name=t, token_hash=_hash(tokens[t])) for t in names)
+        exists = UsageError(f"event {name} exists already", fix="pick another name")
+        try:
+            with self._write() as s:
+                if s.scalar(select(m.Event.id).where(m.Event.name == name)) is not None:
+                    raise exists
+                row = m.Event(name=name, title=title or name, cap_per_day=cap_per_day, ends_at=utc(ends_at),
+                              revealed=False, coach_token_hash=_hash(coach),
+                              session_secret=secrets.token_urlsafe(32), created=utcnow())
+                s.add(row)
+                s.flush()
+                s.add_all(m.EventChallenge(event_id=row.id, challenge=c, position=i)
+                          for i, c in enumerate(challenges))
+                s.add_all(m.Team(event_id=row.id, name=t, token_hash=_hash(tokens[t])) for t in names)
+        except IntegrityError as err:  # created at the same moment by another server (PostgreSQL)
+            raise exists from err
         return CreatedEvent(event=self.event(name), team_tokens=tokens, coach_token=coach)
 
     def _event_row(self, s: Session, row: m.Event) -> EventRow:
@@ -183,7 +194,8 @@ class Store(Jobs):
 
         Args:
             data: a binary stream, read to its end.
-            filename: the name the team sent it under (kept on the submission, not on disk).
+            filename: the name the team sent it under (kept on the submission, not on disk; a
+                name over 255 characters is shortened, its suffix kept).
             max_bytes: the largest upload accepted, in bytes.
 
         Raises:
@@ -192,9 +204,12 @@ class Store(Jobs):
         """
         sha, size = store_file(data, self.state_dir / "uploads", max_bytes=max_bytes)
         with self._write() as s:
-            if s.get(m.Upload, sha) is None:
-                s.add(m.Upload(sha256=sha, size=size, created=utcnow()))
-        return UploadRow(sha256=sha, size=size, filename=filename)
+            # INSERT ... ON CONFLICT DO NOTHING: teams sending the same file at once (the starter
+            # notebook) store one row, not a unique-key error, on PostgreSQL as on SQLite
+            insert = pg_insert if s.get_bind().dialect.name == "postgresql" else sqlite_insert
+            s.execute(insert(m.Upload).values(sha256=sha, size=size, created=utcnow())
+                      .on_conflict_do_nothing(index_elements=[m.Upload.sha256]))
+        return UploadRow(sha256=sha, size=size, filename=_fit_name(filename))
 
     def upload_path(self, sha256: str) -> Path:
         """Where upload ``sha256`` is stored.
@@ -238,9 +253,9 @@ class Store(Jobs):
                     raise CapReached(f"{team.name} has used its {ev.cap_per_day} submissions for today "
                                      f"(UTC); the next one can be sent from {_tomorrow(now):%Y-%m-%d %H:%M} UTC",
                                      fix="try your notebook offline with grader check --practice first")
-            row = m.Submission(event_id=ev.id, team_id=team_id, challenge=challenge, filename=upload.filename,
-                               upload_sha256=upload.sha256, created=now, state="queued", attempts=0, progress="",
-                               cancel_requested=False)
+            row = m.Submission(event_id=ev.id, team_id=team_id, challenge=challenge,
+                               filename=_fit_name(upload.filename), upload_sha256=upload.sha256, created=now,
+                               state="queued", attempts=0, progress="", cancel_requested=False)
             s.add(row)
             s.flush()
             new_id = row.id
@@ -342,6 +357,15 @@ def _team_names_problem(names: Sequence[str]) -> str | None:
         return f"team names must be 1 to {m.NAME_LEN} characters: " + ", ".join(repr(t) for t in bad)
     repeated = sorted({t for t in names if names.count(t) > 1})
     return "team names repeated: " + ", ".join(repeated) if repeated else None
+
+
+def _fit_name(filename: str) -> str:
+    """``filename`` cut to the column's 255 characters (PostgreSQL enforces the length, SQLite
+    does not), its suffix (``.ipynb``, ``.zip``) kept."""
+    if len(filename) <= m.FILENAME_LEN:
+        return filename
+    suffix = PurePosixPath(filename).suffix[:16]
+    return filename[: m.FILENAME_LEN - len(suffix)] + suffix
 
 
 def _tomorrow(now: datetime) -> datetime:

@@ -14,6 +14,7 @@ job with its message; any other exception is logged and fails that job only; the
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import os
 import re
@@ -26,11 +27,16 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from grader.errors import GraderError
 from grader.grade import GradeOptions
 from grader.server.store import Store, SubmissionRow
 from grader.settings import Settings
+
+if TYPE_CHECKING:
+    from grader.intake import Submission
+    from grader.scorecard import SubmissionResult
 
 __all__ = ["RunningJob", "WorkerPool"]
 
@@ -89,14 +95,18 @@ class WorkerPool:
         lease_s: how long a claimed job stays this worker's without a heartbeat, in seconds.
         poll_s: how often an idle worker looks at the queue, in seconds.
         gpus: GPU ids; worker n's kernels see only ``gpus[(n - 1) % len(gpus)]``
-            (``CUDA_VISIBLE_DEVICES``), as ``grader check --gpus`` hands out slots.
+            (``CUDA_VISIBLE_DEVICES``), as ``grader check --gpus`` hands out slots. With a
+            ``scheduler``, GPU jobs go to Dask workers offering the ``GPU`` resource instead.
+        scheduler: a Dask scheduler's address (``tcp://host:8786``): each job runs there as one
+            task (``grader check --executor dask``); None grades in this process's threads.
 
     Raises:
         ValueError: ``workers`` below 1 or ``lease_s`` not positive.
     """
 
     def __init__(self, store: Store, settings: Settings, options: GradeOptions, *, workers: int = 1,
-                 lease_s: float = 60, poll_s: float = 0.5, gpus: Sequence[str] = ()) -> None:
+                 lease_s: float = 60, poll_s: float = 0.5, gpus: Sequence[str] = (),
+                 scheduler: str | None = None) -> None:
         from grader.cohort import ResultCache, _kernel_env
 
         if workers < 1 or lease_s <= 0:
@@ -110,6 +120,7 @@ class WorkerPool:
             f"{self._prefix}:{n}": _kernel_env(gpus[(n - 1) % len(gpus)] if gpus else None, workers)
             for n in range(1, workers + 1)}
         self._cache = ResultCache(settings)
+        self.scheduler, self.gpus = scheduler, tuple(gpus)
         self._stopping = threading.Event()
         self._wake = threading.Event()
         self._threads: list[threading.Thread] = []
@@ -203,7 +214,6 @@ class WorkerPool:
     def _grade(self, job: SubmissionRow, worker: str, live: _Live, workspace: Path) -> None:
         from grader.challenge import challenge_ids
         from grader.cohort import cache_key
-        from grader.grade import grade_submission
         from grader.intake import intake_upload
         from grader.report import render_scorecard
 
@@ -224,17 +234,45 @@ class WorkerPool:
             result, html = hit
             live.say("unchanged since an earlier grading: its result is reused")
         else:
-            result = grade_submission(submission, self.settings, options)
+            result = self._pipeline(submission, options, live)
             if live.cancel.is_set():
                 self._end(job, worker, live, "cancelled")
                 return
             html, team_html = render_scorecard(result), render_scorecard(result, audience="team")
             if not any(nb.execution.status == "cancelled" for nb in result.notebooks):
                 self._cache.put(key, result, html, team_scorecard=team_html)
+        save_code(self.store.state_dir, job.id, submission)
         if not self.store.finish(job.id, worker, result_json=result.model_dump_json(), scorecard_html=html,
                                  team_scorecard_html=team_html, verdict=result.verdict, score=result.score,
                                  max_score=result.max_score):
             log.warning("submission %s: result dropped (lease lost or a result exists)", job.id)
+
+    def _pipeline(self, submission: Submission, options: GradeOptions, live: _Live) -> SubmissionResult:
+        """Grade ``submission`` here (:func:`grader.grade.grade_submission`) or, with a Dask
+        scheduler, as one task of :func:`grader.cohort.grade_cohort` on the cluster (the
+        submission's files must be at the same path on the workers, as for ``grader check
+        --executor dask``; a running Dask task cannot be cancelled: its result is discarded).
+
+        Raises:
+            GraderError: a configuration or harness fault that stopped the job.
+        """
+        from grader.grade import grade_submission
+
+        if self.scheduler is None:
+            return grade_submission(submission, self.settings, options)
+        from grader.cohort import CohortOptions, Job, grade_cohort
+        from grader.errors import HarnessError, UsageError
+
+        live.say("sent to the Dask cluster")
+        [outcome] = grade_cohort([Job(1, submission, submission.name)], self.settings,
+                                 dataclasses.replace(options, cancel=None, on_progress=None),
+                                 CohortOptions(executor="dask", scheduler=self.scheduler, use_cache=False,
+                                               gpus=self.gpus),
+                                 write=lambda _: None)
+        if outcome.result is None:
+            error = outcome.error or "the Dask task ended without a result"
+            raise UsageError(error) if outcome.error_exit_code == 2 else HarnessError(error)
+        return outcome.result
 
     def _end(self, job: SubmissionRow, worker: str, live: _Live, error: str) -> None:
         """A job that ends without a result: back in the queue when the server stops, else
@@ -261,6 +299,30 @@ class WorkerPool:
             written, last = text, time.monotonic()
             if not ok:
                 live.cancel.set()
+
+
+CODE_FOLDER = "code"
+
+
+def save_code(state_dir: Path, submission_id: int, submission: Submission) -> None:
+    """Keep the code cells of each notebook of ``submission`` (:func:`grader.integrity.notebook_code`)
+    as ``<state>/code/<id>.json`` (``{notebook file name: code}``), for the coach's similar pairs;
+    written atomically before the result is stored."""
+    from grader.integrity import notebook_code
+    from grader.report import write_atomic
+
+    code = {path.name: notebook_code(path) for path in submission.notebooks}
+    write_atomic(state_dir / CODE_FOLDER / f"{submission_id}.json", json.dumps(code))
+
+
+def load_code(state_dir: Path, submission_id: int) -> dict[str, str]:
+    """The code :func:`save_code` kept for a submission; ``{}`` where none was kept (a result
+    stored before, or a file that cannot be read)."""
+    try:
+        data = json.loads((state_dir / CODE_FOLDER / f"{submission_id}.json").read_text())
+    except (OSError, ValueError):
+        return {}
+    return {str(k): str(v) for k, v in data.items()} if isinstance(data, dict) else {}
 
 
 def _upload_name(filename: str) -> str:
