@@ -81,11 +81,7 @@ def _parser() -> argparse.ArgumentParser:
     check.add_argument("--leaderboard", choices=["public", "private", "all"], default="all",
                        help="what index.html ranks by: the public part of the hidden test set (during "
                        "an event), its private part (at the end) or all of it (default)")
-    check.add_argument("--executor", choices=["local", "dask"], default="local",
-                       help="local: threads on this machine; dask: futures on the Dask cluster "
-                       "at --scheduler (workers need the same paths)")
-    check.add_argument("--scheduler", metavar="ADDRESS",
-                       help="Dask scheduler address for --executor dask, e.g. tcp://host:8786")
+    _executor_options(check, local="threads on this machine")
     check.add_argument("--practice", action="store_true",
                        help="score on the practice split of the public data, not on the hidden test set "
                        "(works on a `grader data export` folder as GRADER_DATA_DIR); every output is "
@@ -125,7 +121,7 @@ def _parser() -> argparse.ArgumentParser:
                         help="leave out the prepared views (the grader builds them when it checks)")
     from grader.server.commands import add_parsers
 
-    add_parsers(sub, sandbox_option=_sandbox_option)
+    add_parsers(sub, sandbox_option=_sandbox_option, executor_options=_executor_options)
     return parser
 
 
@@ -135,6 +131,16 @@ def _sandbox_option(parser: argparse.ArgumentParser) -> None:
                         "namespace, non-root uid, memory/process/file-size limits), none (as the "
                         "grader's user), auto (bwrap when it works, else none with a warning on "
                         "every scorecard; the default)")
+
+
+def _executor_options(parser: argparse.ArgumentParser, *, local: str) -> None:
+    """``--executor local|dask`` and ``--scheduler``, for ``check`` and ``serve``; ``local`` says
+    where the notebooks run without Dask."""
+    parser.add_argument("--executor", choices=["local", "dask"], default="local",
+                        help=f"local: {local} (the default); dask: one task a submission on the Dask "
+                        "cluster at --scheduler (workers need the same paths)")
+    parser.add_argument("--scheduler", metavar="ADDRESS",
+                        help="Dask scheduler address for --executor dask, e.g. tcp://host:8786")
 
 
 def _resolve_sandbox(choice: str) -> Sandbox:
@@ -198,8 +204,9 @@ def _cmd_validate(settings: Settings) -> int:
                                   fix=f"use one of {', '.join(challenge.profiles) or 'no profile'} "
                                   "or declare it in challenge.toml")
         entries: tuple[tuple[str, str], ...] | None = None
-        if settings.data_dir is not None:
-            entries = list_dataset(settings.data_dir, challenge).hidden
+        listing = None if settings.data_dir is None else list_dataset(settings.data_dir, challenge)  # once
+        if listing is not None:
+            entries = listing.hidden
             hidden = f"hidden test set of {len(entries)} images"
         elif challenge.dataset.hidden_split:
             entries = tuple((e, e.split("/", 1)[0]) for e in load_split(challenge))
@@ -209,7 +216,7 @@ def _cmd_validate(settings: Settings) -> int:
         frameworks = sorted({f for c in rubric.criteria for f in c.fixes})
         fixes = f"; fixes for {', '.join(frameworks)}" if frameworks else ""
         public = _validate_public_split(challenge, entries)
-        practice = _validate_practice_split(challenge, settings)
+        practice = _validate_practice_split(challenge, None if listing is None else listing.public)
         disabled = (f" (disabled, not graded: {', '.join(c.id for c in rubric.disabled)})"
                     if rubric.disabled else "")
         print(f"ok  {cid}: {len(rubric.criteria)} criteria{disabled}, {rubric.total_points:g} points, {hidden}{fixes}"
@@ -263,22 +270,20 @@ def _cmd_data_export(args: argparse.Namespace, settings: Settings) -> int:
     return EXIT_PASS
 
 
-def _validate_practice_split(challenge: Challenge, settings: Settings) -> str:
+def _validate_practice_split(challenge: Challenge, public: Sequence[tuple[str, str]] | None) -> str:
     """Check ``challenge``'s practice split (:func:`grader.practice.practice_split_problems`:
-    disjoint from the hidden test set, every class present and, with a data directory, every
-    entry in the public data); return what ``validate`` says of it.
+    disjoint from the hidden test set, every class present and, given the data folder's
+    ``public`` entries, every entry among them); return what ``validate`` says of it.
 
     Raises:
         DataError: the file cannot be read or has a problem (each named).
     """
-    from grader.data import list_dataset
     from grader.errors import DataError
     from grader.practice import load_practice_split, practice_split_problems
 
     practice = load_practice_split(challenge)
     if practice is None:
         return "no practice split"
-    public = None if settings.data_dir is None else list_dataset(settings.data_dir, challenge).public
     problems = practice_split_problems(challenge, practice, public)
     if problems:
         raise DataError(f"practice split of {challenge.id}: " + "; ".join(problems),

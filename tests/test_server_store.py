@@ -588,3 +588,23 @@ def test_event_create_command_on_postgresql(make_toy: Callable[..., Settings], t
     opened.close()
     assert main(["event", "list", "--state", str(state), "--database-url", postgres_url]) == 0
     assert capsys.readouterr().out == "hack                 hack: toy; 1 teams\n"
+
+
+def test_each_worker_has_its_own_gpu_and_a_share_of_the_cores(tmp_path: Path) -> None:
+    """``grader serve --workers 2 --gpus 0,1``: worker n's kernels see only GPU n and cores // 2
+    threads, as ``grader check --jobs 2 --gpus 0,1`` hands out slots."""
+    import os
+
+    from grader.grade import GradeOptions
+    from grader.server.worker import WorkerPool
+
+    store = Store(tmp_path / "state")
+    settings = Settings(project_dir=tmp_path, data_dir=None, cache_dir=tmp_path / "cache", python="python3")
+    pool = WorkerPool(store, settings, GradeOptions(), workers=2, gpus=("0", "1"))
+    threads = str(max(1, (os.cpu_count() or 1) // 2))
+    envs = sorted(dict(env)["CUDA_VISIBLE_DEVICES"] for env in pool._kernel_env.values())
+    assert envs == ["0", "1"]
+    assert all(dict(env)["OMP_NUM_THREADS"] == threads for env in pool._kernel_env.values())
+    single = WorkerPool(store, settings, GradeOptions(), workers=1)
+    assert [dict(env) for env in single._kernel_env.values()] == [{}]  # one worker: the kernel's defaults
+    store.close()

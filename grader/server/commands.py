@@ -23,8 +23,10 @@ MAX_TEAM_NAME = 64
 
 
 def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser], *,
-                sandbox_option: Callable[[argparse.ArgumentParser], None]) -> None:
-    """Add ``event create``, ``event list`` and ``serve`` to the ``grader`` parser's commands."""
+                sandbox_option: Callable[[argparse.ArgumentParser], None],
+                executor_options: Callable[..., None]) -> None:
+    """Add ``event create``, ``event list`` and ``serve`` to the ``grader`` parser's commands;
+    ``sandbox_option`` and ``executor_options`` add the options ``grader check`` shares."""
     state_help = (f"state folder: the database and the uploads (default: ${STATE_DIR_ENV}, else "
                   "$XDG_DATA_HOME/grader or ~/.local/share/grader)")
     event = sub.add_parser("event", help="create and list events of the event server",
@@ -84,12 +86,7 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser], *,
                        help="GPU ids for the workers, worker n the n-th (CUDA_VISIBLE_DEVICES; run as many workers "
                        "as GPUs for one submission per GPU); default: every GPU nvidia-smi lists when the device "
                        "is cuda")
-    serve.add_argument("--executor", choices=["local", "dask"], default="local",
-                       help="where the notebooks run: local (the worker threads of this server, the default) or "
-                       "dask (each submission one task on the Dask cluster at --scheduler; the workers need this "
-                       "machine's paths, as for grader check --executor dask)")
-    serve.add_argument("--scheduler", metavar="ADDRESS",
-                       help="Dask scheduler address for --executor dask, e.g. tcp://host:8786")
+    executor_options(serve, local="the worker threads of this server")
     sandbox_option(serve)
 
 
