@@ -112,6 +112,10 @@ def test_public_board_scores_the_public_part_and_chooses_the_setter() -> None:
     assert [g.submission_id for g in chosen(graded, "toy")] == [1, 3]
     unsplit = [Graded("alpha", 1, t0, result("a1", 16, 4, split=False))]
     assert public_boards(unsplit, ["toy"])[0].note == NO_SPLIT_NOTE
+    # a starter measured no model: nothing says the set has no split (the board does not claim it)
+    starter = result("s1", 0, 0)
+    starter = starter.model_copy(update={"notebooks": [starter.notebooks[0].model_copy(update={"models": []})]})
+    assert public_boards([Graded("beta", 4, t0, starter)], ["toy"])[0].note == ""
 
 
 # ---------------------------------------------------------------- the app

@@ -48,12 +48,10 @@ class PublicBoard:
 
 
 def _split(graded: Sequence[Graded], challenge: str) -> bool:
-    """Whether some result for ``challenge`` records public/private parts."""
-    for g in graded:
-        for nb in g.result.notebooks:
-            if nb.challenge == challenge and any(m.parts for m in nb.models):
-                return True
-    return False
+    """Whether the results for ``challenge`` record public/private parts; also True while none
+    has measured a model (a starter's result says nothing of the hidden test set's split)."""
+    models = [m for g in graded for nb in g.result.notebooks if nb.challenge == challenge for m in nb.models]
+    return not models or any(m.parts for m in models)
 
 
 def _score(result: SubmissionResult, challenge: str, part: Part) -> float | None:
