@@ -35,7 +35,14 @@ from typing import Any, Literal
 
 from grader import __version__
 from grader.errors import EXIT_FAIL, EXIT_HARNESS, EXIT_PASS, GraderError, UsageError, exit_code_of
-from grader.grade import GradeOptions, Submission, grade_submission
+from grader.grade import (
+    ExecutedSubmission,
+    GradeOptions,
+    Submission,
+    execute_submission,
+    grade_submission,
+    score_submission,
+)
 from grader.scorecard import SubmissionResult
 from grader.settings import Settings
 
@@ -46,6 +53,8 @@ log = logging.getLogger(__name__)
 THREAD_ENV = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS",
               "TF_NUM_INTRAOP_THREADS")
 CACHE_FOLDER = "results"
+# on a Dask worker: the data folder its tasks use instead of the client's (an ingestion folder)
+WORKER_DATA_DIR_ENV = "GRADER_WORKER_DATA_DIR"
 
 
 @dataclass(frozen=True)
@@ -61,6 +70,11 @@ class CohortOptions:
             way: ``False`` grades again and refreshes the cache).
         dask_timeout_s: longest a Dask job may take from submission to result, in seconds;
             ``None``: twice the sum of its notebooks' deadlines, plus 10 minutes.
+        scoring: for ``dask``, where the hidden labels are: ``here`` (the workers only execute
+            the notebooks, :func:`grader.grade.execute_submission`, and send back the probe's
+            predictions; this process scores them, so a worker may hold an ingestion folder,
+            :mod:`grader.ingestion`) or ``workers`` (each worker grades whole submissions and
+            needs the full datasets).
     """
 
     jobs: int = 1
@@ -69,6 +83,7 @@ class CohortOptions:
     scheduler: str | None = None
     use_cache: bool = True
     dask_timeout_s: float | None = None
+    scoring: Literal["here", "workers"] = "here"
 
 
 @dataclass(frozen=True)
@@ -417,13 +432,33 @@ def _remote(submission: Submission, settings: Settings, options: dict[str, Any])
     """Runs on a Dask worker: grade one submission with the worker's Python and sandbox. The
     :class:`~grader.intake.Submission` (a frozen dataclass of paths and strings) crosses
     pickled; its paths must exist on the worker (a shared file system, or a LocalCluster)."""
+    opts, local = _on_worker(settings, options)
+    return grade_submission(submission, local, opts)
+
+
+def _remote_execute(submission: Submission, settings: Settings, options: dict[str, Any]) -> ExecutedSubmission:
+    """Runs on a Dask worker: execute one submission's notebooks
+    (:func:`grader.grade.execute_submission`), scoring nothing: the record of the runs goes back
+    to the client, which holds the labels (``CohortOptions.scoring == "here"``)."""
+    opts, local = _on_worker(settings, options)
+    return execute_submission(submission, local, opts).portable()
+
+
+def _on_worker(settings: Settings, options: dict[str, Any]) -> tuple[GradeOptions, Settings]:
+    """The grading options and settings of a task on this Dask worker: its sandbox, kernel
+    variables and Python; the client's folders, but for the data folder where the worker was
+    started with ``GRADER_WORKER_DATA_DIR`` (an ingestion folder, :mod:`grader.ingestion`)."""
     import sys
 
     from grader.sandbox import resolve_sandbox
 
+    options = dict(options)
     sandbox = resolve_sandbox(options.pop("sandbox"))
     opts = GradeOptions(**options, sandbox=sandbox, kernel_env=_worker_kernel_env())
-    return grade_submission(submission, dataclasses.replace(settings, python=sys.executable), opts)
+    data = os.environ.get(WORKER_DATA_DIR_ENV)
+    local = dataclasses.replace(settings, python=sys.executable,
+                                data_dir=Path(data).resolve() if data else settings.data_dir)
+    return opts, local
 
 
 def _worker_kernel_env() -> tuple[tuple[str, str], ...]:
@@ -502,7 +537,7 @@ def _run_dask(todo: list[tuple[Job, str]], settings: Settings, options: GradeOpt
         started: dict[Any, float] = {}
         for job, key in todo:
             future = client.submit(
-                _remote, job.submission, settings, dict(plain),
+                _remote_execute if cohort.scoring == "here" else _remote, job.submission, settings, dict(plain),
                 resources={"GPU": 1} if gpu else None, pure=False,
                 key=f"grade-{job.folder}-{os.urandom(4).hex()}")
             futures[future] = (job, key)
@@ -521,7 +556,8 @@ def _run_dask(todo: list[tuple[Job, str]], settings: Settings, options: GradeOpt
                 job, key = futures[future]
                 # outside the try: an error of done() (writing the outputs) is not the job's,
                 # and stops the run as on the local path; done() runs once per job
-                done(_dask_outcome(job, future, seconds=time.monotonic() - started[future]), key)
+                done(_dask_outcome(job, future, seconds=time.monotonic() - started[future],
+                                   score=(settings, options) if cohort.scoring == "here" else None), key)
             now = time.monotonic()
             for future in [f for f in pending if now > deadline[f]]:
                 pending.discard(future)
@@ -542,16 +578,25 @@ def _run_dask(todo: list[tuple[Job, str]], settings: Settings, options: GradeOpt
         client.close()
 
 
-def _dask_outcome(job: Job, future: Any, *, seconds: float) -> Outcome:
+def _dask_outcome(job: Job, future: Any, *, seconds: float,
+                  score: tuple[Settings, GradeOptions] | None = None) -> Outcome:
     """The outcome of ``job``'s finished Dask ``future``: its result with the scorecard rendered
     (here, as :func:`_grade_one` does, so that a failure to render stops this job only), or the
-    remote error that stopped it (a :class:`~grader.errors.GraderError` keeps its exit status)."""
+    remote error that stopped it (a :class:`~grader.errors.GraderError` keeps its exit status).
+    With ``score`` (this process's settings and options) the future holds an
+    :class:`~grader.grade.ExecutedSubmission`, scored here (:func:`grader.grade.score_submission`)."""
     try:
-        result: SubmissionResult = future.result()
+        done = future.result()
     except GraderError as err:
         return Outcome.fault(job, err, seconds=seconds)
     except Exception as err:  # a remote error of any kind fails this job only
         return Outcome(job, None, seconds=seconds, error=_dask_error(err), error_type=type(err).__name__)
+    try:
+        result: SubmissionResult = score_submission(done, job.submission, *score) if score else done
+    except Exception as err:  # a fault of the setup, or a bug of the grader's: this job only
+        if not isinstance(err, GraderError):
+            log.exception("scoring %s failed", job.submission.name)
+        return Outcome.fault(job, err, seconds=seconds)
     try:
         from grader.report import render_scorecard
 

@@ -12,6 +12,7 @@ scorecard's :class:`~grader.scorecard.NotebookResult`). The CLI and the event se
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import logging
 import os
@@ -27,14 +28,16 @@ from pathlib import Path
 from typing import Literal
 
 from grader import __version__
-from grader.challenge import Challenge
 from grader.data import dataset_hashes, list_images
+from grader.errors import ConfigError, HarnessError
 from grader.evidence import ExecutionFacts, ModelFile, NewImage
 from grader.executor import RunRequest, RunResult, run_notebook
+from grader.ingestion import check_sets, set_ids
 from grader.intake import Submission, discover, size_problem
 from grader.notebook import notebook_notes
 from grader.prepare import (
     NEW_IMAGES,
+    Opened,
     Unknown,
     failed_run,
     open_notebook,
@@ -42,7 +45,6 @@ from grader.prepare import (
     probe_config,
 )
 from grader.prepare import new_images as _new_images
-from grader.rubric import Rubric
 from grader.sandbox import Sandbox, resolve_sandbox
 from grader.score import model_files as _model_files
 from grader.score import score_notebook, unknown_challenge
@@ -50,7 +52,8 @@ from grader.score import summary as _summary  # noqa: F401  (tests import it fro
 from grader.scorecard import Environment, NotebookResult, SubmissionResult
 from grader.settings import Settings, environ_snapshot
 
-__all__ = ["GradeOptions", "Submission", "discover", "grade_submission"]
+__all__ = ["ExecutedNotebook", "ExecutedSubmission", "GradeOptions", "Submission", "discover", "execute_submission",
+           "grade_submission", "score_submission"]
 
 log = logging.getLogger(__name__)
 
@@ -86,9 +89,62 @@ def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
+@dataclass(frozen=True)
+class ExecutedNotebook:
+    """One notebook after the *execute* stage: what the *score* stage needs, but the labels.
+
+    Plain data (it crosses to a scorer pickled, from a Dask worker): nothing in it comes from
+    the student's process but the validated facts and probe output of :class:`RunResult`.
+
+    Attributes:
+        path: the notebook in the submission.
+        challenge: the challenge it ran against; None when it could not be told (``unknown``).
+        unknown: why no challenge could be told; else None.
+        facts: the run's facts; for a run that never started, its status and message.
+        run: the executed notebook and the validated probe output; None when it never ran.
+        models: what the run left under ``MODEL_DIR`` (listed, never loaded).
+        notes: :func:`grader.notebook.notebook_notes` of the working copy.
+        new_files: the team's new images the probe was given, by file name.
+        new_images: those images decoded before the run (None: the scorer decodes them from
+            its copy of the submission, as on an ingestion worker, which has no dataset hashes).
+        sets: :func:`grader.ingestion.set_ids` of the sets the probe predicted on.
+        opened: the notebook as this process opened it; None once it crossed to another process.
+    """
+
+    path: Path
+    challenge: str | None
+    facts: ExecutionFacts
+    unknown: Unknown | None = None
+    run: RunResult | None = None
+    models: tuple[ModelFile, ...] = ()
+    notes: tuple[str, ...] = ()
+    new_files: tuple[str, ...] = ()
+    new_images: tuple[NewImage, ...] | None = None
+    sets: tuple[tuple[str, str], ...] = ()
+    opened: Opened | None = None
+
+
+@dataclass(frozen=True)
+class ExecutedSubmission:
+    """A submission after the *execute* stage: each notebook's :class:`ExecutedNotebook`, when
+    its grading started (UTC, ISO 8601) and where it ran (the executing machine's Python,
+    platform, device and sandbox)."""
+
+    notebooks: tuple[ExecutedNotebook, ...]
+    started: str
+    environment: Environment
+
+    def portable(self) -> ExecutedSubmission:
+        """This record without the opened notebooks (challenge, rubric, dataset listing): what a
+        worker sends to its scorer, which opens them itself."""
+        return dataclasses.replace(self, notebooks=tuple(dataclasses.replace(nb, opened=None)
+                                                         for nb in self.notebooks))
+
+
 def grade_submission(submission: Submission, settings: Settings,
                      options: GradeOptions) -> SubmissionResult:
-    """Grade every notebook of ``submission``. One with :attr:`~grader.intake.Submission.problems`
+    """Grade every notebook of ``submission``: :func:`execute_submission`, then
+    :func:`score_submission`. One with :attr:`~grader.intake.Submission.problems`
     (an empty folder, a refused zip) fails with them; what intake ignored is listed.
 
     Every student-side fault (a crash, a malformed file, an unknown challenge in the notebook's
@@ -98,11 +154,45 @@ def grade_submission(submission: Submission, settings: Settings,
 
     Raises:
         ConfigError: a challenge, rubric or dataset problem (a fault of the setup, not of the
-            student); a student's failure is always a failed criterion instead.
+            student), or a data folder without labels (an ingestion folder); a student's
+            failure is always a failed criterion instead.
         UsageError: ``options.challenge`` is not a known challenge (the CLI checks it first).
     """
+    return score_submission(execute_submission(submission, settings, options), submission, settings, options)
+
+
+def execute_submission(submission: Submission, settings: Settings, options: GradeOptions) -> ExecutedSubmission:
+    """The *prepare* and *execute* stages of every notebook of ``submission``: each run in the
+    sandbox with its probe, nothing scored. Works on a data folder without labels (an
+    ingestion folder, :mod:`grader.ingestion`): the labels are needed only by
+    :func:`score_submission`.
+
+    Raises:
+        ConfigError: a challenge, rubric or dataset problem.
+        UsageError: ``options.challenge`` is not a known challenge.
+    """
     started = _now()
-    results = [_grade_notebook(nb, submission, settings, options) for nb in submission.notebooks]
+    notebooks = tuple(_execute_notebook(nb, submission, settings, options) for nb in submission.notebooks)
+    return ExecutedSubmission(notebooks, started, Environment(
+        grader=__version__, python=platform.python_version(), platform=PLATFORM,
+        device=_device_label(options.device), sandbox=options.sandbox.description,
+        sandbox_warning=options.sandbox.warning))
+
+
+def score_submission(executed: ExecutedSubmission, submission: Submission, settings: Settings,
+                     options: GradeOptions) -> SubmissionResult:
+    """The *evidence* and *score* stages of an :class:`ExecutedSubmission`, where the labels
+    are: on this process's data folder, whichever process executed it. ``submission`` is the
+    same submission, at the paths the executing process saw (its new images are decoded here
+    when the executing process did not).
+
+    Raises:
+        ConfigError: this data folder holds no labels (an ingestion folder), or a challenge,
+            rubric or dataset problem.
+        HarnessError: the run predicted on other hidden images than those this data folder
+            labels (an out-of-date ingestion folder), or its challenge is unknown here.
+    """
+    results = [_score_notebook(nb, submission, settings, options) for nb in executed.notebooks]
     problems = list(submission.problems) or ([] if results else ["the submission holds no notebook"])
     verdict: Literal["pass", "fail"] = (
         "pass" if results and not problems and all(r.verdict == "pass" for r in results) else "fail")
@@ -110,13 +200,8 @@ def grade_submission(submission: Submission, settings: Settings,
         submission=submission.name, path=str(submission.source or submission.root), verdict=verdict,
         verdict_reason=_submission_reason(results, problems),
         score=sum(r.score for r in results), max_score=sum(r.max_score for r in results),
-        notebooks=results, problems=problems, ignored=list(submission.ignored), started=started,
-        finished=_now(),
-        environment=Environment(grader=__version__, python=platform.python_version(),
-                                platform=PLATFORM, device=_device_label(options.device),
-                                sandbox=options.sandbox.description,
-                                sandbox_warning=options.sandbox.warning),
-        practice=options.practice,
+        notebooks=results, problems=problems, ignored=list(submission.ignored), started=executed.started,
+        finished=_now(), environment=executed.environment, practice=options.practice,
     )
 
 
@@ -144,31 +229,22 @@ def _device_label(device: str) -> str:
     return f"cuda ({', '.join(n.strip() for n in names.splitlines() if n.strip())})"
 
 
-def _score(path: Path, challenge: Challenge, rubric: Rubric, options: GradeOptions, facts: ExecutionFacts,
-           run: RunResult | None, labels: tuple[str, ...], new_images: tuple[NewImage, ...],
-           models: tuple[ModelFile, ...], added_labels: tuple[str, ...], *, notes: Sequence[str] = (),
-           hidden_public: tuple[bool, ...] | None = None, mnist_labels: tuple[str, ...] = ()) -> NotebookResult:
-    """:func:`grader.score.score_notebook` with ``options.profile`` and ``options.practice``."""
-    return score_notebook(path, challenge, rubric, options.profile, facts, run, labels, new_images, models,
-                          added_labels, notes=notes, hidden_public=hidden_public, practice=options.practice,
-                          mnist_labels=mnist_labels)
-
-
 def _cancelled(options: GradeOptions) -> bool:
     return options.cancel is not None and options.cancel.is_set()
 
 
-def _grade_notebook(path: Path, submission: Submission, settings: Settings,
-                    options: GradeOptions) -> NotebookResult:
+def _execute_notebook(path: Path, submission: Submission, settings: Settings,
+                      options: GradeOptions) -> ExecutedNotebook:
     opened = open_notebook(path, settings, explicit=options.challenge, practice=options.practice)
     if isinstance(opened, Unknown):
-        return unknown_challenge(path, opened.candidates, options.profile, reason=opened.reason,
-                                 named=opened.named)
+        return ExecutedNotebook(path=path, challenge=None, unknown=opened,
+                                facts=failed_run("unknown_challenge", opened.reason or ""))
     challenge, hidden = opened.challenge, opened.hidden
+    sets = tuple(set_ids(hidden, opened.added, opened.mnist).items())
 
-    def never_ran(status: str, message: str) -> NotebookResult:
-        return _score(path, challenge, opened.rubric, options, failed_run(status, message), None,
-                      hidden.labels, (), (), opened.added_labels)
+    def never_ran(status: str, message: str) -> ExecutedNotebook:
+        return ExecutedNotebook(path=path, challenge=challenge.id, facts=failed_run(status, message),
+                                sets=sets, opened=opened)
 
     if opened.notebook is None:
         return never_ran("malformed", opened.malformed or "")
@@ -180,9 +256,10 @@ def _grade_notebook(path: Path, submission: Submission, settings: Settings,
         return never_ran("too_large", too_large)
     new_src = submission.new_images or submission.root / NEW_IMAGES
     new_files = [p.name for p in list_images(new_src)] if submission.new_images and new_src.is_dir() else []
-    # read from the submission itself, before its code runs and could swap them
-    new_images = (_new_images(new_src, new_files, dataset_hashes(settings, challenge, listing=opened.listing))
-                  if new_files else ())
+    # read from the submission itself, before its code runs and could swap them; an ingestion
+    # folder has no dataset hashes: its scorer decodes them from its own copy of the submission
+    decoded = (_decode_new_images(submission, new_files, settings, opened)
+               if opened.labelled or not new_files else None)
     box = Path(tempfile.mkdtemp(prefix=f"grader-{submission.name}-"))
     workdir, run_dir = box / "submission", box / "run"
     readonly = [opened.view, hidden.images_dir, *([opened.added.images_dir] if opened.added else []),
@@ -216,12 +293,49 @@ def _grade_notebook(path: Path, submission: Submission, settings: Settings,
             finally:
                 prefetch_over.set()
             models = _model_files(copy.model_dir, run.started_at)
-        return _score(path, challenge, opened.rubric, options, run.facts, run, hidden.labels,
-                      new_images, models, opened.added_labels, notes=notes, hidden_public=hidden.public,
-                      mnist_labels=opened.mnist_labels)
+        return ExecutedNotebook(path=path, challenge=challenge.id, facts=run.facts, run=run, models=models,
+                                notes=tuple(notes), new_files=tuple(new_files), new_images=decoded, sets=sets,
+                                opened=opened)
     finally:
         if not options.keep_workdir:
             shutil.rmtree(box, ignore_errors=True)
+
+
+def _decode_new_images(submission: Submission, new_files: Sequence[str], settings: Settings,
+                       opened: Opened) -> tuple[NewImage, ...]:
+    if not new_files:
+        return ()
+    new_src = submission.new_images or submission.root / NEW_IMAGES
+    return _new_images(new_src, list(new_files), dataset_hashes(settings, opened.challenge, listing=opened.listing))
+
+
+def _score_notebook(nb: ExecutedNotebook, submission: Submission, settings: Settings,
+                    options: GradeOptions) -> NotebookResult:
+    if nb.unknown is not None:
+        return unknown_challenge(nb.path, nb.unknown.candidates, options.profile, reason=nb.unknown.reason,
+                                 named=nb.unknown.named)
+    assert nb.challenge is not None
+    opened = nb.opened
+    if opened is None or not opened.labelled:  # executed elsewhere, or here without the labels
+        found = open_notebook(nb.path, settings, explicit=nb.challenge, practice=options.practice)
+        if isinstance(found, Unknown):
+            raise HarnessError(f"{nb.path.name} ran against challenge {nb.challenge}, which is unknown here: "
+                               "the worker's checkout differs from the scorer's", path=nb.path)
+        opened = found
+    if not opened.labelled:
+        raise ConfigError("the data folder holds no labels (an ingestion folder): it can execute notebooks for a "
+                          "scorer, not grade them", path=settings.data_dir,
+                          fix="point GRADER_DATA_DIR at the full datasets to grade here")
+    check_sets(dict(nb.sets), set_ids(opened.hidden, opened.added, opened.mnist), notebook=nb.path.name)
+    challenge, hidden = opened.challenge, opened.hidden
+    if nb.run is None:
+        return score_notebook(nb.path, challenge, opened.rubric, options.profile, nb.facts, None, hidden.labels,
+                              (), (), opened.added_labels, practice=options.practice)
+    new_images = (nb.new_images if nb.new_images is not None
+                  else _decode_new_images(submission, nb.new_files, settings, opened))
+    return score_notebook(nb.path, challenge, opened.rubric, options.profile, nb.facts, nb.run, hidden.labels,
+                          new_images, nb.models, opened.added_labels, notes=nb.notes, hidden_public=hidden.public,
+                          practice=options.practice, mnist_labels=opened.mnist_labels)
 
 
 def _compile_templates() -> None:

@@ -25,6 +25,7 @@ from grader.data import (
 )
 from grader.errors import UsageError
 from grader.evidence import ExecutionFacts, NewImage
+from grader.ingestion import ingestion_sets, is_ingestion_folder
 from grader.intake import Submission, copy_submission
 from grader.notebook import MalformedNotebook, challenge_of, inject_parameters, read_notebook
 from grader.rubric import Rubric, load_rubric
@@ -66,6 +67,8 @@ class Opened:
         added: the held-out images of the added class, if the challenge has one.
         mnist: the MNIST test images, if the challenge has ``[dataset.mnist]`` (:mod:`grader.mnist`);
             None for a practice run.
+        labelled: whether the sets carry their labels; False on an ingestion folder
+            (:mod:`grader.ingestion`), where the notebook can run but not be scored.
     """
 
     notebook: NotebookNode | None
@@ -77,6 +80,7 @@ class Opened:
     hidden: HiddenTestSet
     added: HiddenTestSet | None
     mnist: HiddenTestSet | None = None
+    labelled: bool = True
 
     @property
     def added_labels(self) -> tuple[str, ...]:
@@ -126,6 +130,13 @@ def open_notebook(path: Path, settings: Settings, *, explicit: str | None,
         view = practice_public_view(settings, challenge, listing=listing)
         hidden = practice_hidden_test_set(settings, challenge, listing=listing)
         added = None  # the added class's held-out images are hidden: never part of a practice run
+    elif is_ingestion_folder(settings.data_dir):  # a worker without the labels (grader.ingestion)
+        data_dir = settings.require_data_dir()
+        listing = list_dataset(data_dir, challenge, public_only=True)
+        view = ensure_public_view(settings, challenge, listing=listing, public_only=True)
+        sets = ingestion_sets(data_dir, challenge.id)
+        return Opened(notebook=nb, malformed=malformed, challenge=challenge, rubric=rubric, listing=listing,
+                      view=view, hidden=sets.hidden, added=sets.added, mnist=sets.mnist, labelled=False)
     else:
         listing = list_dataset(settings.require_data_dir(), challenge)  # listed once, used thrice
         view = ensure_public_view(settings, challenge, listing=listing)
