@@ -214,10 +214,13 @@ class ProfileSpec(_Strict):
     Attributes:
         description: what the profile is for.
         deadline_s: overrides the execution deadline for this profile.
+        gpu: its notebooks need a GPU: the event server's workers without one leave them to
+            those with one, and Dask sends them only to workers offering the ``GPU`` resource.
     """
 
     description: str
     deadline_s: int | None = Field(default=None, gt=0)
+    gpu: bool = False
 
 
 class ContractSpec(_Strict):
@@ -271,6 +274,11 @@ class Challenge(_Strict):
             raise ValueError(f"verdict_part = {self.verdict_part!r} needs dataset.public_split: "
                              "record one with python -m grader.data --make-public-split")
         return self
+
+    def needs_gpu(self, profile: str) -> bool:
+        """Whether notebooks run with ``profile`` need a GPU (:attr:`ProfileSpec.gpu`)."""
+        spec = self.profiles.get(profile)
+        return spec is not None and spec.gpu
 
     def deadline_for(self, profile: str) -> int:
         """Wall-clock deadline in seconds for ``profile``."""

@@ -101,6 +101,9 @@ def _parser() -> argparse.ArgumentParser:
     verify.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
     verify.add_argument("--no-archive", action="store_true",
                         help="do not archive results or rewrite RESULTS.md")
+    verify.add_argument("--jobs", type=int, default=1, metavar="N",
+                        help="notebooks graded at once, each kernel with cores/N threads (default 1; archived "
+                        "wall times are then of shared cores)")
     _sandbox_option(verify)
 
     sub.add_parser("challenges", help="list the challenges")
@@ -119,6 +122,11 @@ def _parser() -> argparse.ArgumentParser:
     export.add_argument("--force", action="store_true", help="write into DIR even if it is not empty")
     export.add_argument("--no-views", action="store_true",
                         help="leave out the prepared views (the grader builds them when it checks)")
+    export.add_argument("--ingestion", action="store_true",
+                        help="also write the hidden sets' images without labels (neutral names, the grader's "
+                        "order) and ingestion.json: a data folder for Dask workers that only execute notebooks "
+                        "(GRADER_WORKER_DATA_DIR=DIR dask worker ...), the labels staying with the scorer; "
+                        "add more challenges with --force")
     from grader.server.commands import add_parsers
 
     add_parsers(sub, sandbox_option=_sandbox_option, executor_options=_executor_options)
@@ -141,6 +149,11 @@ def _executor_options(parser: argparse.ArgumentParser, *, local: str) -> None:
                         "cluster at --scheduler (workers need the same paths)")
     parser.add_argument("--scheduler", metavar="ADDRESS",
                         help="Dask scheduler address for --executor dask, e.g. tcp://host:8786")
+    parser.add_argument("--scoring", choices=["here", "workers"], default="here",
+                        help="with --executor dask, where the hidden labels are: here (the default: the workers "
+                        "only run the notebooks and send back the probe's predictions, scored on this machine, "
+                        "so a worker may hold an ingestion folder of `grader data export --ingestion`) or "
+                        "workers (each worker grades whole submissions and needs the full datasets)")
 
 
 def _resolve_sandbox(choice: str) -> Sandbox:
@@ -261,6 +274,15 @@ def _cmd_data_export(args: argparse.Namespace, settings: Settings) -> int:
     def progress(done: int, total: int) -> None:
         print(f"    {done} of {total} files", file=sys.stderr, flush=True)
 
+    if args.ingestion:
+        from grader.ingestion import export_ingestion
+
+        images, size = export_ingestion(settings, args.challenge, Path(args.dir), force=args.force,
+                                        views=not args.no_views)
+        print(f"wrote the public data and {images} hidden images without labels ({size / 1e6:.1f} MB) of "
+              f"{args.challenge} to {args.dir}: an ingestion folder; on a Dask worker: "
+              f"GRADER_WORKER_DATA_DIR={args.dir} dask worker ADDRESS")
+        return EXIT_PASS
     summary = export_public_data(settings, args.challenge, Path(args.dir), force=args.force,
                                  views=not args.no_views, on_progress=progress)
     print(f"wrote {summary.files} files ({summary.bytes / 1e6:.1f} MB) to {summary.target}: "
@@ -387,7 +409,7 @@ def _cmd_check(args: argparse.Namespace, settings: Settings, *, workspace: Path)
                                keep_workdir=args.keep_workdir, sandbox=_announced(sandbox.result()),
                                practice=args.practice)
     cohort = CohortOptions(jobs=args.jobs, gpus=_gpus(args.gpus, device), executor=args.executor,
-                           scheduler=args.scheduler, use_cache=not args.no_cache)
+                           scheduler=args.scheduler, use_cache=not args.no_cache, scoring=args.scoring)
     out = Path(args.out)
     jobs, used = [], set()
     for number, submission in enumerate(submissions, 1):
@@ -529,6 +551,8 @@ def _cmd_verify(args: argparse.Namespace, settings: Settings) -> int:
     from grader.verify import Verification, verify
 
     _validate(args, settings)
+    if args.jobs < 1:
+        raise UsageError(f"--jobs {args.jobs}: it must be at least 1", fix="pass --jobs 1 or more")
     progress = _Progress()
 
     def report(v: Verification) -> None:
@@ -546,7 +570,7 @@ def _cmd_verify(args: argparse.Namespace, settings: Settings) -> int:
     options = GradeOptions(device=_detect_device(args.device), on_progress=progress,
                            sandbox=_announced(_resolve_sandbox(args.sandbox)))
     results = verify(settings, profile=args.profile, challenge=args.challenge,
-                     out=Path(args.out), options=options, on_result=report)
+                     out=Path(args.out), options=options, on_result=report, jobs=args.jobs)
     if not args.no_archive:
         path = settings.project_dir / "reference_solutions" / "RESULTS.md"
         path.write_text(render_results(settings), encoding="utf-8")
@@ -608,7 +632,7 @@ def _cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     from grader.server.state import resolve_state_dir
     from grader.server.store import Store
 
-    if args.workers < 1:
+    if args.workers is not None and args.workers < 1:
         raise UsageError(f"--workers {args.workers}: it must be at least 1", fix="pass --workers 1 or more")
     if args.executor == "dask" and not args.scheduler:
         raise UsageError("--executor dask needs --scheduler ADDRESS (tcp://host:8786)",
@@ -616,11 +640,14 @@ def _cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     args.challenge = None
     _validate(args, settings)
     settings.require_data_dir()
-    store = Store(resolve_state_dir(args.state), args.database_url)
+    device = _detect_device(args.device)
+    gpus = _gpus(args.gpus, device)
+    if args.workers is None:  # one submission per GPU, else one at a time
+        args.workers = len(gpus) if gpus and args.executor == "local" else 1
+    store = Store(resolve_state_dir(args.state), args.database_url, workers=args.workers)
     try:
-        store.event(args.event)
-        device = _detect_device(args.device)
-        gpus = _gpus(args.gpus, device)
+        row = store.event(args.event)
+        _gpu_challenges_served(settings, args, row.challenges, gpus)
         options = GradeOptions(profile=args.profile, device=device,
                                sandbox=_announced(_resolve_sandbox(args.sandbox)))
     except BaseException:
@@ -633,7 +660,35 @@ def _cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
 
     return serve(store, settings, options, event=args.event, host=args.host, port=args.port,
                  workers=args.workers, gpus=gpus, embedded=args.database_url is None, on_ready=ready,
-                 scheduler=args.scheduler if args.executor == "dask" else None)
+                 lease_s=args.lease, scheduler=args.scheduler if args.executor == "dask" else None,
+                 scoring=args.scoring)
+
+
+def _gpu_challenges_served(settings: Settings, args: argparse.Namespace, challenges: Sequence[str],
+                           gpus: Sequence[str]) -> None:
+    """Say what happens to the event's challenges that need a GPU under the profile when this
+    server's workers have none: with PostgreSQL they wait for a server with GPUs (a warning);
+    on SQLite, where this server is the only worker, nothing would grade them.
+
+    Raises:
+        UsageError: on SQLite (embedded), challenges need a GPU and neither --gpus nor a Dask
+            cluster gives one.
+    """
+    from grader.cohort import gpu_challenges
+
+    if gpus or args.executor == "dask":
+        return
+    waiting = sorted(gpu_challenges(settings, args.profile) & set(challenges))
+    if not waiting:
+        return
+    told = (f"{', '.join(waiting)} need{'s' if len(waiting) == 1 else ''} a GPU under profile {args.profile}, "
+            "and this server's workers have none")
+    if args.database_url is None:
+        raise UsageError(f"{told}: nothing would grade them",
+                         fix="serve on a machine with GPUs (--gpus), pass --profile ci, or put the event on "
+                         "PostgreSQL with a server that has GPUs beside this one")
+    print(f"grader: warning: {told}; their submissions wait in the queue for a server started with --gpus",
+          file=sys.stderr)
 
 
 def _interrupt(signum: int, frame: object) -> None:

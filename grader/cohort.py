@@ -46,7 +46,7 @@ from grader.grade import (
 from grader.scorecard import SubmissionResult
 from grader.settings import Settings
 
-__all__ = ["CohortOptions", "Job", "Outcome", "cache_key", "grade_cohort"]
+__all__ = ["CohortOptions", "Job", "Outcome", "cache_key", "gpu_challenges", "grade_cohort"]
 
 log = logging.getLogger(__name__)
 
@@ -499,6 +499,19 @@ def _worker_kernel_env() -> tuple[tuple[str, str], ...]:
     return tuple(env)
 
 
+def gpu_challenges(settings: Settings, profile: str) -> frozenset[str]:
+    """The challenges of the project whose notebooks need a GPU under ``profile``
+    (:meth:`grader.challenge.Challenge.needs_gpu`).
+
+    Raises:
+        ChallengeError: a challenge.toml that does not load.
+    """
+    from grader.challenge import challenge_ids, load_challenge
+
+    return frozenset(cid for cid in challenge_ids(settings.project_dir)
+                     if load_challenge(settings.project_dir, cid).needs_gpu(profile))
+
+
 def _longest_deadline(settings: Settings, profile: str) -> int:
     """The longest notebook deadline of any challenge for ``profile``, in seconds."""
     from grader.challenge import challenge_ids, load_challenge
@@ -524,8 +537,10 @@ def _run_dask(todo: list[tuple[Job, str]], settings: Settings, options: GradeOpt
                          "`dask worker ADDRESS`, or check the address") from err
     futures: dict[Any, tuple[Job, str]] = {}  # before anything can be interrupted
     try:
-        gpu = options.device == "cuda" or bool(cohort.gpus)
-        if gpu:
+        every = options.device == "cuda" or bool(cohort.gpus)
+        needing = gpu_challenges(settings, options.profile)
+        gpu_jobs = {job.folder for job, _ in todo if every or _needs_gpu(job.submission, settings, options, needing)}
+        if gpu_jobs:
             workers = client.scheduler_info()["workers"].values()
             if not any(w.get("resources", {}).get("GPU", 0) >= 1 for w in workers):
                 raise UsageError("GPU jobs, but no Dask worker offers the GPU resource",
@@ -536,8 +551,10 @@ def _run_dask(todo: list[tuple[Job, str]], settings: Settings, options: GradeOpt
                  "sandbox": options.sandbox.requested, "practice": options.practice}
         started: dict[Any, float] = {}
         for job, key in todo:
+            gpu = job.folder in gpu_jobs  # on a GPU worker, whose kernel is told DEVICE=cuda
             future = client.submit(
-                _remote_execute if cohort.scoring == "here" else _remote, job.submission, settings, dict(plain),
+                _remote_execute if cohort.scoring == "here" else _remote, job.submission, settings,
+                dict(plain, device="cuda") if gpu else dict(plain),
                 resources={"GPU": 1} if gpu else None, pure=False,
                 key=f"grade-{job.folder}-{os.urandom(4).hex()}")
             futures[future] = (job, key)
@@ -576,6 +593,26 @@ def _run_dask(todo: list[tuple[Job, str]], settings: Settings, options: GradeOpt
         raise
     finally:
         client.close()
+
+
+def _needs_gpu(submission: Submission, settings: Settings, options: GradeOptions, needing: frozenset[str]) -> bool:
+    """Whether a notebook of ``submission`` is for a challenge of ``needing`` (those whose
+    profile needs a GPU), told as grading tells it (``options.challenge``, else the notebook's
+    metadata or file name); a notebook that does not read needs none."""
+    if not needing:
+        return False
+    from grader.challenge import challenge_ids
+    from grader.notebook import MalformedNotebook, challenge_of, read_notebook
+
+    known = challenge_ids(settings.project_dir)
+    for path in submission.notebooks:
+        try:
+            nb = read_notebook(path) if not options.challenge else None
+        except MalformedNotebook:
+            nb = None
+        if challenge_of(path, nb, known, explicit=options.challenge) in needing:
+            return True
+    return False
 
 
 def _dask_outcome(job: Job, future: Any, *, seconds: float,

@@ -10,7 +10,9 @@ from __future__ import annotations
 import dataclasses
 import shutil
 import tempfile
+import threading
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -88,28 +90,51 @@ def _submission_folder(root: Path, target: Expectation, challenge: Challenge,
 
 def verify(settings: Settings, *, profile: str, challenge: str | None, out: Path,
            options: GradeOptions,
-           on_result: Callable[[Verification], None] | None = None) -> list[Verification]:
+           on_result: Callable[[Verification], None] | None = None, jobs: int = 1) -> list[Verification]:
     """Grade every target through the check path; write scorecards under ``out``.
+
+    ``jobs`` targets are graded at once (the references first, the longest runs), each kernel
+    given ``cores // jobs`` threads as ``grader check --jobs`` gives them; ``on_result`` is called
+    as each ends, one at a time. The list comes back in the targets' order.
 
     Raises:
         UsageError: no reference or starter was found.
         ConfigError: a challenge, rubric or dataset problem.
     """
+    from grader.cohort import _kernel_env
+
     found = targets(settings, challenge)
     if not found:
         raise UsageError("no reference solutions or starters found",
                          path=settings.project_dir / "reference_solutions")
     data_dir = settings.require_data_dir()
-    results = []
-    with tempfile.TemporaryDirectory(prefix="grader-verify-") as tmp:
-        for target in found:
-            spec = load_challenge(settings.project_dir, target.challenge)
-            folder = _submission_folder(Path(tmp), target, spec, data_dir)
-            opts = dataclasses.replace(options, profile=profile, challenge=target.challenge)
-            result = grade_submission(discover(folder), settings, opts)
+    done: dict[Expectation, Verification] = {}
+    lock = threading.Lock()
+    threads = options.kernel_env or _kernel_env(None, jobs)
+
+    def grade(target: Expectation, folder: Path) -> None:
+        opts = dataclasses.replace(options, profile=profile, challenge=target.challenge, kernel_env=threads)
+        result = grade_submission(discover(folder), settings, opts)
+        with lock:
             write_submission(out, result, target.name)
-            verification = Verification(target, result)
-            results.append(verification)
+            done[target] = Verification(target, result)
             if on_result is not None:
-                on_result(verification)
-    return results
+                on_result(done[target])
+
+    with tempfile.TemporaryDirectory(prefix="grader-verify-") as tmp:
+        folders = {t: _submission_folder(Path(tmp), t, load_challenge(settings.project_dir, t.challenge), data_dir)
+                   for t in found}
+        order = sorted(found, key=lambda t: t.role != "reference")  # stable: challenge order within a role
+        with ThreadPoolExecutor(max_workers=max(1, jobs), thread_name_prefix="grader-verify") as pool:
+            futures = [pool.submit(grade, t, folders[t]) for t in order]
+            try:
+                for future in futures:
+                    future.result()
+            except BaseException:  # Ctrl-C, SIGTERM or an error: start no other, stop the running ones
+                from grader.executor import stop_all_runs
+
+                for future in futures:
+                    future.cancel()
+                stop_all_runs()
+                raise
+    return [done[t] for t in found]

@@ -4,8 +4,10 @@
 temporary folder owned by the ``postgres`` user (``initdb`` refuses to run as root; uid 65534,
 ``nobody``, where there is no such user), listening on 127.0.0.1 at a free port and on a Unix
 socket in that folder, ``fsync=off``, in time zone UTC+14, trust authentication for its one role ``grader``; it stops
-it (``pg_ctl stop -m fast``) and removes the folder at the end. :func:`postgres_url` gives each
-test its own fresh database. Where PostgreSQL cannot be found or started the tests that need it
+it (``pg_ctl stop -m fast``) and removes the folder at the end. A test may stop and start it
+again (:meth:`PostgresServer.stop`, :meth:`PostgresServer.start`: a database restart; a test
+that does so must start it again, in a ``finally``). :func:`postgres_url` gives each test its
+own fresh database. Where PostgreSQL cannot be found or started the tests that need it
 skip with the reason, unless ``GRADER_REQUIRE_POSTGRES=1`` (CI), where they fail.
 
 :func:`database_url` runs a test twice: on SQLite (``None``: the store's embedded default) and
@@ -46,6 +48,50 @@ class PostgresServer:
 
     def url(self, database: str = "postgres") -> str:
         return f"postgresql+psycopg://grader@127.0.0.1:{self.port}/{database}"
+
+    def stop(self) -> None:
+        """Stop the server (``pg_ctl stop -m fast``: open connections are ended), waiting for it.
+
+        Raises:
+            RuntimeError: ``pg_ctl`` failed (its output in the message).
+        """
+        self._pg_ctl("-m", "fast", "-w", "stop")
+
+    def start(self) -> None:
+        """Start the stopped server again with the options it was first started with, waiting until
+        it accepts connections.
+
+        Raises:
+            RuntimeError: ``pg_ctl`` failed, or no connection was accepted in ``START_TIMEOUT_S``.
+        """
+        self._pg_ctl("-w", "-t", str(START_TIMEOUT_S), "-l", str(self.folder / "server.log"),
+                     "-o", _options(self.folder, self.port), "start")
+        _wait_ready(self.port)
+
+    def _pg_ctl(self, *args: str) -> None:
+        bin_dir = _bin_dir()
+        assert bin_dir is not None
+        done = _run([*_user()[0], str(bin_dir / "pg_ctl"), "-D", str(self.folder / "data"), *args])
+        if done.returncode != 0:
+            raise RuntimeError(f"pg_ctl {' '.join(args)} failed ({done.returncode}): {done.stderr or done.stdout}")
+
+
+def _options(folder: Path, port: int) -> str:
+    # a time zone far from UTC: times must come back as UTC whatever the server's zone
+    return (f"-k {folder} -c listen_addresses=127.0.0.1 -p {port} -c fsync=off -c max_connections=200 "
+            f"-c timezone={SERVER_TIME_ZONE}")
+
+
+def _wait_ready(port: int) -> bool:
+    """Whether the server on ``port`` accepts connections within ``START_TIMEOUT_S`` (``pg_isready``)."""
+    bin_dir = _bin_dir()
+    assert bin_dir is not None
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while _run([str(bin_dir / "pg_isready"), "-q", "-h", "127.0.0.1", "-p", str(port)]).returncode != 0:
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.1)
+    return True
 
 
 def _unavailable(reason: str) -> None:
@@ -113,19 +159,14 @@ def postgres_server() -> Iterator[PostgresServer]:
                      "--encoding=UTF8", "--no-sync"])
         if made.returncode != 0:
             _unavailable(f"initdb failed ({made.returncode}): {(made.stderr or made.stdout).strip()[-500:]}")
-        # a time zone far from UTC: times must come back as UTC whatever the server's zone
-        options = (f"-k {folder} -c listen_addresses=127.0.0.1 -p {port} -c fsync=off -c max_connections=200 "
-                   f"-c timezone={SERVER_TIME_ZONE}")
+        options = _options(folder, port)
         started = _run([*pg_ctl, "-w", "-t", str(START_TIMEOUT_S), "-l", str(folder / "server.log"),
                         "-o", options, "start"])
         if started.returncode != 0:
             log = (folder / "server.log").read_text(errors="replace") if (folder / "server.log").exists() else ""
             _unavailable(f"pg_ctl start failed ({started.returncode}): {started.stderr.strip()} {log[-500:]}")
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while _run([str(bin_dir / "pg_isready"), "-q", "-h", "127.0.0.1", "-p", str(port)]).returncode != 0:
-            if time.monotonic() > deadline:
-                _unavailable(f"the server did not accept connections on 127.0.0.1:{port} in {START_TIMEOUT_S} s")
-            time.sleep(0.1)
+        if not _wait_ready(port):
+            _unavailable(f"the server did not accept connections on 127.0.0.1:{port} in {START_TIMEOUT_S} s")
         yield PostgresServer(port=port, folder=folder)
     finally:
         if (data / "postmaster.pid").exists():

@@ -1,4 +1,5 @@
-"""End to end on the real gear data: the reference solution and the example pass, the starter fails.
+"""End to end on the real gear data: the example passes, the starter fails (that every reference
+solution passes is `grader verify-references`, which CI runs after the tests).
 
 Each runs the real ``grader check`` path on 2 CPU cores in the ``ci`` profile (the example in its
 default ``full`` profile, as the README runs it): minutes, not seconds.
@@ -47,14 +48,6 @@ def check(tmp_path: Path, folder: Path, *args: str) -> tuple[int, dict]:  # type
 
 def failed(result: dict) -> list[str]:  # type: ignore[type-arg]
     return [c["id"] for nb in result["notebooks"] for c in nb["criteria"] if c["status"] != "pass"]
-
-
-def test_reference_solution_passes(tmp_path: Path) -> None:
-    folder = submission(tmp_path, REPO / "reference_solutions/gear-cnn/pytorch.ipynb")
-    code, result = check(tmp_path, folder, "--profile", "ci")
-    assert (code, failed(result)) == (0, [])
-    accuracy = {m["role"]: m["accuracy"] for m in result["notebooks"][0]["models"]}
-    assert accuracy["predict"] >= 0.90 and accuracy["transfer"] >= 0.80
 
 
 def test_starter_fails(tmp_path: Path) -> None:

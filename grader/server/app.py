@@ -45,6 +45,7 @@ from grader.scorecard import SubmissionResult
 from grader.server.boards import private_boards, public_boards
 from grader.server.bundle import MAX_FILES, UploadedFile, bundle
 from grader.server.coach import add_coach_routes
+from grader.server.db import DatabaseUnavailable
 from grader.server.ladder import decimals
 from grader.server.pages import (
     FINAL_STATES,
@@ -96,6 +97,7 @@ def create_app(store: Store, settings: Settings, *, workers: Workers | None,
     decimals(opts.eta)
     site = Site(store=store, settings=settings, event=_event_name(store, opts.event), options=opts, workers=workers)
     event_name = site.event
+    shown_event = store.event(event_name)  # its title, for the page shown while the database is away
     app = FastAPI(title="grader event server", docs_url=None, redoc_url=None, openapi_url=None)
     app.add_middleware(SessionMiddleware, secret_key=store.session_secret(event_name), session_cookie="grader_session",
                        max_age=60 * 60 * 24 * 30, same_site="lax", https_only=opts.https)
@@ -112,6 +114,20 @@ def create_app(store: Store, settings: Settings, *, workers: Workers | None,
     async def http_error(request: Request, err: StarletteHTTPException) -> HTMLResponse:
         message = "No such page." if err.status_code == 404 else str(err.detail)
         return await run_in_threadpool(site.page, request, "error.html.j2", err.status_code, message=message)
+
+    @app.exception_handler(DatabaseUnavailable)
+    async def database_away(request: Request, err: DatabaseUnavailable) -> Response:
+        # 503 with Retry-After (RFC 9110, 15.6.4), or 507 Insufficient Storage (RFC 4918): a page
+        # rendered without the database, or JSON for the status poll; never a traceback
+        log.warning("%s %s: %s", request.method, request.url.path, err.message)
+        status = 507 if err.disk_full else 503
+        message = ("The server's disk is full: nothing was stored. Try again later, or tell the coach."
+                   if err.disk_full else "The database is unavailable: nothing was stored. Try again in a moment.")
+        headers = {"Retry-After": "5", "Cache-Control": "no-store"}
+        if request.url.path.endswith("/status"):
+            return JSONResponse({"error": message}, status_code=status, headers=headers)
+        html = site.env.get_template("error.html.j2").render(event=shown_event, csrf="", who=None, message=message)
+        return HTMLResponse(html, status_code=status, headers=headers)
 
     @app.exception_handler(RequestValidationError)
     async def bad_path(request: Request, err: RequestValidationError) -> HTMLResponse:
@@ -212,7 +228,8 @@ def create_app(store: Store, settings: Settings, *, workers: Workers | None,
         except CapReached as err:
             return await run_in_threadpool(home, request, status=429, message=str(err), chosen=challenge)
         except UploadRefused as err:
-            return await run_in_threadpool(home, request, status=413, message=str(err), chosen=challenge)
+            return await run_in_threadpool(home, request, status=507 if err.disk_full else 413, message=str(err),
+                                           chosen=challenge)
         except UsageError as err:
             return await run_in_threadpool(home, request, status=400, message=str(err), chosen=challenge)
         if workers is not None:
@@ -231,10 +248,16 @@ def create_app(store: Store, settings: Settings, *, workers: Workers | None,
         async def stream() -> AsyncIterator[str]:
             last = ""
             while True:
-                sub = await run_in_threadpool(store.submission, submission_id)
+                try:
+                    sub = await run_in_threadpool(store.submission, submission_id)
+                    data = "" if sub is None else json.dumps(await run_in_threadpool(site.status_of, sub))
+                except DatabaseUnavailable:  # away for a moment (a restart): the stream waits for it
+                    if await request.is_disconnected():
+                        return
+                    await asyncio.sleep(opts.poll_s)
+                    continue
                 if sub is None:
                     return
-                data = json.dumps(await run_in_threadpool(site.status_of, sub))
                 if data != last:
                     yield f"event: progress\ndata: {data}\n\n"
                     last = data

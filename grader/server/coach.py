@@ -7,6 +7,7 @@ team session and no session with 403; every form checks the CSRF token.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 from typing import TYPE_CHECKING
@@ -24,6 +25,7 @@ from grader.server.pages import SCORECARD_CSP, Refused, Site
 if TYPE_CHECKING:
     from grader.data import HiddenTestSet
     from grader.integrity import IntegrityEntry, SimilarPair
+    from grader.settings import Settings
 
 __all__ = ["add_coach_routes", "cohort", "similar"]
 
@@ -42,13 +44,26 @@ def cohort(site: Site) -> list[SubmissionResult]:
     return out
 
 
+@functools.lru_cache(maxsize=64)
+def _hidden_test_set(settings: Settings, challenge_id: str) -> HiddenTestSet:
+    """The hidden test set of ``challenge_id``, listed once per server process (the datasets do not
+    change while it serves; listing CIFAR-10's 60,000 files on every page would).
+
+    Raises:
+        GraderError: as :func:`grader.data.ensure_hidden_test_set` (not cached: the next page tries again).
+    """
+    from grader.challenge import load_challenge
+    from grader.data import ensure_hidden_test_set
+
+    return ensure_hidden_test_set(settings, load_challenge(settings.project_dir, challenge_id))
+
+
 def similar(site: Site) -> tuple[list[SimilarPair], int]:
     """The similar pairs of the event (:func:`grader.integrity.similar_pairs`) over each team's
     chosen submission per challenge, with the code :func:`grader.server.worker.save_code` kept
     and the shared wrong images drawn from the hidden test set; and how many notebooks were
     compared. A challenge whose hidden test set cannot be read is compared on code only."""
     from grader.challenge import load_challenge
-    from grader.data import ensure_hidden_test_set
     from grader.errors import GraderError
     from grader.integrity import boilerplate_code, notebook_entry, similar_pairs, with_thumbnails
     from grader.server.worker import load_code
@@ -61,7 +76,7 @@ def similar(site: Site) -> tuple[list[SimilarPair], int]:
         challenge = load_challenge(site.settings.project_dir, challenge_id)
         boilerplate[challenge_id] = boilerplate_code(challenge.folder / "starter.ipynb")
         try:
-            hidden[challenge_id] = ensure_hidden_test_set(site.settings, challenge)
+            hidden[challenge_id] = _hidden_test_set(site.settings, challenge_id)
         except GraderError as err:
             log.warning("%s: similar pairs on code only: %s", challenge_id, err)
             hidden[challenge_id] = None

@@ -18,6 +18,7 @@ from grader.server.state import STATE_DIR_ENV
 
 __all__ = ["add_parsers", "join_links", "parse_cap", "parse_ends", "read_teams"]
 
+DEFAULT_LEASE_S = 60.0  # as grader.server.jobs.DEFAULT_LEASE_S (not imported: it loads SQLAlchemy)
 _CAP = re.compile(r"^\s*(\d+)\s*(?:/\s*day)?\s*$", re.IGNORECASE)
 MAX_TEAM_NAME = 64
 
@@ -72,12 +73,17 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser], *,
     serve.add_argument("--event", required=True, metavar="NAME", help="the event to serve (grader event create)")
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     serve.add_argument("--port", type=int, default=8000, help="TCP port (default 8000)")
-    serve.add_argument("--workers", type=int, default=1, metavar="N",
-                       help="submissions graded at once (default 1); each kernel gets cores/N threads")
+    serve.add_argument("--workers", type=int, metavar="N",
+                       help="submissions graded at once (default: one per GPU of --gpus, else 1); each kernel "
+                       "gets cores/N threads")
     serve.add_argument("--state", metavar="DIR", help=state_help)
     serve.add_argument("--database-url", metavar="URL",
                        help="SQLAlchemy database URL, e.g. postgresql+psycopg://USER@HOST/DB (default: SQLite "
                        "in the state folder, with this server its only worker)")
+    serve.add_argument("--lease", type=_seconds, default=DEFAULT_LEASE_S, metavar="SECONDS",
+                       help="advanced: how long a running job stays this server's without a heartbeat (renewed "
+                       "every third of it) before another server, or this one, queues it again; its worker is "
+                       f"presumed dead (default {DEFAULT_LEASE_S:g})")
     serve.add_argument("--profile", default="full",
                        help="profile the notebooks run with, one the challenges declare (default: full)")
     serve.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto",
@@ -88,6 +94,17 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser], *,
                        "is cuda")
     executor_options(serve, local="the worker threads of this server")
     sandbox_option(serve)
+
+
+def _seconds(text: str) -> float:
+    """``--lease``'s value: a number of seconds above 0 (argparse reports the error)."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"{text!r}: give a number of seconds above 0, e.g. 60")
+    return value
 
 
 def parse_cap(text: str | None) -> int | None:

@@ -8,6 +8,13 @@ the server's READ COMMITTED default; the store locks what it reads to write
 (``SELECT ... FOR UPDATE``) and inserts what may exist with ``ON CONFLICT DO NOTHING``. The
 schema is created and upgraded by the Alembic migrations in ``grader/server/migrations`` each
 time a database opens (on PostgreSQL under an advisory lock, one server at a time).
+
+Connections: one pool per process (SQLAlchemy's ``QueuePool``, on SQLite files as on
+PostgreSQL), sized by :func:`pool_sizes` from what the process runs, so that a request never
+waits for a connection while a thread to serve it is free. A database that cannot be reached or
+written (a PostgreSQL restart, a lost connection, SQLite locked past its busy timeout, a full
+disk, every connection of the pool in use) raises :class:`DatabaseUnavailable`: the pages answer
+503 (507 for a full disk) with that message, the workers try again.
 """
 
 from __future__ import annotations
@@ -19,27 +26,88 @@ from typing import Any
 
 from sqlalchemy import Engine, create_engine, event, make_url, select, text
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import Session
 
-from grader.errors import ConfigError
+from grader.errors import ConfigError, HarnessError
 from grader.server import models as m
 from grader.server.rows import SubmissionRow, submission_row
 from grader.server.state import ensure_state_dir
 
-__all__ = ["BUSY_TIMEOUT_MS", "MIGRATION_LOCK", "Database", "shown_url"]
+__all__ = ["BUSY_TIMEOUT_MS", "MIGRATION_LOCK", "POOL_TIMEOUT_S", "WEB_THREADS", "Database", "DatabaseUnavailable",
+           "pool_sizes", "shown_url", "unavailable"]
 
 BUSY_TIMEOUT_MS = 30_000
 MIGRATION_LOCK = 0x67726164  # PostgreSQL advisory lock key held while migrating ("grad")
 _MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+# the threads uvicorn serves requests from: Starlette runs sync routes and run_in_threadpool
+# through AnyIO's default thread limiter, 40 tokens (anyio.to_thread.current_default_thread_limiter)
+WEB_THREADS = 40
+WEB_KEPT = 10  # connections kept open for the pages; the rest of WEB_THREADS are opened on demand
+POOL_TIMEOUT_S = 10.0  # the longest a thread waits for a free connection before DatabaseUnavailable
+_DISK_FULL = ("database or disk is full", "no space left on device", "disk full")
 
 
-def _engine(url: str) -> Engine:
-    """An engine for ``url``; on SQLite with WAL, foreign keys, a busy timeout and explicit
-    ``BEGIN`` (``BEGIN IMMEDIATE`` for writes), after SQLAlchemy's documented pysqlite recipe
-    ("Serializable isolation / Savepoints / Transactional DDL")."""
+class DatabaseUnavailable(HarnessError):
+    """The database cannot be reached or written now: PostgreSQL restarting or away, a lost
+    connection, SQLite locked past its busy timeout, a full disk, or every pooled connection in
+    use. Nothing was changed by the transaction that raised it; trying again later is safe.
+
+    Attributes:
+        disk_full: the disk under the database is full (not a moment's outage).
+    """
+
+    def __init__(self, message: str, *, disk_full: bool = False) -> None:
+        super().__init__(message, fix="try again in a moment" if not disk_full else
+                         "free space on the server's disk (the state folder), then try again")
+        self.disk_full = disk_full
+
+
+def pool_sizes(workers: int) -> tuple[int, int]:
+    """``(pool_size, max_overflow)`` of the connection pool of a process with ``workers``
+    grading threads.
+
+    Each worker thread holds at most one connection, and so does its heartbeat: ``2 * workers``;
+    the web side at most one per thread of AnyIO's limiter (:data:`WEB_THREADS`, 40), of which
+    :data:`WEB_KEPT` stay open and the rest are opened when needed and closed when returned; 2 more
+    for the server's own sweeps. So a thread never waits for a connection; only a leak exhausts the
+    pool (after :data:`POOL_TIMEOUT_S`). SQLAlchemy's ``QueuePool`` defaults, 5 + 10, are below
+    that: its documentation ("Connection Pooling", ``QueuePool``) leaves sizing to the application.
+    On PostgreSQL, ``max_connections`` (default 100) must exceed the sum over every server and
+    worker process on the database: two servers of one worker each hold at most 2 x 44.
+
+    Raises:
+        ValueError: ``workers`` below 0.
+    """
+    if workers < 0:
+        raise ValueError(f"workers={workers}: need 0 or more")
+    return 2 * workers + WEB_KEPT + 2, WEB_THREADS - WEB_KEPT
+
+
+def unavailable(err: Exception, url: str) -> DatabaseUnavailable:
+    """The :class:`DatabaseUnavailable` that driver or pool error ``err`` stands for (its first line
+    quoted; a full disk said so)."""
+    reason = (str(getattr(err, "orig", None) or err).strip().splitlines() or [type(err).__name__])[0]
+    if isinstance(err, PoolTimeout):
+        return DatabaseUnavailable(f"every connection to the database {shown_url(url)} is in use: {reason}")
+    if any(words in reason.lower() for words in _DISK_FULL):
+        return DatabaseUnavailable(f"the server's disk is full: the database {shown_url(url)} cannot be written "
+                                   f"({reason})", disk_full=True)
+    return DatabaseUnavailable(f"the database {shown_url(url)} is unavailable ({reason})")
+
+
+def _engine(url: str, *, workers: int) -> Engine:
+    """An engine for ``url`` with a pool of :func:`pool_sizes` ``(workers)``; on SQLite with WAL,
+    foreign keys, a busy timeout and explicit ``BEGIN`` (``BEGIN IMMEDIATE`` for writes), after
+    SQLAlchemy's documented pysqlite recipe ("Serializable isolation / Savepoints / Transactional
+    DDL"); on PostgreSQL each connection is tested when taken from the pool (``pool_pre_ping``:
+    after a server restart the pool's dead connections are replaced, not handed out)."""
+    size, overflow = pool_sizes(workers)
     if not url.startswith("sqlite"):
-        return create_engine(url, pool_pre_ping=True)
-    engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": BUSY_TIMEOUT_MS / 1000})
+        return create_engine(url, pool_pre_ping=True, pool_size=size, max_overflow=overflow,
+                             pool_timeout=POOL_TIMEOUT_S)
+    engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": BUSY_TIMEOUT_MS / 1000},
+                           pool_size=size, max_overflow=overflow, pool_timeout=POOL_TIMEOUT_S)
 
     @event.listens_for(engine, "connect")
     def _connect(dbapi_connection: Any, record: Any) -> None:
@@ -73,6 +141,7 @@ class Database:
     Args:
         state_dir: the state folder (see :mod:`grader.server.state`); created if missing.
         database_url: a SQLAlchemy URL; None is ``sqlite:///<state_dir>/grader.db``.
+        workers: the grading threads of this process (:func:`pool_sizes` sizes the pool for them).
 
     Raises:
         ConfigError: the state folder cannot be created or written; the database cannot be
@@ -80,7 +149,7 @@ class Database:
             the message shows the URL without its password).
     """
 
-    def __init__(self, state_dir: Path, database_url: str | None = None) -> None:
+    def __init__(self, state_dir: Path, database_url: str | None = None, *, workers: int = 1) -> None:
         from alembic import command
         from alembic.config import Config
 
@@ -89,7 +158,7 @@ class Database:
         config = Config()
         config.set_main_option("script_location", str(_MIGRATIONS))
         try:
-            self._engine = _engine(self.database_url)
+            self._engine = _engine(self.database_url, workers=workers)
             self._writer = self._engine.execution_options(grader_write=True)
             with self._writer.begin() as conn:
                 if conn.dialect.name == "postgresql":
@@ -111,14 +180,30 @@ class Database:
 
     @contextmanager
     def _read(self) -> Iterator[Session]:
-        with Session(self._engine, expire_on_commit=False) as session:
-            yield session
+        """A read session.
+
+        Raises:
+            DatabaseUnavailable: the database cannot be reached (see :func:`unavailable`).
+        """
+        try:
+            with Session(self._engine, expire_on_commit=False) as session:
+                yield session
+        except (OperationalError, PoolTimeout) as err:
+            raise unavailable(err, self.database_url) from err
 
     @contextmanager
     def _write(self) -> Iterator[Session]:
-        """A write transaction, committed on leaving (durable: WAL with ``synchronous=FULL``)."""
-        with Session(self._writer, expire_on_commit=False) as session, session.begin():
-            yield session
+        """A write transaction, committed on leaving (durable: WAL with ``synchronous=FULL``).
+
+        Raises:
+            DatabaseUnavailable: the database cannot be reached or written (see
+                :func:`unavailable`); the transaction is rolled back (or was never begun).
+        """
+        try:
+            with Session(self._writer, expire_on_commit=False) as session, session.begin():
+                yield session
+        except (OperationalError, PoolTimeout) as err:
+            raise unavailable(err, self.database_url) from err
 
     def _rows(self, s: Session, where: Sequence[Any], *, newest_first: bool = True) -> list[SubmissionRow]:
         order = m.Submission.id.desc() if newest_first else m.Submission.id

@@ -8,41 +8,54 @@ a no-op on SQLite): on PostgreSQL's READ COMMITTED a row changed meanwhile by an
 read again after the lock and dropped if it no longer matches (PostgreSQL manual, 13.2.1 "Read
 Committed Isolation Level"), so a worker that lost its lease cannot overwrite the new holder's
 run. A lease expires unless renewed; a job whose worker died :data:`MAX_ATTEMPTS` times fails
-with a clear error instead of looping.
+with a clear error instead of looping. The end of a run (``finish``, ``fail``, ``release``) is
+tried again for up to :data:`RETRY_S` while the database is away (a PostgreSQL restart): a
+result is not thrown away for a moment's outage, and trying again cannot store it twice (the
+conditional ``UPDATE`` matches no row once the first try committed).
 """
 
 from __future__ import annotations
 
+import logging
+import time
+from collections.abc import Callable, Collection
 from datetime import timedelta
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 from sqlalchemy import CursorResult, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from grader.server import models as m
-from grader.server.db import Database
+from grader.server.db import Database, DatabaseUnavailable
 from grader.server.rows import SubmissionRow
 from grader.server.rows import now as utcnow
 
-__all__ = ["DEFAULT_LEASE_S", "MAX_ATTEMPTS", "Jobs", "rowcount"]
+__all__ = ["DEFAULT_LEASE_S", "MAX_ATTEMPTS", "RETRY_S", "Jobs", "rowcount"]
 
+log = logging.getLogger(__name__)
 DEFAULT_LEASE_S = 60.0
 MAX_ATTEMPTS = 3  # a job whose worker died this many times fails instead of looping
+RETRY_S = 30.0  # how long the end of a run is tried again while the database is away, in seconds
+_T = TypeVar("_T")
 
 
 class Jobs(Database):
     """The methods the workers call (the base of :class:`grader.server.store.Store`)."""
 
-    def claim(self, worker: str, *, lease_s: float) -> SubmissionRow | None:
+    def claim(self, worker: str, *, lease_s: float, skip_challenges: Collection[str] = ()) -> SubmissionRow | None:
         """Take the oldest queued submission for ``worker`` until ``lease_s`` seconds from now
         (renewed by :meth:`progress`); None when the queue is empty. Race-free across threads and
         processes: the conditional ``UPDATE ... WHERE id = ? AND state = 'queued'`` succeeds for
-        one claimer only (on PostgreSQL the candidate is also locked ``FOR UPDATE SKIP LOCKED``)."""
+        one claimer only (on PostgreSQL the candidate is also locked ``FOR UPDATE SKIP LOCKED``).
+        Submissions to ``skip_challenges`` are left to other workers (a worker without a GPU
+        leaves those that need one)."""
         for _ in range(20):
             now = utcnow()
             with self._write() as s:
                 pick = select(m.Submission.id).where(m.Submission.state == "queued").order_by(m.Submission.id).limit(1)
+                if skip_challenges:
+                    pick = pick.where(m.Submission.challenge.not_in(list(skip_challenges)))
                 if s.get_bind().dialect.name == "postgresql":
                     pick = pick.with_for_update(skip_locked=True)
                 candidate = s.scalar(pick)
@@ -79,12 +92,41 @@ class Jobs(Database):
             row.lease_expires = now + timedelta(seconds=DEFAULT_LEASE_S if lease_s is None else lease_s)
             return not row.cancel_requested
 
+    def _retried(self, what: str, call: Callable[[], _T]) -> _T:
+        """``call()``, tried again (0.2 s, doubling to 2 s apart) while it raises
+        :class:`DatabaseUnavailable`, for up to :data:`RETRY_S` seconds; a full disk is not waited for.
+
+        Raises:
+            DatabaseUnavailable: still unavailable after :data:`RETRY_S`, or the disk is full.
+        """
+        deadline, delay = time.monotonic() + RETRY_S, 0.2
+        while True:
+            try:
+                return call()
+            except DatabaseUnavailable as err:
+                if err.disk_full or time.monotonic() + delay > deadline:
+                    raise
+                log.warning("%s: %s; trying again in %.1f s", what, err.message, delay)
+                time.sleep(delay)
+                delay = min(2 * delay, 2.0)
+
     def finish(self, submission_id: int, worker: str, *, result_json: str, scorecard_html: str,
                verdict: str, score: float, max_score: float, team_scorecard_html: str = "") -> bool:
         """Store the result of a job ``worker`` holds and mark it done; exactly one result per
         submission (UNIQUE ``submission_id``). ``scorecard_html`` is the coach's scorecard,
         ``team_scorecard_html`` the team's (:func:`grader.report.render_scorecard` with
-        ``audience="team"``). False (nothing stored) when the lease was lost or a result exists."""
+        ``audience="team"``). False (nothing stored) when the lease was lost or a result exists.
+
+        Raises:
+            DatabaseUnavailable: the database stayed away for :data:`RETRY_S` seconds, or its disk
+                is full; nothing was stored (the job stays running until its lease expires).
+        """
+        return self._retried(f"submission {submission_id}: storing its result", lambda: self._finish(
+            submission_id, worker, result_json=result_json, scorecard_html=scorecard_html, verdict=verdict,
+            score=score, max_score=max_score, team_scorecard_html=team_scorecard_html))
+
+    def _finish(self, submission_id: int, worker: str, *, result_json: str, scorecard_html: str,
+                verdict: str, score: float, max_score: float, team_scorecard_html: str) -> bool:
         now = utcnow()
         try:
             with self._write() as s:
@@ -104,22 +146,36 @@ class Jobs(Database):
     def fail(self, submission_id: int, worker: str, error: str) -> None:
         """End a job ``worker`` holds without a result: ``cancelled`` when a cancel was requested,
         else ``failed`` with ``error`` (a harness or configuration fault, shown to the coach).
-        Nothing happens when the lease was lost."""
-        now = utcnow()
-        with self._write() as s:
-            row = s.scalar(select(m.Submission).where(*self._held(submission_id, worker)).with_for_update())
-            if row is not None:
-                row.state = "cancelled" if row.cancel_requested else "failed"
-                row.error = "cancelled by the coach" if row.cancel_requested else error[:4000]
-                row.finished_at, row.lease_owner, row.lease_expires = now, None, None
+        Nothing happens when the lease was lost.
+
+        Raises:
+            DatabaseUnavailable: as :meth:`finish`.
+        """
+        def end() -> None:
+            now = utcnow()
+            with self._write() as s:
+                row = s.scalar(select(m.Submission).where(*self._held(submission_id, worker)).with_for_update())
+                if row is not None:
+                    row.state = "cancelled" if row.cancel_requested else "failed"
+                    row.error = "cancelled by the coach" if row.cancel_requested else error[:4000]
+                    row.finished_at, row.lease_owner, row.lease_expires = now, None, None
+
+        self._retried(f"submission {submission_id}: recording its failure", end)
 
     def release(self, submission_id: int, worker: str) -> bool:
         """Put a job ``worker`` holds back in the queue, its attempt not counted (the server is
-        stopping); False when the lease was lost."""
-        with self._write() as s:
-            return bool(rowcount(s, update(m.Submission).where(*self._held(submission_id, worker)).values(
-                state="queued", lease_owner=None, lease_expires=None, progress="", started_at=None,
-                attempts=m.Submission.attempts - 1)))
+        stopping); False when the lease was lost.
+
+        Raises:
+            DatabaseUnavailable: as :meth:`finish`.
+        """
+        def put_back() -> bool:
+            with self._write() as s:
+                return bool(rowcount(s, update(m.Submission).where(*self._held(submission_id, worker)).values(
+                    state="queued", lease_owner=None, lease_expires=None, progress="", started_at=None,
+                    attempts=m.Submission.attempts - 1)))
+
+        return self._retried(f"submission {submission_id}: putting it back in the queue", put_back)
 
     def requeue_stale(self, *, all_running: bool = False) -> int:
         """Put back in the queue every running job whose lease has expired (every running job

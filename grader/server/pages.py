@@ -232,8 +232,11 @@ class Site:
         return out
 
     def status_of(self, sub: SubmissionRow) -> dict[str, Any]:
-        """What the pages show of ``sub``'s progress (also the JSON of its status and events)."""
+        """What the pages show of ``sub``'s progress (also the JSON of its status and events); the
+        queue position is looked up for a queued submission only (one query each: the coach's page
+        lists every submission)."""
+        position = self.store.queue_position(sub.id) if sub.state == "queued" else None
         return {"id": sub.id, "state": sub.state, "progress": sub.progress,
-                "queue_position": self.store.queue_position(sub.id), "elapsed_s": elapsed_s(sub),
+                "queue_position": position, "elapsed_s": elapsed_s(sub),
                 "verdict": sub.verdict, "score": sub.score, "max_score": sub.max_score,
                 "error": sub.error, "final": sub.state in FINAL_STATES}

@@ -25,7 +25,16 @@ _SHA = re.compile(r"^[0-9a-f]{64}$")
 
 
 class UploadRefused(UsageError):
-    """An upload that is not stored: empty, too large, or the disk is full."""
+    """An upload that is not stored: empty, too large, or the disk is full.
+
+    Attributes:
+        disk_full: the server's disk is full (ENOSPC or EDQUOT): the upload itself is fine (the
+            pages answer 507 Insufficient Storage, RFC 4918, instead of 413).
+    """
+
+    def __init__(self, message: str, *, fix: str | None = None, disk_full: bool = False) -> None:
+        super().__init__(message, fix=fix)
+        self.disk_full = disk_full
 
 
 def upload_path(root: Path, sha256: str) -> Path:
@@ -60,7 +69,10 @@ def store_file(data: BinaryIO, root: Path, *, max_bytes: int) -> tuple[str, int]
             or any other OSError); the temporary file is removed, nothing is left behind.
     """
     digest = hashlib.sha256()
-    fd, tmp = tempfile.mkstemp(prefix=".upload-", dir=root)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=".upload-", dir=root)
+    except OSError as err:  # no inode left, or the folder cannot be written
+        raise _refused(err) from err
     size = 0
     try:
         try:
@@ -91,13 +103,17 @@ def store_file(data: BinaryIO, root: Path, *, max_bytes: int) -> tuple[str, int]
         return sha, size
     except OSError as err:
         _remove(tmp)
-        full = err.errno in (errno.ENOSPC, errno.EDQUOT)
-        raise UploadRefused("the server's disk is full: the upload was not stored" if full
-                            else f"the upload could not be stored ({err.strerror or err})",
-                            fix="try again later, or tell the coach") from err
+        raise _refused(err) from err
     except BaseException:
         _remove(tmp)
         raise
+
+
+def _refused(err: OSError) -> UploadRefused:
+    full = err.errno in (errno.ENOSPC, errno.EDQUOT)
+    return UploadRefused("the server's disk is full: the upload was not stored" if full
+                         else f"the upload could not be stored ({err.strerror or err})",
+                         fix="try again later, or tell the coach", disk_full=full)
 
 
 def _remove(path: str) -> None:

@@ -14,6 +14,7 @@ job with its message; any other exception is logged and fails that job only; the
 from __future__ import annotations
 
 import dataclasses
+import errno
 import json
 import logging
 import os
@@ -27,10 +28,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 from grader.errors import GraderError
 from grader.grade import GradeOptions
+from grader.server.db import DatabaseUnavailable
 from grader.server.store import Store, SubmissionRow
 from grader.settings import Settings
 
@@ -97,8 +99,12 @@ class WorkerPool:
         gpus: GPU ids; worker n's kernels see only ``gpus[(n - 1) % len(gpus)]``
             (``CUDA_VISIBLE_DEVICES``), as ``grader check --gpus`` hands out slots. With a
             ``scheduler``, GPU jobs go to Dask workers offering the ``GPU`` resource instead.
+            Without either, the workers leave the jobs of challenges whose profile needs a GPU
+            (:attr:`gpu_challenges`) in the queue, for a server with GPUs.
         scheduler: a Dask scheduler's address (``tcp://host:8786``): each job runs there as one
             task (``grader check --executor dask``); None grades in this process's threads.
+        scoring: with a scheduler, where the hidden labels are: ``here`` (the Dask workers only
+            execute; this process scores) or ``workers`` (:class:`grader.cohort.CohortOptions`).
 
     Raises:
         ValueError: ``workers`` below 1 or ``lease_s`` not positive.
@@ -106,8 +112,8 @@ class WorkerPool:
 
     def __init__(self, store: Store, settings: Settings, options: GradeOptions, *, workers: int = 1,
                  lease_s: float = 60, poll_s: float = 0.5, gpus: Sequence[str] = (),
-                 scheduler: str | None = None) -> None:
-        from grader.cohort import ResultCache, _kernel_env
+                 scheduler: str | None = None, scoring: Literal["here", "workers"] = "here") -> None:
+        from grader.cohort import ResultCache, _kernel_env, gpu_challenges
 
         if workers < 1 or lease_s <= 0:
             raise ValueError(f"workers={workers}, lease_s={lease_s}: need workers >= 1 and lease_s > 0")
@@ -120,7 +126,11 @@ class WorkerPool:
             f"{self._prefix}:{n}": _kernel_env(gpus[(n - 1) % len(gpus)] if gpus else None, workers)
             for n in range(1, workers + 1)}
         self._cache = ResultCache(settings)
-        self.scheduler, self.gpus = scheduler, tuple(gpus)
+        self.scheduler, self.gpus, self.scoring = scheduler, tuple(gpus), scoring
+        self.gpu_challenges = gpu_challenges(settings, options.profile)
+        # threads without a GPU leave the jobs that need one to workers with one (another
+        # server's, started with --gpus); with Dask, the scheduler sends those to GPU workers
+        self._skip = frozenset() if scheduler or gpus else self.gpu_challenges
         self._stopping = threading.Event()
         self._wake = threading.Event()
         self._threads: list[threading.Thread] = []
@@ -176,8 +186,11 @@ class WorkerPool:
                 if time.monotonic() - swept > self.lease_s:  # jobs of workers that died since the start
                     swept = time.monotonic()
                     self.store.requeue_stale()
-                job = self.store.claim(worker, lease_s=self.lease_s)
-            except Exception:  # the database is away for a moment: try again
+                job = self.store.claim(worker, lease_s=self.lease_s, skip_challenges=self._skip)
+            except DatabaseUnavailable as err:  # away for a moment: one line, and try again
+                log.warning("worker %s could not claim a job: %s", worker, err.message)
+                job = None
+            except Exception:
                 log.exception("worker %s could not claim a job", worker)
                 job = None
             if job is None:
@@ -198,8 +211,21 @@ class WorkerPool:
         workspace = Path(tempfile.mkdtemp(prefix=f"job{job.id}-", dir=self.store.state_dir / "work"))
         try:
             self._grade(job, worker, live, workspace)
+        except DatabaseUnavailable as err:  # the job stays running: its lease expires and it is requeued
+            log.warning("submission %s: the database is away (%s); the job goes back to the queue when its "
+                        "lease expires", job.id, err.message)
         except GraderError as err:
             self._end(job, worker, live, str(err))
+        except OSError as err:
+            if err.errno not in (errno.ENOSPC, errno.EDQUOT):
+                log.exception("submission %s failed in the grader", job.id)
+                self._end(job, worker, live, f"internal error of the grader ({type(err).__name__}: {err}); "
+                          "the server's log has its traceback")
+            else:
+                log.error("submission %s: the server's disk is full: %s", job.id, err)
+                self._end(job, worker, live, f"the server's disk is full ({err}), under its state folder "
+                          f"{self.store.state_dir}: the job could not be graded; free space, then re-grade it "
+                          "(the coach's page)")
         except Exception as err:
             log.exception("submission %s failed in the grader", job.id)
             self._end(job, worker, live, f"internal error of the grader ({type(err).__name__}: {err}); "
@@ -267,7 +293,7 @@ class WorkerPool:
         [outcome] = grade_cohort([Job(1, submission, submission.name)], self.settings,
                                  dataclasses.replace(options, cancel=None, on_progress=None),
                                  CohortOptions(executor="dask", scheduler=self.scheduler, use_cache=False,
-                                               gpus=self.gpus),
+                                               gpus=self.gpus, scoring=self.scoring),
                                  write=lambda _: None)
         if outcome.result is None:
             error = outcome.error or "the Dask task ended without a result"
@@ -293,6 +319,9 @@ class WorkerPool:
                 continue
             try:
                 ok = self.store.progress(live.job.id, live.worker, text, lease_s=self.lease_s)
+            except DatabaseUnavailable as err:
+                log.warning("submission %s: progress not recorded: %s", live.job.id, err.message)
+                continue
             except Exception:
                 log.exception("submission %s: progress not recorded", live.job.id)
                 continue
