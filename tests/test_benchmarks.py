@@ -61,3 +61,20 @@ def test_overhead_rows_for_every_tool() -> None:
     assert floor, out
     assert float(floor[2]) > 0.0 and float(floor[1]) > float(floor[2])  # the import costs CPU
     assert "per notebook: python -c" not in out  # the floor is measured alone only
+
+
+@pytest.mark.kernel  # grades a few toy notebooks through a real `grader serve` (about 30 s)
+def test_server_benchmark_smoke() -> None:
+    done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "server.py"), "--quick", "--database", "sqlite",
+                           "--sandbox", "none"], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    out = done.stdout
+    for phase, n in (("uploads", 4), ("uploads graded", 4), ("inserted", 24), ("throughput, 1 workers", 2)):
+        assert f"[sqlite {phase}] accounted: {n} acknowledged, {n} stored, 0 lost, 0 duplicated" in out, out
+    assert "[sqlite inserted] accounted: 24 acknowledged, 24 stored, 0 lost, 0 duplicated; 24 with exactly one " \
+           "result, 0 without" in out
+    for figure in ("upload acknowledged (4 at once)", "team page (12 teams polling)",
+                   "leaderboard, team view, 24 graded", "coach's page (all submissions), 24 graded",
+                   "grading 2 notebooks, 1 workers"):
+        assert re.search(rf"^sqlite +{re.escape(figure)} .*(PASS|MISS)$", out, re.MULTILINE), out
+    assert "NOT ACCOUNTED" not in out
