@@ -181,7 +181,26 @@ def test_finish_twice_stores_one_result(store: Store) -> None:
     assert done is not None and (done.state, done.verdict, done.score, done.max_score) == ("done", "pass", 3.0, 4.0)
     result = store.result(sub.id)
     assert result is not None and result.scorecard_html == "<p>card</p>"
-    assert [(t.name, s.id, r.result_json) for t, s, r in store.results("hack")] == [("red", sub.id, '{"a": 1}')]
+    assert [(t.name, s.id, r.result_json) for t, s, r in store.results("hack")] == [  # type: ignore[union-attr]
+        ("red", sub.id, '{"a": 1}')]
+    assert [(s.id, r) for _, s, r in store.results("hack", known={sub.id})] == [(sub.id, None)]  # not read again
+
+
+def test_counts_tell_when_a_result_is_added(store: Store) -> None:
+    """:meth:`Store.counts`, which the boards' cache trusts: submissions, graded ones, newest graded id."""
+    _event(store)
+    red = store.teams("hack")[0]
+    assert store.counts("hack") == (0, 0, 0)
+    first = store.submit("hack", red.id, challenge="toy", upload=_upload(store))
+    second = store.submit("hack", red.id, challenge="toy", upload=_upload(store, b"other", "b.ipynb"))
+    assert store.counts("hack") == (2, 0, 0)
+    kwargs = {"result_json": "{}", "scorecard_html": "", "verdict": "fail", "score": 0.0, "max_score": 1.0}
+    for expected in ((2, 1, first.id), (2, 2, second.id)):
+        job = store.claim("w1", lease_s=30)
+        assert job is not None and store.finish(job.id, "w1", **kwargs)  # type: ignore[arg-type]
+        assert store.counts("hack") == expected
+    assert [s.id for s in store.submissions("hack", limit=1)] == [second.id]
+    assert store.submissions("hack", states=("queued", "running")) == []
 
 
 def test_requeue_stale_and_give_up_after_three_attempts(store: Store) -> None:
@@ -247,6 +266,29 @@ def test_upload_is_content_addressed_and_stored_once(store: Store) -> None:
     assert _files(store.state_dir / "uploads") == [f"{first.sha256[:2]}/{first.sha256}"]
     with pytest.raises(ValueError, match="not a SHA-256"):
         store.upload_path("../../grader.db")
+
+
+def test_an_upload_recorded_with_its_submission_is_one_commit(store: Store) -> None:
+    """``record=False`` writes the file only; :meth:`Store.submit` commits its row with the
+    submission. A made-up upload is refused."""
+    import dataclasses
+
+    from sqlalchemy import func, select
+
+    from grader.server import models as m
+
+    store.create_event("solo", challenges=["toy"], teams=["red"])
+    team = store.teams("solo")[0]
+    upload = store.store_upload(io.BytesIO(b"{}" * 10), filename="toy.ipynb", max_bytes=1000, record=False)
+    with store._read() as s:
+        assert s.scalar(select(func.count()).select_from(m.Upload)) == 0
+    sub = store.submit("solo", team.id, challenge="toy", upload=upload)
+    with store._read() as s:
+        assert s.scalar(select(func.count()).select_from(m.Upload)) == 1
+    assert (sub.state, sub.upload_sha256) == ("queued", upload.sha256)
+    for sha in ("0" * 64, "../../grader.db"):
+        with pytest.raises(UsageError, match="is not stored"):
+            store.submit("solo", team.id, challenge="toy", upload=dataclasses.replace(upload, sha256=sha))
 
 
 def test_refused_uploads_leave_nothing(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:

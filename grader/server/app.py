@@ -42,7 +42,6 @@ from grader.errors import GraderError, UsageError
 from grader.export import public_data_zip
 from grader.report import render_scorecard
 from grader.scorecard import SubmissionResult
-from grader.server.boards import private_boards, public_boards
 from grader.server.bundle import MAX_FILES, UploadedFile, bundle
 from grader.server.coach import add_coach_routes
 from grader.server.db import DatabaseUnavailable
@@ -199,7 +198,7 @@ def create_app(store: Store, settings: Settings, *, workers: Workers | None,
         if packed.problem is not None:
             raise UsageError(packed.problem)
         upload = store.store_upload(io.BytesIO(packed.data), filename=packed.filename,
-                                    max_bytes=opts.max_upload_bytes)
+                                    max_bytes=opts.max_upload_bytes, record=False)  # committed with it
         return store.submit(event_name, team.id, challenge=challenge, upload=upload)
 
     def too_big(total: int) -> str:
@@ -308,10 +307,8 @@ def create_app(store: Store, settings: Settings, *, workers: Workers | None,
     @app.get("/leaderboard")
     def leaderboard(request: Request) -> HTMLResponse:
         site.team_or_coach(request)
-        event = store.event(event_name)
-        done = site.graded()
-        return site.page(request, "leaderboard.html.j2", public=public_boards(done, event.challenges, eta=opts.eta),
-                         private=private_boards(done, event.challenges, eta=opts.eta) if event.revealed else [],
+        public, private = site.boards(private=store.event(event_name).revealed)
+        return site.page(request, "leaderboard.html.j2", public=public, private=private,
                          places=decimals(opts.eta) - 2, coach_links=False)
 
     add_coach_routes(app, site)

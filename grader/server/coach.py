@@ -18,7 +18,7 @@ from starlette.concurrency import run_in_threadpool
 
 from grader.report import gradebook_csv, gradescope_results, junit_xml
 from grader.scorecard import SubmissionResult
-from grader.server.boards import chosen, private_boards, public_boards
+from grader.server.boards import chosen
 from grader.server.ladder import decimals
 from grader.server.pages import SCORECARD_CSP, Refused, Site
 
@@ -92,6 +92,9 @@ def similar(site: Site) -> tuple[list[SimilarPair], int]:
     return pairs, len(entries)
 
 
+COACH_PAGE_ROWS = 200  # submissions listed on the coach's page, newest first (all: /coach?all=1)
+
+
 def _attachment(name: str) -> dict[str, str]:
     return {"Content-Disposition": f'attachment; filename="{name}"'}
 
@@ -101,14 +104,15 @@ def add_coach_routes(app: FastAPI, site: Site) -> None:
     store, event, eta = site.store, site.event, site.options.eta
 
     @app.get("/coach")
-    def coach(request: Request) -> HTMLResponse:
+    def coach(request: Request, all: int = 0) -> HTMLResponse:  # noqa: A002  (the query's name: ?all=1)
         site.coach_of(request)
-        challenges = store.event(event).challenges
-        subs = store.submissions(event)
-        rates = [(board.challenge, board.rates) for board in private_boards(site.graded(), challenges, eta=eta)]
-        return site.page(request, "coach.html.j2", teams=store.teams(event),
-                         submissions=[(s, site.status_of(s)) for s in subs],
-                         active=[(s, site.status_of(s)) for s in reversed(subs) if s.state in ("queued", "running")],
+        rates = [(board.challenge, board.rates) for board in site.boards(private=True)[1]]
+        # newest first, 200 of them: 4,000 rows are 3 MB of HTML
+        listed = store.submissions(event, limit=None if all else COACH_PAGE_ROWS)
+        active = store.submissions(event, states=("queued", "running"))
+        return site.page(request, "coach.html.j2", teams=store.teams(event), shown=len(listed),
+                         total=store.counts(event)[0], submissions=[(s, site.status_of(s)) for s in listed],
+                         active=[(s, site.status_of(s)) for s in reversed(active)],
                          running=None if site.workers is None else site.workers.running(), rates=rates)
 
     @app.get("/coach/similar")
@@ -120,10 +124,8 @@ def add_coach_routes(app: FastAPI, site: Site) -> None:
     @app.get("/coach/leaderboard")
     def coach_leaderboard(request: Request) -> HTMLResponse:
         site.coach_of(request)
-        challenges = store.event(event).challenges
-        done = site.graded()
-        return site.page(request, "leaderboard.html.j2", public=public_boards(done, challenges, eta=eta),
-                         private=private_boards(done, challenges, eta=eta), places=decimals(eta) - 2,
+        public, private = site.boards(private=True)
+        return site.page(request, "leaderboard.html.j2", public=public, private=private, places=decimals(eta) - 2,
                          coach_links=True)
 
     @app.get("/coach/submissions/{submission_id}/scorecard")

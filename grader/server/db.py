@@ -205,10 +205,11 @@ class Database:
         except (OperationalError, PoolTimeout) as err:
             raise unavailable(err, self.database_url) from err
 
-    def _rows(self, s: Session, where: Sequence[Any], *, newest_first: bool = True) -> list[SubmissionRow]:
+    def _rows(self, s: Session, where: Sequence[Any], *, newest_first: bool = True,
+              limit: int | None = None) -> list[SubmissionRow]:
         order = m.Submission.id.desc() if newest_first else m.Submission.id
         query = (select(m.Submission, m.Team.name, m.Event.name).join(m.Team, m.Submission.team_id == m.Team.id)
-                 .join(m.Event, m.Submission.event_id == m.Event.id).where(*where).order_by(order))
+                 .join(m.Event, m.Submission.event_id == m.Event.id).where(*where).order_by(order).limit(limit))
         return [submission_row(sub, team, ev) for sub, team, ev in s.execute(query)]
 
     def submission(self, submission_id: int) -> SubmissionRow | None:

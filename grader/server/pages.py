@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hmac
 import logging
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -19,8 +20,9 @@ from fastapi.responses import HTMLResponse
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from grader.leaderboard import Board
 from grader.scorecard import SubmissionResult
-from grader.server.boards import NO_SPLIT_NOTE, Graded
+from grader.server.boards import NO_SPLIT_NOTE, Graded, PublicBoard, private_boards, public_boards
 from grader.server.ladder import ETA
 from grader.server.store import Store, SubmissionRow, TeamRow
 from grader.settings import Settings
@@ -154,7 +156,9 @@ class Site:
     options: AppOptions
     workers: Workers | None
     env: jinja2.Environment = field(default_factory=templates)
-    _parsed: dict[int, SubmissionResult] = field(default_factory=dict)
+    _parsed: dict[int, SubmissionResult | None] = field(default_factory=dict)
+    _boards: dict[tuple[object, ...], Any] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def page(self, request: Request, name: str, status: int = 200, **context: Any) -> HTMLResponse:
         """Template ``name`` rendered with the event, the session's CSRF token and role, and ``context``."""
@@ -221,15 +225,35 @@ class Site:
         """The event's graded submissions with their results (parsed once each; a stored result that
         does not validate is logged and left out)."""
         out = []
-        for team, sub, res in self.store.results(self.event):
-            if sub.id not in self._parsed:
+        for team, sub, res in self.store.results(self.event, known=set(self._parsed)):
+            if res is not None and sub.id not in self._parsed:  # a stored result never changes: parsed once
                 try:
                     self._parsed[sub.id] = SubmissionResult.model_validate_json(res.result_json)
                 except ValueError:
                     log.warning("submission %d: its stored result does not validate; left off the boards", sub.id)
-                    continue
-            out.append(Graded(team=team.name, submission_id=sub.id, created=sub.created, result=self._parsed[sub.id]))
+                    self._parsed[sub.id] = None
+            result = self._parsed.get(sub.id)
+            if result is not None:
+                out.append(Graded(team=team.name, submission_id=sub.id, created=sub.created, result=result))
         return out
+
+    def boards(self, *, private: bool) -> tuple[list[PublicBoard], list[Board]]:
+        """The event's public boards and, with ``private``, its private ones
+        (:func:`grader.server.boards.public_boards`, :func:`~grader.server.boards.private_boards`),
+        computed again only when a result was added (:meth:`Store.counts`)."""
+        _, graded, newest = self.store.counts(self.event)  # one aggregate query tells a new result
+        key = (graded, newest, private)
+        with self._lock:
+            if key in self._boards:
+                return self._boards[key]  # type: ignore[no-any-return]
+        done = self.graded()
+        challenges = self.store.event(self.event).challenges
+        eta = self.options.eta
+        found = (public_boards(done, challenges, eta=eta), private_boards(done, challenges, eta=eta) if private else [])
+        with self._lock:
+            self._boards = {k: v for k, v in self._boards.items() if k[:2] == key[:2]}  # older sets are stale
+            self._boards[key] = found
+        return found
 
     def status_of(self, sub: SubmissionRow) -> dict[str, Any]:
         """What the pages show of ``sub``'s progress (also the JSON of its status and events); the

@@ -14,12 +14,12 @@ import hashlib
 import hmac
 import re
 import secrets
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path, PurePosixPath
 from typing import BinaryIO
 
-from sqlalchemy import func, select, update
+from sqlalchemy import case, func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
@@ -188,7 +188,7 @@ class Store(Jobs):
             self._get_event(s, event).revealed = revealed
     # ----- uploads and submissions
 
-    def store_upload(self, data: BinaryIO, *, filename: str, max_bytes: int) -> UploadRow:
+    def store_upload(self, data: BinaryIO, *, filename: str, max_bytes: int, record: bool = True) -> UploadRow:
         """Store the bytes read from ``data`` (streamed, never held whole) under
         ``uploads/<sha[:2]>/<sha>``; an upload already stored is kept once.
 
@@ -197,19 +197,26 @@ class Store(Jobs):
             filename: the name the team sent it under (kept on the submission, not on disk; a
                 name over 255 characters is shortened, its suffix kept).
             max_bytes: the largest upload accepted, in bytes.
+            record: also commit its database row now; False leaves that to :meth:`submit`,
+                in the submission's own transaction (one durable commit per upload, not two).
 
         Raises:
             UploadRefused: it is empty or over ``max_bytes``, or the disk is full or failing;
                 nothing is left half-written.
         """
         sha, size = store_file(data, self.state_dir / "uploads", max_bytes=max_bytes)
-        with self._write() as s:
-            # INSERT ... ON CONFLICT DO NOTHING: teams sending the same file at once (the starter
-            # notebook) store one row, not a unique-key error, on PostgreSQL as on SQLite
-            insert = pg_insert if s.get_bind().dialect.name == "postgresql" else sqlite_insert
-            s.execute(insert(m.Upload).values(sha256=sha, size=size, created=utcnow())
-                      .on_conflict_do_nothing(index_elements=[m.Upload.sha256]))
+        if record:
+            with self._write() as s:
+                self._record_upload(s, sha, size)
         return UploadRow(sha256=sha, size=size, filename=_fit_name(filename))
+
+    @staticmethod
+    def _record_upload(s: Session, sha: str, size: int) -> None:
+        # INSERT ... ON CONFLICT DO NOTHING: teams sending the same file at once (the starter
+        # notebook) store one row, not a unique-key error, on PostgreSQL as on SQLite
+        insert = pg_insert if s.get_bind().dialect.name == "postgresql" else sqlite_insert
+        s.execute(insert(m.Upload).values(sha256=sha, size=size, created=utcnow())
+                  .on_conflict_do_nothing(index_elements=[m.Upload.sha256]))
 
     def upload_path(self, sha256: str) -> Path:
         """Where upload ``sha256`` is stored.
@@ -246,7 +253,13 @@ class Store(Jobs):
             if ends is not None and now >= ends:
                 raise UsageError(f"the event ended at {ends:%Y-%m-%d %H:%M} UTC: submissions are closed")
             if s.get(m.Upload, upload.sha256) is None:
-                raise UsageError(f"upload {upload.sha256} is not stored")
+                try:
+                    stored = self.upload_path(upload.sha256).is_file()
+                except ValueError:
+                    stored = False
+                if not stored:
+                    raise UsageError(f"upload {upload.sha256} is not stored")
+                self._record_upload(s, upload.sha256, upload.size)  # stored with record=False
             if ev.cap_per_day is not None:
                 used = self._used_today(s, team_id, now)
                 if used >= ev.cap_per_day:
@@ -282,11 +295,26 @@ class Store(Jobs):
                 return None
             return max(0, ev.cap_per_day - self._used_today(s, team_id, utcnow()))
 
-    def submissions(self, event: str, *, team_id: int | None = None) -> list[SubmissionRow]:
-        """The submissions of ``event`` (of team ``team_id`` only, if given), newest first."""
-        where = [m.Event.name == event] + ([m.Submission.team_id == team_id] if team_id is not None else [])
+    def submissions(self, event: str, *, team_id: int | None = None, states: Sequence[str] = (),
+                    limit: int | None = None) -> list[SubmissionRow]:
+        """The submissions of ``event`` (of team ``team_id`` only, in ``states`` only, if given),
+        newest first, at most ``limit`` of them."""
+        where = [m.Event.name == event] + ([m.Submission.team_id == team_id] if team_id is not None else []) + (
+            [m.Submission.state.in_(list(states))] if states else [])
         with self._read() as s:
-            return self._rows(s, where)
+            return self._rows(s, where, limit=limit)
+
+    def counts(self, event: str) -> tuple[int, int, int]:
+        """``(submissions, graded, newest graded id)`` of ``event`` (0 for none): the graded ones
+        (state ``done``, each with its one result) only ever grow, so the last two tell whether a
+        result was added since they were last read (one aggregate query, not 4,000 rows)."""
+        done = case((m.Submission.state == "done", 1), else_=0)
+        newest = func.max(case((m.Submission.state == "done", m.Submission.id), else_=None))
+        with self._read() as s:
+            total, graded, last = s.execute(
+                select(func.count(m.Submission.id), func.coalesce(func.sum(done), 0), func.coalesce(newest, 0))
+                .join(m.Event, m.Submission.event_id == m.Event.id).where(m.Event.name == event)).one()
+        return int(total), int(graded), int(last)
     def queue_position(self, submission_id: int) -> int | None:
         """Where a queued submission stands in the queue of every event (1: graded next), or None
         when it is not queued. The queue is first come, first served."""
@@ -303,13 +331,25 @@ class Store(Jobs):
             row = s.scalar(select(m.Result).where(m.Result.submission_id == submission_id))
         return None if row is None else result_row(row)
 
-    def results(self, event: str) -> list[tuple[TeamRow, SubmissionRow, ResultRow]]:
-        """Every result of ``event`` with its team and submission, oldest first."""
+    def results(self, event: str, *, known: Collection[int] = ()) -> list[tuple[TeamRow, SubmissionRow,
+                                                                                ResultRow | None]]:
+        """Every result of ``event`` with its team and submission, oldest first, without the HTML
+        scorecards (``scorecard_html`` and ``team_scorecard_html`` are ""; :meth:`result` has
+        them): the boards read the results only, and 200 teams x 20 scorecards are gigabytes.
+        The results of the submissions in ``known`` (which the caller holds already: a stored
+        result never changes) are not read again: their row is None."""
         with self._read() as s:
             subs = self._rows(s, [m.Event.name == event, m.Submission.state == "done"], newest_first=False)
-            found = {r.submission_id: r for r in s.scalars(select(m.Result).where(
-                m.Result.submission_id.in_([x.id for x in subs])))}
-        return [(TeamRow(id=x.team_id, event=event, name=x.team_name), x, result_row(found[x.id]))
+            wanted = [x.id for x in subs if x.id not in known]
+            columns = (m.Result.submission_id, m.Result.result_json, m.Result.verdict, m.Result.score,
+                       m.Result.max_score, m.Result.created)
+            found: dict[int, ResultRow | None] = {
+                r.submission_id: ResultRow(submission_id=r.submission_id, result_json=r.result_json,
+                                           scorecard_html="", verdict=r.verdict, score=r.score,
+                                           max_score=r.max_score, created=utc(r.created) or utcnow())
+                for r in (s.execute(select(*columns).where(m.Result.submission_id.in_(wanted))) if wanted else ())}
+        found.update((i, None) for i in known)
+        return [(TeamRow(id=x.team_id, event=event, name=x.team_name), x, found[x.id])
                 for x in subs if x.id in found]
 
     def cancel(self, submission_id: int) -> bool:

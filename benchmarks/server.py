@@ -1,0 +1,854 @@
+"""The event server under load (issue 17): upload acknowledgment, page latency and grading throughput.
+
+Starts the real server (``grader serve``, a separate process on 127.0.0.1) on a throwaway toy project
+(the synthetic "toy" challenge of tests/conftest.py, rebuilt here: trivial notebooks grade in a few
+seconds), once per database (SQLite in the state folder; PostgreSQL started here with Debian's
+``initdb``/``pg_ctl`` into a temporary folder as the ``postgres`` user, as tests/pg.py does, but with
+``fsync`` on so that acknowledged means durable), and measures with httpx clients (asyncio, one
+thread: the client shares the machine's cores with the server):
+
+1. Uploads: UPLOADERS teams upload a notebook at the same moment; latency from the POST sent to
+   its answer (303: the submission is queued; the server answers only after the upload is fsynced
+   and the submission committed). Then waits until every upload is graded.
+2. Polling: TEAMS teams load their team page and the status endpoint the page polls
+   (``/submissions/{id}/status``, every POLL_INTERVAL s as the page's fallback does), POLLS times.
+3. Pages with TEAMS x SUBS_PER_TEAM graded submissions (inserted through the Store API with the
+   stored result of one real grading, server stopped meanwhile): the leaderboard (team view), the
+   coach's leaderboard, the coach's page (every team's submissions, pass rates) and a team's page.
+4. Grading throughput: NOTEBOOKS trivial notebooks uploaded to a fresh server with each worker
+   count, wall time from the first upload to the last result stored, beside ``grader check --jobs
+   N --no-cache`` on the same notebooks, run just before each server (the machine's load drifts).
+
+After each phase every acknowledged upload must be in the database exactly once (and graded once,
+where the phase waits for grading): ``accounted: N acknowledged, N stored, 0 lost, 0 duplicated``;
+the exit status is 1 otherwise. The last lines are the table, one figure a line, beside the issue's
+targets (upload p95 < 200 ms, pages p95 < 100 ms, throughput within 10% of grader check).
+Bounded: every phase has a request count and a deadline; only 127.0.0.1 is contacted; temporary
+folders, servers and PostgreSQL are removed and stopped on the way out (also on Ctrl-C, SIGTERM or
+a failure).
+
+Usage: .venv/bin/python benchmarks/server.py [--database sqlite|postgresql|both] [--teams 200]
+       [--uploaders 50] [--polls 10] [--subs-per-team 20] [--workers 1,2,4] [--notebooks 16]
+       [--page-requests 40] [--concurrency 10] [--sandbox bwrap|none] [--skip polling,pages,throughput] [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import glob
+import io
+import math
+import os
+import platform
+import pwd
+import random
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+EVENT = "loadtest"
+CLASSES = {"red": (220, 30, 30), "green": (30, 200, 40), "blue": (30, 40, 220)}
+UPLOAD_TARGET_MS = 200.0
+PAGE_TARGET_MS = 100.0
+THROUGHPUT_TARGET = 0.9  # server submissions per minute at least 90% of grader check's
+PG_START_S = 60
+
+# ---------------------------------------------------------------- the toy project (as tests/conftest.py)
+
+TOY_RUBRIC = """schema_version = 1
+challenge = "toy"
+[[criteria]]
+id = "runs"
+title = "runs"
+check = "notebook_runs"
+points = 1
+fix = "make it run"
+[[criteria]]
+id = "accuracy"
+title = "accuracy"
+check = "hidden_accuracy"
+points = 4
+params = { model = "predict", threshold = 0.9 }
+fix = "train better"
+[[criteria]]
+id = "loss-history"
+title = "history"
+check = "loss_history"
+points = 1
+fix = "record HISTORY"
+[[criteria]]
+id = "loss-plot"
+title = "plot"
+check = "loss_plot"
+points = 1
+fix = "plot it"
+[[criteria]]
+id = "new-images"
+title = "new images"
+check = "new_image_predictions"
+points = 1
+params = { min_images = 2 }
+fix = "add images"
+[[criteria]]
+id = "saved-model"
+title = "saved"
+check = "saved_model"
+points = 1
+params = { min_bytes = 10 }
+fix = "save"
+"""
+
+TOY_CHALLENGE = """schema_version = 1
+id = "toy"
+title = "Toy colours"
+seed = "bench"
+rubric = "toy"
+[dataset]
+source = "toy"
+classes = ["red", "green", "blue"]
+hidden_split = "splits/toy-hidden.txt"
+[execution]
+cell_timeout_s = 60
+deadline_s = 120
+probe_timeout_s = 60
+max_output_bytes = 100000
+"""
+
+CELLS = [
+    "import os\nimport numpy as np\nimport matplotlib.pyplot as plt\n"
+    "CLASS_NAMES = sorted(os.listdir(os.path.join(DATA_DIR, 'toy')))",
+    "def predict(images):\n"
+    "    out = []\n"
+    "    for im in images:\n"
+    "        r, g, b = np.asarray(im.convert('RGB')).reshape(-1, 3).mean(0)\n"
+    "        out.append(['red', 'green', 'blue'][int(np.argmax([r, g, b]))])\n"
+    "    return out",
+    "HISTORY = {'loss': [1.0, 0.6, 0.4], 'val_loss': [1.1, 0.7, 0.5]}\n"
+    "plt.plot(HISTORY['loss']); plt.plot(HISTORY['val_loss']); plt.show()",
+    "np.save(os.path.join(MODEL_DIR, 'model.npy'), np.arange(10.0))",
+]
+
+
+def _png(colour: tuple[int, int, int], seed: int, size: tuple[int, int] = (40, 30)) -> bytes:
+    from PIL import Image, ImageDraw
+
+    image = Image.new("RGB", size, colour)
+    ImageDraw.Draw(image).rectangle((seed % 20, seed % 10, seed % 20 + 8, seed % 10 + 6), fill=(250, 250, 250))
+    out = io.BytesIO()
+    image.save(out, format="PNG")
+    return out.getvalue()
+
+
+def build_toy(root: Path) -> tuple[Path, Path]:
+    """The toy project and its data under ``root`` (challenge ``toy``: 3 colours, 18 images, 6
+    hidden); returns ``(project_dir, data_dir)``."""
+    project, data = root / "project", root / "data"
+    (project / "challenges" / "toy").mkdir(parents=True)
+    (project / "challenges" / "splits").mkdir()
+    (project / "rubrics").mkdir()
+    (project / "challenges" / "toy" / "challenge.toml").write_text(TOY_CHALLENGE)
+    (project / "rubrics" / "toy.toml").write_text(TOY_RUBRIC)
+    hidden = []
+    for cls, colour in CLASSES.items():
+        (data / "toy" / cls).mkdir(parents=True)
+        for i in range(6):
+            (data / "toy" / cls / f"{cls}{i}.png").write_bytes(_png(colour, i * 7 + len(cls)))
+        hidden += [f"{cls}/{cls}0.png", f"{cls}/{cls}1.png"]
+    (project / "challenges" / "splits" / "toy-hidden.txt").write_text("# hidden\n" + "\n".join(hidden) + "\n")
+    return project, data
+
+
+def notebook(tag: str) -> bytes:
+    """A trivial toy notebook (passes every criterion with two new images), made distinct by ``tag``."""
+    import nbformat
+    from nbformat.v4 import new_code_cell, new_notebook
+
+    nb = new_notebook(cells=[new_code_cell("DATA_DIR = None", metadata={"tags": ["parameters"]}),
+                             *[new_code_cell(c) for c in CELLS], new_code_cell(f"# {tag}")],
+                      metadata={"grader": {"challenge": "toy"},
+                                "kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}})
+    return str(nbformat.writes(nb)).encode()
+
+
+def new_images() -> list[tuple[str, bytes]]:
+    return [(f"new{i}.png", _png((200, 120, 40), 4 * i, (64, 48))) for i in range(2)]
+
+
+# ---------------------------------------------------------------- processes, cleaned up on the way out
+
+
+class Children:
+    """Processes started here, each in its own session: stopped (SIGTERM, then SIGKILL of the group)."""
+
+    def __init__(self) -> None:
+        self.procs: list[subprocess.Popen[bytes]] = []
+
+    def start(self, argv: Sequence[str], *, env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+        with log.open("ab") as out:
+            proc = subprocess.Popen(list(argv), env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        self.procs.append(proc)
+        return proc
+
+    def stop(self, proc: subprocess.Popen[bytes], *, timeout_s: float = 30) -> None:
+        if proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(timeout_s)
+            except subprocess.TimeoutExpired:
+                pass
+        with contextlib.suppress(ProcessLookupError):  # anything the group left behind
+            os.killpg(proc.pid, signal.SIGKILL)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(10)
+        if proc in self.procs:
+            self.procs.remove(proc)
+
+    def stop_all(self) -> None:
+        for proc in list(self.procs):
+            self.stop(proc, timeout_s=10)
+
+
+def _terminate(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def listening(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+class Failed(Exception):
+    """The benchmark cannot go on (a server that does not start, a grading that does not end)."""
+
+
+# ---------------------------------------------------------------- PostgreSQL (after tests/pg.py, fsync on)
+
+
+def _pg_run(argv: list[str]) -> subprocess.CompletedProcess[str]:
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8"}
+    return subprocess.run(argv, capture_output=True, text=True, timeout=PG_START_S, env=env, check=False)
+
+
+@contextlib.contextmanager
+def postgres() -> Iterator[int]:
+    """A PostgreSQL server in a temporary folder (removed after) on 127.0.0.1 (trust authentication for role ``grader``,
+    fsync on, ``synchronous_commit`` on); yields its port; stopped (``pg_ctl stop -m fast``) after.
+
+    A self-contained copy of tests/pg.py's start and stop, which imports pytest at module level.
+
+    Raises:
+        Failed: initdb or pg_ctl is missing or fails.
+    """
+    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/pg_ctl"),
+                   key=lambda p: int(Path(p).parent.parent.name) if Path(p).parent.parent.name.isdigit() else 0)
+    bin_dir = Path(found[-1]).parent if found else (Path(p).resolve().parent if (p := shutil.which("pg_ctl")) else None)
+    if bin_dir is None or not (bin_dir / "initdb").exists():
+        raise Failed("initdb and pg_ctl are not installed (apt-get install postgresql)")
+    as_user: list[str] = []
+    uid, gid = os.getuid(), os.getgid()
+    if os.geteuid() == 0:
+        try:
+            entry = pwd.getpwnam("postgres")
+            uid, gid = entry.pw_uid, entry.pw_gid
+        except KeyError:
+            uid = gid = 65534
+        as_user = ["setpriv", f"--reuid={uid}", f"--regid={gid}", "--clear-groups", "--"]
+    folder = Path(tempfile.mkdtemp(prefix="grader-bench-pg-"))  # its own: the server's user must reach it
+    os.chown(folder, uid, gid)
+    data, port = folder / "data", free_port()
+    pg_ctl = [*as_user, str(bin_dir / "pg_ctl"), "-D", str(data)]
+    try:
+        made = _pg_run([*as_user, str(bin_dir / "initdb"), "-D", str(data), "-U", "grader", "--auth=trust",
+                        "--encoding=UTF8"])
+        if made.returncode != 0:
+            raise Failed(f"initdb failed: {(made.stderr or made.stdout).strip()[-500:]}")
+        options = f"-k {folder} -c listen_addresses=127.0.0.1 -p {port} -c max_connections=300"
+        started = _pg_run([*pg_ctl, "-w", "-t", str(PG_START_S), "-l", str(folder / "server.log"), "-o", options,
+                           "start"])
+        if started.returncode != 0:
+            raise Failed(f"pg_ctl start failed: {started.stderr.strip()[-500:]}")
+        yield port
+    finally:
+        if (data / "postmaster.pid").exists():
+            _pg_run([*pg_ctl, "-m", "fast", "-w", "stop"])
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def create_database(port: int, name: str) -> str:
+    import psycopg
+
+    with psycopg.connect(f"host=127.0.0.1 port={port} user=grader dbname=postgres", autocommit=True) as conn:
+        conn.execute(f"CREATE DATABASE {name}")
+    return f"postgresql+psycopg://grader@127.0.0.1:{port}/{name}"
+
+
+# ---------------------------------------------------------------- figures
+
+
+def percentile(values: Sequence[float], p: float) -> float:
+    """The nearest-rank ``p``-th percentile of ``values`` (NIST's definition)."""
+    ordered = sorted(values)
+    return ordered[max(0, math.ceil(p / 100 * len(ordered)) - 1)]
+
+
+@dataclass
+class Row:
+    """One line of the final table."""
+
+    database: str
+    figure: str
+    value: str
+    target: str
+    ok: bool | None  # None: no target
+
+
+@dataclass
+class Bench:
+    """What every phase shares: options, folders, processes and the table being filled."""
+
+    args: argparse.Namespace
+    tmp: Path
+    project: Path
+    data: Path
+    children: Children
+    rows: list[Row] = field(default_factory=list)
+    failures: list[str] = field(default_factory=list)
+
+    def latency(self, database: str, figure: str, ms: Sequence[float], target_ms: float | None,
+                errors: int = 0) -> None:
+        if not ms:
+            self.rows.append(Row(database, figure, "no answer", f"p95 < {target_ms:.0f} ms" if target_ms else "",
+                                 False if target_ms else None))
+            return
+        p50, p95, p99 = (percentile(ms, p) for p in (50, 95, 99))
+        failed = f", {errors} errors" if errors else ""
+        value = f"p50 {p50:7.1f}  p95 {p95:7.1f}  p99 {p99:7.1f} ms  (n={len(ms)}{failed})"
+        ok = None if target_ms is None else (p95 < target_ms and errors == 0)
+        self.rows.append(Row(database, figure, value, f"p95 < {target_ms:.0f} ms" if target_ms else "", ok))
+        say(f"  {figure}: {value}")
+
+
+def say(text: str) -> None:
+    print(text, flush=True)
+
+
+# ---------------------------------------------------------------- one server
+
+
+@dataclass
+class Server:
+    """A running ``grader serve`` of the event, its store (opened here too) and its teams' join tokens."""
+
+    bench: Bench
+    state: Path
+    url: str | None
+    proc: subprocess.Popen[bytes] | None = None
+    port: int = 0
+    log: Path = Path()
+
+    def start(self, workers: int, tag: str) -> None:
+        self.port = free_port()
+        self.log = self.bench.tmp / f"serve-{tag}.log"
+        cache = Path(tempfile.mkdtemp(prefix="cache-", dir=self.bench.tmp))  # fresh: no result is reused
+        env = {**os.environ, "GRADER_PROJECT_DIR": str(self.bench.project), "GRADER_DATA_DIR": str(self.bench.data),
+               "GRADER_CACHE_DIR": str(cache)}
+        argv = [sys.executable, "-m", "grader", "serve", "--event", EVENT, "--host", "127.0.0.1", "--port",
+                str(self.port), "--workers", str(workers), "--state", str(self.state), "--sandbox",
+                self.bench.args.sandbox, *(["--database-url", self.url] if self.url else [])]
+        self.proc = self.bench.children.start(argv, env=env, log=self.log)
+        deadline = time.monotonic() + 60
+        while not listening(self.port):
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                raise Failed(f"grader serve did not start:\n{self.log.read_text(errors='replace')[-3000:]}")
+            time.sleep(0.1)
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.bench.children.stop(self.proc)
+            self.proc = None
+
+    @property
+    def base(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+
+def open_store(state: Path, url: str | None) -> Any:
+    from grader.server.store import Store
+
+    return Store(state, url)
+
+
+def counts(store: Any) -> dict[int, list[tuple[int, str, int]]]:
+    """Per team id: its submissions ``(id, state, number of results)``, read with plain SQL."""
+    from sqlalchemy import text
+
+    out: dict[int, list[tuple[int, str, int]]] = {}
+    with store._engine.connect() as conn:  # the store's engine; the query is this benchmark's own
+        rows = conn.execute(text(
+            "SELECT s.team_id, s.id, s.state, (SELECT COUNT(*) FROM results r WHERE r.submission_id = s.id) "
+            "FROM submissions s JOIN events e ON s.event_id = e.id WHERE e.name = :event ORDER BY s.id"),
+            {"event": EVENT})
+        for team_id, sub_id, state, n in rows:
+            out.setdefault(int(team_id), []).append((int(sub_id), str(state), int(n)))
+    return out
+
+
+def account(bench: Bench, database: str, phase: str, store: Any, acked: dict[int, int], *, graded: bool) -> None:
+    """Print ``accounted: ...`` for ``acked`` (team id -> acknowledged submissions); with ``graded``,
+    each must also have exactly one result. A mismatch is recorded as a failure."""
+    found = counts(store)
+    stored = sum(len(v) for v in found.values())
+    lost = sum(max(0, n - len(found.get(t, []))) for t, n in acked.items())
+    duplicated = sum(max(0, len(subs) - acked.get(t, 0)) for t, subs in found.items())
+    line = f"accounted: {sum(acked.values())} acknowledged, {stored} stored, {lost} lost, {duplicated} duplicated"
+    if graded:
+        one = sum(1 for subs in found.values() for _, _, n in subs if n == 1)
+        bad = [(i, s, n) for subs in found.values() for i, s, n in subs if n != 1]
+        line += f"; {one} with exactly one result, {len(bad)} without"
+        if bad:
+            line += f" (first: submission {bad[0][0]} {bad[0][1]}, {bad[0][2]} results)"
+            lost += len(bad)
+    say(f"  [{database} {phase}] {line}")
+    if lost or duplicated:
+        bench.failures.append(f"{database} {phase}: {line}")
+
+
+def wait_graded(store: Any, total: int, timeout_s: float, server: Server) -> None:
+    """Wait until ``total`` submissions of the event are done, failed or cancelled.
+
+    Raises:
+        Failed: not within ``timeout_s`` seconds, or the server exited.
+    """
+    deadline = time.monotonic() + timeout_s
+    while True:
+        subs = [s for t in counts(store).values() for s in t]
+        final = [s for s in subs if s[1] in ("done", "failed", "cancelled")]
+        if len(final) >= total:
+            return
+        if server.proc is not None and server.proc.poll() is not None:
+            raise Failed(f"the server exited:\n{server.log.read_text(errors='replace')[-3000:]}")
+        if time.monotonic() > deadline:
+            raise Failed(f"{len(final)} of {total} graded after {timeout_s:.0f} s")
+        time.sleep(0.25)
+
+
+# ---------------------------------------------------------------- the clients
+
+
+class Team:
+    """One team's (or the coach's) browser: its own cookie jar."""
+
+    def __init__(self, base: str, token: str, *, coach: bool = False) -> None:
+        import httpx
+
+        self.client = httpx.AsyncClient(base_url=base, timeout=120, follow_redirects=False)
+        self.token, self.coach, self.csrf = token, coach, ""
+
+    async def join(self) -> None:
+        path = f"/coach/join/{self.token}" if self.coach else f"/join/{self.token}"
+        joined = await self.client.get(path)
+        if joined.status_code != 303:
+            raise Failed(f"join answered {joined.status_code}")
+        page = await self.client.get("/coach" if self.coach else "/")
+        found = re.search(r'name="csrf" value="([^"]+)"', page.text)
+        if found is None:
+            raise Failed(f"no CSRF token on the page after joining ({page.status_code})")
+        self.csrf = found[1]
+
+    async def timed_get(self, path: str) -> tuple[float, int]:
+        t0 = time.perf_counter()
+        answer = await self.client.get(path)
+        return (time.perf_counter() - t0) * 1000, answer.status_code
+
+    async def upload(self, files: list[tuple[str, tuple[str, bytes, str]]]) -> tuple[float, int]:
+        """POST the upload form with ``files`` (:func:`upload_files`); (milliseconds, status)."""
+        t0 = time.perf_counter()
+        answer = await self.client.post("/submit", data={"challenge": "toy", "csrf": self.csrf}, files=files)
+        return (time.perf_counter() - t0) * 1000, answer.status_code
+
+    async def close(self) -> None:
+        await self.client.aclose()
+
+
+def upload_files(tag: str) -> list[tuple[str, tuple[str, bytes, str]]]:
+    """The upload form's files: a notebook made distinct by ``tag`` and two new images."""
+    return [("files", ("toy.ipynb", notebook(tag), "application/x-ipynb+json")),
+            *[("files", (name, data, "image/png")) for name, data in new_images()]]
+
+
+async def joined(base: str, tokens: Sequence[str], *, coach: bool = False) -> list[Team]:
+    teams = [Team(base, t, coach=coach) for t in tokens]
+    sem = asyncio.Semaphore(20)
+
+    async def one(team: Team) -> None:
+        async with sem:
+            await team.join()
+
+    await asyncio.gather(*(one(t) for t in teams))
+    return teams
+
+
+async def close_all(teams: Sequence[Team]) -> None:
+    await asyncio.gather(*(t.close() for t in teams))
+
+
+async def upload_all(base: str, tokens: Sequence[str], tags: Sequence[str]) -> tuple[float, list[tuple[float, int]]]:
+    """Join each team, then all upload at the same moment (notebook ``tags[i]``); returns the time of
+    the start (:func:`time.time`) and each upload's ``(milliseconds, status)``."""
+    teams = await joined(base, tokens)
+    forms = [upload_files(tag) for tag in tags]  # built before: the client's own work is not timed
+    try:
+        t0 = time.time()
+        answers = await asyncio.gather(*(t.upload(form) for t, form in zip(teams, forms, strict=True)))
+        return t0, list(answers)
+    finally:
+        await close_all(teams)
+
+
+# ---------------------------------------------------------------- the phases
+
+
+def phase_uploads(bench: Bench, database: str, server: Server, store: Any, tokens: dict[str, str],
+                  ids: dict[str, int]) -> dict[int, int]:
+    """Phase 1: UPLOADERS teams upload at once; returns the acknowledged uploads per team id."""
+    names = list(tokens)[: bench.args.uploaders]
+    say(f"  phase 1: {len(names)} teams upload at once")
+
+    _, answers = asyncio.run(upload_all(server.base, [tokens[n] for n in names], [f"{database} {n}" for n in names]))
+    ok = [ms for ms, status in answers if status == 303]
+    bench.latency(database, f"upload acknowledged ({len(names)} at once)", ok, UPLOAD_TARGET_MS,
+                  errors=len(answers) - len(ok))
+    acked = {ids[n]: 1 for n, (_, status) in zip(names, answers, strict=True) if status == 303}
+    account(bench, database, "uploads", store, acked, graded=False)
+    t0 = time.monotonic()
+    wait_graded(store, len(names), 60 + 15 * len(names), server)
+    say(f"  the {len(names)} uploads graded {time.monotonic() - t0:.0f} s after the last acknowledgment")
+    account(bench, database, "uploads graded", store, acked, graded=True)
+    return acked
+
+
+def phase_polling(bench: Bench, database: str, server: Server, store: Any, tokens: dict[str, str],
+                  ids: dict[str, int]) -> None:
+    """Phase 2: every team loads its page and polls its submission's status, POLLS times."""
+    args = bench.args
+    latest = {t: subs[-1][0] for t, subs in counts(store).items()}
+    names = list(tokens)[: args.teams]
+    say(f"  phase 2: {len(names)} teams poll their page and status {args.polls} times, every {args.poll_interval} s")
+    page_ms: list[float] = []
+    status_ms: list[float] = []
+    errors = {"page": 0, "status": 0}
+    deadline = time.monotonic() + args.phase_s
+
+    async def poll(team: Team, sub: int | None) -> None:
+        await asyncio.sleep(random.uniform(0, args.poll_interval))
+        for _ in range(args.polls):
+            if time.monotonic() > deadline:
+                return
+            started = time.monotonic()
+            for kind, path, into in (("page", "/", page_ms), ("status", f"/submissions/{sub}/status", status_ms)):
+                if kind == "status" and sub is None:
+                    continue
+                ms, status = await team.timed_get(path)
+                if status == 200:
+                    into.append(ms)
+                else:
+                    errors[kind] += 1
+            await asyncio.sleep(max(0.0, args.poll_interval - (time.monotonic() - started)))
+
+    async def run() -> None:
+        teams = await joined(server.base, [tokens[n] for n in names])
+        try:
+            await asyncio.gather(*(poll(t, latest.get(ids[n])) for t, n in zip(teams, names, strict=True)))
+        finally:
+            await close_all(teams)
+
+    asyncio.run(run())
+    bench.latency(database, f"team page ({len(names)} teams polling)", page_ms, PAGE_TARGET_MS, errors["page"])
+    bench.latency(database, "status poll (teams with a submission)", status_ms, PAGE_TARGET_MS, errors["status"])
+
+
+def insert_results(bench: Bench, store: Any, ids: dict[str, int], acked: dict[int, int]) -> dict[int, int]:
+    """Phase 3's data (server stopped): each team brought to SUBS_PER_TEAM graded submissions
+    through the Store API (store_upload, submit, claim, finish) with the result and scorecards of the
+    first graded upload; returns the acknowledged submissions per team id, these included."""
+    first = min(s[0] for subs in counts(store).values() for s in subs if s[2] == 1)
+    res = store.result(first)
+    sub = store.submission(first)
+    with store.upload_path(sub.upload_sha256).open("rb") as fh:
+        upload = store.store_upload(fh, filename=sub.filename, max_bytes=64 << 20)
+    total = dict(acked)
+    t0 = time.monotonic()
+    made = 0
+    for name in list(ids)[: bench.args.teams]:
+        team_id = ids[name]
+        while total.get(team_id, 0) < bench.args.subs_per_team:
+            row = store.submit(EVENT, team_id, challenge="toy", upload=upload)
+            job = store.claim("bench:insert", lease_s=600)
+            if job is None or job.id != row.id:
+                raise Failed(f"claimed {job and job.id} instead of the inserted submission {row.id}")
+            if not store.finish(row.id, "bench:insert", result_json=res.result_json, scorecard_html=res.scorecard_html,
+                                team_scorecard_html=res.team_scorecard_html, verdict=res.verdict, score=res.score,
+                                max_score=res.max_score):
+                raise Failed(f"finish of submission {row.id} stored nothing")
+            total[team_id] = total.get(team_id, 0) + 1
+            made += 1
+    say(f"  inserted {made} graded submissions in {time.monotonic() - t0:.0f} s (result {len(res.result_json)} B, "
+        f"scorecards {len(res.scorecard_html) + len(res.team_scorecard_html)} B each)")
+    return total
+
+
+async def hammer(who: Sequence[Team], path: str, count: int, concurrency: int,
+                 deadline: float) -> tuple[list[float], int]:
+    """GET ``path`` ``count`` times (until ``deadline``, monotonic s), ``concurrency`` at once, the
+    sessions of ``who`` in turn; (milliseconds of the 200 answers, number of other answers)."""
+    done: list[float] = []
+    left = [count]
+    errors = [0]
+
+    async def client(i: int) -> None:
+        while left[0] > 0 and time.monotonic() < deadline:
+            left[0] -= 1
+            ms, status = await who[i % len(who)].timed_get(path)
+            if status == 200:
+                done.append(ms)
+            else:
+                errors[0] += 1
+
+    await asyncio.gather(*(client(i) for i in range(concurrency)))
+    return done, errors[0]
+
+
+def phase_pages(bench: Bench, database: str, server: Server, tokens: dict[str, str], coach_token: str) -> None:
+    """Phase 3: the leaderboards, the coach's page and a team's page, PAGE_REQUESTS each, CONCURRENCY at once."""
+    args = bench.args
+    names = list(tokens)[: args.teams]
+    n = args.teams * args.subs_per_team
+    say(f"  phase 3: pages over {n} graded submissions, {args.page_requests} requests each, "
+        f"{args.concurrency} at once")
+
+    async def run() -> None:
+        teams = await joined(server.base, [tokens[x] for x in names[: max(args.concurrency, 1)]])
+        [coach] = await joined(server.base, [coach_token], coach=True)
+        try:
+            pages = [("leaderboard, team view", teams, "/leaderboard"),
+                     ("leaderboard, coach view", [coach], "/coach/leaderboard"),
+                     ("coach's page (all submissions)", [coach], "/coach"),
+                     (f"team page ({args.subs_per_team} submissions)", teams, "/")]
+            for figure, who, path in pages:
+                cold, status = await who[0].timed_get(path)
+                say(f"  {figure}: first request {cold:.0f} ms ({status})")
+                done, errors = await hammer(who, path, args.page_requests, args.concurrency,
+                                            time.monotonic() + args.phase_s)
+                bench.latency(database, f"{figure}, {n} graded", done, PAGE_TARGET_MS, errors)
+        finally:
+            await close_all([*teams, coach])
+
+    asyncio.run(run())
+
+
+def phase_throughput(bench: Bench, database: str, make_store: Any) -> None:
+    """Phase 4: NOTEBOOKS uploads graded by a fresh server with each worker count."""
+    args = bench.args
+    folders = check_folders(bench)
+    for workers in args.worker_counts:
+        tag = f"{database}-w{workers}"
+        # grader check just before each server run: the shared machine's load drifts over minutes
+        check = check_throughput(bench, folders, workers, tag)
+        state, url = make_store(tag)
+        store = open_store(state, url)
+        names = [f"team{i:03d}" for i in range(1, args.notebooks + 1)]
+        created = store.create_event(EVENT, challenges=["toy"], teams=names)
+        ids = {t.name: t.id for t in store.teams(EVENT)}
+        server = Server(bench, state, url)
+        server.start(workers, tag)
+        try:
+            t0, answers = asyncio.run(upload_all(server.base, [created.team_tokens[n] for n in names],
+                                                 [f"throughput {n}" for n in names]))
+            acked = {ids[n]: 1 for n, (_, status) in zip(names, answers, strict=True) if status == 303}
+            wait_graded(store, len(acked), 60 + 30 * len(names), server)
+            last = max(r.created for _, _, r in store.results(EVENT))
+            wall = last.timestamp() - t0
+            rate = len(acked) / wall * 60
+            runs = [(r.finished_at - r.started_at).total_seconds() for r in store.submissions(EVENT)
+                    if r.started_at is not None and r.finished_at is not None]
+            say(f"  {workers} workers: each job {sum(runs) / max(1, len(runs)):.1f} s from its claim to its result "
+                f"(mean), {wall:.1f} s in all")
+            account(bench, database, f"throughput, {workers} workers", store, acked, graded=True)
+            ratio = rate / check
+            value = (f"{wall:6.1f} s, {rate:5.1f} subs/min; grader check --jobs {workers}: {check:5.1f}; "
+                     f"ratio {ratio:.2f}")
+            bench.rows.append(Row(database, f"grading {len(names)} notebooks, {workers} workers", value,
+                                  "ratio >= 0.90", ratio >= THROUGHPUT_TARGET))
+            say(f"  {workers} workers: {value}")
+        finally:
+            server.stop()
+            store.close()
+
+
+def check_folders(bench: Bench) -> list[str]:
+    """The phase-4 notebooks as submission folders (``toy.ipynb`` and ``new_images/``) for grader check
+    (written once)."""
+    folders = []
+    for i in range(1, bench.args.notebooks + 1):
+        folder = bench.tmp / "check-subs" / f"team{i:03d}"
+        folders.append(str(folder))
+        if folder.exists():
+            continue
+        (folder / "new_images").mkdir(parents=True)
+        (folder / "toy.ipynb").write_bytes(notebook(f"throughput team{i:03d}"))
+        for name, data in new_images():
+            (folder / "new_images" / name).write_bytes(data)
+    return folders
+
+
+def check_throughput(bench: Bench, folders: list[str], jobs: int, tag: str) -> float:
+    """``grader check --jobs JOBS --no-cache`` on ``folders`` (a fresh cache): submissions per minute."""
+    cache = Path(tempfile.mkdtemp(prefix="cache-", dir=bench.tmp))
+    env = {**os.environ, "GRADER_PROJECT_DIR": str(bench.project), "GRADER_DATA_DIR": str(bench.data),
+           "GRADER_CACHE_DIR": str(cache)}
+    out = bench.tmp / f"check-out-{tag}"
+    t0 = time.perf_counter()
+    done = subprocess.run([sys.executable, "-m", "grader", "check", *folders, "--out", str(out), "--jobs",
+                           str(jobs), "--no-cache", "--sandbox", bench.args.sandbox], env=env, capture_output=True,
+                          text=True, timeout=60 + 30 * len(folders), check=False)
+    wall = time.perf_counter() - t0
+    passed = len(re.findall(r"\] \S+: PASS", done.stderr))
+    each = [int(x) for x in re.findall(r"\] \S+: \w+ .* in (\d+) s", done.stderr)]
+    if done.returncode not in (0, 1) or passed != len(folders):
+        bench.failures.append(f"grader check --jobs {jobs}: exit {done.returncode}, {passed}/{len(folders)} passed")
+        say(done.stderr[-2000:])
+    rate = len(folders) / wall * 60
+    say(f"  grader check --jobs {jobs} --no-cache: {wall:.1f} s, {rate:.1f} subs/min, {passed}/{len(folders)} "
+        f"passed, each {sum(each) / max(1, len(each)):.1f} s (mean, whole seconds)")
+    return rate
+
+
+def run_database(bench: Bench, database: str, pg_port: int | None) -> None:
+    args = bench.args
+    say(f"# {database}")
+
+    def make_store(tag: str) -> tuple[Path, str | None]:
+        state = bench.tmp / f"state-{tag}"
+        url = create_database(pg_port, re.sub(r"\W", "_", f"bench_{tag}")) if pg_port is not None else None
+        return state, url
+
+    state, url = make_store("pages")
+    store = open_store(state, url)
+    names = [f"team{i:03d}" for i in range(1, args.teams + 1)]
+    created = store.create_event(EVENT, challenges=["toy"], teams=names)
+    ids = {t.name: t.id for t in store.teams(EVENT)}
+    server = Server(bench, state, url)
+    try:
+        server.start(args.serve_workers, f"{database}-pages")
+        acked = phase_uploads(bench, database, server, store, created.team_tokens, ids)
+        if "polling" not in args.skip:
+            phase_polling(bench, database, server, store, created.team_tokens, ids)
+        server.stop()
+        if "pages" not in args.skip:
+            total = insert_results(bench, store, ids, acked)
+            account(bench, database, "inserted", store, total, graded=True)
+            server.start(args.serve_workers, f"{database}-pages-2")
+            phase_pages(bench, database, server, created.team_tokens, created.coach_token)
+    finally:
+        server.stop()
+        store.close()
+    if "throughput" not in args.skip:
+        phase_throughput(bench, database, make_store)
+
+
+def machine() -> str:
+    load = os.getloadavg()
+    return (f"{platform.node()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
+            f"load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} at start, {datetime.now():%Y-%m-%d %H:%M} local")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--database", choices=["sqlite", "postgresql", "both"], default="both")
+    parser.add_argument("--teams", type=int, default=200)
+    parser.add_argument("--uploaders", type=int, default=50)
+    parser.add_argument("--polls", type=int, default=10)
+    parser.add_argument("--poll-interval", type=float, default=2.0,
+                        help="seconds between a team's polls (default 2: the page's fallback polling)")
+    parser.add_argument("--subs-per-team", type=int, default=20)
+    parser.add_argument("--page-requests", type=int, default=40, help="requests per page in phase 3 (default 40)")
+    parser.add_argument("--concurrency", type=int, default=10, help="clients at once in phase 3 (default 10)")
+    parser.add_argument("--workers", default="1,2,4", help="worker counts of phase 4 (default 1,2,4)")
+    parser.add_argument("--serve-workers", type=int, default=2, help="workers of the server of phases 1-3 (default 2)")
+    parser.add_argument("--notebooks", type=int, default=16, help="notebooks graded in phase 4 (default 16)")
+    parser.add_argument("--phase-s", type=float, default=180, help="deadline of each timed phase, s (default 180)")
+    parser.add_argument("--sandbox", choices=["bwrap", "none"], default="bwrap" if shutil.which("bwrap") else "none")
+    parser.add_argument("--skip", default="", help="phases left out: polling, pages, throughput (comma-separated)")
+    parser.add_argument("--quick", action="store_true",
+                        help="a smoke run: 12 teams, 4 uploaders, 2 polls, 2 submissions each, workers 1, 2 notebooks")
+    args = parser.parse_args()
+    if args.quick:
+        args.teams, args.uploaders, args.polls, args.subs_per_team = 12, 4, 2, 2
+        args.workers, args.notebooks, args.page_requests, args.concurrency = "1", 2, 10, 4
+        args.poll_interval = 0.5
+    args.worker_counts = [int(n) for n in args.workers.split(",")]
+    args.skip = {x for x in args.skip.split(",") if x}
+    if args.skip - {"polling", "pages", "throughput"}:
+        parser.error(f"--skip {','.join(sorted(args.skip))}: choose among polling, pages, throughput")
+    args.uploaders = min(args.uploaders, args.teams)
+    databases = ["sqlite", "postgresql"] if args.database == "both" else [args.database]
+    header = machine()
+    say(f"# {header}; sandbox {args.sandbox}")
+    previous = signal.signal(signal.SIGTERM, _terminate)
+    children = Children()
+    tmp = Path(tempfile.mkdtemp(prefix="grader-bench-server-"))
+    started = time.monotonic()
+    try:
+        with contextlib.ExitStack() as stack:
+            project, data = build_toy(tmp)
+            bench = Bench(args=args, tmp=tmp, project=project, data=data, children=children)
+            for database in databases:
+                port = stack.enter_context(postgres()) if database == "postgresql" else None
+                run_database(bench, database, port)
+    except Failed as err:
+        say(f"FAILED: {err}")
+        return 1
+    except KeyboardInterrupt:
+        say("interrupted: servers stopped, temporary folders removed")
+        return 130
+    finally:
+        children.stop_all()
+        shutil.rmtree(tmp, ignore_errors=True)
+        signal.signal(signal.SIGTERM, previous)
+    say("")
+    end = os.getloadavg()
+    say(f"# the event server under load: {header}; sandbox {args.sandbox}; {time.monotonic() - started:.0f} s; "
+        f"load average {end[0]:.2f} {end[1]:.2f} {end[2]:.2f} at the end")
+    for row in bench.rows:
+        verdict = "" if row.ok is None else ("PASS" if row.ok else "MISS")
+        say(f"{row.database:10} {row.figure:52} {row.value:70} {row.target:15} {verdict}")
+    for failure in bench.failures:
+        say(f"NOT ACCOUNTED: {failure}")
+    return 1 if bench.failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
