@@ -29,10 +29,11 @@ from grader.cohort import Job, Outcome
 from grader.errors import EXIT_FAIL, EXIT_HARNESS, EXIT_PASS, EXIT_USAGE, ConfigError, DataError, RubricError
 from grader.evidence import CellRecord, ExecutionFacts, ProbeFacts, ProbeOutput
 from grader.executor import RunRequest, RunResult
-from grader.grade import GradeOptions, _score, _summary, grade_submission
+from grader.grade import GradeOptions, _summary, grade_submission
 from grader.intake import discover
 from grader.notebook import inject_parameters
 from grader.rubric import Criterion, load_rubric
+from grader.score import score_notebook
 from grader.scorecard import score_criteria, verdict_reason
 from grader.settings import Settings, sandbox_uid
 from tests.conftest import GOOD_TOY_CELLS, REPO, write_submission
@@ -88,8 +89,7 @@ def _run(facts: ExecutionFacts, probe: ProbeOutput | None, code: str = "") -> Ru
 
 
 def _gear_score(facts: ExecutionFacts, run: RunResult | None) -> Any:
-    return _score(Path("team.ipynb"), GEAR, GEAR_RUBRIC, GradeOptions(profile="full"), facts, run,
-                  LABELS, (), (), ())
+    return score_notebook(Path("team.ipynb"), GEAR, GEAR_RUBRIC, "full", facts, run, LABELS, (), (), ())
 
 
 def _fake_result(name: str, verdict: str = "pass") -> Any:
