@@ -22,7 +22,6 @@ import itertools
 import os
 import pwd
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
@@ -31,6 +30,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
+from tests.net import free_port
 
 __all__ = ["PostgresServer", "database_url", "postgres_server", "postgres_url"]
 
@@ -123,10 +124,6 @@ def _user() -> tuple[list[str], int, int]:
     return ["setpriv", f"--reuid={uid}", f"--regid={gid}", "--clear-groups", "--"], uid, gid
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _run(argv: list[str], *, timeout_s: float = START_TIMEOUT_S) -> subprocess.CompletedProcess[str]:
@@ -152,7 +149,7 @@ def postgres_server() -> Iterator[PostgresServer]:
     folder = Path(tempfile.mkdtemp(prefix="grader-pg-"))
     os.chown(folder, uid, gid)
     data = folder / "data"
-    port = _free_port()
+    port = free_port()
     pg_ctl = [*as_user, str(bin_dir / "pg_ctl"), "-D", str(data)]
     try:
         made = _run([*as_user, str(bin_dir / "initdb"), "-D", str(data), "-U", "grader", "--auth=trust",

@@ -35,6 +35,19 @@ def _gpu_toy(make_toy: Callable[..., Settings]) -> Settings:
     return settings
 
 
+def _event_created(settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    """``grader event create hack`` (team red, challenge toy) on ``settings``' project, its
+    folders in the environment as the CLI reads them; returns the state folder."""
+    for name, value in (("PROJECT", settings.project_dir), ("DATA", settings.data_dir),
+                        ("CACHE", settings.cache_dir)):
+        monkeypatch.setenv(f"GRADER_{name}_DIR", str(value))
+    teams = tmp_path / "teams.csv"
+    teams.write_text("team\nred\n")
+    state = str(tmp_path / "state")
+    assert main(["event", "create", "hack", "--challenge", "toy", "--teams", str(teams), "--state", state]) == 0
+    return state
+
+
 def _upload(store: Store, name: str = "toy.ipynb") -> Any:
     return store.store_upload(io.BytesIO(b'{"cells": []}' + name.encode()), filename=name, max_bytes=10_000)
 
@@ -69,14 +82,7 @@ def test_a_profile_needing_a_gpu_is_left_to_workers_with_one(make_toy: Callable[
 def test_serving_an_event_that_needs_a_gpu_without_one_is_refused_on_sqlite(
         make_toy: Callable[..., Settings], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
         capsys: pytest.CaptureFixture[str]) -> None:
-    settings = _gpu_toy(make_toy)
-    monkeypatch.setenv("GRADER_PROJECT_DIR", str(settings.project_dir))
-    monkeypatch.setenv("GRADER_DATA_DIR", str(settings.data_dir))
-    monkeypatch.setenv("GRADER_CACHE_DIR", str(settings.cache_dir))
-    teams = tmp_path / "teams.csv"
-    teams.write_text("team\nred\n")
-    state = str(tmp_path / "state")
-    assert main(["event", "create", "hack", "--challenge", "toy", "--teams", str(teams), "--state", state]) == 0
+    state = _event_created(_gpu_toy(make_toy), tmp_path, monkeypatch)
     capsys.readouterr()
     code = main(["serve", "--event", "hack", "--state", state, "--profile", "gpu", "--device", "cpu",
                  "--sandbox", "none"])
@@ -115,14 +121,7 @@ def test_serve_runs_one_submission_per_gpu_by_default(make_toy: Callable[..., Se
                                                       monkeypatch: pytest.MonkeyPatch) -> None:
     import grader.server.serve
 
-    settings = _gpu_toy(make_toy)
-    for name, value in (("PROJECT", settings.project_dir), ("DATA", settings.data_dir),
-                        ("CACHE", settings.cache_dir)):
-        monkeypatch.setenv(f"GRADER_{name}_DIR", str(value))
-    teams = tmp_path / "teams.csv"
-    teams.write_text("team\nred\n")
-    state = str(tmp_path / "state")
-    assert main(["event", "create", "hack", "--challenge", "toy", "--teams", str(teams), "--state", state]) == 0
+    state = _event_created(_gpu_toy(make_toy), tmp_path, monkeypatch)
     seen: list[dict[str, Any]] = []
 
     def served(store: Store, *args: Any, **kwargs: Any) -> int:

@@ -12,7 +12,6 @@ skipped, unless ``GRADER_REQUIRE_BROWSER=1``.
 from __future__ import annotations
 
 import os
-import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -29,6 +28,7 @@ from grader.server.store import CreatedEvent, Store
 from grader.server.worker import WorkerPool
 from grader.settings import Settings
 from tests.conftest import GOOD_TOY_CELLS, write_submission
+from tests.net import free_port
 
 CHROMIUM = Path("/usr/bin/chromium")
 SHOTS = Path("/tmp/server-shots")
@@ -46,11 +46,6 @@ class Server:
     store: Store
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 @pytest.fixture
@@ -66,7 +61,7 @@ def server(tmp_path: Path, make_toy: Callable[..., Settings]) -> Iterator[Server
     pool = WorkerPool(store, settings, GradeOptions(profile="ci", sandbox=resolve_sandbox("none")), workers=1,
                       poll_s=0.2)
     app = create_app(store, settings, workers=pool, options=AppOptions(event="spring", poll_s=0.3))
-    port = _free_port()
+    port = free_port()
     uv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off"))
     thread = threading.Thread(target=uv.run, name="uvicorn", daemon=True)
     pool.start()

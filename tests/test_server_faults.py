@@ -15,7 +15,6 @@ import json
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -34,6 +33,7 @@ from sqlalchemy import create_engine, text
 from grader.server.db import WEB_THREADS, DatabaseUnavailable, pool_sizes
 from grader.server.store import Store, SubmissionRow
 from grader.settings import Settings
+from tests.net import free_port, listening
 from tests.pg import PostgresServer
 
 QUICK = GOOD_TOY_CELLS[:2]  # CLASS_NAMES and predict: the shortest notebook that is graded
@@ -56,18 +56,8 @@ def _sleeping(seconds: int, marker: str) -> bytes:
     return _notebook([f"import time\ntime.sleep({seconds})", *QUICK], marker)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
-def _listening(port: int) -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-            return True
-    except OSError:
-        return False
 
 
 @dataclass
@@ -116,7 +106,7 @@ class Servers:
         env = {**os.environ, "GRADER_PROJECT_DIR": str(self.settings.project_dir),
                "GRADER_DATA_DIR": str(self.settings.data_dir), "GRADER_CACHE_DIR": str(self.settings.cache_dir)}
         env.pop("GRADER_STATE_DIR", None)
-        port = port or _free_port()
+        port = port or free_port()
         argv = [sys.executable, "-m", "grader", "serve", "--event", "hack", "--state", str(state), "--port", str(port),
                 "--profile", "full", "--workers", str(workers)]
         argv += ["--database-url", database_url] if database_url else []
@@ -144,7 +134,7 @@ class Servers:
         pytest.fail(f"not {what} within {timeout_s:.0f} s\n{self.logs()}")
 
     def listening(self, *servers: Server) -> None:
-        self.wait("listening", lambda: all(_listening(s.port) for s in servers), START_S, alive=servers)
+        self.wait("listening", lambda: all(listening(s.port) for s in servers), START_S, alive=servers)
 
 
 @pytest.fixture
@@ -237,6 +227,15 @@ def assert_graded_once(store: Store, acknowledged: list[int], *, failed: tuple[i
     return {sid: row.attempts for sid, row in rows.items()}
 
 
+def _one_server(servers: Servers, state: Path, url: str, teams: list[str]) -> tuple[Store, Server, list[Team]]:
+    """An event of ``teams`` on ``url``, one server for it listening, and each team signed in there."""
+    store = Store(state, url)
+    tokens = _new_event(store, teams)
+    server = servers.start("serve", state=state, database_url=url)
+    servers.listening(server)
+    return store, server, [servers.team(server, tokens[t]) for t in teams]
+
+
 def _new_event(store: Store, teams: list[str]) -> dict[str, str]:
     return store.create_event("hack", challenges=["toy"], teams=teams).team_tokens
 
@@ -301,11 +300,7 @@ def test_postgresql_restarted_mid_run_the_job_survives_and_uploads_are_refused_c
     acknowledged; each acknowledged submission has one result."""
     servers.settings = make_toy()
     state = tmp_path / "state"
-    store = Store(state, postgres_url)
-    tokens = _new_event(store, ["red", "blue"])
-    server = servers.start("serve", state=state, database_url=postgres_url)
-    servers.listening(server)
-    red, blue = servers.team(server, tokens["red"]), servers.team(server, tokens["blue"])
+    store, server, (red, blue) = _one_server(servers, state, postgres_url, ["red", "blue"])
     first = red.submit(_sleeping(5, "red"))
     servers.wait("the notebook mid-run", lambda: _mid_run(store, first), 30, alive=(server,))
     events: list[str] = []  # its progress stream (Server-Sent Events), open through the outage
@@ -461,11 +456,7 @@ def test_a_disk_filling_mid_run_fails_the_job_clearly_on_postgresql(
     re-grade of the failed one are graded, once each."""
     servers.settings = make_toy()
     state = small_disk
-    store = Store(state, postgres_url)
-    tokens = _new_event(store, ["red", "blue"])
-    server = servers.start("serve", state=state, database_url=postgres_url)
-    servers.listening(server)
-    red, blue = servers.team(server, tokens["red"]), servers.team(server, tokens["blue"])
+    store, server, (red, blue) = _one_server(servers, state, postgres_url, ["red", "blue"])
     first = red.submit(_sleeping(4, "red"))
     servers.wait("the notebook mid-run", lambda: _mid_run(store, first), 30, alive=(server,))
     filler = _fill(state)
@@ -659,11 +650,7 @@ def test_fifty_concurrent_requests_to_a_postgresql_server(make_toy: Callable[...
     thread each): every answer is 200, none waits out the pool (no "QueuePool limit" in the log)."""
     servers.settings = make_toy()
     state = tmp_path / "state"
-    store = Store(state, postgres_url)
-    tokens = _new_event(store, [f"team{i:02d}" for i in range(50)])
-    server = servers.start("serve", state=state, database_url=postgres_url)
-    servers.listening(server)
-    teams = [servers.team(server, token) for token in tokens.values()]
+    store, server, teams = _one_server(servers, state, postgres_url, [f"team{i:02d}" for i in range(50)])
     barrier = threading.Barrier(len(teams))
     answers: list[tuple[int, int]] = []
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -18,14 +17,11 @@ from conftest import GOOD_TOY_CELLS, write_submission
 
 from grader.server.store import Store, SubmissionRow
 from grader.settings import Settings
+from tests.net import free_port, listening
 
 SLOW = "import time\ntime.sleep(6)"  # the cell running when the server is killed
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _wait(what: str, ok: Callable[[], bool], timeout_s: float, server: subprocess.Popen[bytes], log: Path) -> None:
@@ -39,12 +35,6 @@ def _wait(what: str, ok: Callable[[], bool], timeout_s: float, server: subproces
     pytest.fail(f"not {what} within {timeout_s:.0f} s; server log:\n{log.read_text()[-3000:]}")
 
 
-def _listening(port: int) -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-            return True
-    except OSError:
-        return False
 
 
 def _state(store: Store, submission_id: int) -> str:
@@ -82,7 +72,7 @@ def test_killed_server_restarts_and_grades_everything_once(make_toy: Callable[..
         ids.append(store.submit("hack", team.id, challenge="toy", upload=upload).id)
     env = {**os.environ, "GRADER_PROJECT_DIR": str(settings.project_dir), "GRADER_DATA_DIR": str(settings.data_dir),
            "GRADER_CACHE_DIR": str(settings.cache_dir), "GRADER_STATE_DIR": str(state)}
-    port = _free_port()
+    port = free_port()
     argv = [sys.executable, "-m", "grader", "serve", "--event", "hack", "--port", str(port), "--profile", "full"]
 
     def start(log: Path) -> subprocess.Popen[bytes]:
@@ -98,7 +88,7 @@ def test_killed_server_restarts_and_grades_everything_once(make_toy: Callable[..
 
     t0 = time.monotonic()
     first = start(tmp_path / "first.log")
-    _wait("listening", lambda: _listening(port), 30, first, tmp_path / "first.log")
+    _wait("listening", lambda: listening(port), 30, first, tmp_path / "first.log")
     # the slow notebook is past its kernel's start, in its sleeping cell: kill the server there
     _wait("running the first notebook", lambda: row(ids[0]).state == "running" and row(ids[0]).progress
           not in ("", "starting"), 30, first, tmp_path / "first.log")
@@ -151,7 +141,7 @@ def test_sigterm_stops_the_run_and_puts_its_job_back(make_toy: Callable[..., Set
     log = tmp_path / "serve.log"
     with log.open("wb") as out:
         server = subprocess.Popen([sys.executable, "-m", "grader", "serve", "--event", "hack", "--state", str(state),
-                                   "--port", str(_free_port())], env=env, stdout=out, stderr=subprocess.STDOUT,
+                                   "--port", str(free_port())], env=env, stdout=out, stderr=subprocess.STDOUT,
                                   start_new_session=True)
     servers.append(server)
 

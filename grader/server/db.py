@@ -84,10 +84,15 @@ def pool_sizes(workers: int) -> tuple[int, int]:
     return 2 * workers + WEB_KEPT + 2, WEB_THREADS - WEB_KEPT
 
 
+def _reason(err: Exception) -> str:
+    """The first line of the driver's message behind ``err`` (SQLAlchemy wraps it as ``.orig``)."""
+    return (str(getattr(err, "orig", None) or err).strip().splitlines() or [type(err).__name__])[0]
+
+
 def unavailable(err: Exception, url: str) -> DatabaseUnavailable:
     """The :class:`DatabaseUnavailable` that driver or pool error ``err`` stands for (its first line
     quoted; a full disk said so)."""
-    reason = (str(getattr(err, "orig", None) or err).strip().splitlines() or [type(err).__name__])[0]
+    reason = _reason(err)
     if isinstance(err, PoolTimeout):
         return DatabaseUnavailable(f"every connection to the database {shown_url(url)} is in use: {reason}")
     if any(words in reason.lower() for words in _DISK_FULL):
@@ -169,8 +174,7 @@ class Database:
                 config.attributes["connection"] = conn
                 command.upgrade(config, "head")
         except (ArgumentError, NoSuchModuleError, ImportError, OperationalError) as err:
-            reason = str(getattr(err, "orig", None) or err).strip().splitlines()[0]
-            raise ConfigError(f"the database {shown_url(self.database_url)} cannot be opened: {reason}",
+            raise ConfigError(f"the database {shown_url(self.database_url)} cannot be opened: {_reason(err)}",
                               fix="check --database-url (postgresql+psycopg://USER@HOST:PORT/DB; is the server "
                                   "running?), or leave it out for SQLite in the state folder") from err
 

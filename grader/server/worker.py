@@ -216,17 +216,13 @@ class WorkerPool:
                         "lease expires", job.id, err.message)
         except GraderError as err:
             self._end(job, worker, live, str(err))
-        except OSError as err:
-            if err.errno not in (errno.ENOSPC, errno.EDQUOT):
-                log.exception("submission %s failed in the grader", job.id)
-                self._end(job, worker, live, f"internal error of the grader ({type(err).__name__}: {err}); "
-                          "the server's log has its traceback")
-            else:
+        except Exception as err:
+            if isinstance(err, OSError) and err.errno in (errno.ENOSPC, errno.EDQUOT):
                 log.error("submission %s: the server's disk is full: %s", job.id, err)
                 self._end(job, worker, live, f"the server's disk is full ({err}), under its state folder "
                           f"{self.store.state_dir}: the job could not be graded; free space, then re-grade it "
                           "(the coach's page)")
-        except Exception as err:
+                return
             log.exception("submission %s failed in the grader", job.id)
             self._end(job, worker, live, f"internal error of the grader ({type(err).__name__}: {err}); "
                       "the server's log has its traceback")
