@@ -13,7 +13,9 @@ The cache is content-addressed: the key hashes everything a result depends on (s
 never leaves half of one.
 
 Method: a thread pool as in ``concurrent.futures``; Dask ``distributed`` futures with worker
-resources (https://distributed.dask.org/en/stable/resources.html).
+resources (https://distributed.dask.org/en/stable/resources.html), each Dask job's status lines
+(its running cell) sent back as Dask events on a topic of its own
+(https://distributed.dask.org/en/stable/logging.html).
 """
 
 from __future__ import annotations
@@ -55,6 +57,10 @@ THREAD_ENV = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS",
 CACHE_FOLDER = "results"
 # on a Dask worker: the data folder its tasks use instead of the client's (an ingestion folder)
 WORKER_DATA_DIR_ENV = "GRADER_WORKER_DATA_DIR"
+# a Dask job's status lines travel as Dask events on the topic "<this>-<task key>", one per job
+PROGRESS_TOPIC = "grader-progress"
+DASK_PROGRESS_EVERY_S = 0.5  # the most often a Dask job sends a status line, in seconds
+MAX_STATUS_CHARS = 300  # the longest status line that crosses back (a cell's line is at most 120)
 
 
 @dataclass(frozen=True)
@@ -428,37 +434,80 @@ def _run_local(todo: list[tuple[Job, str]], settings: Settings, options: GradeOp
         pool.shutdown(wait=True, cancel_futures=True)
 
 
-def _remote(submission: Submission, settings: Settings, options: dict[str, Any]) -> SubmissionResult:
+def _remote(submission: Submission, settings: Settings, options: dict[str, Any],
+            progress_topic: str | None = None) -> SubmissionResult:
     """Runs on a Dask worker: grade one submission with the worker's Python and sandbox. The
     :class:`~grader.intake.Submission` (a frozen dataclass of paths and strings) crosses
-    pickled; its paths must exist on the worker (a shared file system, or a LocalCluster)."""
-    opts, local = _on_worker(settings, options)
+    pickled; its paths must exist on the worker (a shared file system, or a LocalCluster).
+    Its status lines go to the client on ``progress_topic`` (:class:`_DaskProgress`)."""
+    opts, local = _on_worker(settings, options, progress_topic)
     return grade_submission(submission, local, opts)
 
 
-def _remote_execute(submission: Submission, settings: Settings, options: dict[str, Any]) -> ExecutedSubmission:
+def _remote_execute(submission: Submission, settings: Settings, options: dict[str, Any],
+                    progress_topic: str | None = None) -> ExecutedSubmission:
     """Runs on a Dask worker: execute one submission's notebooks
     (:func:`grader.grade.execute_submission`), scoring nothing: the record of the runs goes back
-    to the client, which holds the labels (``CohortOptions.scoring == "here"``)."""
-    opts, local = _on_worker(settings, options)
+    to the client, which holds the labels (``CohortOptions.scoring == "here"``). Its status
+    lines go to the client on ``progress_topic`` (:class:`_DaskProgress`)."""
+    opts, local = _on_worker(settings, options, progress_topic)
     return execute_submission(submission, local, opts).portable()
 
 
-def _on_worker(settings: Settings, options: dict[str, Any]) -> tuple[GradeOptions, Settings]:
+def _on_worker(settings: Settings, options: dict[str, Any],
+               progress_topic: str | None = None) -> tuple[GradeOptions, Settings]:
     """The grading options and settings of a task on this Dask worker: its sandbox, kernel
     variables and Python; the client's folders, but for the data folder where the worker was
-    started with ``GRADER_WORKER_DATA_DIR`` (an ingestion folder, :mod:`grader.ingestion`)."""
+    started with ``GRADER_WORKER_DATA_DIR`` (an ingestion folder, :mod:`grader.ingestion`);
+    with ``progress_topic``, ``on_progress`` sends the status lines to the client."""
     import sys
 
     from grader.sandbox import resolve_sandbox
 
     options = dict(options)
     sandbox = resolve_sandbox(options.pop("sandbox"))
-    opts = GradeOptions(**options, sandbox=sandbox, kernel_env=_worker_kernel_env())
+    progress = _DaskProgress(progress_topic) if progress_topic else None
+    opts = GradeOptions(**options, sandbox=sandbox, kernel_env=_worker_kernel_env(), on_progress=progress)
     data = os.environ.get(WORKER_DATA_DIR_ENV)
     local = dataclasses.replace(settings, python=sys.executable,
                                 data_dir=Path(data).resolve() if data else settings.data_dir)
+    if progress is not None:
+        progress("started on a Dask worker")
     return opts, local
+
+
+class _DaskProgress:
+    """On a Dask worker: ``GradeOptions.on_progress`` of one task, sending each status line to
+    the client as a Dask event on the task's own topic, at most one every
+    :data:`DASK_PROGRESS_EVERY_S` seconds (a line sooner is dropped: the next one replaces it).
+    A line that cannot be sent is logged and dropped: progress never fails the grading.
+
+    Method: Dask's structured logs (https://distributed.dask.org/en/stable/logging.html):
+    ``Worker.log_event``, which the scheduler passes to the clients subscribed with ``Client.subscribe_topic``; from a
+    task's thread it is queued on the worker's event loop, never blocking the task. The
+    scheduler keeps the last ``distributed.admin.low-level-log-length`` (1,000) events of each
+    topic: a job sends one line per cell change, a few dozen in all.
+    """
+
+    def __init__(self, topic: str) -> None:
+        self.topic = topic
+        self.sent_at = -DASK_PROGRESS_EVERY_S
+        self.warned = False
+
+    def __call__(self, status: str) -> None:
+        now = time.monotonic()
+        if now - self.sent_at < DASK_PROGRESS_EVERY_S:
+            return
+        self.sent_at = now
+        try:
+            import distributed
+
+            worker: Any = distributed.get_worker()
+            worker.log_event(self.topic, str(status)[:MAX_STATUS_CHARS])
+        except Exception as err:  # no worker, a closing one: the grading goes on without progress
+            if not self.warned:
+                log.warning("could not send the progress of %s to the Dask client: %s", self.topic, err)
+            self.warned = True
 
 
 def _worker_kernel_env() -> tuple[tuple[str, str], ...]:
@@ -550,16 +599,19 @@ def _run_dask(todo: list[tuple[Job, str]], settings: Settings, options: GradeOpt
                  "device": options.device, "keep_workdir": options.keep_workdir,
                  "sandbox": options.sandbox.requested, "practice": options.practice}
         started: dict[Any, float] = {}
+        relay = _ProgressRelay(client, events)
         for job, key in todo:
             gpu = job.folder in gpu_jobs  # on a GPU worker, whose kernel is told DEVICE=cuda
+            task = f"grade-{job.folder}-{os.urandom(4).hex()}"
+            topic = relay.subscribe(task)  # before the task exists: no line of it is missed
             future = client.submit(
                 _remote_execute if cohort.scoring == "here" else _remote, job.submission, settings,
-                dict(plain, device="cuda") if gpu else dict(plain),
-                resources={"GPU": 1} if gpu else None, pure=False,
-                key=f"grade-{job.folder}-{os.urandom(4).hex()}")
+                dict(plain, device="cuda") if gpu else dict(plain), topic,
+                resources={"GPU": 1} if gpu else None, pure=False, key=task)
             futures[future] = (job, key)
             started[future] = time.monotonic()
             events.started(job, None)
+            relay.follow(topic, job)
         longest = _longest_deadline(settings, options.profile)
         deadline = {f: started[f] + (cohort.dask_timeout_s
                                      or 2 * len(j.submission.notebooks) * longest + 600)
@@ -571,6 +623,7 @@ def _run_dask(todo: list[tuple[Job, str]], settings: Settings, options: GradeOpt
             for future in batch:
                 pending.discard(future)
                 job, key = futures[future]
+                relay.stop(future.key)  # no line of a job after its outcome
                 # outside the try: an error of done() (writing the outputs) is not the job's,
                 # and stops the run as on the local path; done() runs once per job
                 done(_dask_outcome(job, future, seconds=time.monotonic() - started[future],
@@ -579,6 +632,7 @@ def _run_dask(todo: list[tuple[Job, str]], settings: Settings, options: GradeOpt
             for future in [f for f in pending if now > deadline[f]]:
                 pending.discard(future)
                 job, key = futures[future]
+                relay.stop(future.key)
                 future.cancel()
                 done(Outcome(job, None, seconds=now - started[future], error=(
                     f"no result from the Dask cluster after {now - started[future]:.0f} s: no "
@@ -593,6 +647,63 @@ def _run_dask(todo: list[tuple[Job, str]], settings: Settings, options: GradeOpt
         raise
     finally:
         client.close()
+
+
+class _ProgressRelay:
+    """On the Dask client: the status lines each job's task sends (:class:`_DaskProgress`), passed
+    to ``events.progress`` while the job runs. A topic per task (:data:`PROGRESS_TOPIC` and the
+    task's key), so that two jobs, or two clients' jobs, never mix.
+
+    The handlers run on the client's event loop thread; a lock keeps a line from reaching
+    ``events`` after :meth:`stop` (the job's outcome). An error of the handler or of ``events`` is
+    logged, never raised: progress never fails the grading.
+
+    Method: Dask's structured logs, ``Client.subscribe_topic`` and ``unsubscribe_topic``
+    (https://distributed.dask.org/en/stable/logging.html).
+    """
+
+    def __init__(self, client: Any, events: Events) -> None:
+        self.client, self.events = client, events
+        self.jobs: dict[str, Job] = {}  # topic -> its running job
+        self.lock = threading.Lock()
+
+    def subscribe(self, task: str) -> str:
+        """Subscribe to the topic of the task keyed ``task`` and return the topic; its lines are
+        dropped until :meth:`follow` names their job."""
+        topic = f"{PROGRESS_TOPIC}-{task}"
+
+        def handler(event: Any) -> None:
+            self._line(topic, event)
+
+        self.client.subscribe_topic(topic, handler)
+        return topic
+
+    def follow(self, topic: str, job: Job) -> None:
+        """Pass the lines of ``topic`` on as ``job``'s progress."""
+        with self.lock:
+            self.jobs[topic] = job
+
+    def stop(self, task: str) -> None:
+        """No more lines of the task keyed ``task``: its job has an outcome."""
+        topic = f"{PROGRESS_TOPIC}-{task}"
+        with self.lock:
+            self.jobs.pop(topic, None)
+        try:
+            self.client.unsubscribe_topic(topic)
+        except Exception as err:  # a client already closing: its subscriptions end with it
+            log.debug("could not unsubscribe from %s: %s", topic, err)
+
+    def _line(self, topic: str, event: Any) -> None:
+        try:
+            _, status = event  # (the scheduler's time, the message)
+            if not isinstance(status, str):
+                return
+            with self.lock:
+                job = self.jobs.get(topic)
+                if job is not None:
+                    self.events.progress(job, status[:MAX_STATUS_CHARS])
+        except Exception:  # the display's fault, or a malformed event: the job goes on
+            log.warning("the progress of %s was not shown", topic, exc_info=True)
 
 
 def _needs_gpu(submission: Submission, settings: Settings, options: GradeOptions, needing: frozenset[str]) -> bool:

@@ -155,6 +155,76 @@ def test_dask_gives_the_same_results(cohort: tuple[Settings, list[Path]], tmp_pa
             == (tmp_path / "local" / "gradebook.csv").read_text())
 
 
+def test_dask_jobs_send_their_cell_progress_to_the_client(cohort: tuple[Settings, list[Path]], tmp_path: Path,
+                                                         local_cluster: Any) -> None:
+    """The status lines of a job's notebook on a Dask worker (process) reach the client's
+    ``Events.progress`` as the local executor's do: the running cell, numbered as the student sees
+    it; each line once its job has started and none after it finished."""
+    from grader.cohort import CohortOptions, Events, Job, Outcome, grade_cohort
+    from grader.grade import GradeOptions, discover
+    from grader.sandbox import resolve_sandbox
+
+    settings, _ = cohort
+    folder = write_submission(tmp_path / "slow", "slow", [*GOOD_TOY_CELLS, "import time\ntime.sleep(4.5)"])
+    seen: list[tuple[str, str]] = []
+
+    class Record(Events):
+        def started(self, job: Job, gpu: str | None) -> None:
+            seen.append(("started", job.folder))
+
+        def progress(self, job: Job, status: str) -> None:
+            seen.append(("progress", status))
+
+        def finished(self, outcome: Outcome) -> None:
+            seen.append(("finished", outcome.job.folder))
+
+    [outcome] = grade_cohort([Job(1, discover(folder), "slow")], settings,
+                             GradeOptions(profile="ci", sandbox=resolve_sandbox("none")),
+                             CohortOptions(use_cache=False, executor="dask",
+                                           scheduler=local_cluster.scheduler_address),
+                             write=lambda outcome: None, events=Record())
+    assert outcome.result is not None and outcome.result.verdict == "pass"
+    assert seen[0] == ("started", "slow") and seen[-1] == ("finished", "slow")
+    lines = [status for kind, status in seen[1:-1] if kind == "progress"]
+    assert len(lines) == len(seen) - 2  # nothing but progress between the start and the end
+    assert lines[0] == "started on a Dask worker"
+    assert "cell 6 of 6: import time" in lines  # the parameters cell is 1; the grader's injected one is not counted
+
+
+def test_dask_progress_is_rate_limited_and_never_fails_the_grading(monkeypatch: pytest.MonkeyPatch,
+                                                                   caplog: pytest.LogCaptureFixture) -> None:
+    """On the worker: a status line sooner than 0.5 s after the last one is dropped, a long one is
+    cut, and one that cannot be sent (here: outside any Dask worker) is dropped with one warning,
+    never raised."""
+    import distributed
+
+    from grader.cohort import _DaskProgress
+
+    sent: list[tuple[str, str]] = []
+
+    class Worker:
+        def log_event(self, topic: str, msg: str) -> None:
+            sent.append((topic, msg))
+
+    monkeypatch.setattr(distributed, "get_worker", Worker)
+    report = _DaskProgress("grader-progress-grade-x-1")
+    report("cell 1 of 3: import os")
+    report("cell 2 of 3: x = 1")  # dropped: too soon
+    report.sent_at -= 0.5
+    report("cell 3 of 3: " + "y" * 400)
+    assert sent == [("grader-progress-grade-x-1", "cell 1 of 3: import os"),
+                    ("grader-progress-grade-x-1", ("cell 3 of 3: " + "y" * 400)[:300])]
+
+    monkeypatch.undo()  # the real get_worker, outside any worker: it raises ValueError
+    report = _DaskProgress("grader-progress-grade-x-2")
+    report("cell 1 of 3: import os")
+    report.sent_at -= 0.5
+    report("cell 2 of 3: x = 1")
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warnings) == 1 and warnings[0].startswith(
+        "could not send the progress of grader-progress-grade-x-2 to the Dask client: ")
+
+
 def test_dask_gpu_jobs_without_gpu_workers_are_refused(
         cohort: tuple[Settings, list[Path]], tmp_path: Path, local_cluster: Any,
         capsys: pytest.CaptureFixture[str]) -> None:

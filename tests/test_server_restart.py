@@ -163,7 +163,8 @@ def test_sigterm_stops_the_run_and_puts_its_job_back(make_toy: Callable[..., Set
 @pytest.mark.kernel
 def test_workers_send_each_job_to_a_dask_cluster(make_toy: Callable[..., Settings], tmp_path: Path) -> None:
     """``grader serve --executor dask``: the worker thread hands the job to the cluster (one task, as
-    ``grader check --executor dask``) and stores its result and both scorecards."""
+    ``grader check --executor dask``), records the running cell the Dask worker reports (the team's
+    page shows it) and stores its result and both scorecards."""
     distributed = pytest.importorskip("distributed")
     from grader.grade import GradeOptions
     from grader.server.worker import WorkerPool
@@ -171,10 +172,11 @@ def test_workers_send_each_job_to_a_dask_cluster(make_toy: Callable[..., Setting
     settings = make_toy()
     store = Store(tmp_path / "state")
     store.create_event("hack", challenges=["toy"], teams=["red"])
-    folder = write_submission(tmp_path / "subs", "red", GOOD_TOY_CELLS)
+    folder = write_submission(tmp_path / "subs", "red", [*GOOD_TOY_CELLS, "import time\ntime.sleep(4.5)"])
     with (folder / "toy.ipynb").open("rb") as fh:
         upload = store.store_upload(fh, filename="toy.ipynb", max_bytes=1 << 20)
     sub = store.submit("hack", store.teams("hack")[0].id, challenge="toy", upload=upload).id
+    progress: list[str] = []  # as the team's page reads it
     with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=True,
                                   dashboard_address=None) as cluster:
         pool = WorkerPool(store, settings, GradeOptions(profile="full"), scheduler=cluster.scheduler_address,
@@ -183,9 +185,13 @@ def test_workers_send_each_job_to_a_dask_cluster(make_toy: Callable[..., Setting
         try:
             deadline = time.monotonic() + 60
             while time.monotonic() < deadline and _state(store, sub) not in ("done", "failed"):
+                row = store.submission(sub)
+                if row is not None and row.progress and row.progress not in progress[-1:]:
+                    progress.append(row.progress)
                 time.sleep(0.2)
         finally:
             pool.stop()
+    assert "cell 6 of 6: import time" in progress, progress
     row = store.submission(sub)
     assert row is not None and (row.state, row.error) == ("done", None)
     result = store.result(sub)

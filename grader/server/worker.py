@@ -274,6 +274,8 @@ class WorkerPool:
         scheduler, as one task of :func:`grader.cohort.grade_cohort` on the cluster (the
         submission's files must be at the same path on the workers, as for ``grader check
         --executor dask``; a running Dask task cannot be cancelled: its result is discarded).
+        The Dask task's status lines (the current cell) come back as Dask events and reach
+        ``live`` as the local pipeline's do; "sent to the Dask cluster" until the first.
 
         Raises:
             GraderError: a configuration or harness fault that stopped the job.
@@ -282,15 +284,19 @@ class WorkerPool:
 
         if self.scheduler is None:
             return grade_submission(submission, self.settings, options)
-        from grader.cohort import CohortOptions, Job, grade_cohort
+        from grader.cohort import CohortOptions, Events, Job, grade_cohort
         from grader.errors import HarnessError, UsageError
+
+        class Progress(Events):
+            def progress(self, job: Job, status: str) -> None:
+                live.say(status)
 
         live.say("sent to the Dask cluster")
         [outcome] = grade_cohort([Job(1, submission, submission.name)], self.settings,
                                  dataclasses.replace(options, cancel=None, on_progress=None),
                                  CohortOptions(executor="dask", scheduler=self.scheduler, use_cache=False,
                                                gpus=self.gpus, scoring=self.scoring),
-                                 write=lambda _: None)
+                                 write=lambda _: None, events=Progress())
         if outcome.result is None:
             error = outcome.error or "the Dask task ended without a result"
             raise UsageError(error) if outcome.error_exit_code == 2 else HarnessError(error)
