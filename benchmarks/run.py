@@ -90,7 +90,7 @@ def overhead(repeat: int, tmp: Path, copies: int = 1) -> list[tuple[str, str]]:
 
     from grader.notebook import inject_parameters
     from grader.sandbox import resolve_sandbox
-    from tests.conftest import build_toy, write_submission
+    from tests.toy import build_toy, write_submission
 
     settings = build_toy(tmp / "toy")
     names = ["bench"] if copies == 1 else [f"bench{i:02d}" for i in range(copies)]
@@ -280,7 +280,7 @@ PROBE_MODELS = {
 def probe_throughput(tmp: Path, repeat: int = 3) -> list[tuple[str, str]]:
     """Section 3: the probe on CIFAR-10's 10,000 hidden test images, ``repeat`` interleaved runs
     per model (the first run of all also reads the images from disk)."""
-    from tests.conftest import write_submission
+    from tests.toy import write_submission
 
     names = ("airplane automobile bird cat deer dog frog horse ship truck").split()
     folders = {label: write_submission(tmp / "probe", label.replace(" ", "-"),

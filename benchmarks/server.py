@@ -1,10 +1,11 @@
 """The event server under load (issue 17): upload acknowledgment, page latency and grading throughput.
 
 Starts the real server (``grader serve``, a separate process on 127.0.0.1) on a throwaway toy project
-(the synthetic "toy" challenge of tests/conftest.py, rebuilt here: trivial notebooks grade in a few
-seconds), once per database (SQLite in the state folder; PostgreSQL started here with Debian's
-``initdb``/``pg_ctl`` into a temporary folder as the ``postgres`` user, as tests/pg.py does, but with
-``fsync`` on so that acknowledged means durable), and measures with httpx clients (asyncio, one
+(the synthetic "toy" challenge the tests use, built by tests/toy.py without its ``per-class`` and
+``transfer-learning`` criteria: trivial notebooks grade in a few seconds), once per database (SQLite
+in the state folder; PostgreSQL started by tests/pgserver.py, as the tests' is, with Debian's
+``initdb``/``pg_ctl`` into a temporary folder as the ``postgres`` user, but with ``fsync`` on so that
+acknowledged means durable), and measures with httpx clients (asyncio, one
 thread: the client shares the machine's cores with the server):
 
 1. Uploads: UPLOADERS teams upload a notebook at the same moment; latency from the POST sent to
@@ -37,12 +38,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import glob
-import io
 import math
 import os
 import platform
-import pwd
 import random
 import re
 import shutil
@@ -58,135 +56,42 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))  # tests/net.py: the ports helpers the tests use (no pytest import)
+sys.path.insert(0, str(ROOT))  # tests/net.py, pgserver.py, toy.py: what the tests use (no pytest import)
 from tests.net import free_port, listening  # noqa: E402
+from tests.pgserver import PostgresUnavailable, create_database, start_postgres  # noqa: E402
+from tests.toy import GOOD_TOY_CELLS, toy_notebook, toy_png  # noqa: E402
+from tests.toy import build_toy as build_toy_project  # noqa: E402
 
 EVENT = "loadtest"
-CLASSES = {"red": (220, 30, 30), "green": (30, 200, 40), "blue": (30, 40, 220)}
 UPLOAD_TARGET_MS = 200.0
 PAGE_TARGET_MS = 100.0
 THROUGHPUT_TARGET = 0.9  # server submissions per minute at least 90% of grader check's
-PG_START_S = 60
 
-# ---------------------------------------------------------------- the toy project (as tests/conftest.py)
+# ---------------------------------------------------------------- the toy project (tests/toy.py)
 
-TOY_RUBRIC = """schema_version = 1
-challenge = "toy"
-[[criteria]]
-id = "runs"
-title = "runs"
-check = "notebook_runs"
-points = 1
-fix = "make it run"
-[[criteria]]
-id = "accuracy"
-title = "accuracy"
-check = "hidden_accuracy"
-points = 4
-params = { model = "predict", threshold = 0.9 }
-fix = "train better"
-[[criteria]]
-id = "loss-history"
-title = "history"
-check = "loss_history"
-points = 1
-fix = "record HISTORY"
-[[criteria]]
-id = "loss-plot"
-title = "plot"
-check = "loss_plot"
-points = 1
-fix = "plot it"
-[[criteria]]
-id = "new-images"
-title = "new images"
-check = "new_image_predictions"
-points = 1
-params = { min_images = 2 }
-fix = "add images"
-[[criteria]]
-id = "saved-model"
-title = "saved"
-check = "saved_model"
-points = 1
-params = { min_bytes = 10 }
-fix = "save"
-"""
-
-TOY_CHALLENGE = """schema_version = 1
-id = "toy"
-title = "Toy colours"
-seed = "bench"
-rubric = "toy"
-[dataset]
-source = "toy"
-classes = ["red", "green", "blue"]
-hidden_split = "splits/toy-hidden.txt"
-[execution]
-cell_timeout_s = 60
-deadline_s = 120
-probe_timeout_s = 60
-max_output_bytes = 100000
-"""
-
-CELLS = [
-    "import os\nimport numpy as np\nimport matplotlib.pyplot as plt\n"
-    "CLASS_NAMES = sorted(os.listdir(os.path.join(DATA_DIR, 'toy')))",
-    "def predict(images):\n"
-    "    out = []\n"
-    "    for im in images:\n"
-    "        r, g, b = np.asarray(im.convert('RGB')).reshape(-1, 3).mean(0)\n"
-    "        out.append(['red', 'green', 'blue'][int(np.argmax([r, g, b]))])\n"
-    "    return out",
-    "HISTORY = {'loss': [1.0, 0.6, 0.4], 'val_loss': [1.1, 0.7, 0.5]}\n"
-    "plt.plot(HISTORY['loss']); plt.plot(HISTORY['val_loss']); plt.show()",
-    "np.save(os.path.join(MODEL_DIR, 'model.npy'), np.arange(10.0))",
-]
-
-
-def _png(colour: tuple[int, int, int], seed: int, size: tuple[int, int] = (40, 30)) -> bytes:
-    from PIL import Image, ImageDraw
-
-    image = Image.new("RGB", size, colour)
-    ImageDraw.Draw(image).rectangle((seed % 20, seed % 10, seed % 20 + 8, seed % 10 + 6), fill=(250, 250, 250))
-    out = io.BytesIO()
-    image.save(out, format="PNG")
-    return out.getvalue()
+LEFT_OUT = ("per-class", "transfer-learning")  # criteria of the tests' toy rubric the benchmark does not grade
 
 
 def build_toy(root: Path) -> tuple[Path, Path]:
-    """The toy project and its data under ``root`` (challenge ``toy``: 3 colours, 18 images, 6
-    hidden); returns ``(project_dir, data_dir)``."""
-    project, data = root / "project", root / "data"
-    (project / "challenges" / "toy").mkdir(parents=True)
-    (project / "challenges" / "splits").mkdir()
-    (project / "rubrics").mkdir()
-    (project / "challenges" / "toy" / "challenge.toml").write_text(TOY_CHALLENGE)
-    (project / "rubrics" / "toy.toml").write_text(TOY_RUBRIC)
-    hidden = []
-    for cls, colour in CLASSES.items():
-        (data / "toy" / cls).mkdir(parents=True)
-        for i in range(6):
-            (data / "toy" / cls / f"{cls}{i}.png").write_bytes(_png(colour, i * 7 + len(cls)))
-        hidden += [f"{cls}/{cls}0.png", f"{cls}/{cls}1.png"]
-    (project / "challenges" / "splits" / "toy-hidden.txt").write_text("# hidden\n" + "\n".join(hidden) + "\n")
-    return project, data
+    """The toy project and its data under ``root`` (tests/toy.py's challenge ``toy``, seed ``bench``: 3 colours,
+    18 images, 6 hidden; its rubric less :data:`LEFT_OUT`, and no transfer model in the contract);
+    returns ``(project_dir, data_dir)``."""
+    settings = build_toy_project(root, seed="bench", without=LEFT_OUT)
+    assert settings.data_dir is not None  # build_toy always sets it
+    return settings.project_dir, settings.data_dir
 
 
 def notebook(tag: str) -> bytes:
-    """A trivial toy notebook (passes every criterion with two new images), made distinct by ``tag``."""
+    """A trivial toy notebook (tests/toy.py's ``GOOD_TOY_CELLS``: passes every criterion with two new images;
+    its ``predict_transfer`` is not called, the challenge having no transfer contract), made distinct by ``tag``."""
     import nbformat
-    from nbformat.v4 import new_code_cell, new_notebook
 
-    nb = new_notebook(cells=[new_code_cell("DATA_DIR = None", metadata={"tags": ["parameters"]}),
-                             *[new_code_cell(c) for c in CELLS], new_code_cell(f"# {tag}")],
-                      metadata={"grader": {"challenge": "toy"},
-                                "kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}})
-    return str(nbformat.writes(nb)).encode()
+    return str(nbformat.writes(toy_notebook([*GOOD_TOY_CELLS, f"# {tag}"]))).encode()
 
 
 def new_images() -> list[tuple[str, bytes]]:
-    return [(f"new{i}.png", _png((200, 120, 40), 4 * i, (64, 48))) for i in range(2)]
+    """Two new images: orange 64x48 PNGs with a white rectangle (``toy_png``, seeds 0 and 4)."""
+    return [(f"new{i}.png", toy_png((200, 120, 40), 4 * i, (64, 48))) for i in range(2)]
 
 
 # ---------------------------------------------------------------- processes, cleaned up on the way out
@@ -236,65 +141,26 @@ class Failed(Exception):
     """The benchmark cannot go on (a server that does not start, a grading that does not end)."""
 
 
-# ---------------------------------------------------------------- PostgreSQL (after tests/pg.py, fsync on)
-
-
-def _pg_run(argv: list[str]) -> subprocess.CompletedProcess[str]:
-    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8"}
-    return subprocess.run(argv, capture_output=True, text=True, timeout=PG_START_S, env=env, check=False)
+# ---------------------------------------------------------------- PostgreSQL (tests/pgserver.py, fsync on)
 
 
 @contextlib.contextmanager
 def postgres() -> Iterator[int]:
-    """A PostgreSQL server in a temporary folder (removed after) on 127.0.0.1 (trust authentication for role ``grader``,
-    fsync on, ``synchronous_commit`` on); yields its port; stopped (``pg_ctl stop -m fast``) after.
-
-    A self-contained copy of tests/pg.py's start and stop, which imports pytest at module level.
+    """A PostgreSQL server (tests/pgserver.py's: a temporary folder, 127.0.0.1, trust authentication for role
+    ``grader``) with ``fsync`` on (and ``synchronous_commit``, PostgreSQL's default) and ``max_connections``
+    300; yields its port; stopped (``pg_ctl stop -m fast``) and its folder removed after.
 
     Raises:
-        Failed: initdb or pg_ctl is missing or fails.
+        Failed: it cannot be started (psycopg, initdb or pg_ctl missing, or failing: the reason in the message).
     """
-    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/pg_ctl"),
-                   key=lambda p: int(Path(p).parent.parent.name) if Path(p).parent.parent.name.isdigit() else 0)
-    bin_dir = Path(found[-1]).parent if found else (Path(p).resolve().parent if (p := shutil.which("pg_ctl")) else None)
-    if bin_dir is None or not (bin_dir / "initdb").exists():
-        raise Failed("initdb and pg_ctl are not installed (apt-get install postgresql)")
-    as_user: list[str] = []
-    uid, gid = os.getuid(), os.getgid()
-    if os.geteuid() == 0:
-        try:
-            entry = pwd.getpwnam("postgres")
-            uid, gid = entry.pw_uid, entry.pw_gid
-        except KeyError:
-            uid = gid = 65534
-        as_user = ["setpriv", f"--reuid={uid}", f"--regid={gid}", "--clear-groups", "--"]
-    folder = Path(tempfile.mkdtemp(prefix="grader-bench-pg-"))  # its own: the server's user must reach it
-    os.chown(folder, uid, gid)
-    data, port = folder / "data", free_port()
-    pg_ctl = [*as_user, str(bin_dir / "pg_ctl"), "-D", str(data)]
     try:
-        made = _pg_run([*as_user, str(bin_dir / "initdb"), "-D", str(data), "-U", "grader", "--auth=trust",
-                        "--encoding=UTF8"])
-        if made.returncode != 0:
-            raise Failed(f"initdb failed: {(made.stderr or made.stdout).strip()[-500:]}")
-        options = f"-k {folder} -c listen_addresses=127.0.0.1 -p {port} -c max_connections=300"
-        started = _pg_run([*pg_ctl, "-w", "-t", str(PG_START_S), "-l", str(folder / "server.log"), "-o", options,
-                           "start"])
-        if started.returncode != 0:
-            raise Failed(f"pg_ctl start failed: {started.stderr.strip()[-500:]}")
-        yield port
+        server = start_postgres(fsync=True, max_connections=300, prefix="grader-bench-pg-")
+    except PostgresUnavailable as err:
+        raise Failed(str(err)) from err
+    try:
+        yield server.port
     finally:
-        if (data / "postmaster.pid").exists():
-            _pg_run([*pg_ctl, "-m", "fast", "-w", "stop"])
-        shutil.rmtree(folder, ignore_errors=True)
-
-
-def create_database(port: int, name: str) -> str:
-    import psycopg
-
-    with psycopg.connect(f"host=127.0.0.1 port={port} user=grader dbname=postgres", autocommit=True) as conn:
-        conn.execute(f"CREATE DATABASE {name}")
-    return f"postgresql+psycopg://grader@127.0.0.1:{port}/{name}"
+        server.remove()
 
 
 # ---------------------------------------------------------------- figures
