@@ -401,7 +401,9 @@ def _cmd_check(args: argparse.Namespace, settings: Settings, *, workspace: Path)
         from grader.grade import GradeOptions
         from grader.intake import intake
         from grader.report import safe_name, write_cohort, write_submission
+        from grader.sandbox import clean_stale_mounts
 
+        clean_stale_mounts()  # the tmpfs mounts of graders killed with SIGKILL (root only; never raises)
         submissions = intake([Path(p) for p in args.paths], workspace=workspace,
                              challenges=challenge_ids(settings.project_dir), explicit=args.challenge)
         device = _detect_device(args.device)

@@ -25,7 +25,7 @@ import pytest
 from grader.executor import lifeline_fd
 from grader.grade import GradeOptions, discover, grade_submission
 from grader.measure import class_hits, measure
-from grader.sandbox import resolve_sandbox
+from grader.sandbox import clean_stale_mounts, resolve_sandbox
 from grader.scorecard import ModelReport, PartReport
 from grader.settings import Settings
 from tests.conftest import GOOD_TOY_CELLS, write_submission
@@ -223,6 +223,7 @@ def test_a_killed_grading_process_leaves_no_runner_or_kernel(make_toy: Callable[
             grader.kill()
         for proc in _matching(tag):
             proc.kill()
+        clean_stale_mounts()  # the killed grader's tmpfs mounts (as root), as its next start would
         for box in Path(tempfile.gettempdir()).glob(f"{tag}*"):
             shutil.rmtree(box, ignore_errors=True)
 

@@ -27,6 +27,7 @@ from typing import Any, Literal
 
 from grader.errors import UsageError
 from grader.grade import GradeOptions
+from grader.sandbox import clean_stale_mounts
 from grader.server.store import Store
 from grader.server.worker import WorkerPool
 from grader.settings import Settings
@@ -123,6 +124,7 @@ def _serve(store: Store, settings: Settings, options: GradeOptions, *, event: st
     import uvicorn
 
     store.event(event)
+    clean_stale_mounts()  # the tmpfs mounts of graders killed with SIGKILL (root only; never raises)
     requeued = store.requeue_stale(all_running=embedded)
     if requeued:
         log.warning("%d job(s) left running by a previous server put back in the queue (or failed after "
