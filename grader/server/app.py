@@ -170,7 +170,7 @@ def create_app(store: Store, settings: Settings, *, workers: Workers | None,
 
     def home(request: Request, *, message: str = "", status: int = 200, chosen: str = "") -> HTMLResponse:
         team = site.team_of(request)
-        event = store.event(event_name)
+        event = site.event_row()
         briefs = []
         for cid in event.challenges:
             folder = settings.project_dir / "challenges" / cid
@@ -190,7 +190,7 @@ def create_app(store: Store, settings: Settings, *, workers: Workers | None,
         return home(request)
 
     def queue(team: TeamRow, challenge: str, files: list[UploadedFile]) -> SubmissionRow:
-        event = store.event(event_name)
+        event = site.event_row()
         if challenge not in event.challenges:
             raise UsageError(f"{challenge!r} is not a challenge of this event; choose one of "
                              f"{', '.join(event.challenges)}")
@@ -283,7 +283,7 @@ def create_app(store: Store, settings: Settings, *, workers: Workers | None,
 
     def challenge_of(request: Request, challenge: str) -> str:
         site.team_or_coach(request)
-        if challenge not in store.event(event_name).challenges:
+        if challenge not in site.event_row().challenges:
             raise Refused(404, "No such challenge in this event.")
         return challenge
 
@@ -307,7 +307,7 @@ def create_app(store: Store, settings: Settings, *, workers: Workers | None,
     @app.get("/leaderboard")
     def leaderboard(request: Request) -> HTMLResponse:
         site.team_or_coach(request)
-        public, private = site.boards(private=store.event(event_name).revealed)
+        public, private = site.boards(private=site.event_row().revealed)
         return site.page(request, "leaderboard.html.j2", public=public, private=private,
                          places=decimals(opts.eta) - 2, coach_links=False)
 

@@ -37,7 +37,7 @@ def cohort(site: Site) -> list[SubmissionResult]:
     (:func:`grader.server.boards.chosen`), named after the team, with that challenge's notebooks."""
     done = site.graded()
     out = []
-    for challenge in site.store.event(site.event).challenges:
+    for challenge in site.event_row().challenges:
         for g in chosen(done, challenge, eta=site.options.eta):
             out.append(g.result.model_copy(update={
                 "submission": g.team, "notebooks": [nb for nb in g.result.notebooks if nb.challenge == challenge]}))
@@ -72,7 +72,7 @@ def similar(site: Site) -> tuple[list[SimilarPair], int]:
     entries: list[IntegrityEntry] = []
     boilerplate: dict[str, str] = {}
     hidden: dict[str, HiddenTestSet | None] = {}
-    for challenge_id in site.store.event(site.event).challenges:
+    for challenge_id in site.event_row().challenges:
         challenge = load_challenge(site.settings.project_dir, challenge_id)
         boilerplate[challenge_id] = boilerplate_code(challenge.folder / "starter.ipynb")
         try:
@@ -163,6 +163,7 @@ def add_coach_routes(app: FastAPI, site: Site) -> None:
     async def reveal(request: Request) -> Response:
         form = await coach_form(request)
         await run_in_threadpool(store.set_revealed, event, form.get("revealed") == "1")
+        site.forget_event()
         return RedirectResponse("/coach/leaderboard", status_code=303)
 
     @app.get("/coach/export/gradebook.csv")

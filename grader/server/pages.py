@@ -8,6 +8,7 @@ from __future__ import annotations
 import hmac
 import logging
 import threading
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -24,7 +25,7 @@ from grader.leaderboard import Board
 from grader.scorecard import SubmissionResult
 from grader.server.boards import NO_SPLIT_NOTE, Graded, PublicBoard, private_boards, public_boards
 from grader.server.ladder import ETA
-from grader.server.store import Store, SubmissionRow, TeamRow
+from grader.server.store import EventRow, Store, SubmissionRow, TeamRow
 from grader.settings import Settings
 
 if TYPE_CHECKING:
@@ -42,6 +43,9 @@ PAGE_CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 's
 # scorecards (self-contained HTML): no script at all
 SCORECARD_CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'"
 FINAL_STATES = ("done", "failed", "cancelled")
+# how long a server keeps the event's row (its title, challenges, cap, end and whether the private
+# board is revealed) before reading it again: a Reveal on another server shows within this time
+EVENT_TTL_S = 1.0
 
 
 class Workers(Protocol):
@@ -159,23 +163,48 @@ class Site:
     _parsed: dict[int, SubmissionResult | None] = field(default_factory=dict)
     _boards: dict[tuple[object, ...], Any] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    _event: tuple[float, EventRow] | None = None
+    _teams: dict[int, TeamRow] = field(default_factory=dict)
+
+    def event_row(self) -> EventRow:
+        """The served event, read again from the store after :data:`EVENT_TTL_S` seconds (every page
+        shows it: one read a second, not two queries a request) or after :meth:`forget_event`.
+
+        Raises:
+            DatabaseUnavailable: the database cannot be reached (:mod:`grader.server.db`).
+        """
+        now = time.monotonic()
+        kept = self._event
+        if kept is not None and now - kept[0] < EVENT_TTL_S:
+            return kept[1]
+        row = self.store.event(self.event)
+        self._event = (now, row)
+        return row
+
+    def forget_event(self) -> None:
+        """Read the event again on its next use (this server changed it: the coach's Reveal)."""
+        self._event = None
 
     def page(self, request: Request, name: str, status: int = 200, **context: Any) -> HTMLResponse:
         """Template ``name`` rendered with the event, the session's CSRF token and role, and ``context``."""
         session = request.session
         who = "coach" if session.get("coach") is True else ("team" if session.get("team") is not None else None)
-        html = self.env.get_template(name).render(event=self.store.event(self.event), csrf=session.get("csrf", ""),
+        html = self.env.get_template(name).render(event=self.event_row(), csrf=session.get("csrf", ""),
                                                   who=who, no_split=NO_SPLIT_NOTE, **context)
         return HTMLResponse(html, status_code=status)
 
     def team_of(self, request: Request) -> TeamRow:
-        """The session's team.
+        """The session's team (a team's row never changes once created: each is read once per process).
 
         Raises:
             Refused: 403, the session is no team's (no session, or the coach's).
         """
         team_id = request.session.get("team")
-        team = self.store.team(self.event, team_id) if isinstance(team_id, int) else None
+        team = self._teams.get(team_id) if isinstance(team_id, int) else None
+        if team is None and isinstance(team_id, int):
+            team = self.store.team(self.event, team_id)
+            if team is not None:
+                self._teams[team_id] = team
         if team is None:
             raise Refused(403, "You are not signed in as a team: open your team's join link.")
         return team
@@ -247,7 +276,7 @@ class Site:
             if key in self._boards:
                 return self._boards[key]  # type: ignore[no-any-return]
         done = self.graded()
-        challenges = self.store.event(self.event).challenges
+        challenges = self.event_row().challenges
         eta = self.options.eta
         found = (public_boards(done, challenges, eta=eta), private_boards(done, challenges, eta=eta) if private else [])
         with self._lock:
