@@ -630,7 +630,7 @@ def _cmd_event(args: argparse.Namespace, settings: Settings) -> int:
 def _cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     """``grader serve``: the event's pages and its grading workers until SIGINT or SIGTERM."""
     from grader.grade import GradeOptions
-    from grader.server.serve import serve
+    from grader.server.serve import KERNEL_NICE, serve
     from grader.server.state import resolve_state_dir
     from grader.server.store import Store
 
@@ -650,7 +650,7 @@ def _cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     try:
         row = store.event(args.event)
         _gpu_challenges_served(settings, args, row.challenges, gpus)
-        options = GradeOptions(profile=args.profile, device=device,
+        options = GradeOptions(profile=args.profile, device=device, nice=KERNEL_NICE,
                                sandbox=_announced(_resolve_sandbox(args.sandbox)))
     except BaseException:
         store.close()

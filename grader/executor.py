@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
 import subprocess
 import threading
 import time
@@ -78,6 +79,8 @@ class RunRequest:
         extra_env: variables set for the kernel on top of the grader's environment.
         cancel: once set, the run is stopped as at its deadline (within ``CANCEL_POLL_S``) and
             its status is ``cancelled``; this run's process tree only.
+        nice: CPU niceness of the runner, the sandbox and the kernel (0: the grader's own;
+            ``nice -n`` of coreutils, which execs: the run's pid stays the process waited for).
     """
 
     notebook: NotebookNode
@@ -93,6 +96,7 @@ class RunRequest:
     sandbox: SandboxSession | None = None
     extra_env: dict[str, str] | None = None
     cancel: threading.Event | None = None
+    nice: int = 0
 
 
 @dataclass(frozen=True)
@@ -203,6 +207,8 @@ def run_notebook(request: RunRequest) -> RunResult:
         argv = [request.python, "-m", "grader.runner", str(paths["job.json"]), "--lifeline", str(lifeline)]
         if request.sandbox is not None:
             argv = request.sandbox.wrap(argv, env)
+        if request.nice:
+            argv = [shutil.which("nice") or "/usr/bin/nice", "-n", str(request.nice), *argv]
         proc = subprocess.Popen(
             argv,
             stdin=subprocess.DEVNULL,

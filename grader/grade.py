@@ -72,7 +72,9 @@ class GradeOptions:
     for the kernel (``CUDA_VISIBLE_DEVICES``, thread counts), ``cancel`` once set stops this
     submission's running notebook (its status ``cancelled``) and starts none of the others,
     ``practice`` scores on the practice split of the public data instead of the hidden test set
-    (:mod:`grader.practice`)."""
+    (:mod:`grader.practice`), ``nice`` is the CPU niceness of the runner and its kernel (0-19,
+    nice(1): ``grader serve`` runs them at :data:`grader.server.serve.KERNEL_NICE` so that its
+    pages answer first)."""
 
     profile: str = "full"
     challenge: str | None = None
@@ -83,6 +85,7 @@ class GradeOptions:
     kernel_env: tuple[tuple[str, str], ...] = ()
     cancel: threading.Event | None = None
     practice: bool = False
+    nice: int = 0
 
 
 def _now() -> str:
@@ -283,7 +286,7 @@ def _execute_notebook(path: Path, submission: Submission, settings: Settings,
                 max_output_bytes=challenge.execution.max_output_bytes, python=settings.python,
                 probe=probe_config(challenge, hidden, opened.added, copy.new_dir, new_files, mnist=opened.mnist),
                 on_progress=options.on_progress, sandbox=session,
-                extra_env=dict(options.kernel_env), cancel=options.cancel,
+                extra_env=dict(options.kernel_env), cancel=options.cancel, nice=options.nice,
             )
             log.info("running %s (%s, profile %s, deadline %s s, sandbox %s)", path,
                      challenge.id, options.profile, deadline, options.sandbox.kind)

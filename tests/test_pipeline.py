@@ -62,6 +62,23 @@ def test_a_cancel_set_before_grading_starts_no_notebook(make_toy: Callable[..., 
 
 
 @pytest.mark.kernel
+@pytest.mark.parametrize("mode", ["none", "bwrap"])
+def test_the_kernel_runs_at_the_niceness_asked(make_toy: Callable[..., Settings], tmp_path: Path, mode: str) -> None:
+    """``GradeOptions.nice`` (``grader serve`` asks 10): the kernel runs at that niceness; the
+    same notebook asked at 0 fails its assertion, so the check can fail."""
+    if mode == "bwrap":
+        _bwrap_or_skip()
+    settings = make_toy()
+    cells = [GOOD_TOY_CELLS[0], "import os\nassert os.nice(0) == 7, os.nice(0)", *GOOD_TOY_CELLS[1:]]
+    folder = write_submission(tmp_path, "nice", cells)
+    asked = grade_submission(discover(folder), settings, GradeOptions(nice=7, sandbox=resolve_sandbox(mode)))
+    assert asked.notebooks[0].execution.status == "ok", asked.notebooks[0].execution.message
+    plain = grade_submission(discover(folder), settings, GradeOptions(sandbox=resolve_sandbox(mode)))
+    assert plain.notebooks[0].execution.status == "cell_error"
+    assert "AssertionError" in plain.notebooks[0].execution.message
+
+
+@pytest.mark.kernel
 def test_cancel_stops_the_running_notebook_and_starts_no_other(make_toy: Callable[..., Settings],
                                                                tmp_path: Path) -> None:
     settings = make_toy(deadline=120, cell_timeout=100)

@@ -32,9 +32,13 @@ from grader.server.store import Store
 from grader.server.worker import WorkerPool
 from grader.settings import Settings
 
-__all__ = ["LOCK_FILE", "AppFactory", "serve", "state_lock"]
+__all__ = ["KERNEL_NICE", "LOCK_FILE", "AppFactory", "serve", "state_lock"]
 
 log = logging.getLogger(__name__)
+# the CPU niceness of the notebooks a server grades on its own machine (GradeOptions.nice): the
+# pages and uploads are answered first, the notebooks take the rest of the cores (alone on the
+# machine they run as fast; the scheduler's weights, nice 0 to 10, are about 9 to 1)
+KERNEL_NICE = 10
 
 AppFactory = Callable[..., Any]  # create_app(store, settings, *, workers, options) -> ASGI app
 

@@ -15,6 +15,7 @@ import hmac
 import re
 import secrets
 from collections.abc import Collection, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path, PurePosixPath
 from typing import BinaryIO
@@ -25,8 +26,9 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from grader.errors import UsageError
+from grader.errors import GraderError, UsageError
 from grader.server import models as m
+from grader.server.group import GroupCommit
 from grader.server.jobs import DEFAULT_LEASE_S, MAX_ATTEMPTS, Jobs, rowcount
 from grader.server.rows import CreatedEvent, EventRow, ResultRow, SubmissionRow, TeamRow, UploadRow, result_row, utc
 from grader.server.rows import now as utcnow
@@ -46,6 +48,17 @@ def _hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
+@dataclass(frozen=True)
+class _Submit:
+    """One submission to write (:meth:`Store.submit`), its event's facts already checked."""
+
+    event: EventRow
+    team_id: int
+    challenge: str
+    upload: UploadRow
+    now: datetime
+
+
 class Store(Jobs):
     """The server's state in one database and one folder of uploads.
 
@@ -57,6 +70,11 @@ class Store(Jobs):
         ConfigError: the state folder cannot be created or written; the database cannot be
             opened (see :class:`grader.server.db.Database`).
     """
+
+    def __init__(self, state_dir: Path, database_url: str | None = None, *, workers: int = 1) -> None:
+        super().__init__(state_dir, database_url, workers=workers)
+        self._facts: dict[str, EventRow] = {}  # events as read once (_event_facts)
+        self._submits: GroupCommit[_Submit, int] = GroupCommit(self._write, self._submit_batch)
 
     # ----- events and teams
 
@@ -128,6 +146,18 @@ class Store(Jobs):
         """
         with self._read() as s:
             return self._event_row(s, self._get_event(s, name))
+
+    def _event_facts(self, name: str) -> EventRow:
+        """Event ``name`` as read once by this store: its id, challenges, cap and end never change
+        after :meth:`create_event` (``revealed`` does: read :meth:`event` for it).
+
+        Raises:
+            UsageError: no such event.
+        """
+        found = self._facts.get(name)
+        if found is None:
+            found = self._facts[name] = self.event(name)
+        return found
 
     def events(self) -> list[EventRow]:
         """Every event, oldest first."""
@@ -228,7 +258,8 @@ class Store(Jobs):
 
     def submit(self, event: str, team_id: int, *, challenge: str, upload: UploadRow) -> SubmissionRow:
         """Queue ``upload`` as team ``team_id``'s submission to ``challenge``; committed (durable)
-        when this returns.
+        when this returns, in one transaction with the submissions arriving at the same moment
+        (:class:`grader.server.group.GroupCommit`; a refused one leaves the others standing).
 
         The cap counts the team's submissions of this event created since 00:00 UTC today,
         whatever their verdict (a failing scorecard counts), except cancelled ones and the
@@ -240,45 +271,78 @@ class Store(Jobs):
             CapReached: the team has used its ``cap_per_day`` submissions today.
         """
         now = utcnow()
-        with self._write() as s:
-            ev = self._get_event(s, event)
-            team = s.scalar(select(m.Team).where(m.Team.id == team_id, m.Team.event_id == ev.id).with_for_update())
-            if team is None:
-                raise UsageError(f"no team {team_id} in event {event}")
-            known = list(s.scalars(select(m.EventChallenge.challenge).where(m.EventChallenge.event_id == ev.id)
-                                   .order_by(m.EventChallenge.position)))
-            if challenge not in known:
-                raise UsageError(f"{challenge!r} is not a challenge of {event}; its challenges: {', '.join(known)}")
-            ends = utc(ev.ends_at)
-            if ends is not None and now >= ends:
-                raise UsageError(f"the event ended at {ends:%Y-%m-%d %H:%M} UTC: submissions are closed")
-            if s.get(m.Upload, upload.sha256) is None:
-                try:
-                    stored = self.upload_path(upload.sha256).is_file()
-                except ValueError:
-                    stored = False
-                if not stored:
-                    raise UsageError(f"upload {upload.sha256} is not stored")
-                self._record_upload(s, upload.sha256, upload.size)  # stored with record=False
-            if ev.cap_per_day is not None:
-                used = self._used_today(s, team_id, now)
-                if used >= ev.cap_per_day:
-                    raise CapReached(f"{team.name} has used its {ev.cap_per_day} submissions for today "
-                                     f"(UTC); the next one can be sent from {_tomorrow(now):%Y-%m-%d %H:%M} UTC",
-                                     fix="try your notebook offline with grader check --practice first")
-            row = m.Submission(event_id=ev.id, team_id=team_id, challenge=challenge,
-                               filename=_fit_name(upload.filename), upload_sha256=upload.sha256, created=now,
-                               state="queued", attempts=0, progress="", cancel_requested=False)
-            s.add(row)
-            s.flush()
-            new_id = row.id
+        ev = self._event_facts(event)  # what cannot change: checked before the transaction
+        if challenge not in ev.challenges:
+            raise UsageError(f"{challenge!r} is not a challenge of {event}; its challenges: {', '.join(ev.challenges)}")
+        if ev.ends_at is not None and now >= ev.ends_at:
+            raise UsageError(f"the event ended at {ev.ends_at:%Y-%m-%d %H:%M} UTC: submissions are closed")
+        try:
+            stored = self.upload_path(upload.sha256).is_file()
+        except ValueError:
+            stored = False
+        if not stored:
+            raise UsageError(f"upload {upload.sha256} is not stored")
+
+        # one durable commit for the uploads arriving together (grader.server.group)
+        new_id = self._submits.write(_Submit(ev, team_id, challenge, upload, now))
         found = self.submission(new_id)
         assert found is not None
         return found
 
+    def _submit_batch(self, s: Session, batch: Sequence[_Submit]) -> list[int | GraderError]:
+        """Write the submissions of ``batch`` (in the order they arrived) with one statement per
+        table; each one's new id, or its refusal (no such team, the cap reached: decided before
+        anything is written). The teams' rows are locked (``FOR UPDATE``, in the order of their
+        ids: batches of two servers cannot deadlock) so that no other server counts their
+        submissions of today meanwhile."""
+        ids = sorted({w.team_id for w in batch})
+        teams = {t.id: t for t in s.scalars(select(m.Team).where(m.Team.id.in_(ids)).order_by(m.Team.id)
+                                             .with_for_update())}
+        used = self._used_today_of(s, [w for w in batch if w.event.cap_per_day is not None])
+        outcomes: list[int | GraderError] = []
+        accepted: list[_Submit] = []
+        for w in batch:
+            team = teams.get(w.team_id)
+            cap = w.event.cap_per_day
+            if team is None or team.event_id != w.event.id:
+                outcomes.append(UsageError(f"no team {w.team_id} in event {w.event.name}"))
+            elif cap is not None and used.get(w.team_id, 0) >= cap:
+                outcomes.append(CapReached(f"{team.name} has used its {cap} submissions for today (UTC); the next "
+                                           f"one can be sent from {_tomorrow(w.now):%Y-%m-%d %H:%M} UTC",
+                                           fix="try your notebook offline with grader check --practice first"))
+            else:
+                used[w.team_id] = used.get(w.team_id, 0) + 1
+                accepted.append(w)
+                outcomes.append(0)  # its id, once inserted
+        if not accepted:
+            return outcomes
+        insert = pg_insert if s.get_bind().dialect.name == "postgresql" else sqlite_insert
+        uploads = {w.upload.sha256: w.upload.size for w in accepted}  # stored with record=False, or kept once
+        s.execute(insert(m.Upload).values([{"sha256": sha, "size": size, "created": utcnow()}
+                                           for sha, size in sorted(uploads.items())])
+                  .on_conflict_do_nothing(index_elements=[m.Upload.sha256]))
+        new_ids = iter(s.scalars(
+            insert(m.Submission).returning(m.Submission.id, sort_by_parameter_order=True),
+            [{"event_id": w.event.id, "team_id": w.team_id, "challenge": w.challenge,
+              "filename": _fit_name(w.upload.filename), "upload_sha256": w.upload.sha256, "created": w.now,
+              "state": "queued", "attempts": 0, "progress": "", "cancel_requested": False} for w in accepted]))
+        return [o if isinstance(o, GraderError) else next(new_ids) for o in outcomes]
+
+    def _used_today_of(self, s: Session, batch: Sequence[_Submit]) -> dict[int, int]:
+        """Each team's submissions counted against its cap today (UTC), for the teams of ``batch``
+        (one grouped query when the batch is within one UTC day, as it nearly always is)."""
+        days = {_day_start(w.now) for w in batch}
+        if len(days) != 1:
+            return {w.team_id: self._used_today(s, w.team_id, w.now) for w in batch}
+        [start] = days
+        counted = s.execute(select(m.Submission.team_id, func.count(m.Submission.id)).where(
+            m.Submission.team_id.in_(sorted({w.team_id for w in batch})), m.Submission.created >= start,
+            m.Submission.state != "cancelled", m.Submission.regrade_of.is_(None)).group_by(m.Submission.team_id))
+        return {team_id: count for team_id, count in counted}
+
     @staticmethod
     def _used_today(s: Session, team_id: int, now: datetime) -> int:
-        start = now.replace(hour=0, minute=0, second=0, microsecond=0)
+        start = _day_start(now)
         return s.scalar(select(func.count(m.Submission.id)).where(
             m.Submission.team_id == team_id, m.Submission.created >= start,
             m.Submission.state != "cancelled", m.Submission.regrade_of.is_(None))) or 0
@@ -406,6 +470,10 @@ def _fit_name(filename: str) -> str:
         return filename
     suffix = PurePosixPath(filename).suffix[:16]
     return filename[: m.FILENAME_LEN - len(suffix)] + suffix
+
+
+def _day_start(now: datetime) -> datetime:
+    return now.replace(hour=0, minute=0, second=0, microsecond=0)
 
 
 def _tomorrow(now: datetime) -> datetime:
