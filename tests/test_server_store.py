@@ -111,6 +111,84 @@ def test_cap_refuses_the_sixth_submission_of_the_day(store: Store) -> None:
     assert len(store.submissions("hack", team_id=red.id)) == 6
 
 
+def _at_once(count: int, submit: Callable[[int], object]) -> list[object]:
+    """``submit(i)`` for i in range(count), each in its own thread, released together; each one's
+    return value or exception."""
+    start = threading.Barrier(count)
+    out: list[object] = [None] * count
+
+    def one(i: int) -> None:
+        start.wait()
+        try:
+            out[i] = submit(i)
+        except Exception as err:  # the outcome under test
+            out[i] = err
+
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(count)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    return out
+
+
+def test_submissions_arriving_together_share_one_commit_and_each_cap_holds(store: Store) -> None:
+    """Group commit (grader/server/group.py): 40 submissions at once, the first batch held until
+    the other 39 wait: two commits in all; each team's cap of 5 holds inside the batch (the
+    refused ones do not stop the others), every id distinct, each accepted one stored once."""
+    from sqlalchemy import event
+
+    _event(store, cap=5)
+    red, blue = store.teams("hack")
+    up = _upload(store)
+    commits: list[int] = []
+    event.listen(store._engine, "commit", lambda conn: commits.append(1))
+    run = store._submits._run
+    batches: list[int] = []
+
+    def held(session: object, batch: list[object]) -> object:
+        batches.append(len(batch))
+        deadline = time.monotonic() + 20
+        while len(batches) == 1 and len(store._submits._waiting) < 39 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        return run(session, batch)  # type: ignore[arg-type]
+
+    store._submits._run = held  # type: ignore[method-assign]
+    teams = [red.id if i % 2 else blue.id for i in range(40)]
+    out = _at_once(40, lambda i: store.submit("hack", teams[i], challenge="toy", upload=up))
+    assert (sorted(batches), len(commits)) == ([1, 39], 2)
+    accepted = [o for o in out if not isinstance(o, Exception)]
+    refused = [o for o in out if isinstance(o, Exception)]
+    assert len(accepted) == 10 and len({o.id for o in accepted}) == 10  # type: ignore[attr-defined]
+    assert len(refused) == 30 and all(isinstance(o, CapReached) for o in refused), refused[:3]
+    assert {str(o).split(" has used")[0] for o in refused} == {"red", "blue"}
+    for team in (red, blue):
+        mine = store.submissions("hack", team_id=team.id)
+        assert len(mine) == 5 and store.submissions_left_today("hack", team.id) == 0
+    assert sorted(o.id for o in accepted) == sorted(s.id for s in store.submissions("hack"))  # type: ignore[attr-defined]
+
+
+def test_a_failed_batch_stores_none_of_its_submissions(store: Store) -> None:
+    """An error inside the shared transaction fails every submission of that batch with it and
+    stores none of them; the next submission is written as usual."""
+    _event(store)
+    red, blue = store.teams("hack")
+    up = _upload(store)
+    run = store._submits._run
+
+    def broken(session: object, batch: list[object]) -> object:
+        run(session, batch)  # type: ignore[arg-type]  # written, then the transaction fails
+        raise RuntimeError("the disk went away")
+
+    store._submits._run = broken  # type: ignore[method-assign]
+    out = _at_once(6, lambda i: store.submit("hack", (red, blue)[i % 2].id, challenge="toy", upload=up))
+    assert [str(o) for o in out] == ["the disk went away"] * 6
+    assert store.submissions("hack") == []
+    store._submits._run = run  # type: ignore[method-assign]
+    row = store.submit("hack", red.id, challenge="toy", upload=up)
+    assert [s.id for s in store.submissions("hack")] == [row.id]
+
+
 def test_submit_checks_challenge_and_end(store: Store) -> None:
     _event(store)
     red = store.teams("hack")[0]
