@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import os
@@ -365,6 +366,32 @@ def test_the_private_board_is_hidden_until_the_coach_reveals_it(event: Event) ->
     assert "Accuracy (private)" in private
     assert private.index("beta") < private.index("alpha") and "95.0%" in private and "40.0%" in private
     assert "/coach/submissions/" not in private  # no links to the coach's scorecards
+
+
+def test_coach_page_lists_the_newest_submissions_and_links_to_all(event: Event) -> None:
+    """60 submissions: the coach's page lists the newest 50 (with their queue places, one query),
+    ``?all=1`` all 60; the leaderboard page (rendered once per set of results) follows a new result."""
+    from grader.server.coach import COACH_PAGE_ROWS
+
+    store = event.store
+    up = store.store_upload(io.BytesIO(notebook_bytes()), filename="toy.ipynb", max_bytes=1 << 20)
+    alpha, beta = store.teams("spring")
+    event.store._facts["spring"] = dataclasses.replace(store.event("spring"), cap_per_day=None)  # no cap here
+    ids = [store.submit("spring", (alpha, beta)[i % 2].id, challenge="toy", upload=up).id for i in range(60)]
+    coach, _ = join(event, "coach")
+    page = coach.get("/coach").text
+    assert COACH_PAGE_ROWS == 50 and "The newest 50 of 60 submissions" in page and "Show all 60 submissions" in page
+    listed = [int(x) for x in re.findall(r'<tr class="sub" data-id="(\d+)"', page)]
+    # the queue table (all 60, oldest first) and then the newest 50
+    assert listed[60:] == ids[::-1][:50] and sorted(listed[:60]) == ids
+    assert "(place 60 in the queue)" in page and "(place 1 in the queue)" in page
+    every = coach.get("/coach?all=1").text
+    assert "All submissions" in every and len(re.findall(r'<tr class="sub"', every)) == 120
+    board = coach.get("/coach/leaderboard").text
+    assert "No graded submissions yet." in board
+    finish(store, result("alpha", 18, 8))
+    board = coach.get("/coach/leaderboard").text
+    assert "No graded submissions yet." not in board and "alpha" in board
 
 
 def test_coach_sees_the_cohort_exports_and_can_cancel_and_regrade(event: Event) -> None:

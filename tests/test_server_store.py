@@ -212,6 +212,10 @@ def test_queue_order_position_and_newest_first(store: Store) -> None:
     claimed = store.claim("w", lease_s=30)
     assert claimed is not None and claimed.id == one.id and claimed.state == "running" and claimed.attempts == 1
     assert store.queue_position(one.id) is None and store.queue_position(two.id) == 1
+    three = store.submit("hack", red.id, challenge="toy", upload=_upload(store))
+    # the pages' one query for many rows: the same places, none for the running one
+    assert store.queue_positions([one.id, two.id, three.id]) == {two.id: 1, three.id: 2}
+    assert store.queue_positions([three.id]) == {three.id: 2} and store.queue_positions([]) == {}
 
 
 def test_claim_by_many_threads_never_gives_one_job_twice(tmp_path: Path, database_url: str | None) -> None:

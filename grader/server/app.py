@@ -177,7 +177,7 @@ def create_app(store: Store, settings: Settings, *, workers: Workers | None,
             readme = folder / "README.md"
             briefs.append({"id": cid, "brief": readme.read_text(encoding="utf-8", errors="replace")
                            if readme.is_file() else "", "starter": (folder / "starter.ipynb").is_file()})
-        subs = [(s, site.status_of(s)) for s in store.submissions(event_name, team_id=team.id)]
+        subs = site.statuses(store.submissions(event_name, team_id=team.id))
         return site.page(request, "home.html.j2", status, team=team, briefs=briefs, submissions=subs,
                          left=store.submissions_left_today(event_name, team.id), message=message,
                          flash=request.session.pop("flash", ""), chosen=chosen or event.challenges[0],
@@ -206,7 +206,8 @@ def create_app(store: Store, settings: Settings, *, workers: Workers | None,
 
     @app.post("/submit")
     async def submit(request: Request) -> Response:
-        team = await run_in_threadpool(site.team_of, request)
+        known = site.known_team(request)
+        team = known if known is not None else await run_in_threadpool(site.team_of, request)
         length = request.headers.get("content-length", "")
         if length.isdigit() and int(length) > opts.max_upload_bytes + (1 << 20):  # refused before reading it
             return await run_in_threadpool(home, request, status=413, message=too_big(int(length)))
@@ -307,9 +308,9 @@ def create_app(store: Store, settings: Settings, *, workers: Workers | None,
     @app.get("/leaderboard")
     def leaderboard(request: Request) -> HTMLResponse:
         site.team_or_coach(request)
-        public, private = site.boards(private=site.event_row().revealed)
-        return site.page(request, "leaderboard.html.j2", public=public, private=private,
-                         places=decimals(opts.eta) - 2, coach_links=False)
+        boards = site.board_sections(private=site.event_row().revealed, coach_links=False,
+                                     places=decimals(opts.eta) - 2)
+        return site.page(request, "leaderboard.html.j2", boards=boards, coach_links=False)
 
     add_coach_routes(app, site)
     return app

@@ -92,7 +92,7 @@ def similar(site: Site) -> tuple[list[SimilarPair], int]:
     return pairs, len(entries)
 
 
-COACH_PAGE_ROWS = 200  # submissions listed on the coach's page, newest first (all: /coach?all=1)
+COACH_PAGE_ROWS = 50  # submissions listed on the coach's page, newest first (all: /coach?all=1)
 
 
 def _attachment(name: str) -> dict[str, str]:
@@ -107,12 +107,12 @@ def add_coach_routes(app: FastAPI, site: Site) -> None:
     def coach(request: Request, all: int = 0) -> HTMLResponse:  # noqa: A002  (the query's name: ?all=1)
         site.coach_of(request)
         rates = [(board.challenge, board.rates) for board in site.boards(private=True)[1]]
-        # newest first, 200 of them: 4,000 rows are 3 MB of HTML
+        # newest first, 50 of them: 4,000 rows are 3 MB of HTML
         listed = store.submissions(event, limit=None if all else COACH_PAGE_ROWS)
         active = store.submissions(event, states=("queued", "running"))
         return site.page(request, "coach.html.j2", teams=store.teams(event), shown=len(listed),
-                         total=store.counts(event)[0], submissions=[(s, site.status_of(s)) for s in listed],
-                         active=[(s, site.status_of(s)) for s in reversed(active)],
+                         total=store.counts(event)[0], submissions=site.statuses(listed),
+                         active=site.statuses(list(reversed(active))),
                          running=None if site.workers is None else site.workers.running(), rates=rates)
 
     @app.get("/coach/similar")
@@ -124,9 +124,8 @@ def add_coach_routes(app: FastAPI, site: Site) -> None:
     @app.get("/coach/leaderboard")
     def coach_leaderboard(request: Request) -> HTMLResponse:
         site.coach_of(request)
-        public, private = site.boards(private=True)
-        return site.page(request, "leaderboard.html.j2", public=public, private=private, places=decimals(eta) - 2,
-                         coach_links=True)
+        boards = site.board_sections(private=True, coach_links=True, places=decimals(eta) - 2)
+        return site.page(request, "leaderboard.html.j2", boards=boards, coach_links=True)
 
     @app.get("/coach/submissions/{submission_id}/scorecard")
     def coach_scorecard(request: Request, submission_id: int) -> HTMLResponse:

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import jinja2
 from fastapi import Request
 from fastapi.responses import HTMLResponse
+from markupsafe import Markup
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -162,6 +163,7 @@ class Site:
     env: jinja2.Environment = field(default_factory=templates)
     _parsed: dict[int, SubmissionResult | None] = field(default_factory=dict)
     _boards: dict[tuple[object, ...], Any] = field(default_factory=dict)
+    _html: dict[tuple[object, ...], Markup] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _event: tuple[float, EventRow] | None = None
     _teams: dict[int, TeamRow] = field(default_factory=dict)
@@ -192,6 +194,12 @@ class Site:
         html = self.env.get_template(name).render(event=self.event_row(), csrf=session.get("csrf", ""),
                                                   who=who, no_split=NO_SPLIT_NOTE, **context)
         return HTMLResponse(html, status_code=status)
+
+    def known_team(self, request: Request) -> TeamRow | None:
+        """The session's team if this process has read it already (no query: callable on the
+        event loop), else None."""
+        team_id = request.session.get("team")
+        return self._teams.get(team_id) if isinstance(team_id, int) else None
 
     def team_of(self, request: Request) -> TeamRow:
         """The session's team (a team's row never changes once created: each is read once per process).
@@ -270,25 +278,54 @@ class Site:
         """The event's public boards and, with ``private``, its private ones
         (:func:`grader.server.boards.public_boards`, :func:`~grader.server.boards.private_boards`),
         computed again only when a result was added (:meth:`Store.counts`)."""
+        return self._boards_at(self._board_key(private))
+
+    def board_sections(self, *, private: bool, coach_links: bool, places: int) -> Markup:
+        """The leaderboard page's boards as HTML (``_board_sections.html.j2``: the private boards
+        when ``private``, then the public ones), rendered once per set of results and view: a
+        board of 200 teams is the page's whole cost."""
+        key = self._board_key(private)
+        view = (*key, coach_links, places)
+        with self._lock:
+            found = self._html.get(view)
+        if found is None:
+            public, private_boards = self._boards_at(key)
+            found = Markup(self.env.get_template("_board_sections.html.j2").render(
+                public=public, private=private_boards, coach_links=coach_links, places=places, no_split=NO_SPLIT_NOTE))
+            with self._lock:
+                self._html = {k: v for k, v in self._html.items() if k[:2] == key[:2]}  # older sets are stale
+                self._html[view] = found
+        return found
+
+    def _board_key(self, private: bool) -> tuple[int, int, bool]:
         _, graded, newest = self.store.counts(self.event)  # one aggregate query tells a new result
-        key = (graded, newest, private)
+        return graded, newest, private
+
+    def _boards_at(self, key: tuple[int, int, bool]) -> tuple[list[PublicBoard], list[Board]]:
         with self._lock:
             if key in self._boards:
                 return self._boards[key]  # type: ignore[no-any-return]
         done = self.graded()
         challenges = self.event_row().challenges
         eta = self.options.eta
-        found = (public_boards(done, challenges, eta=eta), private_boards(done, challenges, eta=eta) if private else [])
+        found = (public_boards(done, challenges, eta=eta),
+                 private_boards(done, challenges, eta=eta) if key[2] else [])
         with self._lock:
             self._boards = {k: v for k, v in self._boards.items() if k[:2] == key[:2]}  # older sets are stale
             self._boards[key] = found
         return found
 
-    def status_of(self, sub: SubmissionRow) -> dict[str, Any]:
+    def statuses(self, subs: Sequence[SubmissionRow]) -> list[tuple[SubmissionRow, dict[str, Any]]]:
+        """Each of ``subs`` with :meth:`status_of` it, the queue positions read in one query."""
+        queued = [s.id for s in subs if s.state == "queued"]
+        positions = self.store.queue_positions(queued) if queued else {}
+        return [(s, self.status_of(s, position=positions.get(s.id))) for s in subs]
+
+    def status_of(self, sub: SubmissionRow, *, position: int | None = -1) -> dict[str, Any]:
         """What the pages show of ``sub``'s progress (also the JSON of its status and events); the
-        queue position is looked up for a queued submission only (one query each: the coach's page
-        lists every submission)."""
-        position = self.store.queue_position(sub.id) if sub.state == "queued" else None
+        queue position (given, else looked up for a queued submission only)."""
+        if position == -1:
+            position = self.store.queue_position(sub.id) if sub.state == "queued" else None
         return {"id": sub.id, "state": sub.state, "progress": sub.progress,
                 "queue_position": position, "elapsed_s": elapsed_s(sub),
                 "verdict": sub.verdict, "score": sub.score, "max_score": sub.max_score,

@@ -74,7 +74,7 @@ class Store(Jobs):
     def __init__(self, state_dir: Path, database_url: str | None = None, *, workers: int = 1) -> None:
         super().__init__(state_dir, database_url, workers=workers)
         self._facts: dict[str, EventRow] = {}  # events as read once (_event_facts)
-        self._submits: GroupCommit[_Submit, int] = GroupCommit(self._write, self._submit_batch)
+        self._submits: GroupCommit[_Submit, SubmissionRow] = GroupCommit(self._write, self._submit_batch)
 
     # ----- events and teams
 
@@ -284,14 +284,11 @@ class Store(Jobs):
             raise UsageError(f"upload {upload.sha256} is not stored")
 
         # one durable commit for the uploads arriving together (grader.server.group)
-        new_id = self._submits.write(_Submit(ev, team_id, challenge, upload, now))
-        found = self.submission(new_id)
-        assert found is not None
-        return found
+        return self._submits.write(_Submit(ev, team_id, challenge, upload, now))
 
-    def _submit_batch(self, s: Session, batch: Sequence[_Submit]) -> list[int | GraderError]:
+    def _submit_batch(self, s: Session, batch: Sequence[_Submit]) -> list[SubmissionRow | GraderError]:
         """Write the submissions of ``batch`` (in the order they arrived) with one statement per
-        table; each one's new id, or its refusal (no such team, the cap reached: decided before
+        table; each one's new row (queued), or its refusal (no such team, the cap reached: decided before
         anything is written). The teams' rows are locked (``FOR UPDATE``, in the order of their
         ids: batches of two servers cannot deadlock) so that no other server counts their
         submissions of today meanwhile."""
@@ -299,7 +296,7 @@ class Store(Jobs):
         teams = {t.id: t for t in s.scalars(select(m.Team).where(m.Team.id.in_(ids)).order_by(m.Team.id)
                                              .with_for_update())}
         used = self._used_today_of(s, [w for w in batch if w.event.cap_per_day is not None])
-        outcomes: list[int | GraderError] = []
+        outcomes: list[str | GraderError] = []  # the team's name, or the refusal
         accepted: list[_Submit] = []
         for w in batch:
             team = teams.get(w.team_id)
@@ -313,20 +310,27 @@ class Store(Jobs):
             else:
                 used[w.team_id] = used.get(w.team_id, 0) + 1
                 accepted.append(w)
-                outcomes.append(0)  # its id, once inserted
+                outcomes.append(team.name)
         if not accepted:
-            return outcomes
+            return [o for o in outcomes if isinstance(o, GraderError)]
         insert = pg_insert if s.get_bind().dialect.name == "postgresql" else sqlite_insert
         uploads = {w.upload.sha256: w.upload.size for w in accepted}  # stored with record=False, or kept once
         s.execute(insert(m.Upload).values([{"sha256": sha, "size": size, "created": utcnow()}
                                            for sha, size in sorted(uploads.items())])
                   .on_conflict_do_nothing(index_elements=[m.Upload.sha256]))
-        new_ids = iter(s.scalars(
-            insert(m.Submission).returning(m.Submission.id, sort_by_parameter_order=True),
-            [{"event_id": w.event.id, "team_id": w.team_id, "challenge": w.challenge,
-              "filename": _fit_name(w.upload.filename), "upload_sha256": w.upload.sha256, "created": w.now,
-              "state": "queued", "attempts": 0, "progress": "", "cancel_requested": False} for w in accepted]))
-        return [o if isinstance(o, GraderError) else next(new_ids) for o in outcomes]
+        values = [{"event_id": w.event.id, "team_id": w.team_id, "challenge": w.challenge,
+                   "filename": _fit_name(w.upload.filename), "upload_sha256": w.upload.sha256, "created": w.now,
+                   "state": "queued", "attempts": 0, "progress": "", "cancel_requested": False} for w in accepted]
+        new_ids = s.scalars(insert(m.Submission).returning(m.Submission.id, sort_by_parameter_order=True), values)
+        rows = iter([SubmissionRow(id=new_id, event=w.event.name, team_id=w.team_id, team_name=str(name),
+                                   challenge=w.challenge, filename=str(v["filename"]), upload_sha256=w.upload.sha256,
+                                   created=w.now, state="queued", attempts=0, progress="", progress_at=None,
+                                   started_at=None, finished_at=None, error=None, cancel_requested=False,
+                                   verdict=None, score=None, max_score=None)
+                     for new_id, w, v, name in zip(new_ids, accepted, values,
+                                                   [o for o in outcomes if not isinstance(o, GraderError)],
+                                                   strict=True)])
+        return [o if isinstance(o, GraderError) else next(rows) for o in outcomes]
 
     def _used_today_of(self, s: Session, batch: Sequence[_Submit]) -> dict[int, int]:
         """Each team's submissions counted against its cap today (UTC), for the teams of ``batch``
@@ -388,6 +392,17 @@ class Store(Jobs):
                 return None
             return s.scalar(select(func.count(m.Submission.id)).where(
                 m.Submission.state == "queued", m.Submission.id <= submission_id))
+
+    def queue_positions(self, submission_ids: Collection[int]) -> dict[int, int]:
+        """:meth:`queue_position` of each of ``submission_ids`` that is queued (one query: the
+        queued ids up to the largest asked)."""
+        if not submission_ids:
+            return {}
+        with self._read() as s:
+            queued = list(s.scalars(select(m.Submission.id).where(
+                m.Submission.state == "queued", m.Submission.id <= max(submission_ids)).order_by(m.Submission.id)))
+        asked = set(submission_ids)
+        return {sid: place for place, sid in enumerate(queued, start=1) if sid in asked}
 
     def result(self, submission_id: int) -> ResultRow | None:
         """The result of submission ``submission_id``, or None while it has none."""
