@@ -111,27 +111,6 @@ def test_cap_refuses_the_sixth_submission_of_the_day(store: Store) -> None:
     assert len(store.submissions("hack", team_id=red.id)) == 6
 
 
-def _at_once(count: int, submit: Callable[[int], object]) -> list[object]:
-    """``submit(i)`` for i in range(count), each in its own thread, released together; each one's
-    return value or exception."""
-    start = threading.Barrier(count)
-    out: list[object] = [None] * count
-
-    def one(i: int) -> None:
-        start.wait()
-        try:
-            out[i] = submit(i)
-        except Exception as err:  # the outcome under test
-            out[i] = err
-
-    threads = [threading.Thread(target=one, args=(i,)) for i in range(count)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=60)
-    return out
-
-
 def test_submissions_arriving_together_share_one_commit_and_each_cap_holds(store: Store) -> None:
     """Group commit (grader/server/group.py): 40 submissions at once, the first batch held until
     the other 39 wait: two commits in all; each team's cap of 5 holds inside the batch (the

@@ -316,17 +316,18 @@ class Site:
         return found
 
     def statuses(self, subs: Sequence[SubmissionRow]) -> list[tuple[SubmissionRow, dict[str, Any]]]:
-        """Each of ``subs`` with :meth:`status_of` it, the queue positions read in one query."""
-        queued = [s.id for s in subs if s.state == "queued"]
-        positions = self.store.queue_positions(queued) if queued else {}
-        return [(s, self.status_of(s, position=positions.get(s.id))) for s in subs]
+        """Each of ``subs`` with what the pages show of its progress (also the JSON of its status
+        and events); the queue places of the queued ones read in one query."""
+        places = self.store.queue_positions([s.id for s in subs if s.state == "queued"])
+        return [(s, _status(s, places.get(s.id))) for s in subs]
 
-    def status_of(self, sub: SubmissionRow, *, position: int | None = -1) -> dict[str, Any]:
-        """What the pages show of ``sub``'s progress (also the JSON of its status and events); the
-        queue position (given, else looked up for a queued submission only)."""
-        if position == -1:
-            position = self.store.queue_position(sub.id) if sub.state == "queued" else None
-        return {"id": sub.id, "state": sub.state, "progress": sub.progress,
-                "queue_position": position, "elapsed_s": elapsed_s(sub),
-                "verdict": sub.verdict, "score": sub.score, "max_score": sub.max_score,
-                "error": sub.error, "final": sub.state in FINAL_STATES}
+    def status_of(self, sub: SubmissionRow) -> dict[str, Any]:
+        """:meth:`statuses` of ``sub`` alone."""
+        return self.statuses([sub])[0][1]
+
+
+def _status(sub: SubmissionRow, position: int | None) -> dict[str, Any]:
+    return {"id": sub.id, "state": sub.state, "progress": sub.progress,
+            "queue_position": position, "elapsed_s": elapsed_s(sub),
+            "verdict": sub.verdict, "score": sub.score, "max_score": sub.max_score,
+            "error": sub.error, "final": sub.state in FINAL_STATES}

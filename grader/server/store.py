@@ -386,12 +386,7 @@ class Store(Jobs):
     def queue_position(self, submission_id: int) -> int | None:
         """Where a queued submission stands in the queue of every event (1: graded next), or None
         when it is not queued. The queue is first come, first served."""
-        with self._read() as s:
-            state = s.scalar(select(m.Submission.state).where(m.Submission.id == submission_id))
-            if state != "queued":
-                return None
-            return s.scalar(select(func.count(m.Submission.id)).where(
-                m.Submission.state == "queued", m.Submission.id <= submission_id))
+        return self.queue_positions([submission_id]).get(submission_id)
 
     def queue_positions(self, submission_ids: Collection[int]) -> dict[int, int]:
         """:meth:`queue_position` of each of ``submission_ids`` that is queued (one query: the
