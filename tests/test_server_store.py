@@ -322,9 +322,9 @@ def test_upload_is_content_addressed_and_stored_once(store: Store) -> None:
     assert first.sha256 == second.sha256 and (first.size, first.filename, second.filename) == (3_000_000, "a.ipynb",
                                                                                                 "b.ipynb")
     path = store.upload_path(first.sha256)
-    assert path == store.state_dir / "uploads" / first.sha256[:2] / first.sha256
+    assert path == store.state_dir / "uploads" / first.sha256
     assert path.read_bytes() == b"x" * 3_000_000
-    assert _files(store.state_dir / "uploads") == [f"{first.sha256[:2]}/{first.sha256}"]
+    assert _files(store.state_dir / "uploads") == [first.sha256]
     with pytest.raises(ValueError, match="not a SHA-256"):
         store.upload_path("../../grader.db")
 
@@ -436,8 +436,8 @@ def test_event_create_command_prints_links_that_join(make_toy: Callable[..., Set
 def test_worker_fails_one_job_on_a_grader_bug_and_goes_on(make_toy: Callable[..., Settings], tmp_path: Path,
                                                           monkeypatch: pytest.MonkeyPatch,
                                                           database_url: str | None) -> None:
-    import grader.grade
     from grader.grade import GradeOptions
+    from grader.server.child import GradingProcess
     from grader.server.worker import WorkerPool
 
     settings = make_toy()
@@ -450,7 +450,9 @@ def test_worker_fails_one_job_on_a_grader_bug_and_goes_on(make_toy: Callable[...
         calls.append(str(options.challenge))
         raise RuntimeError("boom") if len(calls) == 1 else ConfigError("the dataset folder is gone")
 
-    monkeypatch.setattr(grader.grade, "grade_submission", grade)
+    # the worker's side of its child (tests/test_server_child.py has the child's): what the child raises
+    monkeypatch.setattr(GradingProcess, "grade", lambda self, submission, settings, options, **_: grade(
+        submission, settings, options))
     ids = [store.submit("hack", red.id, challenge=c, upload=_upload(store)).id for c in ("toy", "toy2")]
     assert store.claim("a-worker-that-dies", lease_s=0.2) is not None  # the pool's sweep takes it back
     pool = WorkerPool(store, settings, GradeOptions(), workers=1, lease_s=1, poll_s=0.05)
@@ -543,7 +545,7 @@ def test_one_file_sent_by_many_teams_at_once_is_stored_once(store: Store) -> Non
     for t in threads:
         t.join(30)
     assert len(got) == 8 and len({u.sha256 for u in got}) == 1
-    assert _files(store.state_dir / "uploads") == [f"{got[0].sha256[:2]}/{got[0].sha256}"]
+    assert _files(store.state_dir / "uploads") == [got[0].sha256]
 
 
 def test_servers_opening_one_new_database_at_once_migrate_it_once(tmp_path: Path, database_url: str | None) -> None:

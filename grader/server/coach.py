@@ -110,7 +110,7 @@ def add_coach_routes(app: FastAPI, site: Site) -> None:
         # newest first, 50 of them: 4,000 rows are 3 MB of HTML
         listed = store.submissions(event, limit=None if all else COACH_PAGE_ROWS)
         active = store.submissions(event, states=("queued", "running"))
-        return site.page(request, "coach.html.j2", teams=store.teams(event), shown=len(listed),
+        return site.page(request, "coach.html.j2", team_count=site.team_count(), shown=len(listed),
                          total=store.counts(event)[0], submissions=site.statuses(listed),
                          active=site.statuses(list(reversed(active))),
                          running=None if site.workers is None else site.workers.running(), rates=rates)

@@ -63,7 +63,7 @@ class Team(Base):
 
 
 class Upload(Base):
-    """An uploaded file, stored once under ``uploads/<sha[:2]>/<sha>`` whoever sent it."""
+    """An uploaded file, stored once under ``uploads/<sha>`` whoever sent it."""
 
     __tablename__ = "uploads"
     sha256: Mapped[str] = mapped_column(String(SHA_LEN), primary_key=True)

@@ -167,6 +167,7 @@ class Site:
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _event: tuple[float, EventRow] | None = None
     _teams: dict[int, TeamRow] = field(default_factory=dict)
+    _team_count: int | None = None
 
     def event_row(self) -> EventRow:
         """The served event, read again from the store after :data:`EVENT_TTL_S` seconds (every page
@@ -194,6 +195,17 @@ class Site:
         html = self.env.get_template(name).render(event=self.event_row(), csrf=session.get("csrf", ""),
                                                   who=who, no_split=NO_SPLIT_NOTE, **context)
         return HTMLResponse(html, status_code=status)
+
+    def team_count(self) -> int:
+        """How many teams the event has, read once per process (an event's teams are all made by
+        ``grader event create``: none is added or removed later).
+
+        Raises:
+            DatabaseUnavailable: the database cannot be reached (:mod:`grader.server.db`).
+        """
+        if self._team_count is None:
+            self._team_count = len(self.store.teams(self.event))
+        return self._team_count
 
     def known_team(self, request: Request) -> TeamRow | None:
         """The session's team if this process has read it already (no query: callable on the

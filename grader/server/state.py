@@ -3,7 +3,7 @@
 Layout::
 
     <state>/grader.db                  SQLite database (WAL), unless a database URL is given
-    <state>/uploads/<sha[:2]>/<sha>    uploads, content-addressed (SHA-256 of their bytes)
+    <state>/uploads/<sha>              uploads, content-addressed (SHA-256 of their bytes)
     <state>/work/                      intake workspaces of running jobs (unpacked zips)
 
 Resolved once: ``--state DIR``, else ``$GRADER_STATE_DIR``, else ``$XDG_DATA_HOME/grader``, else

@@ -32,7 +32,7 @@ from grader.server.group import GroupCommit
 from grader.server.jobs import DEFAULT_LEASE_S, MAX_ATTEMPTS, Jobs, rowcount
 from grader.server.rows import CreatedEvent, EventRow, ResultRow, SubmissionRow, TeamRow, UploadRow, result_row, utc
 from grader.server.rows import now as utcnow
-from grader.server.uploads import UploadRefused, store_file, upload_path
+from grader.server.uploads import UploadRefused, store_file, sync_folder, upload_path
 
 __all__ = ["DEFAULT_LEASE_S", "MAX_ATTEMPTS", "CapReached", "CreatedEvent", "EventRow", "ResultRow", "Store",
            "SubmissionRow", "TeamRow", "UploadRefused", "UploadRow"]
@@ -220,7 +220,7 @@ class Store(Jobs):
 
     def store_upload(self, data: BinaryIO, *, filename: str, max_bytes: int, record: bool = True) -> UploadRow:
         """Store the bytes read from ``data`` (streamed, never held whole) under
-        ``uploads/<sha[:2]>/<sha>``; an upload already stored is kept once.
+        ``uploads/<sha>``; an upload already stored is kept once.
 
         Args:
             data: a binary stream, read to its end.
@@ -228,13 +228,15 @@ class Store(Jobs):
                 name over 255 characters is shortened, its suffix kept).
             max_bytes: the largest upload accepted, in bytes.
             record: also commit its database row now; False leaves that to :meth:`submit`,
-                in the submission's own transaction (one durable commit per upload, not two).
+                in the submission's own transaction (one durable commit per upload, not two),
+                and the ``fsync`` of the uploads folder too: the batch of uploads submitted
+                together shares one (:func:`grader.server.uploads.store_file`).
 
         Raises:
             UploadRefused: it is empty or over ``max_bytes``, or the disk is full or failing;
                 nothing is left half-written.
         """
-        sha, size = store_file(data, self.state_dir / "uploads", max_bytes=max_bytes)
+        sha, size = store_file(data, self.state_dir / "uploads", max_bytes=max_bytes, sync=record)
         if record:
             with self._write() as s:
                 self._record_upload(s, sha, size)
@@ -291,7 +293,10 @@ class Store(Jobs):
         table; each one's new row (queued), or its refusal (no such team, the cap reached: decided before
         anything is written). The teams' rows are locked (``FOR UPDATE``, in the order of their
         ids: batches of two servers cannot deadlock) so that no other server counts their
-        submissions of today meanwhile."""
+        submissions of today meanwhile. First the uploads folder is synced: the files of the
+        batch's uploads (stored with ``record=False``) survive a crash before their rows are
+        committed, one ``fsync`` for the batch."""
+        sync_folder(self.state_dir / "uploads")
         ids = sorted({w.team_id for w in batch})
         teams = {t.id: t for t in s.scalars(select(m.Team).where(m.Team.id.in_(ids)).order_by(m.Team.id)
                                              .with_for_update())}

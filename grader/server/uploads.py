@@ -1,9 +1,12 @@
-"""Uploads on disk, content-addressed: ``uploads/<sha[:2]>/<sha>`` (SHA-256 of the bytes).
+"""Uploads on disk, content-addressed: ``uploads/<sha>`` (SHA-256 of the bytes; state folders
+of earlier versions keep theirs under ``uploads/<sha[:2]>/<sha>``, read where they are).
 
 Written the way a file survives a crash (the ``rename`` idiom of POSIX; see LWN, "Ensuring data
 reaches disk", 2011): streamed into a temporary file in ``uploads/``, ``fsync``, ``os.replace``
-into place, then ``fsync`` of the folder. A file is either absent or whole; an upload already
-stored is not written twice.
+into place, then ``fsync`` of the folder (:func:`sync_folder`). A file is either absent or
+whole; an upload already stored is not written twice. One folder for every upload lets uploads
+arriving together share that last ``fsync``: the event server's group commit makes it once per
+batch, before the batch's database commit (``store_file(..., sync=False)``).
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from typing import BinaryIO
 
 from grader.errors import UsageError
 
-__all__ = ["CHUNK_BYTES", "UploadRefused", "store_file", "upload_path"]
+__all__ = ["CHUNK_BYTES", "UploadRefused", "store_file", "sync_folder", "upload_path"]
 
 CHUNK_BYTES = 1 << 20
 _SHA = re.compile(r"^[0-9a-f]{64}$")
@@ -38,14 +41,28 @@ class UploadRefused(UsageError):
 
 
 def upload_path(root: Path, sha256: str) -> Path:
-    """Where the upload with hex digest ``sha256`` lives under ``root``.
+    """Where the upload with hex digest ``sha256`` lives under ``root``: ``root/<sha>``, or
+    ``root/<sha[:2]>/<sha>`` where an earlier version stored it there.
 
     Raises:
         ValueError: ``sha256`` is not 64 lower-case hex digits (nothing outside ``root``).
     """
     if not _SHA.match(sha256):
         raise ValueError(f"not a SHA-256 hex digest: {sha256!r}")
-    return root / sha256[:2] / sha256
+    flat, nested = root / sha256, root / sha256[:2] / sha256
+    return nested if not flat.exists() and nested.is_file() else flat
+
+
+def sync_folder(folder: Path) -> None:
+    """``fsync`` the folder ``folder``: the files renamed into it survive a crash.
+
+    Raises:
+        UploadRefused: fsync(2) failed (EIO: the disk failed; ENOSPC).
+    """
+    try:
+        _fsync_dir(folder)
+    except OSError as err:
+        raise _refused(err) from err
 
 
 def _fsync_dir(folder: Path) -> None:
@@ -56,13 +73,16 @@ def _fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
-def store_file(data: BinaryIO, root: Path, *, max_bytes: int) -> tuple[str, int]:
+def store_file(data: BinaryIO, root: Path, *, max_bytes: int, sync: bool = True) -> tuple[str, int]:
     """Stream ``data`` to its content address under ``root``; return ``(sha256, size)``.
 
     Args:
         data: a binary stream, read in chunks of :data:`CHUNK_BYTES` to its end.
         root: the uploads folder (exists).
         max_bytes: the largest size accepted, in bytes; reading stops just past it.
+        sync: ``fsync`` the folder too before returning; False leaves it to the caller
+            (:func:`sync_folder` of ``root``, once for the files stored together), which must make
+            it before it counts the file as stored.
 
     Raises:
         UploadRefused: empty, over ``max_bytes``, or writing failed (disk full: ENOSPC, EDQUOT,
@@ -92,14 +112,13 @@ def store_file(data: BinaryIO, root: Path, *, max_bytes: int) -> tuple[str, int]
             os.close(fd)
         sha = digest.hexdigest()
         final = upload_path(root, sha)
-        if not final.parent.is_dir():
-            final.parent.mkdir(mode=0o700, exist_ok=True)
-            _fsync_dir(root)  # the new folder's entry survives a crash too
         if final.is_file() and final.stat().st_size == size:
             os.unlink(tmp)
         else:
+            final = root / sha
             os.replace(tmp, final)
-            _fsync_dir(final.parent)
+            if sync:
+                _fsync_dir(root)
         return sha, size
     except OSError as err:
         _remove(tmp)

@@ -3,7 +3,9 @@
 Each thread loops: :meth:`Store.claim` a job -> copy its upload into a workspace under
 ``<state>/work/`` with its original suffix -> :func:`grader.intake.intake_upload` ->
 :func:`grader.grade.grade_submission` (the pipeline ``grader check`` runs, sandbox and limits
-included) -> :func:`grader.report.render_scorecard` -> :meth:`Store.finish`. Beside the run, a
+included) -> :func:`grader.report.render_scorecard` -> :meth:`Store.finish`. The pipeline and the
+scorecards run in the worker's own child process (:mod:`grader.server.child`: the server's
+interpreter stays free for the pages), or as a Dask task with a scheduler. Beside the run, a
 heartbeat renews the job's lease and records its progress (at most once a second); when the
 store says the lease is lost or the coach cancelled, the run is stopped through
 ``GradeOptions.cancel``. An idle worker puts back in the queue, once a lease length, the jobs
@@ -32,6 +34,7 @@ from typing import TYPE_CHECKING, Literal
 
 from grader.errors import GraderError
 from grader.grade import GradeOptions
+from grader.server.child import GradingProcess
 from grader.server.db import DatabaseUnavailable
 from grader.server.store import Store, SubmissionRow
 from grader.settings import Settings
@@ -102,7 +105,7 @@ class WorkerPool:
             Without either, the workers leave the jobs of challenges whose profile needs a GPU
             (:attr:`gpu_challenges`) in the queue, for a server with GPUs.
         scheduler: a Dask scheduler's address (``tcp://host:8786``): each job runs there as one
-            task (``grader check --executor dask``); None grades in this process's threads.
+            task (``grader check --executor dask``); None grades in each worker's child process.
         scoring: with a scheduler, where the hidden labels are: ``here`` (the Dask workers only
             execute; this process scores) or ``workers`` (:class:`grader.cohort.CohortOptions`).
 
@@ -135,6 +138,7 @@ class WorkerPool:
         self._wake = threading.Event()
         self._threads: list[threading.Thread] = []
         self._live: dict[str, _Live] = {}
+        self._children: dict[str, GradingProcess] = {}
         self._lock = threading.Lock()
 
     def start(self) -> None:
@@ -144,7 +148,11 @@ class WorkerPool:
             return
         self._stopping.clear()
         for n in range(1, self.workers + 1):
-            thread = threading.Thread(target=self._loop, args=(f"{self._prefix}:{n}",), name=f"grader-worker-{n}",
+            worker = f"{self._prefix}:{n}"
+            if self.scheduler is None:  # each worker grades in a process of its own (grader.server.child)
+                child = self._children[worker] = GradingProcess(nice=self.options.nice)
+                child.start()
+            thread = threading.Thread(target=self._loop, args=(worker,), name=f"grader-worker-{n}",
                                       daemon=True)
             thread.start()
             self._threads.append(thread)
@@ -162,14 +170,19 @@ class WorkerPool:
             live = list(self._live.values())
         for job in live:
             job.cancel.set()
+        for child in self._children.values():
+            child.cancel()  # the server is going: the runs in the children end now
         if live:
             from grader.executor import stop_all_runs
 
-            stop_all_runs()  # the server is going: every runner of this process ends now
+            stop_all_runs()  # and any of this process (a Dask job scored here)
         deadline = time.monotonic() + timeout_s
         for thread in self._threads:
             thread.join(max(0.0, deadline - time.monotonic()))
         self._threads = [t for t in self._threads if t.is_alive()]
+        for child in self._children.values():
+            child.close()
+        self._children = {}
 
     def running(self) -> list[RunningJob]:
         """The jobs this pool is grading now, oldest first."""
@@ -256,11 +269,16 @@ class WorkerPool:
             result, html = hit
             live.say("unchanged since an earlier grading: its result is reused")
         else:
-            result = self._pipeline(submission, options, live)
+            child = self._children.get(worker)
+            if child is not None:
+                result, html, team_html = child.grade(submission, self.settings, options, say=live.say,
+                                                      cancel=live.cancel)
+            else:
+                result = self._pipeline(submission, options, live)
+                html, team_html = render_scorecard(result), render_scorecard(result, audience="team")
             if live.cancel.is_set():
                 self._end(job, worker, live, "cancelled")
                 return
-            html, team_html = render_scorecard(result), render_scorecard(result, audience="team")
             if not any(nb.execution.status == "cancelled" for nb in result.notebooks):
                 self._cache.put(key, result, html, team_scorecard=team_html)
         save_code(self.store.state_dir, job.id, submission)
@@ -270,10 +288,11 @@ class WorkerPool:
             log.warning("submission %s: result dropped (lease lost or a result exists)", job.id)
 
     def _pipeline(self, submission: Submission, options: GradeOptions, live: _Live) -> SubmissionResult:
-        """Grade ``submission`` here (:func:`grader.grade.grade_submission`) or, with a Dask
-        scheduler, as one task of :func:`grader.cohort.grade_cohort` on the cluster (the
-        submission's files must be at the same path on the workers, as for ``grader check
-        --executor dask``; a running Dask task cannot be cancelled: its result is discarded).
+        """Grade ``submission`` in this thread (:func:`grader.grade.grade_submission`: a pool
+        used without :meth:`start`) or, with a Dask scheduler, as one task of
+        :func:`grader.cohort.grade_cohort` on the cluster (the submission's files must be at
+        the same path on the workers, as for ``grader check --executor dask``; a running Dask
+        task cannot be cancelled: its result is discarded).
         The Dask task's status lines (the current cell) come back as Dask events and reach
         ``live`` as the local pipeline's do; "sent to the Dask cluster" until the first.
 
