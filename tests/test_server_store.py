@@ -329,6 +329,20 @@ def test_upload_is_content_addressed_and_stored_once(store: Store) -> None:
         store.upload_path("../../grader.db")
 
 
+def test_an_upload_stored_by_an_earlier_version_is_read_where_it_is(store: Store) -> None:
+    """State folders of earlier versions keep uploads under ``uploads/<sha[:2]>/<sha>``."""
+    import hashlib
+
+    data = b"an upload of last week"
+    sha = hashlib.sha256(data).hexdigest()
+    nested = store.state_dir / "uploads" / sha[:2] / sha
+    nested.parent.mkdir()
+    nested.write_bytes(data)
+    assert store.upload_path(sha) == nested
+    again = _upload(store, data, "again.ipynb")  # the same bytes: kept once, where they are
+    assert again.sha256 == sha and _files(store.state_dir / "uploads") == [f"{sha[:2]}/{sha}"]
+
+
 def test_an_upload_recorded_with_its_submission_is_one_commit(store: Store) -> None:
     """``record=False`` writes the file only; :meth:`Store.submit` commits its row with the
     submission. A made-up upload is refused."""

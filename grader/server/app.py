@@ -27,6 +27,7 @@ import secrets
 from collections.abc import AsyncIterator
 from typing import Any
 
+import anyio
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse, Response
@@ -64,6 +65,8 @@ from grader.unzip import size_text
 __all__ = ["PAGE_CSP", "SCORECARD_CSP", "AppOptions", "create_app"]
 
 log = logging.getLogger(__name__)
+
+UPLOAD_THREADS = 100  # uploads stored and committed at once (their own threads: see create_app)
 _SIZE_FIX = "Fix: leave datasets and checkpoints out; the grader gives the data in DATA_DIR."
 
 
@@ -98,6 +101,11 @@ def create_app(store: Store, settings: Settings, *, workers: Workers | None,
     event_name = site.event
     shown_event = store.event(event_name)  # its title, for the page shown while the database is away
     app = FastAPI(title="grader event server", docs_url=None, redoc_url=None, openapi_url=None)
+    # uploads have threads of their own: fifty at once, each waiting for its fsync and its batch's
+    # commit, would hold every token of AnyIO's default limiter (40) and make the others, and
+    # the pages, wait for one; an upload's thread holds a database connection only while it
+    # leads a batch (grader.server.group), so they do not add to the pool's use
+    uploads = anyio.CapacityLimiter(UPLOAD_THREADS)
     app.add_middleware(SessionMiddleware, secret_key=store.session_secret(event_name), session_cookie="grader_session",
                        max_age=60 * 60 * 24 * 30, same_site="lax", https_only=opts.https)
     app.add_middleware(SecurityHeaders)
@@ -224,7 +232,7 @@ def create_app(store: Store, settings: Settings, *, workers: Workers | None,
         files = [UploadedFile(filename=f.filename or "", data=await f.read()) for f in items]
         await form.close()
         try:
-            sub = await run_in_threadpool(queue, team, challenge, files)
+            sub = await anyio.to_thread.run_sync(queue, team, challenge, files, limiter=uploads)
         except CapReached as err:
             return await run_in_threadpool(home, request, status=429, message=str(err), chosen=challenge)
         except UploadRefused as err:

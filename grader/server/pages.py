@@ -165,6 +165,7 @@ class Site:
     _boards: dict[tuple[object, ...], Any] = field(default_factory=dict)
     _html: dict[tuple[object, ...], Markup] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    _event_lock: threading.Lock = field(default_factory=threading.Lock)
     _event: tuple[float, EventRow] | None = None
     _teams: dict[int, TeamRow] = field(default_factory=dict)
     _team_count: int | None = None
@@ -176,13 +177,16 @@ class Site:
         Raises:
             DatabaseUnavailable: the database cannot be reached (:mod:`grader.server.db`).
         """
-        now = time.monotonic()
         kept = self._event
-        if kept is not None and now - kept[0] < EVENT_TTL_S:
+        if kept is not None and time.monotonic() - kept[0] < EVENT_TTL_S:
             return kept[1]
-        row = self.store.event(self.event)
-        self._event = (now, row)
-        return row
+        with self._event_lock:  # one thread reads it again; those arriving meanwhile wait for it
+            kept = self._event
+            if kept is not None and time.monotonic() - kept[0] < EVENT_TTL_S:
+                return kept[1]
+            row = self.store.event(self.event)
+            self._event = (time.monotonic(), row)
+            return row
 
     def forget_event(self) -> None:
         """Read the event again on its next use (this server changed it: the coach's Reveal)."""

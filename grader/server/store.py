@@ -14,6 +14,7 @@ import hashlib
 import hmac
 import re
 import secrets
+import threading
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -74,6 +75,7 @@ class Store(Jobs):
     def __init__(self, state_dir: Path, database_url: str | None = None, *, workers: int = 1) -> None:
         super().__init__(state_dir, database_url, workers=workers)
         self._facts: dict[str, EventRow] = {}  # events as read once (_event_facts)
+        self._facts_lock = threading.Lock()
         self._submits: GroupCommit[_Submit, SubmissionRow] = GroupCommit(self._write, self._submit_batch)
 
     # ----- events and teams
@@ -139,13 +141,15 @@ class Store(Jobs):
         return row
 
     def event(self, name: str) -> EventRow:
-        """Event ``name``.
+        """Event ``name`` (its facts kept for :meth:`submit` on the first read).
 
         Raises:
             UsageError: no such event (the message names the known ones).
         """
         with self._read() as s:
-            return self._event_row(s, self._get_event(s, name))
+            row = self._event_row(s, self._get_event(s, name))
+        self._facts.setdefault(name, row)
+        return row
 
     def _event_facts(self, name: str) -> EventRow:
         """Event ``name`` as read once by this store: its id, challenges, cap and end never change
@@ -156,7 +160,10 @@ class Store(Jobs):
         """
         found = self._facts.get(name)
         if found is None:
-            found = self._facts[name] = self.event(name)
+            with self._facts_lock:  # fifty uploads at the start read it once, not fifty times
+                found = self._facts.get(name)
+                if found is None:
+                    found = self._facts[name] = self.event(name)
         return found
 
     def events(self) -> list[EventRow]:
