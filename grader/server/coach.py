@@ -106,13 +106,11 @@ def add_coach_routes(app: FastAPI, site: Site) -> None:
     @app.get("/coach")
     def coach(request: Request, all: int = 0) -> HTMLResponse:  # noqa: A002  (the query's name: ?all=1)
         site.coach_of(request)
-        rates = [(board.challenge, board.rates) for board in site.boards(private=True)[1]]
         # newest first, 50 of them: 4,000 rows are 3 MB of HTML
-        listed = store.submissions(event, limit=None if all else COACH_PAGE_ROWS)
-        active = store.submissions(event, states=("queued", "running"))
+        listed, active, counts = store.overview(event, limit=None if all else COACH_PAGE_ROWS)
+        rates = [(board.challenge, board.rates) for board in site.boards(private=True, counts=counts)[1]]
         return site.page(request, "coach.html.j2", team_count=site.team_count(), shown=len(listed),
-                         total=store.counts(event)[0], submissions=site.statuses(listed),
-                         active=site.statuses(list(reversed(active))),
+                         total=counts[0], submissions=site.statuses(listed), active=site.statuses(active),
                          running=None if site.workers is None else site.workers.running(), rates=rates)
 
     @app.get("/coach/similar")

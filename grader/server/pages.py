@@ -290,11 +290,15 @@ class Site:
                 out.append(Graded(team=team.name, submission_id=sub.id, created=sub.created, result=result))
         return out
 
-    def boards(self, *, private: bool) -> tuple[list[PublicBoard], list[Board]]:
+    def boards(self, *, private: bool, counts: tuple[int, int, int] | None = None) -> tuple[list[PublicBoard],
+                                                                                         list[Board]]:
         """The event's public boards and, with ``private``, its private ones
         (:func:`grader.server.boards.public_boards`, :func:`~grader.server.boards.private_boards`),
-        computed again only when a result was added (:meth:`Store.counts`)."""
-        return self._boards_at(self._board_key(private))
+        computed again only when a result was added (:meth:`Store.counts`; ``counts`` when the
+        caller has just read them)."""
+        if counts is None:
+            return self._boards_at(self._board_key(private))
+        return self._boards_at((counts[1], counts[2], private))
 
     def board_sections(self, *, private: bool, coach_links: bool, places: int) -> Markup:
         """The leaderboard page's boards as HTML (``_board_sections.html.j2``: the private boards

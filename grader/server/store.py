@@ -388,13 +388,27 @@ class Store(Jobs):
         """``(submissions, graded, newest graded id)`` of ``event`` (0 for none): the graded ones
         (state ``done``, each with its one result) only ever grow, so the last two tell whether a
         result was added since they were last read (one aggregate query, not 4,000 rows)."""
+        with self._read() as s:
+            return self._counts(s, event)
+
+    @staticmethod
+    def _counts(s: Session, event: str) -> tuple[int, int, int]:
         done = case((m.Submission.state == "done", 1), else_=0)
         newest = func.max(case((m.Submission.state == "done", m.Submission.id), else_=None))
-        with self._read() as s:
-            total, graded, last = s.execute(
-                select(func.count(m.Submission.id), func.coalesce(func.sum(done), 0), func.coalesce(newest, 0))
-                .join(m.Event, m.Submission.event_id == m.Event.id).where(m.Event.name == event)).one()
+        total, graded, last = s.execute(
+            select(func.count(m.Submission.id), func.coalesce(func.sum(done), 0), func.coalesce(newest, 0))
+            .join(m.Event, m.Submission.event_id == m.Event.id).where(m.Event.name == event)).one()
         return int(total), int(graded), int(last)
+
+    def overview(self, event: str, *, limit: int | None) -> tuple[list[SubmissionRow], list[SubmissionRow],
+                                                                    tuple[int, int, int]]:
+        """The coach's page in one session: the newest ``limit`` submissions of ``event`` (all
+        with None), the queued and running ones (oldest first), and :meth:`counts`."""
+        with self._read() as s:
+            listed = self._rows(s, [m.Event.name == event], limit=limit)
+            active = self._rows(s, [m.Event.name == event, m.Submission.state.in_(["queued", "running"])],
+                                newest_first=False)
+            return listed, active, self._counts(s, event)
     def queue_position(self, submission_id: int) -> int | None:
         """Where a queued submission stands in the queue of every event (1: graded next), or None
         when it is not queued. The queue is first come, first served."""
