@@ -92,7 +92,6 @@ def similar(site: Site) -> tuple[list[SimilarPair], int]:
     return pairs, len(entries)
 
 
-COACH_PAGE_ROWS = 50  # submissions listed on the coach's page, newest first (all: /coach?all=1)
 
 
 def _attachment(name: str) -> dict[str, str]:
@@ -107,7 +106,7 @@ def add_coach_routes(app: FastAPI, site: Site) -> None:
     def coach(request: Request, all: int = 0) -> HTMLResponse:  # noqa: A002  (the query's name: ?all=1)
         site.coach_of(request)
         # newest first, 50 of them: 4,000 rows are 3 MB of HTML
-        listed, active, counts = store.overview(event, limit=None if all else COACH_PAGE_ROWS)
+        listed, active, counts = site.overview(every=bool(all))  # at most once a second
         rates = [(board.challenge, board.rates) for board in site.boards(private=True, counts=counts)[1]]
         return site.page(request, "coach.html.j2", team_count=site.team_count(), shown=len(listed),
                          total=counts[0], submissions=site.statuses(listed), active=site.statuses(active),
@@ -145,6 +144,7 @@ def add_coach_routes(app: FastAPI, site: Site) -> None:
         await coach_form(request)
         await run_in_threadpool(site.event_submission, submission_id)
         await run_in_threadpool(store.cancel, submission_id)
+        site.forget_overview()
         return RedirectResponse("/coach", status_code=303)
 
     @app.post("/coach/submissions/{submission_id}/regrade")
@@ -152,6 +152,7 @@ def add_coach_routes(app: FastAPI, site: Site) -> None:
         await coach_form(request)
         await run_in_threadpool(site.event_submission, submission_id)
         await run_in_threadpool(store.regrade, submission_id)
+        site.forget_overview()
         if site.workers is not None:
             site.workers.wake()
         return RedirectResponse("/coach", status_code=303)

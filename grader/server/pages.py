@@ -32,8 +32,11 @@ from grader.settings import Settings
 if TYPE_CHECKING:
     from grader.server.worker import RunningJob
 
-__all__ = ["FINAL_STATES", "PAGE_CSP", "SCORECARD_CSP", "AppOptions", "Refused", "SecurityHeaders", "Site",
-           "Workers"]
+# what the coach's page lists: the newest submissions, the queued and running ones, Store.counts
+Overview = tuple[list[SubmissionRow], list[SubmissionRow], tuple[int, int, int]]
+
+__all__ = ["COACH_PAGE_ROWS", "FINAL_STATES", "OVERVIEW_TTL_S", "PAGE_CSP", "SCORECARD_CSP", "AppOptions", "Overview",
+           "Refused", "SecurityHeaders", "Site", "Workers"]
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +50,11 @@ FINAL_STATES = ("done", "failed", "cancelled")
 # how long a server keeps the event's row (its title, challenges, cap, end and whether the private
 # board is revealed) before reading it again: a Reveal on another server shows within this time
 EVENT_TTL_S = 1.0
+COACH_PAGE_ROWS = 50  # submissions listed on the coach's page, newest first (all: /coach?all=1)
+# how long the coach's page keeps what it lists (the newest submissions, the queue, the counts):
+# a job's progress is written at most once a second (grader.server.worker.PROGRESS_EVERY_S), and
+# ten coaches' tabs reloading at once read the database once a second, not ten times
+OVERVIEW_TTL_S = 1.0
 
 
 class Workers(Protocol):
@@ -169,6 +177,8 @@ class Site:
     _event: tuple[float, EventRow] | None = None
     _teams: dict[int, TeamRow] = field(default_factory=dict)
     _team_count: int | None = None
+    _overview: dict[bool, tuple[float, Overview]] = field(default_factory=dict)
+    _overview_lock: threading.Lock = field(default_factory=threading.Lock)
 
     def event_row(self) -> EventRow:
         """The served event, read again from the store after :data:`EVENT_TTL_S` seconds (every page
@@ -187,6 +197,29 @@ class Site:
             row = self.store.event(self.event)
             self._event = (time.monotonic(), row)
             return row
+
+    def overview(self, *, every: bool) -> Overview:
+        """:meth:`Store.overview` of the event (the newest :data:`COACH_PAGE_ROWS`, or ``every``
+        submission), read again after :data:`OVERVIEW_TTL_S` seconds or :meth:`forget_overview`;
+        one thread reads it, those arriving meanwhile wait for it.
+
+        Raises:
+            DatabaseUnavailable: the database cannot be reached (:mod:`grader.server.db`).
+        """
+        kept = self._overview.get(every)
+        if kept is not None and time.monotonic() - kept[0] < OVERVIEW_TTL_S:
+            return kept[1]
+        with self._overview_lock:
+            kept = self._overview.get(every)
+            if kept is not None and time.monotonic() - kept[0] < OVERVIEW_TTL_S:
+                return kept[1]
+            found = self.store.overview(self.event, limit=None if every else COACH_PAGE_ROWS)
+            self._overview[every] = (time.monotonic(), found)
+            return found
+
+    def forget_overview(self) -> None:
+        """Read the coach's page's rows again on its next view (this server changed one: Cancel, Re-grade)."""
+        self._overview = {}
 
     def forget_event(self) -> None:
         """Read the event again on its next use (this server changed it: the coach's Reveal)."""
