@@ -356,6 +356,17 @@ _PREFETCH: tuple[tuple[float, Callable[[], object]], ...] = (
 )
 
 
+def import_scoring() -> None:
+    """Import what scoring needs and compile the scorecard's templates now, in this thread (each
+    step of :func:`_prefetch_imports`; a failure is left for the real import). A grading process
+    that lives for many jobs (``grader serve``'s children) does it once, at its start."""
+    for _, step in _PREFETCH:
+        try:
+            step()
+        except Exception:  # the real import reports it
+            return
+
+
 def _prefetch_imports() -> threading.Event:
     """Import what scoring needs (scikit-learn: about 0.6 s here, matplotlib 0.3 s) and compile
     the scorecard's templates in a background thread while the notebook runs in its own

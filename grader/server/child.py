@@ -64,7 +64,7 @@ class GradingProcess:
         self._pool: ProcessPoolExecutor | None = None
 
     def start(self) -> None:
-        """Start the child now (it boots while the worker waits for a job)."""
+        """Start the child now (it boots and imports the pipeline while the worker waits for a job)."""
         self._executor().submit(_ready)
 
     def grade(self, submission: Submission, settings: Settings, options: GradeOptions, *,
@@ -156,7 +156,11 @@ def _orphaned(sentinel: int) -> None:
 
 
 def _ready() -> None:
-    """A job that does nothing: it makes the executor start the child."""
+    """The first job: it makes the executor start the child, which imports the pipeline and what
+    scoring needs while it waits for a real job (:func:`grader.grade.import_scoring`)."""
+    from grader.grade import import_scoring
+
+    import_scoring()
 
 
 def _grade(submission: Submission, settings: Settings, options: GradeOptions) -> tuple[SubmissionResult, str, str]:
