@@ -22,7 +22,6 @@ a new one.
 from __future__ import annotations
 
 import dataclasses
-import logging
 import multiprocessing
 import os
 import queue
@@ -42,8 +41,6 @@ if TYPE_CHECKING:
     from grader.settings import Settings
 
 __all__ = ["GradingProcess"]
-
-log = logging.getLogger(__name__)
 
 WATCH_S = 0.1  # how often the child looks at the cancel event, and the parent at the queue, in seconds
 

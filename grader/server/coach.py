@@ -92,8 +92,6 @@ def similar(site: Site) -> tuple[list[SimilarPair], int]:
     return pairs, len(entries)
 
 
-
-
 def _attachment(name: str) -> dict[str, str]:
     return {"Content-Disposition": f'attachment; filename="{name}"'}
 

@@ -9,11 +9,11 @@ import hmac
 import logging
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar, cast
 
 import jinja2
 from fastapi import Request
@@ -39,6 +39,7 @@ __all__ = ["COACH_PAGE_ROWS", "FINAL_STATES", "OVERVIEW_TTL_S", "PAGE_CSP", "SCO
            "Refused", "SecurityHeaders", "Site", "Workers"]
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 HERE = Path(__file__).parent
 # pages: scripts and styles from this site only; no framing, no other origin for forms or fetches
@@ -173,12 +174,10 @@ class Site:
     _boards: dict[tuple[object, ...], Any] = field(default_factory=dict)
     _html: dict[tuple[object, ...], Markup] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
-    _event_lock: threading.Lock = field(default_factory=threading.Lock)
-    _event: tuple[float, EventRow] | None = None
+    _values: dict[object, tuple[float, Any]] = field(default_factory=dict)  # Site._kept: (read at, value)
+    _reading: dict[object, threading.Lock] = field(default_factory=dict)
     _teams: dict[int, TeamRow] = field(default_factory=dict)
     _team_count: int | None = None
-    _overview: dict[bool, tuple[float, Overview]] = field(default_factory=dict)
-    _overview_lock: threading.Lock = field(default_factory=threading.Lock)
 
     def event_row(self) -> EventRow:
         """The served event, read again from the store after :data:`EVENT_TTL_S` seconds (every page
@@ -187,43 +186,40 @@ class Site:
         Raises:
             DatabaseUnavailable: the database cannot be reached (:mod:`grader.server.db`).
         """
-        kept = self._event
-        if kept is not None and time.monotonic() - kept[0] < EVENT_TTL_S:
-            return kept[1]
-        with self._event_lock:  # one thread reads it again; those arriving meanwhile wait for it
-            kept = self._event
-            if kept is not None and time.monotonic() - kept[0] < EVENT_TTL_S:
-                return kept[1]
-            row = self.store.event(self.event)
-            self._event = (time.monotonic(), row)
-            return row
+        return self._kept("event", EVENT_TTL_S, lambda: self.store.event(self.event))
 
     def overview(self, *, every: bool) -> Overview:
         """:meth:`Store.overview` of the event (the newest :data:`COACH_PAGE_ROWS`, or ``every``
-        submission), read again after :data:`OVERVIEW_TTL_S` seconds or :meth:`forget_overview`;
-        one thread reads it, those arriving meanwhile wait for it.
+        submission), read again after :data:`OVERVIEW_TTL_S` seconds or :meth:`forget_overview`.
 
         Raises:
             DatabaseUnavailable: the database cannot be reached (:mod:`grader.server.db`).
         """
-        kept = self._overview.get(every)
-        if kept is not None and time.monotonic() - kept[0] < OVERVIEW_TTL_S:
-            return kept[1]
-        with self._overview_lock:
-            kept = self._overview.get(every)
-            if kept is not None and time.monotonic() - kept[0] < OVERVIEW_TTL_S:
-                return kept[1]
-            found = self.store.overview(self.event, limit=None if every else COACH_PAGE_ROWS)
-            self._overview[every] = (time.monotonic(), found)
-            return found
+        return self._kept(("overview", every), OVERVIEW_TTL_S,
+                          lambda: self.store.overview(self.event, limit=None if every else COACH_PAGE_ROWS))
 
     def forget_overview(self) -> None:
         """Read the coach's page's rows again on its next view (this server changed one: Cancel, Re-grade)."""
-        self._overview = {}
+        for every in (False, True):
+            self._values.pop(("overview", every), None)
 
     def forget_event(self) -> None:
         """Read the event again on its next use (this server changed it: the coach's Reveal)."""
-        self._event = None
+        self._values.pop("event", None)
+
+    def _kept(self, key: object, ttl_s: float, read: Callable[[], T]) -> T:
+        """``read()``'s value kept under ``key`` for ``ttl_s`` seconds; one thread reads it again,
+        those arriving meanwhile wait for it (fifty requests at once make one read, not fifty)."""
+        kept = self._values.get(key)
+        if kept is not None and time.monotonic() - kept[0] < ttl_s:
+            return cast(T, kept[1])
+        with self._reading.setdefault(key, threading.Lock()):
+            kept = self._values.get(key)
+            if kept is not None and time.monotonic() - kept[0] < ttl_s:
+                return cast(T, kept[1])
+            value = read()
+            self._values[key] = (time.monotonic(), value)
+            return value
 
     def page(self, request: Request, name: str, status: int = 200, **context: Any) -> HTMLResponse:
         """Template ``name`` rendered with the event, the session's CSRF token and role, and ``context``."""

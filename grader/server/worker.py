@@ -171,11 +171,7 @@ class WorkerPool:
         for job in live:
             job.cancel.set()
         for child in self._children.values():
-            child.cancel()  # the server is going: the runs in the children end now
-        if live:
-            from grader.executor import stop_all_runs
-
-            stop_all_runs()  # and any of this process (a Dask job scored here)
+            child.cancel()  # the server is going: the runs in the children end now (none runs here)
         deadline = time.monotonic() + timeout_s
         for thread in self._threads:
             thread.join(max(0.0, deadline - time.monotonic()))
@@ -269,12 +265,11 @@ class WorkerPool:
             result, html = hit
             live.say("unchanged since an earlier grading: its result is reused")
         else:
-            child = self._children.get(worker)
-            if child is not None:
-                result, html, team_html = child.grade(submission, self.settings, options, say=live.say,
-                                                      cancel=live.cancel)
+            if self.scheduler is None:
+                result, html, team_html = self._children[worker].grade(submission, self.settings, options,
+                                                                       say=live.say, cancel=live.cancel)
             else:
-                result = self._pipeline(submission, options, live)
+                result = self._on_dask(submission, options, live)
                 html, team_html = render_scorecard(result), render_scorecard(result, audience="team")
             if live.cancel.is_set():
                 self._end(job, worker, live, "cancelled")
@@ -287,22 +282,16 @@ class WorkerPool:
                                  max_score=result.max_score):
             log.warning("submission %s: result dropped (lease lost or a result exists)", job.id)
 
-    def _pipeline(self, submission: Submission, options: GradeOptions, live: _Live) -> SubmissionResult:
-        """Grade ``submission`` in this thread (:func:`grader.grade.grade_submission`: a pool
-        used without :meth:`start`) or, with a Dask scheduler, as one task of
-        :func:`grader.cohort.grade_cohort` on the cluster (the submission's files must be at
-        the same path on the workers, as for ``grader check --executor dask``; a running Dask
-        task cannot be cancelled: its result is discarded).
+    def _on_dask(self, submission: Submission, options: GradeOptions, live: _Live) -> SubmissionResult:
+        """Grade ``submission`` as one task of :func:`grader.cohort.grade_cohort` on the Dask
+        cluster (the submission's files must be at the same path on the workers, as for ``grader
+        check --executor dask``; a running Dask task cannot be cancelled: its result is discarded).
         The Dask task's status lines (the current cell) come back as Dask events and reach
-        ``live`` as the local pipeline's do; "sent to the Dask cluster" until the first.
+        ``live`` as a child's do; "sent to the Dask cluster" until the first.
 
         Raises:
             GraderError: a configuration or harness fault that stopped the job.
         """
-        from grader.grade import grade_submission
-
-        if self.scheduler is None:
-            return grade_submission(submission, self.settings, options)
         from grader.cohort import CohortOptions, Events, Job, grade_cohort
         from grader.errors import HarnessError, UsageError
 
