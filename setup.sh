@@ -29,7 +29,7 @@ command -v bwrap >/dev/null \
 # Playwright's own browser download is not used).
 command -v chromium >/dev/null \
   || system_package chromium "the event server's browser test" "the browser test will be skipped"
-# PostgreSQL for the event server's tests on PostgreSQL (tests/pg.py starts a throwaway server
+# PostgreSQL for the event server's tests on PostgreSQL (tests/support/pg.py starts a throwaway server
 # with initdb and pg_ctl as the postgres user; nothing is left running).
 ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 || command -v pg_ctl >/dev/null \
   || system_package postgresql "the event server's tests on PostgreSQL" \

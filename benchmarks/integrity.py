@@ -12,7 +12,7 @@ The cohort (``--notebooks``, default 300) is built in memory, reproducibly (``--
   test set (12 classes): independent models err image by image with the image's difficulty
   (Beta(0.4, 3)) at their own rate, a copy hands in its original's predictions.
 
-Prints the seconds :func:`grader.integrity.similar_pairs` took (fingerprinting included), the
+Prints the seconds :func:`grader.integrity.pairs.similar_pairs` took (fingerprinting included), the
 pairs compared and the pairs flagged on each signal; the issue asks for under a minute.
 
 Usage: .venv/bin/python benchmarks/integrity.py [--notebooks 300] [--seed 1]
@@ -33,7 +33,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from grader.integrity import IntegrityEntry, boilerplate_code, notebook_code, similar_pairs  # noqa: E402
+from grader.integrity.pairs import IntegrityEntry, boilerplate_code, notebook_code, similar_pairs  # noqa: E402
 
 KEEP = {"CLASS_NAMES", "predict", "predict_transfer", "HISTORY", "training_loss", "validation_loss",
         "DATA_DIR", "DEVICE", "PROFILE", "NEW_IMAGES_DIR", "MODEL_DIR", "self"}

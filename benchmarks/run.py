@@ -88,9 +88,9 @@ def overhead(repeat: int, tmp: Path, copies: int = 1) -> list[tuple[str, str]]:
     """
     import nbformat
 
-    from grader.notebook import inject_parameters
-    from grader.sandbox import resolve_sandbox
-    from tests.toy import build_toy, write_submission
+    from grader.intake.notebook import inject_parameters
+    from grader.sandbox.session import resolve_sandbox
+    from tests.support.toy import build_toy, write_submission
 
     settings = build_toy(tmp / "toy")
     names = ["bench"] if copies == 1 else [f"bench{i:02d}" for i in range(copies)]
@@ -188,7 +188,7 @@ def overhead(repeat: int, tmp: Path, copies: int = 1) -> list[tuple[str, str]]:
 def _kernelspec(tmp: Path) -> Path:
     """A ``python3`` kernelspec for every tool but the grader (which drops ``JUPYTER_*`` from
     its kernel's environment and starts this interpreter's own): this interpreter's ipykernel,
-    with ``grader/kernel/shutdown.py`` run at its start, as the grader runs it in its kernel.
+    with ``grader/student/kernel/shutdown.py`` run at its start, as the grader runs it in its kernel.
 
     Without it, ipykernel's shutdown race (see that file) makes about one kernel in twelve
     take 3.5 s more to end, in every tool but the grader: the comparison would be decided by
@@ -196,7 +196,7 @@ def _kernelspec(tmp: Path) -> Path:
     """
     spec = tmp / "kernels" / "kernels" / "python3"
     spec.mkdir(parents=True, exist_ok=True)
-    shutdown = ROOT / "grader" / "kernel" / "shutdown.py"
+    shutdown = ROOT / "grader" / "student" / "kernel" / "shutdown.py"
     (spec / "kernel.json").write_text(json.dumps({
         "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}",
                  f"--IPKernelApp.exec_files={shutdown}"],
@@ -280,7 +280,7 @@ PROBE_MODELS = {
 def probe_throughput(tmp: Path, repeat: int = 3) -> list[tuple[str, str]]:
     """Section 3: the probe on CIFAR-10's 10,000 hidden test images, ``repeat`` interleaved runs
     per model (the first run of all also reads the images from disk)."""
-    from tests.toy import write_submission
+    from tests.support.toy import write_submission
 
     names = ("airplane automobile bird cat deer dog frog horse ship truck").split()
     folders = {label: write_submission(tmp / "probe", label.replace(" ", "-"),
@@ -330,8 +330,8 @@ def cohort(copies: int, jobs: str, submission: Path, profile: str) -> list[tuple
 
 def time_to_accuracy() -> list[tuple[str, str]]:
     """Section 5: archived reference results against their thresholds."""
-    from grader.challenge import load_challenge
-    from grader.rubric import load_rubric
+    from grader.core.challenge import load_challenge
+    from grader.score.rubric import load_rubric
 
     rows = []
     for path in sorted((ROOT / "reference_solutions" / "results").glob("*.json")):

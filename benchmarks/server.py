@@ -1,9 +1,9 @@
 """The event server under load (issue 17): upload acknowledgment, page latency and grading throughput.
 
 Starts the real server (``grader serve``, a separate process on 127.0.0.1) on a throwaway toy project
-(the synthetic "toy" challenge the tests use, built by tests/toy.py without its ``per-class`` and
+(the synthetic "toy" challenge the tests use, built by tests/support/toy.py without its ``per-class`` and
 ``transfer-learning`` criteria: trivial notebooks grade in a few seconds), once per database (SQLite
-in the state folder; PostgreSQL started by tests/pgserver.py, as the tests' is, with Debian's
+in the state folder; PostgreSQL started by tests/support/pgserver.py, as the tests' is, with Debian's
 ``initdb``/``pg_ctl`` into a temporary folder as the ``postgres`` user, but with ``fsync`` on so that
 acknowledged means durable), and measures with httpx clients (asyncio, one
 thread: the client shares the machine's cores with the server):
@@ -19,6 +19,12 @@ thread: the client shares the machine's cores with the server):
 4. Grading throughput: NOTEBOOKS trivial notebooks uploaded to a fresh server with each worker
    count, wall time from the first upload to the last result stored, beside ``grader check --jobs
    N --no-cache`` on the same notebooks, run just before each server (the machine's load drifts).
+5. Slow clients (issue 25; run after phase 2, on the same server with ``grader serve``'s default
+   timeouts): POLLERS teams load their page every POLL_INTERVAL s, first for 20 s alone (the
+   machine's own figure), then for SLOW_S seconds while SLOW_CONNECTIONS other connections are
+   held open, half trickling a request's headers a byte a second, half sending an upload's
+   headers and half its body and then nothing, each opened again when the server closes it. The
+   pages' latency in both windows, and how the slow ones were closed.
 
 After each phase every acknowledged upload must be in the database exactly once (and graded once,
 where the phase waits for grading): ``accounted: N acknowledged, N stored, 0 lost, 0 duplicated``;
@@ -30,7 +36,8 @@ a failure).
 
 Usage: .venv/bin/python benchmarks/server.py [--database sqlite|postgresql|both] [--teams 200]
        [--uploaders 50] [--polls 10] [--subs-per-team 20] [--workers 1,2,4] [--notebooks 16]
-       [--page-requests 40] [--concurrency 10] [--sandbox bwrap|none] [--skip polling,pages,throughput] [--quick]
+       [--page-requests 40] [--concurrency 10] [--sandbox bwrap|none] [--slow-connections 200] [--slow-s 40]
+       [--skip uploads,polling,slow,pages,throughput] [--quick]
 """
 
 from __future__ import annotations
@@ -56,24 +63,24 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))  # tests/net.py, pgserver.py, toy.py: what the tests use (no pytest import)
-from tests.net import free_port, listening  # noqa: E402
-from tests.pgserver import PostgresUnavailable, create_database, start_postgres  # noqa: E402
-from tests.toy import GOOD_TOY_CELLS, toy_notebook, toy_png  # noqa: E402
-from tests.toy import build_toy as build_toy_project  # noqa: E402
+sys.path.insert(0, str(ROOT))  # tests/support/net.py, pgserver.py, toy.py: what the tests use (no pytest import)
+from tests.support.net import free_port, listening  # noqa: E402
+from tests.support.pgserver import PostgresUnavailable, create_database, start_postgres  # noqa: E402
+from tests.support.toy import GOOD_TOY_CELLS, toy_notebook, toy_png  # noqa: E402
+from tests.support.toy import build_toy as build_toy_project  # noqa: E402
 
 EVENT = "loadtest"
 UPLOAD_TARGET_MS = 200.0
 PAGE_TARGET_MS = 100.0
 THROUGHPUT_TARGET = 0.9  # server submissions per minute at least 90% of grader check's
 
-# ---------------------------------------------------------------- the toy project (tests/toy.py)
+# ---------------------------------------------------------------- the toy project (tests/support/toy.py)
 
 LEFT_OUT = ("per-class", "transfer-learning")  # criteria of the tests' toy rubric the benchmark does not grade
 
 
 def build_toy(root: Path) -> tuple[Path, Path]:
-    """The toy project and its data under ``root`` (tests/toy.py's challenge ``toy``, seed ``bench``: 3 colours,
+    """The toy project and its data under ``root`` (tests/support/toy.py's challenge ``toy``, seed ``bench``: 3 colours,
     18 images, 6 hidden; its rubric less :data:`LEFT_OUT`, and no transfer model in the contract);
     returns ``(project_dir, data_dir)``."""
     settings = build_toy_project(root, seed="bench", without=LEFT_OUT)
@@ -82,7 +89,7 @@ def build_toy(root: Path) -> tuple[Path, Path]:
 
 
 def notebook(tag: str) -> bytes:
-    """A trivial toy notebook (tests/toy.py's ``GOOD_TOY_CELLS``: passes every criterion with two new images;
+    """A trivial toy notebook (tests/support/toy.py's ``GOOD_TOY_CELLS``: passes every criterion with two new images;
     its ``predict_transfer`` is not called, the challenge having no transfer contract), made distinct by ``tag``."""
     import nbformat
 
@@ -141,12 +148,12 @@ class Failed(Exception):
     """The benchmark cannot go on (a server that does not start, a grading that does not end)."""
 
 
-# ---------------------------------------------------------------- PostgreSQL (tests/pgserver.py, fsync on)
+# ---------------------------------------------------------------- PostgreSQL (tests/support/pgserver.py, fsync on)
 
 
 @contextlib.contextmanager
 def postgres() -> Iterator[int]:
-    """A PostgreSQL server (tests/pgserver.py's: a temporary folder, 127.0.0.1, trust authentication for role
+    """A PostgreSQL server (tests/support/pgserver.py's: a temporary folder, 127.0.0.1, trust authentication for role
     ``grader``) with ``fsync`` on (and ``synchronous_commit``, PostgreSQL's default) and ``max_connections``
     300; yields its port; stopped (``pg_ctl stop -m fast``) and its folder removed after.
 
@@ -254,7 +261,7 @@ class Server:
 
 
 def open_store(state: Path, url: str | None) -> Any:
-    from grader.server.store import Store
+    from grader.server.store.store import Store
 
     return Store(state, url)
 
@@ -327,7 +334,9 @@ class Team:
 
     async def join(self) -> None:
         path = f"/coach/join/{self.token}" if self.coach else f"/join/{self.token}"
-        joined = await self.client.get(path)
+        form = await self.client.get(path)  # the join page; its button POSTs to the link
+        joined = await self.client.post(path, data=dict(re.findall(r'name="(join_csrf|current)" value="([^"]*)"',
+                                                                   form.text)))
         if joined.status_code != 303:
             raise Failed(f"join answered {joined.status_code}")
         page = await self.client.get("/coach" if self.coach else "/")
@@ -477,6 +486,126 @@ def phase_polling(bench: Bench, database: str, server: Server, store: Any, token
     asyncio.run(run())
     bench.latency(database, f"team page ({len(names)} teams polling)", page_ms, PAGE_TARGET_MS, errors["page"])
     bench.latency(database, "status poll (teams with a submission)", status_ms, PAGE_TARGET_MS, errors["status"])
+
+
+async def slow_client(port: int, request: bytes | None, stop_at: float, ends: list[tuple[float, bytes]]) -> None:
+    """One slow client until ``stop_at`` (monotonic s): with ``request`` None it trickles a request's
+    headers, a byte a second; else it sends ``request``'s headers and half its body, then nothing. When
+    the server closes the connection it records ``(seconds it was open, the first line answered)`` in
+    ``ends`` and opens another."""
+    while time.monotonic() < stop_at:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        opened = time.monotonic()
+        if request is None:
+            writer.write(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ")
+        else:
+            head, _, body = request.partition(b"\r\n\r\n")
+            writer.write(head + b"\r\n\r\n" + body[: len(body) // 2])
+        answer = b""
+        try:
+            while time.monotonic() < stop_at:
+                try:
+                    chunk = await asyncio.wait_for(reader.read(4096), timeout=1.0)
+                except TimeoutError:
+                    if request is None:
+                        writer.write(b"a")
+                    continue
+                if not chunk:
+                    ends.append((time.monotonic() - opened, answer.split(b"\r\n", 1)[0]))
+                    break
+                answer += chunk
+        except ConnectionError:
+            ends.append((time.monotonic() - opened, b"reset"))
+        finally:
+            writer.close()
+
+
+def cpu_s(pid: int) -> float:
+    """CPU seconds (user + system) process ``pid`` has used, from ``/proc/PID/stat`` (0 where unreadable)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def phase_slow(bench: Bench, database: str, server: Server, tokens: dict[str, str]) -> None:
+    """Phase 5: POLLERS teams poll their page, first for up to 20 s alone (the machine's own
+    figure), then for SLOW_S seconds with SLOW_CONNECTIONS slow clients open."""
+    import httpx
+
+    args = bench.args
+    names = list(tokens)
+    pollers, sessions = names[: args.pollers], names[args.pollers: args.pollers + 10] or names[:1]
+    baseline_s = min(args.slow_s, 20.0)
+    say(f"  phase 5: {len(pollers)} teams load their page every {args.poll_interval} s, {baseline_s:.0f} s alone, "
+        f"then {args.slow_s:.0f} s with {args.slow_connections} slow connections open")
+    ends: dict[str, list[tuple[float, bytes]]] = {"headers": [], "body": []}
+
+    async def poll(team: Team, stop_at: float, page_ms: list[float], errors: list[int]) -> None:
+        await asyncio.sleep(random.uniform(0, args.poll_interval))
+        while time.monotonic() < stop_at:
+            started = time.monotonic()
+            try:
+                ms, status = await team.timed_get("/")
+            except httpx.TransportError as err:  # counted, and the team polls on
+                say(f"  a team's page: {type(err).__name__}: {err}")
+                ms, status = 0.0, 0
+            if status == 200:
+                page_ms.append(ms)
+            else:
+                errors[0] += 1
+            await asyncio.sleep(max(0.0, args.poll_interval - (time.monotonic() - started)))
+
+    async def run() -> tuple[tuple[list[float], list[int]], tuple[list[float], list[int]]]:
+        uploaders = await joined(server.base, [tokens[n] for n in sessions])
+        requests = [encoded_upload(t, upload_files(f"slow {i}"), server.port) for i, t in enumerate(uploaders)]
+        teams = await joined(server.base, [tokens[n] for n in pollers])  # polling within the keep-alive (5 s)
+        alone: tuple[list[float], list[int]] = ([], [0])
+        crowded: tuple[list[float], list[int]] = ([], [0])
+        try:
+            await asyncio.gather(*(t.timed_get("/") for t in teams))  # each poller's connection open
+            cpu.append((time.monotonic(), cpu_s(pid)))
+            stop_at = time.monotonic() + baseline_s
+            await asyncio.gather(*(poll(t, stop_at, *alone) for t in teams))
+            cpu.append((time.monotonic(), cpu_s(pid)))
+            stop_at = time.monotonic() + 1.0 + args.slow_s
+            slow = [asyncio.ensure_future(slow_client(server.port, None if i % 2 == 0 else requests[i % len(requests)],
+                                                      stop_at, ends["headers" if i % 2 == 0 else "body"]))
+                    for i in range(args.slow_connections)]
+            await asyncio.sleep(1.0)  # the slow ones connected first
+            await asyncio.gather(*slow, *(poll(t, stop_at, *crowded) for t in teams))
+            cpu.append((time.monotonic(), cpu_s(pid)))
+        finally:
+            await close_all([*teams, *uploaders])
+        return alone, crowded
+
+    assert server.proc is not None
+    pid = server.proc.pid
+    cpu: list[tuple[float, float]] = []  # (monotonic s, the server's CPU s) at each window's edges
+    t0 = time.monotonic()
+    try:
+        alone, crowded = asyncio.run(run())
+    except OSError as err:
+        if server.proc is not None and server.proc.poll() is not None:
+            raise Failed(f"grader serve exited ({server.proc.returncode}) during phase 5:\n"
+                         f"{server.log.read_text(errors='replace')[-3000:]}") from err
+        raise
+    bench.latency(database, f"team page ({len(pollers)} polling, no slow connection)", alone[0], None, alone[1][0])
+    bench.latency(database, f"team page ({len(pollers)} polling, {args.slow_connections} slow connections open)",
+                  crowded[0], PAGE_TARGET_MS, crowded[1][0])
+    for (t_a, c_a), (t_b, c_b), window in zip(cpu, cpu[1:], ("no slow connection", "slow connections open"),
+                                              strict=False):
+        share = f"{100 * (c_b - c_a) / max(t_b - t_a, 1e-9):.0f}% of a core ({c_b - c_a:.1f} s in {t_b - t_a:.0f} s)"
+        say(f"  the server's CPU, {window}: {share}")
+        bench.rows.append(Row(database, f"server CPU, {window}", share, "", None))
+    for kind, got in ends.items():
+        lines = sorted({line.decode(errors="replace") or "closed without an answer" for _, line in got})
+        alive = sorted(t for t, _ in got)
+        lasted = f"open {percentile(alive, 50):.1f} s (median), {alive[-1]:.1f} s at most" if alive else "none closed"
+        say(f"  slow {kind}: {len(got)} closed by the server in {time.monotonic() - t0:.0f} s, {lasted}; "
+            f"answered: {'; '.join(lines)}")
+        bench.rows.append(Row(database, f"slow {kind}: closed by the server", f"{len(got)}, {lasted}", "", None))
 
 
 def insert_results(bench: Bench, store: Any, ids: dict[str, int], acked: dict[int, int]) -> dict[int, int]:
@@ -652,9 +781,12 @@ def run_database(bench: Bench, database: str, pg_port: int | None) -> None:
     server = Server(bench, state, url)
     try:
         server.start(args.serve_workers, f"{database}-pages")
-        acked = phase_uploads(bench, database, server, store, created.team_tokens, ids)
+        acked = {} if "uploads" in args.skip else phase_uploads(bench, database, server, store,
+                                                                created.team_tokens, ids)
         if "polling" not in args.skip:
             phase_polling(bench, database, server, store, created.team_tokens, ids)
+        if "slow" not in args.skip:
+            phase_slow(bench, database, server, created.team_tokens)
         server.stop()
         if "pages" not in args.skip:
             total = insert_results(bench, store, ids, acked)
@@ -690,18 +822,27 @@ def main() -> int:
     parser.add_argument("--notebooks", type=int, default=16, help="notebooks graded in phase 4 (default 16)")
     parser.add_argument("--phase-s", type=float, default=180, help="deadline of each timed phase, s (default 180)")
     parser.add_argument("--sandbox", choices=["bwrap", "none"], default="bwrap" if shutil.which("bwrap") else "none")
-    parser.add_argument("--skip", default="", help="phases left out: polling, pages, throughput (comma-separated)")
+    parser.add_argument("--slow-connections", type=int, default=200,
+                        help="slow connections held open in phase 5 (default 200)")
+    parser.add_argument("--slow-s", type=float, default=40,
+                        help="seconds of phase 5 (default 40: longer than the server's 30 s body timeout)")
+    parser.add_argument("--pollers", type=int, default=50, help="teams polling their page in phase 5 (default 50)")
+    parser.add_argument("--skip", default="",
+                        help="phases left out: uploads, polling, slow, pages, throughput (comma-separated)")
     parser.add_argument("--quick", action="store_true",
                         help="a smoke run: 12 teams, 4 uploaders, 2 polls, 2 submissions each, workers 1, 2 notebooks")
     args = parser.parse_args()
     if args.quick:
         args.teams, args.uploaders, args.polls, args.subs_per_team = 12, 4, 2, 2
         args.workers, args.notebooks, args.page_requests, args.concurrency = "1", 2, 10, 4
-        args.poll_interval = 0.5
+        args.poll_interval, args.slow_connections, args.slow_s, args.pollers = 0.5, 10, 3, 4
     args.worker_counts = [int(n) for n in args.workers.split(",")]
     args.skip = {x for x in args.skip.split(",") if x}
-    if args.skip - {"polling", "pages", "throughput"}:
-        parser.error(f"--skip {','.join(sorted(args.skip))}: choose among polling, pages, throughput")
+    phases = {"uploads", "polling", "slow", "pages", "throughput"}
+    if args.skip - phases:
+        parser.error(f"--skip {','.join(sorted(args.skip))}: choose among {', '.join(sorted(phases))}")
+    args.slow_connections = max(0, min(args.slow_connections, 1000))  # bounded: only 127.0.0.1, at most 1000
+    args.pollers = max(1, min(args.pollers, args.teams - 1))
     args.uploaders = min(args.uploaders, args.teams)
     databases = ["sqlite", "postgresql"] if args.database == "both" else [args.database]
     header = machine()

@@ -1,4 +1,4 @@
-"""Shared fixtures: a toy challenge on synthetic images (built by tests/toy.py), notebooks built in memory."""
+"""Shared fixtures: a toy challenge on synthetic images (built by tests/support/toy.py), notebooks built in memory."""
 
 from __future__ import annotations
 
@@ -9,10 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from grader.settings import Settings
-from tests.pg import database_url, postgres_server, postgres_url  # noqa: F401  (fixtures: a throwaway PostgreSQL)
-from tests.toy import GOOD_TOY_CELLS, build_toy, write_submission  # noqa: F401  (the tests import these from here)
-from tests.toy import new_image as _new_image  # noqa: F401  (tests/test_verify.py imports it by this name)
+from grader.core.settings import Settings
+from tests.support.pg import database_url, postgres_server, postgres_url  # noqa: F401  (fixtures: a throwaway PostgreSQL)
+from tests.support.toy import build_toy
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -26,7 +25,7 @@ def real_data_dir() -> Path | None:
 
 @pytest.fixture
 def make_toy(tmp_path: Path) -> Callable[..., Settings]:
-    """Build a toy project under ``tmp_path`` (see :func:`tests.toy.build_toy`)."""
+    """Build a toy project under ``tmp_path`` (see :func:`tests.support.toy.build_toy`)."""
 
     def build(**options: object) -> Settings:
         return build_toy(tmp_path, **options)  # type: ignore[arg-type]

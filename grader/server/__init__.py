@@ -1,12 +1,22 @@
-"""The event server: teams submit through a web page, workers grade, a coach watches.
+"""The event server: ``store/`` (database, models, migrations) below ``work/`` (workers, the
+grading child) below ``web/`` (the app, routes per audience, pages); ``serve.py`` runs them
+together under uvicorn.
 
-Modules: :mod:`grader.server.state` (the state folder), :mod:`grader.server.models` (the
-database tables), :mod:`grader.server.store` (the only code that reads or writes them),
-:mod:`grader.server.worker` (threads that grade queued submissions through the pipeline),
-:mod:`grader.server.serve` (uvicorn with the app and the workers), :mod:`grader.server.app` (the
-pages). Nothing is imported here, so ``import grader.server.store`` stays light.
+Modules:
+
+- ``serve``: ``grader serve``.
+- ``store/``: its own package (its face says what it holds).
+- ``web/``: its own package (its face says what it holds).
+- ``work/``: its own package (its face says what it holds).
+
+Other packages import through this face (``from grader.server import NAME``): the names of
+``__init__.pyi`` beside it.
 """
 
 from __future__ import annotations
 
-__all__: list[str] = []
+import lazy_loader
+
+# the names of the stub beside this file, each imported when first used (lazy_loader, Scientific
+# Python's SPEC 1): importing the package costs nothing at start-up
+__getattr__, __dir__, __all__ = lazy_loader.attach_stub(__name__, __file__)

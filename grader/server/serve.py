@@ -2,7 +2,7 @@
 
 At start the jobs a previous server left running are put back in the queue (all of them in
 embedded mode, where this server is the only worker; else those whose lease expired), then the
-:class:`~grader.server.worker.WorkerPool` starts and uvicorn serves the app
+:class:`~grader.server.work.worker.WorkerPool` starts and uvicorn serves the app
 (``uvicorn.Config`` / ``uvicorn.Server``, uvicorn's documented programmatic use). On SIGINT or
 SIGTERM uvicorn stops accepting requests, then the workers stop: running notebooks are killed and
 their jobs go back to the queue, to be graded by the next start.
@@ -25,12 +25,12 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
-from grader.errors import UsageError
-from grader.grade import GradeOptions
+from grader.core import Settings, UsageError
+from grader.pipeline import GradeOptions
 from grader.sandbox import clean_stale_mounts
 from grader.server.store import Store
-from grader.server.worker import WorkerPool
-from grader.settings import Settings
+from grader.server.web import ConnectionLimits, ProxyOptions
+from grader.server.work import WorkerPool
 
 __all__ = ["KERNEL_NICE", "LOCK_FILE", "AppFactory", "serve", "state_lock"]
 
@@ -83,7 +83,8 @@ def serve(store: Store, settings: Settings, options: GradeOptions, *, event: str
           workers: int = 1, gpus: Sequence[str] = (), embedded: bool = True, lease_s: float = 60,
           log_level: str = "info", app_factory: AppFactory | None = None,
           on_ready: Callable[[str], None] | None = None, scheduler: str | None = None,
-          scoring: Literal["here", "workers"] = "here") -> int:
+          scoring: Literal["here", "workers"] = "here", proxy: ProxyOptions | None = None,
+          limits: ConnectionLimits | None = None) -> int:
     """Serve ``event`` on ``http://host:port/`` until SIGINT or SIGTERM; return the exit status (0).
 
     Args:
@@ -96,14 +97,18 @@ def serve(store: Store, settings: Settings, options: GradeOptions, *, event: str
         workers: grading threads.
         gpus: GPU ids handed to the workers, worker n the n-th (round robin); empty: no pinning.
         scheduler: a Dask scheduler's address: the workers send each job there as one task.
-        scoring: with a scheduler, where the labels are (:class:`grader.cohort.CohortOptions`).
+        scoring: with a scheduler, where the labels are (:class:`grader.pipeline.job.CohortOptions`).
         embedded: this server is the only worker of the database (SQLite in the state folder):
             it holds :func:`state_lock` while it runs, and every job left running is requeued at
             start.
         lease_s: seconds a job stays a worker's without a heartbeat.
         log_level: uvicorn's log level.
-        app_factory: builds the ASGI app (default :func:`grader.server.app.create_app`).
+        app_factory: builds the ASGI app (default :func:`grader.server.web.app.create_app`).
         on_ready: called with the URL once the workers run, before uvicorn starts listening.
+        proxy: how it runs behind an HTTPS proxy (Secure cookies, HSTS, the proxy's forwarded
+            headers trusted from ``forwarded_allow_ips``); None: plain http, uvicorn's defaults.
+        limits: header and body read timeouts and the connection limit
+            (:mod:`grader.server.web.limits`, enforced by :mod:`grader.server.web.guard`); None: the defaults.
 
     Raises:
         UsageError: no such event (the message names the known ones); embedded, another server
@@ -118,14 +123,17 @@ def serve(store: Store, settings: Settings, options: GradeOptions, *, event: str
                 raise
         return _serve(store, settings, options, event=event, host=host, port=port, workers=workers, gpus=gpus,
                       embedded=embedded, lease_s=lease_s, log_level=log_level, app_factory=app_factory,
-                      on_ready=on_ready, scheduler=scheduler, scoring=scoring)
+                      on_ready=on_ready, scheduler=scheduler, scoring=scoring, proxy=proxy or ProxyOptions(),
+                      limits=limits or ConnectionLimits())
 
 
 def _serve(store: Store, settings: Settings, options: GradeOptions, *, event: str, host: str, port: int,
            workers: int, gpus: Sequence[str], embedded: bool, lease_s: float, log_level: str,
            app_factory: AppFactory | None, on_ready: Callable[[str], None] | None, scheduler: str | None,
-           scoring: Literal["here", "workers"]) -> int:
+           scoring: Literal["here", "workers"], proxy: ProxyOptions, limits: ConnectionLimits) -> int:
     import uvicorn
+
+    from grader.server.web import fit_open_files, guarded_protocol
 
     store.event(event)
     clean_stale_mounts()  # the tmpfs mounts of graders killed with SIGKILL (root only; never raises)
@@ -136,12 +144,17 @@ def _serve(store: Store, settings: Settings, options: GradeOptions, *, event: st
     pool = WorkerPool(store, settings, options, workers=workers, lease_s=lease_s, gpus=gpus,
                       scheduler=scheduler, scoring=scoring)
     if app_factory is None:
-        from grader.server.app import AppOptions, create_app
+        from grader.server.web import AppOptions, create_app
 
-        app = create_app(store, settings, workers=pool, options=AppOptions(event=event))
+        app = create_app(store, settings, workers=pool,
+                         options=AppOptions(event=event, https=proxy.https, hsts_s=proxy.hsts_s))
     else:
         app = app_factory(store, settings, workers=pool, event=event)
-    server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level=log_level, lifespan="off"))
+    server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level=log_level, lifespan="off",
+                                           forwarded_allow_ips=proxy.forwarded_allow_ips,
+                                           # slow clients: read timeouts and a connection limit
+                                           http=guarded_protocol(limits), timeout_keep_alive=limits.keep_alive_s,
+                                           limit_concurrency=fit_open_files(limits.max_connections)))
     previous = signal.signal(signal.SIGTERM, _terminate)  # uvicorn re-raises it after its shutdown
     pool.start()
     try:

@@ -1,0 +1,35 @@
+# The face of grader.core: the names other packages import, read by lazy_loader.attach_stub
+# at run time and by type checkers (names on __all__ are re-exported).
+
+from .challenge import Challenge, DatasetSpec, Limits, MnistSpec, PreparedView, challenge_ids, load_challenge
+from .errors import (
+    ChallengeError,
+    ConfigError,
+    DataError,
+    ExitStatus,
+    GraderError,
+    HarnessError,
+    RubricError,
+    UsageError,
+    exit_code_of,
+)
+from .files import safe_name, write_atomic
+from .settings import (
+    DATA_DIR_ENV,
+    STATE_DIR_ENV,
+    Settings,
+    default_state_dir,
+    environ_snapshot,
+    limit_own_blas_threads,
+    resolve_settings,
+    sandbox_uid,
+    user_environ,
+    visible_gpus,
+    worker_data_dir,
+)
+
+__all__ = ["Challenge", "ChallengeError", "ConfigError", "DATA_DIR_ENV", "DataError", "DatasetSpec", "ExitStatus",
+    "GraderError", "HarnessError", "Limits", "MnistSpec", "PreparedView", "RubricError", "STATE_DIR_ENV", "Settings",
+    "UsageError", "challenge_ids", "default_state_dir", "environ_snapshot", "exit_code_of", "limit_own_blas_threads",
+    "load_challenge", "resolve_settings", "safe_name", "sandbox_uid", "user_environ", "visible_gpus", "worker_data_dir",
+    "write_atomic"]

@@ -1,0 +1,16 @@
+# The face of grader.integrity: the names other packages import, read by lazy_loader.attach_stub
+# at run time and by type checkers (names on __all__ are re-exported).
+
+from .pairs import (
+    IntegrityEntry,
+    SimilarPair,
+    boilerplate_code,
+    cohort_pairs,
+    notebook_code,
+    notebook_entry,
+    similar_pairs,
+    with_thumbnails,
+)
+
+__all__ = ["IntegrityEntry", "SimilarPair", "boilerplate_code", "cohort_pairs", "notebook_code", "notebook_entry",
+    "similar_pairs", "with_thumbnails"]

@@ -1,0 +1,15 @@
+# The face of grader.pipeline: the names other packages import, read by lazy_loader.attach_stub
+# at run time and by type checkers (names on __all__ are re-exported).
+
+from .batch import grade_cohort
+from .cache import ResultCache
+from .grade import GradeOptions
+from .job import CohortOptions, Events, Graded, Interrupted, Job, Outcome, grade_here, grade_job
+from .prefetch import import_scoring
+from .resources import gpu_challenges, kernel_env
+from .results import archive_result, render_results
+from .verify import Verification
+
+__all__ = ["CohortOptions", "Events", "GradeOptions", "Graded", "Interrupted", "Job", "Outcome", "ResultCache",
+    "Verification", "archive_result", "gpu_challenges", "grade_cohort", "grade_here", "grade_job", "import_scoring",
+    "kernel_env", "render_results"]

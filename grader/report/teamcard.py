@@ -1,0 +1,245 @@
+"""What a team may see of its own result during an event, and how much that can tell it.
+
+A team reads its scorecard minutes after each upload, so the scorecard is a channel back from the
+hidden test set. While the event runs it carries no more about the hidden labels than the public
+leaderboard's Ladder (:mod:`grader.server.web.ladder`; Blum & Hardt 2015, "The Ladder: A Reliable
+Leaderboard for Machine Learning Competitions", ICML) plus one bit per threshold criterion.
+Precisely, before the coach's Reveal a team's scorecard of submission ``s`` shows (:func:`team_view`):
+
+1. **The board's step, nothing finer.** Of the hidden test set's figures, only what the Ladder did
+   with ``s`` on the team's public board of each challenge, computed as the board computes it
+   (:func:`grader.server.web.boards.board_steps`) and put in at serving time (:func:`with_board`):
+   ``set`` (``s`` beat the team's shown score by more than ``eta``, or was its first score: the new
+   shown score, the public accuracy rounded to a multiple of ``eta``, as the board shows it),
+   ``kept`` ("no better than your team's score on the board": the shown score, unchanged; nothing
+   of ``s``'s own) or ``unscored`` (no public score: the ``predict`` model gave no answers). No
+   exact count, no interval, no per-class figure, no confusion matrix, no borderline words, for
+   any model (every figure of :class:`~grader.score.scorecard.ModelReport` is dropped, not just hidden).
+2. **Threshold criteria decided on the board's part** (:class:`~grader.score.scorecard.Bar`): the
+   public part of the hidden test set (the whole set where it has no public/private split, as the
+   board then scores), same threshold and decision, status and points only. One bit each about the
+   public part, none about the private part. Verdicts, scores and reasons follow from them.
+3. **Dataset matches with public data only** (``dataset_match`` of a schema 3 result); a match
+   with the hidden test set (``hidden_match``) is the coach's, and a schema 1 or 2 result, whose
+   ``dataset_match`` may name a hidden image, shows none.
+4. Everything else as graded: the other criteria read no hidden label (the added class's
+   held-out images all have its label; MNIST's test labels are public). A practice result
+   (:mod:`grader.data.practice`: the practice split is public data) is shown whole, but for 3.
+
+After the Reveal (:func:`team_view` with ``revealed``) a team sees what the coach's scorecard
+shows of the hidden test set (whole-set and private figures, per-class recall, the confusion
+matrix, the criteria as graded), but for rule 3 and the printed-claim check (the coach's).
+
+The event server stores both scorecards of a submission, rendered when its job finishes (with the
+loss plot and thumbnails that ``result.json`` does not keep), in one text (:func:`pack`), and
+serves the one the event's state calls for (:func:`unpack`, :func:`with_board`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Literal
+
+from grader.report.jinja import template
+from grader.score import (
+    Bar,
+    CriterionResult,
+    ModelReport,
+    NewImageRow,
+    NotebookResult,
+    SubmissionResult,
+    verdict_reason,
+)
+
+__all__ = ["BOARD_SLOT", "AFTER_REVEAL", "BoardStep", "decide_on", "pack", "team_view", "unpack", "with_board"]
+
+# where a bounded team scorecard takes the board's steps (an HTML comment: a submission's text
+# reaches the HTML escaped, so it can never write one)
+BOARD_SLOT = "<!--grader:board-steps-->"
+# between the two team scorecards in the stored text: the one before the Reveal, then the one after
+AFTER_REVEAL = "<!--grader:team-scorecard-after-reveal-->"
+
+# measured fields of a criterion that are figures on the hidden test set as a whole
+_WHOLE_SET_FIGURES = ("accuracy", "worst_recall")
+Part = Literal["public", "all"]
+
+
+@dataclass(frozen=True)
+class BoardStep:
+    """What one submission did to its team's public board of one challenge (the Ladder's step).
+
+    Attributes:
+        challenge: the board's challenge.
+        outcome: ``set`` (it set the team's shown score), ``kept`` (it had a score that did not
+            beat the shown one by more than ``eta``), ``unscored`` (it had no score).
+        shown: the team's shown score after it (0..1, a multiple of ``eta``); None: none yet.
+        eta: the board's margin and rounding step.
+        whole: the board is scored on the whole hidden test set (it has no public/private split).
+    """
+
+    challenge: str
+    outcome: Literal["set", "kept", "unscored"]
+    shown: float | None
+    eta: float
+    whole: bool = False
+
+    def percent(self) -> str:
+        """:attr:`shown` as the board writes it: a percentage with ``eta``'s precision ("83%" for
+        ``eta`` 0.01, "83.5%" for 0.005); "–" for none."""
+        if self.shown is None:
+            return "–"
+        places = max(0, -Decimal(repr(self.eta)).normalize().as_tuple().exponent - 2)  # type: ignore[operator]
+        return f"{100 * self.shown:.{places}f}%"
+
+    def step(self) -> str:
+        """``eta`` in percentage points: "1 point", "0.5 points"."""
+        points = f"{100 * self.eta:.6g}"
+        return f"{points} point{'' if points == '1' else 's'}"
+
+
+def _board_part(nb: NotebookResult) -> Part:
+    """The part of the hidden test set the board scores ``nb`` on: ``public`` where its models
+    record the split, else ``all`` (the board then says it is scored on the whole set)."""
+    return "public" if any(m.parts for m in nb.models) else "all"
+
+
+def decide_on(bar: Bar, decision: str, model: ModelReport | None, part: Part) -> bool | None:
+    """Whether ``bar`` is met by ``model`` on ``part`` of the hidden test set, decided as the
+    threshold checks decide (:func:`grader.score.checks.accuracy.judge`: the share, or with ``decision``
+    ``lower_bound`` the lower end of its 95% Wilson interval, at least ``bar.threshold``).
+
+    ``accuracy``: the model's accuracy on ``part``. ``worst_recall``: every class with images in
+    ``part`` has recall (per-class accuracy) at least the threshold. None where ``model`` does
+    not record the figure (no model, a result before per-part recall).
+    """
+    if model is None:
+        return None
+    lower = decision == "lower_bound"
+    if bar.figure == "accuracy":
+        share = model.part(part)
+        if share is None:
+            return None
+        return (share.low if lower else share.value) >= bar.threshold
+    values: list[object]
+    if part == "public":
+        rows = next((p.per_class for p in model.parts if p.part == "public"), [])
+        values = [(r.low if lower else r.recall) for r in rows if r.n > 0]
+    else:
+        values = [row.get("recall_low" if lower else "recall") for row in model.per_class
+                  if isinstance(row.get("support"), int) and int(row["support"]) > 0]
+    shares = [float(v) for v in values if isinstance(v, float | int)]
+    if not shares or len(shares) != len(values):
+        return None
+    return all(v >= bar.threshold for v in shares)
+
+
+def _decided(c: CriterionResult, nb: NotebookResult, part: Part, schema: int) -> CriterionResult:
+    """``c`` as a team sees it before the Reveal (module docstring, rule 2); ``schema`` the
+    result's schema version (from 3 a criterion without a bar judged no share: it failed before,
+    on answers that are no class names or too few, and its message states no figure)."""
+    where = "the public part" if part == "public" else "the hidden test set"
+    later = "figures when the coach reveals the results"
+    if c.status == "not_measured" or not any(key in c.measured for key in _WHOLE_SET_FIGURES):
+        return c
+    model = next((m for m in nb.models if c.bar is not None and m.role == c.bar.role), None)
+    ok = decide_on(c.bar, c.decision, model, part) if c.bar is not None else None
+    if c.bar is None or ok is None:  # no bar (it failed before judging a share, or an older result)
+        if c.bar is None and schema >= 3:
+            return c.model_copy(update={"short": "", "borderline": "", "measured": {}})
+        return c.model_copy(update={
+            "message": f"{'met' if c.status == 'pass' else 'not met'} on the hidden test set; {later}",
+            "short": "", "borderline": "", "measured": {}})
+    bar = f"{'recall of every class' if c.bar.figure == 'worst_recall' else 'accuracy'} {c.bar.threshold:.2f}"
+    return c.model_copy(update={
+        "status": "pass" if ok else "fail", "points": c.max_points if ok else 0.0,
+        "message": f"{'met' if ok else 'not met'} on {where} (needs {bar}); {later}",
+        "short": "", "borderline": "", "measured": {}})
+
+
+def _no_figures(m: ModelReport) -> ModelReport:
+    """``m`` without a figure of the hidden test set (its role and function name kept)."""
+    if m.role == "mnist":  # the MNIST test set: public data
+        return m
+    return m.model_copy(update={"accuracy": 0.0, "n": 0, "per_class": [], "confusion": [], "seconds": None,
+                                "inference_s": None, "accuracy_ci": None, "parts": [], "correct": "",
+                                "public_mask": "", "predicted": ""})
+
+
+def _matches(nb: NotebookResult, schema: int) -> list[NewImageRow]:
+    """``nb``'s new images with public matches only (module docstring, rule 3)."""
+    return [im.model_copy(update={"hidden_match": None,
+                                  "dataset_match": im.dataset_match if schema >= 3 else None})
+            for im in nb.new_images]
+
+
+def team_view(result: SubmissionResult, *, revealed: bool = False) -> SubmissionResult:
+    """``result`` as its team may see it (module docstring): before the Reveal bounded (rules
+    1-4), after it (``revealed``) with every figure but the coach's records. ``result`` itself is
+    not changed (results are frozen; a copy is returned)."""
+    notebooks = []
+    for nb in result.notebooks:
+        nb = _no_server_folders(nb.model_copy(update={"new_images": _matches(nb, result.schema_version)}))
+        if revealed or result.practice:
+            notebooks.append(nb)
+            continue
+        part = _board_part(nb)
+        criteria = [_decided(c, nb, part, result.schema_version) for c in nb.criteria]
+        verdict = ("pass" if all(c.status == "pass" for c in criteria if c.required) else "fail") if criteria \
+            else nb.verdict
+        notebooks.append(nb.model_copy(update={
+            "criteria": criteria, "verdict": verdict, "score": sum(c.points for c in criteria),
+            "verdict_reason": verdict_reason(criteria) if criteria else nb.verdict_reason,
+            "models": [_no_figures(m) for m in nb.models], "claimed_accuracy": None, "claim_flagged": False,
+            "claim_line": None, "claim_margin": None}))
+    if revealed or result.practice:
+        return result.model_copy(update={"notebooks": notebooks})
+    verdict = ("pass" if notebooks and not result.problems and all(nb.verdict == "pass" for nb in notebooks)
+               else "fail")
+    failing = [f"{nb.notebook}: {nb.verdict_reason}" for nb in notebooks if nb.verdict != "pass"]
+    reason = result.verdict_reason if result.problems or not notebooks else (
+        "; ".join(failing) or "every required criterion of every notebook met")
+    return result.model_copy(update={"notebooks": notebooks, "verdict": verdict, "verdict_reason": reason,
+                                     "score": sum(nb.score for nb in notebooks)})
+
+
+def _no_server_folders(nb: NotebookResult) -> NotebookResult:
+    """``nb`` with the folders of every server path cut from the texts a team reads (a cell's own
+    error may print the sandbox's mount table: the hidden images' cache folder, the grader's
+    installation; :func:`grader.evidence.runfacts.without_folders`), and its run time in whole seconds
+    (the hidden step's duration is the one figure the kernel sets after the gate opens:
+    :mod:`grader.sandbox.gate`)."""
+    from grader.evidence import without_folders
+
+    execution = nb.execution.model_copy(update={
+        "message": without_folders(nb.execution.message), "wall_s": float(round(nb.execution.wall_s)),
+        "cells": [c.model_copy(update={"error": without_folders(c.error) if c.error else c.error})
+                  for c in nb.execution.cells]})
+    criteria = [c.model_copy(update={"message": without_folders(c.message), "fix": without_folders(c.fix)})
+                for c in nb.criteria]
+    return nb.model_copy(update={"execution": execution, "criteria": criteria,
+                                 "verdict_reason": without_folders(nb.verdict_reason)})
+
+
+def pack(before: str, after: str) -> str:
+    """The stored text of a submission's two team scorecards: the one shown before the Reveal
+    (with :data:`BOARD_SLOT`), then :data:`AFTER_REVEAL`, then the one shown after it."""
+    return f"{before}\n{AFTER_REVEAL}\n{after}"
+
+
+def unpack(stored: str, *, revealed: bool) -> str | None:
+    """The team scorecard to serve from ``stored`` (:func:`pack`): the one after the Reveal when
+    ``revealed``, else the one before it (its :data:`BOARD_SLOT` still to fill, :func:`with_board`).
+    None where ``stored`` is not such a text (stored before it existed: render the result again)."""
+    before, mark, after = stored.partition(AFTER_REVEAL)
+    if not mark or BOARD_SLOT not in before:
+        return None
+    return after.lstrip("\n") if revealed else before.rstrip("\n")
+
+
+def with_board(html: str, steps: Sequence[BoardStep]) -> str:
+    """``html`` (a team scorecard before the Reveal) with the board's ``steps`` drawn in its
+    :data:`BOARD_SLOT` (``_board.html.j2``); ``html`` as it is where it has no slot."""
+    drawn = str(template("_board.html.j2").render(steps=steps))
+    return html.replace(BOARD_SLOT, drawn, 1)

@@ -1,0 +1,15 @@
+# The face of grader.server.store: the names other packages import, read by lazy_loader.attach_stub
+# at run time and by type checkers (names on __all__ are re-exported).
+
+from .db import DatabaseUnavailable, shown_url
+from .rows import EventRow, SubmissionRow, TeamRow
+from .sessions import SESSION_S, Sessions, SignedIn, digest
+from .state import resolve_state_dir
+from .store import Store
+from .submissions import CapReached
+from .teams import add_team, remove_team, removed_team_ids, rotate_coach_link, rotate_team_link, team_rows
+from .uploads import UploadRefused, refusal
+
+__all__ = ["CapReached", "DatabaseUnavailable", "EventRow", "SESSION_S", "Sessions", "SignedIn", "Store",
+    "SubmissionRow", "TeamRow", "UploadRefused", "add_team", "digest", "refusal", "remove_team", "removed_team_ids",
+    "resolve_state_dir", "rotate_coach_link", "rotate_team_link", "shown_url", "team_rows"]

@@ -1,0 +1,88 @@
+"""The daily cap: each team's submissions counted per UTC day, exactly, inside the batch that
+writes them.
+
+A submission belongs to the UTC day of its own arrival (its ``created``: the moment
+:meth:`grader.server.store.store.Store.submit` was called), whatever batch commits it and whenever that
+commit happens. Uploads sent together across midnight UTC share one batch
+(:mod:`grader.server.store.group`): each one is counted against its own day, so a team with its cap used
+up before midnight still has its whole cap from 00:00, and none of the day before's room is taken
+by the uploads of the day after. The counts are read inside the batch's transaction with the
+teams' rows locked (``SELECT ... FOR UPDATE``): no other server counts the same team meanwhile.
+
+What counts: a team's submissions of the day whatever their verdict (a failing scorecard counts),
+except cancelled ones and the coach's re-grades.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterable
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from grader.server.store import models as m
+
+__all__ = ["DAY", "DailyCounts", "day_start", "next_day", "used_per_day"]
+
+DAY = timedelta(days=1)
+
+
+def day_start(when: datetime) -> datetime:
+    """00:00 of the UTC day of ``when`` (an aware UTC datetime), the day's first instant."""
+    return when.replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+def next_day(when: datetime) -> datetime:
+    """00:00 UTC of the day after ``when``'s: when a team that used its cap may send again."""
+    return day_start(when) + DAY
+
+
+def _counted() -> list[Any]:
+    return [m.Submission.state != "cancelled", m.Submission.regrade_of.is_(None)]
+
+
+def used_per_day(s: Session, keys: Collection[tuple[int, datetime]]) -> dict[tuple[int, datetime], int]:
+    """How many submissions count against the cap for each ``(team id, day start)`` of ``keys``:
+    those created in ``[day start, day start + 1 day)``. One grouped query per distinct day (a
+    batch spans one day, two across midnight); absent pairs are 0.
+
+    Args:
+        s: an open session (the batch's transaction, the teams' rows locked by the caller).
+        keys: ``(team id, day start)`` pairs, each day start from :func:`day_start`.
+    """
+    days: dict[datetime, set[int]] = {}
+    for team_id, start in keys:
+        days.setdefault(start, set()).add(team_id)
+    used = dict.fromkeys(keys, 0)
+    for start, teams in sorted(days.items()):
+        rows = s.execute(select(m.Submission.team_id, func.count(m.Submission.id)).where(
+            m.Submission.team_id.in_(sorted(teams)), m.Submission.created >= start,
+            m.Submission.created < start + DAY, *_counted()).group_by(m.Submission.team_id))
+        for team_id, count in rows:
+            used[(team_id, start)] = int(count)
+    return used
+
+
+class DailyCounts:
+    """Each team's count of the day, for one batch: read once (:func:`used_per_day`), then grown by
+    every submission the batch accepts, so that the batch's own submissions count too.
+
+    Args:
+        s: the batch's session (the teams' rows locked).
+        arrivals: ``(team id, arrival time)`` of each capped submission of the batch.
+    """
+
+    def __init__(self, s: Session, arrivals: Iterable[tuple[int, datetime]]) -> None:
+        self._used = used_per_day(s, {(team_id, day_start(at)) for team_id, at in arrivals})
+
+    def take(self, team_id: int, at: datetime, cap: int) -> bool:
+        """Count a submission of team ``team_id`` arriving at ``at`` if its day has room under
+        ``cap``; False (nothing counted) when the team's ``cap`` for that UTC day is used."""
+        key = (team_id, day_start(at))
+        used = self._used.get(key, 0)
+        if used >= cap:
+            return False
+        self._used[key] = used + 1
+        return True

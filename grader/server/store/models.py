@@ -1,0 +1,134 @@
+"""The event server's database tables (SQLAlchemy 2 declarative, typed ``Mapped[...]``).
+
+Only :mod:`grader.server.store.store` uses these classes; it hands out frozen dataclass rows, never
+live ORM objects. The schema is created by the Alembic migrations in ``migrations/versions/``
+(keep the two in step: a change here is a new migration). Times are UTC; on SQLite, which has
+no time zones, they are stored without an offset and read back as UTC.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import BigInteger, Boolean, DateTime, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+__all__ = ["Base", "BrowserSession", "Event", "EventChallenge", "Result", "Submission", "Team", "Upload"]
+
+NAME_LEN = 64
+SHA_LEN = 64
+TITLE_LEN = 200
+FILENAME_LEN = 255
+
+
+class Base(DeclarativeBase):
+    """The declarative base of the server's tables."""
+
+
+class Event(Base):
+    """An event (a hack day, a course): its teams submit to its challenges."""
+
+    __tablename__ = "events"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(NAME_LEN), unique=True)
+    title: Mapped[str] = mapped_column(String(TITLE_LEN))
+    cap_per_day: Mapped[int | None] = mapped_column(Integer)
+    ends_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    revealed: Mapped[bool] = mapped_column(Boolean, default=False)
+    coach_token_hash: Mapped[str] = mapped_column(String(SHA_LEN))
+    session_secret: Mapped[str] = mapped_column(String(128))
+    created: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class EventChallenge(Base):
+    """A challenge of an event, in the order the coach gave them."""
+
+    __tablename__ = "event_challenges"
+    __table_args__ = (UniqueConstraint("event_id", "challenge"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    event_id: Mapped[int] = mapped_column(ForeignKey("events.id", ondelete="CASCADE"))
+    challenge: Mapped[str] = mapped_column(String(NAME_LEN))
+    position: Mapped[int] = mapped_column(Integer)
+
+
+class Team(Base):
+    """A team of an event; its join token is stored only as its SHA-256 hex digest. A removed
+    team (``removed_at`` set, revision 0003) keeps its row and submissions for the coach's records;
+    its token hash is then one of a token nobody holds."""
+
+    __tablename__ = "teams"
+    __table_args__ = (UniqueConstraint("event_id", "name"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    event_id: Mapped[int] = mapped_column(ForeignKey("events.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(NAME_LEN))
+    token_hash: Mapped[str] = mapped_column(String(SHA_LEN), unique=True)
+    removed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class BrowserSession(Base):
+    """A signed-in browser (revision 0003): the cookie holds a random session id, stored here only
+    as its SHA-256 hex digest; deleting the row ends the session. ``team_id`` None is the coach's."""
+
+    __tablename__ = "sessions"
+    id_hash: Mapped[str] = mapped_column(String(SHA_LEN), primary_key=True)
+    event_id: Mapped[int] = mapped_column(ForeignKey("events.id", ondelete="CASCADE"), index=True)
+    team_id: Mapped[int | None] = mapped_column(ForeignKey("teams.id", ondelete="CASCADE"), index=True)
+    csrf: Mapped[str] = mapped_column(String(SHA_LEN))
+    created: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    expires: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class Upload(Base):
+    """An uploaded file, stored once under ``uploads/<sha>`` whoever sent it."""
+
+    __tablename__ = "uploads"
+    sha256: Mapped[str] = mapped_column(String(SHA_LEN), primary_key=True)
+    size: Mapped[int] = mapped_column(BigInteger)
+    created: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class Submission(Base):
+    """A submission and its grading job: ``state`` is queued, running (held by ``lease_owner``
+    until ``lease_expires``), done, failed or cancelled."""
+
+    __tablename__ = "submissions"
+    __table_args__ = (Index("ix_submissions_state_id", "state", "id"),
+                      Index("ix_submissions_team_created", "team_id", "created"))
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    event_id: Mapped[int] = mapped_column(ForeignKey("events.id", ondelete="CASCADE"), index=True)
+    team_id: Mapped[int] = mapped_column(ForeignKey("teams.id", ondelete="CASCADE"))
+    challenge: Mapped[str] = mapped_column(String(NAME_LEN))
+    filename: Mapped[str] = mapped_column(String(FILENAME_LEN))
+    upload_sha256: Mapped[str] = mapped_column(ForeignKey("uploads.sha256"))
+    regrade_of: Mapped[int | None] = mapped_column(ForeignKey("submissions.id", ondelete="SET NULL"))
+    created: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    state: Mapped[str] = mapped_column(String(16), default="queued")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    lease_owner: Mapped[str | None] = mapped_column(String(200))
+    lease_expires: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    progress: Mapped[str] = mapped_column(Text, default="")
+    progress_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    error: Mapped[str | None] = mapped_column(Text)
+    cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
+    verdict: Mapped[str | None] = mapped_column(String(16))
+    score: Mapped[float | None] = mapped_column(Float)
+    max_score: Mapped[float | None] = mapped_column(Float)
+
+
+class Result(Base):
+    """The one result of a submission (UNIQUE ``submission_id``): its ``result.json`` and HTML
+    scorecard."""
+
+    __tablename__ = "results"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    submission_id: Mapped[int] = mapped_column(ForeignKey("submissions.id", ondelete="CASCADE"), unique=True)
+    result_json: Mapped[str] = mapped_column(Text)
+    scorecard_html: Mapped[str] = mapped_column(Text)
+    # the team's view (public part only), rendered when the job finished; "" before revision 0002
+    team_scorecard_html: Mapped[str] = mapped_column(Text, default="", server_default="")
+    verdict: Mapped[str] = mapped_column(String(16))
+    score: Mapped[float] = mapped_column(Float)
+    max_score: Mapped[float] = mapped_column(Float)
+    created: Mapped[datetime] = mapped_column(DateTime(timezone=True))

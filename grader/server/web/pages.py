@@ -1,0 +1,376 @@
+"""What every page of the event server shares: options, the templates, and the checks of who is
+asking (:class:`Site`); the security headers are in :mod:`grader.server.web.headers`. Routes are in
+:mod:`grader.server.web.routes` (team, public and coach pages), the app in :mod:`grader.server.web.app`.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar, cast
+
+import jinja2
+from fastapi import Request
+from fastapi.responses import HTMLResponse
+from markupsafe import Markup
+
+from grader.core import Settings
+from grader.report import Board
+from grader.score import SubmissionResult
+from grader.server.store import EventRow, Store, SubmissionRow, TeamRow, removed_team_ids, team_rows
+from grader.server.web.boards import NO_SPLIT_NOTE, Graded, PublicBoard, private_boards, public_boards
+from grader.server.web.ladder import ETA
+
+if TYPE_CHECKING:
+    from grader.server.work import RunningJob
+
+# what the coach's page lists: the newest submissions, the queued and running ones, Store.counts
+Overview = tuple[list[SubmissionRow], list[SubmissionRow], tuple[int, int, int]]
+
+__all__ = ["COACH_PAGE_ROWS", "FINAL_STATES", "HERE", "ID_MAX", "OVERVIEW_TTL_S", "AppOptions", "Overview", "Refused",
+           "Site", "Workers"]
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+HERE = Path(__file__).parent
+FINAL_STATES = ("done", "failed", "cancelled")
+ID_MAX = 2**31 - 1  # the largest id a submission can have (the column's Integer on PostgreSQL)
+# how long a server keeps the event's row (its title, challenges, cap, end and whether the private
+# board is revealed) before reading it again: a Reveal on another server shows within this time
+EVENT_TTL_S = 1.0
+COACH_PAGE_ROWS = 50  # submissions listed on the coach's page, newest first (all: /coach?all=1)
+# how long the coach's page keeps what it lists (the newest submissions, the queue, the counts):
+# a job's progress is written at most once a second (grader.server.work.worker.PROGRESS_EVERY_S), and
+# ten coaches' tabs reloading at once read the database once a second, not ten times
+OVERVIEW_TTL_S = 1.0
+
+
+class Workers(Protocol):
+    """What the pages use of the worker pool (:class:`grader.server.work.worker.WorkerPool`)."""
+
+    def running(self) -> Sequence[RunningJob]:
+        """The jobs this process's workers are grading now."""
+        ...
+
+    def wake(self) -> None:
+        """Look at the queue now."""
+        ...
+
+
+@dataclass(frozen=True)
+class AppOptions:
+    """How the app serves one event.
+
+    Attributes:
+        event: the event's name; None: the store's only event.
+        max_upload_bytes: the most one upload may hold, in bytes.
+        max_uploads: uploads received and checked at once; one more is answered 503 with
+            Retry-After (:mod:`grader.server.web.receive`: each holds at most 1 MiB of memory while it
+            arrives).
+        upload_bytes_in_flight: the most those uploads may hold together on the state folder's
+            disk, in bytes, each counted at its Content-Length (``max_upload_bytes`` when sent
+            chunked) when it arrives; one that does not fit is answered 503 too (1 GiB: sixteen
+            uploads of 64 MB, or a hundred small notebooks, at once).
+        uploads_per_team: uploads of one team received at once; one more is answered 429 with
+            Retry-After (a team's stalled uploads cannot hold every slot).
+        https: whether the pages are reached over https, through a proxy that ends TLS: Secure
+            ``__Host-`` cookies and Strict-Transport-Security (:mod:`grader.server.web.signin`).
+        hsts_s: the Strict-Transport-Security ``max-age`` sent with ``https``, seconds (0: none).
+        join_delay_s: seconds a failed join waits before its answer.
+        poll_s: seconds between progress reads of a Server-Sent Events stream.
+        eta: the Ladder margin of the public board (:mod:`grader.server.web.ladder`).
+    """
+
+    event: str | None = None
+    max_upload_bytes: int = 64 << 20
+    max_uploads: int = 100
+    upload_bytes_in_flight: int = 1 << 30
+    uploads_per_team: int = 2
+    https: bool = False
+    hsts_s: int = 31_536_000
+    join_delay_s: float = 1.0
+    poll_s: float = 1.0
+    eta: float = ETA
+
+
+class Refused(Exception):
+    """A request refused: its HTTP status and the message shown on the error page."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+def templates() -> jinja2.Environment:
+    """The pages' jinja2 environment (``templates/`` beside this module, then the scorecards'
+    ``grader/report/templates/`` for the parts both show, such as ``_pairs.html.j2``; autoescape,
+    StrictUndefined)."""
+    loader = jinja2.ChoiceLoader([jinja2.FileSystemLoader(HERE / "templates"),
+                                  jinja2.PackageLoader("grader.report", "templates")])
+    env = jinja2.Environment(loader=loader, autoescape=True,
+                             undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+    env.filters["utc"] = lambda d: "–" if d is None else d.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    env.filters["pct"] = lambda v: "–" if v is None else f"{100 * v:.1f}%"
+    return env
+
+
+def _aware(value: datetime) -> datetime:
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def elapsed_s(sub: SubmissionRow) -> float | None:
+    """Whole seconds since ``sub`` started running (to its end once finished); None before it
+    starts. Whole: the end of a run is set by its kernel once it holds the hidden images
+    (:mod:`grader.sandbox.gate`), so its precision is a channel out (at most log2 of the probe's limit in
+    seconds, per submission)."""
+    if sub.started_at is None:
+        return None
+    end = sub.finished_at or datetime.now(UTC)
+    return float(round(max(0.0, (_aware(end) - _aware(sub.started_at)).total_seconds())))
+
+
+@dataclass
+class Site:
+    """One served event: the store, the settings and the checks every route makes.
+
+    Attributes:
+        store: the server's state.
+        settings: the project's challenges and data.
+        event: the served event's name.
+        options: how it is served.
+        workers: the worker pool of this process, or None.
+    """
+
+    store: Store
+    settings: Settings
+    event: str
+    options: AppOptions
+    workers: Workers | None
+    env: jinja2.Environment = field(default_factory=templates)
+    _parsed: dict[int, SubmissionResult | None] = field(default_factory=dict)
+    _boards: dict[tuple[object, ...], Any] = field(default_factory=dict)
+    _html: dict[tuple[object, ...], Markup] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+    _values: dict[object, tuple[float, Any]] = field(default_factory=dict)  # Site._kept: (read at, value)
+    _reading: dict[object, threading.Lock] = field(default_factory=dict)
+    _teams: dict[int, TeamRow] = field(default_factory=dict)
+
+    def event_row(self) -> EventRow:
+        """The served event, read again from the store after :data:`EVENT_TTL_S` seconds (every page
+        shows it: one read a second, not two queries a request) or after :meth:`forget_event`.
+
+        Raises:
+            DatabaseUnavailable: the database cannot be reached (:mod:`grader.server.store.db`).
+        """
+        return self._kept("event", EVENT_TTL_S, lambda: self.store.event(self.event))
+
+    def overview(self, *, every: bool) -> Overview:
+        """:meth:`Store.overview` of the event (the newest :data:`COACH_PAGE_ROWS`, or ``every``
+        submission), read again after :data:`OVERVIEW_TTL_S` seconds or :meth:`forget_overview`.
+
+        Raises:
+            DatabaseUnavailable: the database cannot be reached (:mod:`grader.server.store.db`).
+        """
+        return self._kept(("overview", every), OVERVIEW_TTL_S,
+                          lambda: self.store.overview(self.event, limit=None if every else COACH_PAGE_ROWS))
+
+    def forget_overview(self) -> None:
+        """Read the coach's page's rows again on its next view (this server changed one: Cancel, Re-grade)."""
+        for every in (False, True):
+            self._values.pop(("overview", every), None)
+
+    def forget_event(self) -> None:
+        """Read the event again on its next use (this server changed it: the coach's Reveal)."""
+        self._values.pop("event", None)
+
+    def _kept(self, key: object, ttl_s: float, read: Callable[[], T]) -> T:
+        """``read()``'s value kept under ``key`` for ``ttl_s`` seconds; one thread reads it again,
+        those arriving meanwhile wait for it (fifty requests at once make one read, not fifty)."""
+        kept = self._values.get(key)
+        if kept is not None and time.monotonic() - kept[0] < ttl_s:
+            return cast(T, kept[1])
+        with self._reading.setdefault(key, threading.Lock()):
+            kept = self._values.get(key)
+            if kept is not None and time.monotonic() - kept[0] < ttl_s:
+                return cast(T, kept[1])
+            value = read()
+            self._values[key] = (time.monotonic(), value)
+            return value
+
+    def page(self, request: Request, name: str, status: int = 200, **context: Any) -> HTMLResponse:
+        """Template ``name`` rendered with the event, the session's CSRF token and role, and ``context``."""
+        session = request.session
+        who = "coach" if session.get("coach") is True else ("team" if session.get("team") is not None else None)
+        html = self.env.get_template(name).render(event=self.event_row(), csrf=session.get("csrf", ""),
+                                                  who=who, no_split=NO_SPLIT_NOTE, **context)
+        return HTMLResponse(html, status_code=status)
+
+    def team_count(self) -> int:
+        """How many teams the event has (removed ones left out), read again after
+        :data:`EVENT_TTL_S` seconds (``grader event add-team`` and ``remove-team`` change it).
+
+        Raises:
+            DatabaseUnavailable: the database cannot be reached (:mod:`grader.server.store.db`).
+        """
+        return self._kept("team_count", EVENT_TTL_S, lambda: len(team_rows(self.store, self.event)))
+
+    def removed_teams(self) -> frozenset[int]:
+        """The ids of the event's removed teams, left off the boards and exports
+        (:mod:`grader.server.store.teams`), read again after :data:`EVENT_TTL_S` seconds."""
+        return self._kept("removed", EVENT_TTL_S, lambda: removed_team_ids(self.store, self.event))
+
+    def known_team(self, request: Request) -> TeamRow | None:
+        """The session's team if this process has read it already (no query: callable on the
+        event loop), else None."""
+        team_id = request.session.get("team")
+        return self._teams.get(team_id) if isinstance(team_id, int) else None
+
+    def team_of(self, request: Request) -> TeamRow:
+        """The session's team (a team's row never changes once created: each is read once per process).
+
+        Raises:
+            Refused: 403, the session is no team's (no session, or the coach's).
+        """
+        team_id = request.session.get("team")
+        team = self._teams.get(team_id) if isinstance(team_id, int) else None
+        if team is None and isinstance(team_id, int):
+            team = self.store.team(self.event, team_id)
+            if team is not None:
+                self._teams[team_id] = team
+        if team is None:
+            raise Refused(403, "You are not signed in as a team: open your team's join link.")
+        return team
+
+    def team_or_coach(self, request: Request) -> None:
+        """Raises: Refused: 403, the session is neither a team's nor the coach's."""
+        if request.session.get("coach") is not True:
+            self.team_of(request)
+
+    def coach_of(self, request: Request) -> None:
+        """Raises: Refused: 403, the session is not the coach's (a team's, or none)."""
+        if request.session.get("coach") is not True:
+            raise Refused(403, "Coach pages need the coach's join link.")
+
+    def check_csrf(self, request: Request, sent: object) -> None:
+        """Check a form's CSRF token against the session's (:func:`hmac.compare_digest`).
+
+        Raises:
+            Refused: 403, the token is missing or another.
+        """
+        expected = request.session.get("csrf")
+        if not (isinstance(sent, str) and isinstance(expected, str) and expected
+                and hmac.compare_digest(sent.encode(), expected.encode())):
+            raise Refused(403, "This form did not come from this site or has expired: reload the page and try again.")
+
+    def own(self, request: Request, submission_id: int) -> SubmissionRow:
+        """The session team's submission ``submission_id``.
+
+        Raises:
+            Refused: 403 without a team session; 404 when it is no submission of this team (another
+                team's is not told apart from one that does not exist).
+        """
+        team = self.team_of(request)
+        if not 0 < submission_id <= ID_MAX:  # malformed: no query (too large for the column), 404
+            raise Refused(404, "No such submission.")
+        sub = self.store.submission(submission_id)
+        if sub is None or sub.event != self.event or sub.team_id != team.id:
+            raise Refused(404, "No such submission.")
+        return sub
+
+    def event_submission(self, submission_id: int) -> SubmissionRow:
+        """Submission ``submission_id`` of this event. Raises: Refused: 404, there is none."""
+        if not 0 < submission_id <= ID_MAX:
+            raise Refused(404, "No such submission.")
+        sub = self.store.submission(submission_id)
+        if sub is None or sub.event != self.event:
+            raise Refused(404, "No such submission.")
+        return sub
+
+    def graded(self) -> list[Graded]:
+        """The event's graded submissions with their results (parsed once each; a stored result that
+        does not validate is logged and left out)."""
+        out = []
+        removed = self.removed_teams()
+        for team, sub, res in self.store.results(self.event, known=set(self._parsed)):
+            if team.id in removed:
+                continue
+            if res is not None and sub.id not in self._parsed:  # a stored result never changes: parsed once
+                try:
+                    self._parsed[sub.id] = SubmissionResult.model_validate_json(res.result_json)
+                except ValueError:
+                    log.warning("submission %d: its stored result does not validate; left off the boards", sub.id)
+                    self._parsed[sub.id] = None
+            result = self._parsed.get(sub.id)
+            if result is not None:
+                out.append(Graded(team=team.name, submission_id=sub.id, created=sub.created, result=result))
+        return out
+
+    def boards(self, *, private: bool, counts: tuple[int, int, int] | None = None) -> tuple[list[PublicBoard],
+                                                                                         list[Board]]:
+        """The event's public boards and, with ``private``, its private ones
+        (:func:`grader.server.web.boards.public_boards`, :func:`~grader.server.web.boards.private_boards`),
+        computed again only when a result was added (:meth:`Store.counts`; ``counts`` when the
+        caller has just read them)."""
+        if counts is None:
+            return self._boards_at(self._board_key(private))
+        return self._boards_at((counts[1], counts[2], private, self.removed_teams()))
+
+    def board_sections(self, *, private: bool, coach_links: bool, places: int) -> Markup:
+        """The leaderboard page's boards as HTML (``_board_sections.html.j2``: the private boards
+        when ``private``, then the public ones), rendered once per set of results and view: a
+        board of 200 teams is the page's whole cost."""
+        key = self._board_key(private)
+        view = (*key, coach_links, places)
+        with self._lock:
+            found = self._html.get(view)
+        if found is None:
+            public, private_boards = self._boards_at(key)
+            found = Markup(self.env.get_template("_board_sections.html.j2").render(
+                public=public, private=private_boards, coach_links=coach_links, places=places, no_split=NO_SPLIT_NOTE))
+            with self._lock:
+                self._html = {k: v for k, v in self._html.items() if k[:2] == key[:2]}  # older sets are stale
+                self._html[view] = found
+        return found
+
+    def _board_key(self, private: bool) -> tuple[int, int, bool, frozenset[int]]:
+        _, graded, newest = self.store.counts(self.event)  # one aggregate query tells a new result
+        return graded, newest, private, self.removed_teams()  # a team removed: the boards without it
+
+    def _boards_at(self, key: tuple[int, int, bool, frozenset[int]]) -> tuple[list[PublicBoard], list[Board]]:
+        with self._lock:
+            if key in self._boards:
+                return self._boards[key]  # type: ignore[no-any-return]
+        done = self.graded()
+        challenges = self.event_row().challenges
+        eta = self.options.eta
+        found = (public_boards(done, challenges, eta=eta),
+                 private_boards(done, challenges, eta=eta) if key[2] else [])
+        with self._lock:
+            self._boards = {k: v for k, v in self._boards.items() if k[:2] == key[:2]}  # older sets are stale
+            self._boards[key] = found
+        return found
+
+    def statuses(self, subs: Sequence[SubmissionRow]) -> list[tuple[SubmissionRow, dict[str, Any]]]:
+        """Each of ``subs`` with what the pages show of its progress (also the JSON of its status
+        and events); the queue places of the queued ones read in one query."""
+        places = self.store.queue_positions([s.id for s in subs if s.state == "queued"])
+        return [(s, _status(s, places.get(s.id))) for s in subs]
+
+    def status_of(self, sub: SubmissionRow) -> dict[str, Any]:
+        """:meth:`statuses` of ``sub`` alone."""
+        return self.statuses([sub])[0][1]
+
+
+def _status(sub: SubmissionRow, position: int | None) -> dict[str, Any]:
+    return {"id": sub.id, "state": sub.state, "progress": sub.progress,
+            "queue_position": position, "elapsed_s": elapsed_s(sub),
+            "verdict": sub.verdict, "score": sub.score, "max_score": sub.max_score,
+            "error": sub.error, "final": sub.state in FINAL_STATES}

@@ -1,0 +1,255 @@
+"""A team's pages: ``/`` (briefs, downloads, the upload form, the team's submissions with live
+progress), ``POST /submit`` (the upload), ``/submissions/{id}/events`` (Server-Sent Events, the
+WHATWG HTML standard's ``text/event-stream``) and ``/submissions/{id}/status`` (JSON, the polling
+fallback), ``/submissions/{id}/scorecard`` (the team's own only: 404 otherwise). Each needs the
+team's session; a coach's session asking for ``/`` is sent to ``/coach``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import json
+from collections.abc import AsyncIterator
+
+import anyio
+from fastapi import FastAPI, Request
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import ClientDisconnect
+from starlette.responses import StreamingResponse
+
+from grader.core import UsageError
+from grader.intake import size_text
+from grader.report import render_scorecard, team_view, unpack, with_board
+from grader.score import SubmissionResult
+from grader.server.store import CapReached, DatabaseUnavailable, SubmissionRow, TeamRow, UploadRefused, refusal
+from grader.server.web.boards import board_steps
+from grader.server.web.bundle import MAX_FILES, bundle
+from grader.server.web.headers import SCORECARD_CSP
+from grader.server.web.pages import FINAL_STATES, Refused, Site
+from grader.server.web.receive import (
+    FORM_SLACK,
+    FormRefused,
+    ReceivedForm,
+    Slots,
+    TooLarge,
+    clear_stale,
+    drain,
+    receive_form,
+)
+
+__all__ = ["BUSY_RETRY_S", "UPLOAD_THREADS", "add_team_routes"]
+
+UPLOAD_THREADS = 100  # uploads stored and committed at once (their own threads: see add_team_routes)
+_SIZE_FIX = "Fix: leave datasets and checkpoints out; the grader gives the data in DATA_DIR."
+BUSY_RETRY_S = 10  # Retry-After of an upload refused because max_uploads are in flight
+_BUSY = ("The server is receiving many uploads at this moment: yours was not stored. "
+         f"Try again in {BUSY_RETRY_S} seconds (go back and upload again).")
+_TEAM_BUSY = ("Your team is sending other uploads at this moment: this one was not stored. Wait for them to "
+              f"finish, then try again (in {BUSY_RETRY_S} seconds or more).")
+
+
+def add_team_routes(app: FastAPI, site: Site) -> None:
+    """Add the team's pages of ``site`` to ``app``.
+
+    Raises:
+        OSError: the folder receiving the uploads (``uploads/.incoming`` in the state folder)
+            cannot be made.
+    """
+    store, settings, opts, event_name, workers = site.store, site.settings, site.options, site.event, site.workers
+    # uploads have threads of their own: fifty at once, each waiting for its fsync and its batch's
+    # commit, would hold every token of AnyIO's default limiter (40) and make the others, and
+    # the pages, wait for one; an upload's thread holds a database connection only while it
+    # leads a batch (grader.server.store.group), so they do not add to the pool's use
+    uploads = anyio.CapacityLimiter(UPLOAD_THREADS)
+    # uploads in flight, each received into its own folder on the uploads' disk (grader.server.web.receive)
+    slots = Slots(opts.max_uploads, opts.upload_bytes_in_flight, per_team=opts.uploads_per_team)
+    incoming = store.state_dir / "uploads" / ".incoming"
+    incoming.mkdir(exist_ok=True)
+    clear_stale(incoming)
+
+    def home(request: Request, *, message: str = "", status: int = 200, chosen: str = "") -> HTMLResponse:
+        team = site.team_of(request)
+        event = site.event_row()
+        briefs = []
+        for cid in event.challenges:
+            folder = settings.project_dir / "challenges" / cid
+            readme = folder / "README.md"
+            briefs.append({"id": cid, "brief": readme.read_text(encoding="utf-8", errors="replace")
+                           if readme.is_file() else "", "starter": (folder / "starter.ipynb").is_file()})
+        subs = as_team_sees(site.statuses(store.submissions(event_name, team_id=team.id)))
+        return site.page(request, "home.html.j2", status, team=team, briefs=briefs, submissions=subs,
+                         left=store.submissions_left_today(event_name, team.id), message=message,
+                         flash=request.session.pop("flash", ""), chosen=chosen or event.challenges[0],
+                         max_upload=size_text(opts.max_upload_bytes))
+
+    @app.get("/")
+    def team_home(request: Request) -> Response:
+        if request.session.get("coach") is True:
+            return RedirectResponse("/coach", status_code=303)
+        return home(request)
+
+    def queue(team: TeamRow, challenge: str, form: ReceivedForm) -> SubmissionRow:
+        event = site.event_row()
+        if challenge not in event.challenges:
+            raise UsageError(f"{challenge!r} is not a challenge of this event; choose one of "
+                             f"{', '.join(event.challenges)}")
+        try:
+            packed = bundle(form.files, max_bytes=opts.max_upload_bytes, folder=form.folder)
+        except OSError as err:  # the bundle's zip could not be written (the disk is full)
+            raise refusal(err) from err
+        if packed.problem is not None or packed.path is None:
+            raise UsageError(packed.problem or "the upload could not be read")
+        with packed.path.open("rb") as data:  # the files' limit was counted as they came: the zip's few
+            upload = store.store_upload(data, filename=packed.filename,  # headers may pass it
+                                        max_bytes=opts.max_upload_bytes + FORM_SLACK, record=False)
+        return store.submit(event_name, team.id, challenge=challenge, upload=upload)  # committed with it
+
+    def too_big(total: int | None) -> str:
+        held = f"holds {size_text(total)}," if total is not None else "is"
+        return f"The upload {held} over the limit of {size_text(opts.max_upload_bytes)}. {_SIZE_FIX}"
+
+    async def refuse_upload(request: Request, status: int, message: str, *, unread: bool = False,
+                            **headers: str) -> Response:
+        # answered once the body is in (read and dropped: grader.server.web.receive.drain), or closed; a
+        # client waiting for 100 Continue (curl, past 1 MiB) is answered at once, its body never sent
+        waiting = unread and request.headers.get("expect", "").lower() == "100-continue"
+        ended = not waiting and await drain(request)
+        page = await run_in_threadpool(site.page, request, "error.html.j2", status, message=message) \
+            if status == 503 else await run_in_threadpool(home, request, status=status, message=message)
+        page.headers.update(headers | ({} if ended else {"Connection": "close"}))
+        return page
+
+    @app.post("/submit")
+    async def submit(request: Request) -> Response:
+        """An upload: its body streamed into the uploads' disk with its limit counted as it
+        arrives (:mod:`grader.server.web.receive`), at most ``max_uploads`` at once (503 beyond),
+        checked (:mod:`grader.server.web.bundle`), stored and committed; its files removed whatever
+        the outcome. A refused body is read on and dropped before the answer (:func:`drain`), its
+        slot given back first."""
+        known = site.known_team(request)
+        team = known if known is not None else await run_in_threadpool(site.team_of, request)
+        length = request.headers.get("content-length", "")
+        declared = int(length) if length.isdigit() else None
+        if declared is not None and declared > opts.max_upload_bytes + FORM_SLACK:  # refused before reading it
+            return await refuse_upload(request, 413, too_big(declared), unread=True)
+        holds = declared if declared is not None else opts.max_upload_bytes + FORM_SLACK  # at most, on disk
+        if slots.team_full(team.id):
+            return await refuse_upload(request, 429, _TEAM_BUSY, unread=True, **{"Retry-After": str(BUSY_RETRY_S)})
+        if not slots.take(holds, team.id):
+            return await refuse_upload(request, 503, _BUSY, unread=True, **{"Retry-After": str(BUSY_RETRY_S)})
+        try:
+            form = await receive_form(request, folder=incoming, max_bytes=opts.max_upload_bytes,
+                                      max_files=MAX_FILES, max_fields=20)
+        except FormRefused as err:  # TooLarge too: nothing kept past the limit, the rest dropped
+            slots.give(holds, team.id)
+            return await refuse_upload(request, err.status, too_big(declared) if isinstance(err, TooLarge)
+                                       else err.message)
+        except ClientDisconnect:
+            slots.give(holds, team.id)
+            return Response(status_code=400)  # nobody is there to read it
+        except OSError as err:
+            slots.give(holds, team.id)
+            refused = refusal(err)
+            return await run_in_threadpool(home, request, status=507 if refused.disk_full else 500,
+                                           message=str(refused))
+        except BaseException:
+            slots.give(holds, team.id)
+            raise
+        try:
+            return await received(request, team, form)
+        finally:
+            slots.give(holds, team.id)
+
+    async def received(request: Request, team: TeamRow, form: ReceivedForm) -> Response:
+        challenge = form.fields.get("challenge", "")
+        try:
+            site.check_csrf(request, form.fields.get("csrf"))
+            sub = await anyio.to_thread.run_sync(queue, team, challenge, form, limiter=uploads)
+        except CapReached as err:
+            return await run_in_threadpool(home, request, status=429, message=str(err), chosen=challenge)
+        except UploadRefused as err:
+            return await run_in_threadpool(home, request, status=507 if err.disk_full else 413, message=str(err),
+                                           chosen=challenge)
+        except UsageError as err:
+            return await run_in_threadpool(home, request, status=400, message=str(err), chosen=challenge)
+        finally:
+            await anyio.to_thread.run_sync(form.close)
+        if workers is not None:
+            workers.wake()
+        request.session["flash"] = f"Submission #{sub.id} ({sub.filename}) is queued."
+        return RedirectResponse("/", status_code=303)
+
+    @app.get("/submissions/{submission_id}/status")
+    def status(request: Request, submission_id: int) -> JSONResponse:
+        return JSONResponse(team_status_of(site.own(request, submission_id)))
+
+    @app.get("/submissions/{submission_id}/events")
+    async def events(request: Request, submission_id: int) -> StreamingResponse:
+        await run_in_threadpool(site.own, request, submission_id)
+
+        async def stream() -> AsyncIterator[str]:
+            last = ""
+            while True:
+                try:
+                    sub = await run_in_threadpool(store.submission, submission_id)
+                    data = "" if sub is None else json.dumps(await run_in_threadpool(team_status_of, sub))
+                except DatabaseUnavailable:  # away for a moment (a restart): the stream waits for it
+                    if await request.is_disconnected():
+                        return
+                    await asyncio.sleep(opts.poll_s)
+                    continue
+                if sub is None:
+                    return
+                if data != last:
+                    yield f"event: progress\ndata: {data}\n\n"
+                    last = data
+                if sub.state in FINAL_STATES:
+                    yield f"event: done\ndata: {data}\n\n"
+                    return
+                if await request.is_disconnected():
+                    return
+                await asyncio.sleep(opts.poll_s)
+
+        return StreamingResponse(stream(), media_type="text/event-stream", headers={"Cache-Control": "no-store"})
+
+    def as_team_sees(found: list[tuple[SubmissionRow, dict[str, object]]]) -> list[tuple[SubmissionRow,
+                                                                                      dict[str, object]]]:
+        """``found`` (:meth:`Site.statuses`) with, before the Reveal, each graded submission's verdict
+        and score as its team scorecard has them (threshold criteria decided on the public part,
+        :func:`grader.report.teamcard.team_view`), not the whole hidden test set's, which the private part
+        would steer."""
+        if all(status["verdict"] is None for _, status in found) or site.event_row().revealed:
+            return found
+        parsed = {g.submission_id: g.result for g in site.graded()}
+        seen = {sub.id: team_view(parsed[sub.id]) for sub, _ in found if sub.id in parsed}
+        out = []
+        for sub, status in found:
+            if sub.id in seen and status["verdict"] is not None:
+                verdict, score = seen[sub.id].verdict, seen[sub.id].score
+                sub, status = dataclasses.replace(sub, verdict=verdict, score=score), status | {
+                    "verdict": verdict, "score": score}
+            out.append((sub, status))
+        return out
+
+    def team_status_of(sub: SubmissionRow) -> dict[str, object]:
+        """:meth:`Site.status_of` ``sub`` as its team sees it (:func:`as_team_sees`)."""
+        return as_team_sees([(sub, site.status_of(sub))])[0][1]
+
+    @app.get("/submissions/{submission_id}/scorecard")
+    def scorecard(request: Request, submission_id: int) -> HTMLResponse:
+        sub = site.own(request, submission_id)
+        result = store.result(sub.id)
+        if result is None:
+            raise Refused(404, "This submission has no scorecard yet.")
+        # both team scorecards were rendered when the job finished (with the loss plot and
+        # thumbnails, which result.json does not keep; grader.report.teamcard): the one after the Reveal,
+        # or the one before it with this submission's step on the team's public board put in.
+        # A result stored before them is rendered again from its JSON.
+        revealed = site.event_row().revealed
+        html = unpack(result.team_scorecard_html, revealed=revealed) or render_scorecard(
+            SubmissionResult.model_validate_json(result.result_json), audience="team", revealed=revealed)
+        if not revealed:
+            html = with_board(html, board_steps(site.graded(), sub.id, eta=opts.eta))
+        return HTMLResponse(html, headers={"Content-Security-Policy": SCORECARD_CSP})

@@ -1,0 +1,644 @@
+"""The notebook runner: one process per notebook, on the student's side of the trust boundary.
+
+Started by :mod:`grader.execute.run` as ``python -m grader.student.runner JOB.json``. It starts a kernel,
+runs the setup cell (``kernel/capture.py`` and ``kernel/shutdown.py``), every cell of the
+notebook, then the probe's visible step, and writes the executed notebook and ``facts.json``
+(the cell timeline), rewritten after every cell so that a run killed at its deadline still
+tells which cell was running. Then it asks the grader for the gate of the hidden images
+(``--gate W,R``: one byte written on W, the answer read on R; :mod:`grader.sandbox.gate`) and, once it
+is open, runs the probe's hidden step, whose answers alone the grader reads from then on. It
+never sees hidden labels.
+
+The kernel is started first, before the runner imports nbclient and jupyter_client (about
+0.15 s), so that the kernel's own start overlaps them: see :func:`start_kernel_early`. It is
+taken as ready as soon as it answers, without jupyter_client's 0.2 s wait for a silent IOPub
+channel: see :func:`wait_until_ready`.
+
+The runner makes itself a child subreaper, so processes the kernel orphans (double forks,
+``start_new_session``) stay its descendants; at its end it kills every one of them. The parent
+enforces the hard deadline by killing this whole process tree from outside. The runner holds
+the read end of the grading process's *lifeline* (``--lifeline FD``, see
+:func:`grader.execute.run.lifeline_fd`): when it reads end-of-file, the grading process is gone, and
+the runner kills its own process tree and exits (see :func:`watch_lifeline`).
+
+It stays one module, over the house's 400 lines: it is the whole of the student's side of the
+grader's protocol (the job file in, the timeline and the gate's handshake out, the lifeline), read
+top to bottom as the runner's process lives it; split, each handshake would have its halves in
+two files.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from pathlib import Path
+from typing import Any, NamedTuple, cast
+
+__all__ = ["become_subreaper", "cell_numbers", "kill_tree", "main", "run", "start_kernel_early", "watch_lifeline"]
+
+PR_SET_CHILD_SUBREAPER = 36
+LIFELINE_ARG = "--lifeline"
+GATE_ARG = "--gate"
+GATE_WAIT_S = 300  # how long the runner waits for the grader to open the gate
+KERNEL_DIR = Path(__file__).resolve().parent / "kernel"
+SETUP_CELLS = ("capture.py", "shutdown.py")  # run as one hidden cell before the notebook's
+
+
+def become_subreaper() -> None:
+    """Make orphaned descendants re-parent to this process (Linux ``prctl``
+    ``PR_SET_CHILD_SUBREAPER``; no-op elsewhere).
+
+    The runner does not set ``PR_SET_PDEATHSIG``: Linux sends that signal when the *thread*
+    that forked the process exits (``prctl(2)``), so a server's worker thread that ends, or a
+    thread pool recycling its threads, would kill a healthy run. :func:`watch_lifeline` ties
+    the runner to the grading *process* instead.
+    """
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+    except (OSError, AttributeError):
+        pass
+
+
+def watch_lifeline(fd: int) -> threading.Thread:
+    """Watch the lifeline's read end ``fd`` in a daemon thread: the grading process keeps the
+    write end open for its whole life and never writes, so a read returns only at end-of-file,
+    when that process is gone (killed, crashed: the kernel closes its descriptors). Then kill
+    every descendant of this runner (:func:`kill_tree`) and exit at once with status 137.
+
+    The descriptor is made close-on-exec here, so the kernel and what it starts do not hold it.
+
+    Returns:
+        the started watcher thread.
+    """
+    os.set_inheritable(fd, False)
+
+    def watch() -> None:
+        while True:
+            try:
+                data = os.read(fd, 1)
+            except InterruptedError:
+                continue
+            except OSError:
+                data = b""
+            if not data:
+                break
+        try:
+            kill_tree(os.getpid(), include_root=False)
+        finally:
+            os._exit(128 + signal.SIGKILL)
+
+    thread = threading.Thread(target=watch, name="grader-lifeline", daemon=True)
+    thread.start()
+    return thread
+
+
+def kill_tree(pid: int, *, include_root: bool) -> int:
+    """SIGKILL every descendant of ``pid`` (and ``pid`` itself if ``include_root``).
+
+    Every process is stopped (SIGSTOP) before any is killed, the root first, so that none can
+    fork away or, for the runner, write its files after its kernel died.
+
+    Returns:
+        how many processes were signalled.
+    """
+    import psutil
+
+    try:
+        root = psutil.Process(pid)
+    except psutil.NoSuchProcess:
+        return 0
+    if include_root:
+        try:
+            root.send_signal(signal.SIGSTOP)
+        except psutil.Error:
+            pass
+    stopped: dict[int, psutil.Process] = {}
+    for _ in range(20):  # a process may fork between listing and stopping: list again
+        try:
+            fresh = [p for p in root.children(recursive=True) if p.pid not in stopped]
+        except psutil.NoSuchProcess:
+            break
+        if not fresh:
+            break
+        for proc in fresh:
+            try:
+                proc.send_signal(signal.SIGSTOP)
+            except psutil.Error:
+                pass
+            stopped[proc.pid] = proc
+    victims = list(stopped.values()) + ([root] if include_root else [])
+    for proc in victims:
+        try:
+            proc.kill()
+        except psutil.Error:
+            pass
+    psutil.wait_procs(victims, timeout=5)
+    return len(victims)
+
+
+PORT_NAMES = ("shell_port", "iopub_port", "stdin_port", "control_port", "hb_port")
+# what nbclient adds to the kernel's command line (NotebookClient.ipython_hist_file)
+HISTORY_ARG = "--HistoryManager.hist_file=:memory:"
+
+
+class EarlyKernel(NamedTuple):
+    """A kernel started by :func:`start_kernel_early`, for the kernel manager to adopt."""
+
+    argv: list[str]
+    env: dict[str, str]  # without JPY_PARENT_PID, which jupyter_client adds at the launch too
+    cwd: str
+    info: dict[str, Any]
+    connection_file: str
+    process: subprocess.Popen[bytes]
+    started: float  # time.monotonic() at its launch
+
+
+def start_kernel_early(job: dict[str, Any]) -> EarlyKernel | None:
+    """Start the ``python3`` kernel (this interpreter's ipykernel) as jupyter_client would.
+
+    The same command (see :func:`_kernel_command`), environment (``job["env"]`` plus
+    ``JPY_PARENT_PID``, without ``PYTHONEXECUTABLE``), working folder and new session as
+    jupyter_client 8's ``LocalProvisioner``; the connection file (TCP on 127.0.0.1, five free ports, an HMAC-SHA256
+    key) is written at ``job["connection_file"]``, mode 0600. The kernel manager of :func:`run`
+    adopts this process only if it would have started the same (a ``python3`` kernelspec on the
+    Jupyter path with another command or its own ``env``, for one, makes it start its own).
+
+    Started before nbclient and jupyter_client are imported (0.11-0.16 s here), so that the
+    kernel's start (its interpreter and ipykernel's imports) overlaps them.
+
+    Returns:
+        the started kernel, or None when the job names no connection file or another kernel,
+        or the kernel could not be started here (then nbclient starts it, and reports why not).
+    """
+    path = job.get("connection_file")
+    if not path or job.get("kernel_name") != "python3":
+        return None
+    try:
+        return _start_kernel(job, path)
+    except OSError:
+        return None
+
+
+def _kernel_command(connection_file: str) -> list[str]:
+    """The ``python3`` kernel's command as jupyter_client will most likely find it: the
+    kernelspec installed in this environment (setup.sh's ``ipykernel install --sys-prefix``
+    writes ``-Xfrozen_modules=off`` into it), else ipykernel's own; formatted as jupyter_client
+    does (``python`` is this interpreter). A guess only: the kernel manager adopts the early
+    kernel only when its own command is the same.
+
+    Raises:
+        OSError: the kernelspec names an ``env``, templates or a provisioner of its own, which
+            jupyter_client would apply: the kernel is then left to it.
+    """
+    spec_file = Path(sys.prefix) / "share" / "jupyter" / "kernels" / "python3" / "kernel.json"
+    try:
+        spec = json.loads(spec_file.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        spec = {"argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"]}
+    except (OSError, ValueError) as err:
+        raise OSError(f"{spec_file}: {err}") from err
+    argv = spec.get("argv") if isinstance(spec, dict) else None
+    if (not isinstance(argv, list) or not argv or not all(isinstance(a, str) for a in argv)
+            or spec.get("env") or "kernel_provisioner" in (spec.get("metadata") or {})):
+        raise OSError(f"{spec_file}: a kernelspec this runner does not start itself")
+    major, minor = sys.version_info[:2]
+    if argv[0] in {"python", f"python{major}", f"python{major}.{minor}"}:
+        argv = [sys.executable, *argv[1:]]
+    argv = [a.replace("{connection_file}", connection_file) for a in argv]
+    if any("{" in a for a in argv):
+        raise OSError(f"{spec_file}: templates other than {{connection_file}}")
+    return argv
+
+
+def _start_kernel(job: dict[str, Any], path: str) -> EarlyKernel:
+    sockets = [socket.socket(socket.AF_INET, socket.SOCK_STREAM) for _ in PORT_NAMES]
+    try:
+        for sock in sockets:  # all bound at once, so that the five ports differ
+            sock.bind(("127.0.0.1", 0))
+        ports = {name: sock.getsockname()[1] for name, sock in zip(PORT_NAMES, sockets, strict=True)}
+    finally:
+        for sock in sockets:
+            sock.close()
+    info: dict[str, Any] = {**ports, "ip": "127.0.0.1", "transport": "tcp",
+                            "key": str(uuid.uuid4()), "signature_scheme": "hmac-sha256",
+                            "kernel_name": "python3"}
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        json.dump(info, fh)
+    argv = [*_kernel_command(os.path.realpath(path)), HISTORY_ARG]
+    env = {k: v for k, v in job["env"].items() if k != "PYTHONEXECUTABLE"}
+    started = time.monotonic()
+    process = subprocess.Popen(argv, stdin=subprocess.PIPE, cwd=job["workdir"],
+                               env={**env, "JPY_PARENT_PID": str(os.getpid())},
+                               start_new_session=True)
+    assert process.stdin is not None
+    process.stdin.close()
+    return EarlyKernel(argv, env, job["workdir"], info, path, process, started)
+
+
+IOPUB_CHECK_S = 0.2  # how long jupyter_client waits for IOPub after a kernel_info reply
+
+
+async def wait_until_ready(client: Any, timeout: float | None = None) -> None:
+    """Wait until the kernel has answered ``kernel_info`` on its shell channel and published
+    the ``idle`` status of such a request on IOPub: the kernel is then ready and IOPub connected.
+
+    jupyter_client's ``wait_for_ready`` checks the same (a reply, then any IOPub message within
+    0.2 s, else it asks again), then reads IOPub until 0.2 s pass without a message, so every
+    kernel start waits 0.2 s after the kernel is ready. Here the wait ends at that ``idle``
+    status. What may follow it on IOPub (the messages of a request asked again) is left there:
+    nbclient reads only the messages whose parent is the request it sent. Measured with
+    jupyter_client's blocking client (3 starts): the reply and its ``idle`` arrived 0.20-0.25 s
+    after the launch, and ``wait_for_ready`` returned at 0.40-0.45 s.
+
+    Args:
+        client: a started ``jupyter_client`` ``AsyncKernelClient`` (channels started).
+        timeout: seconds before giving up; None waits as long as the kernel lives.
+
+    Raises:
+        RuntimeError: the kernel died or did not answer within ``timeout``, with
+            jupyter_client's messages.
+    """
+    limit = float("inf") if timeout is None else timeout
+    deadline = time.monotonic() + limit
+    asked: set[str] = set()
+    reply: dict[str, Any] | None = None
+    while True:
+        asked.add(client.kernel_info())
+        # an answer to any request asked counts: a loaded kernel may answer late
+        reply = await _next_of(client.shell_channel, asked, "kernel_info_reply", 1.0) or reply
+        if reply is not None and await _next_of(client.iopub_channel, asked, "status",
+                                                IOPUB_CHECK_S, state="idle") is not None:
+            client._handle_kernel_info_reply(reply)
+            return
+        if not await client.is_alive():
+            raise RuntimeError("Kernel died before replying to kernel_info")
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"Kernel didn't respond in {limit:.0f} seconds")
+
+
+async def _next_of(channel: Any, parents: set[str], msg_type: str, window_s: float,
+                   state: str | None = None) -> dict[str, Any] | None:
+    """The first message on ``channel`` of ``msg_type`` answering one of ``parents`` (message
+    ids) and, given ``state``, with that ``execution_state``, within ``window_s`` seconds, else
+    None; the messages before it are read and dropped."""
+    from queue import Empty
+
+    end = time.monotonic() + window_s
+    while (left := end - time.monotonic()) > 0:
+        try:
+            msg = await channel.get_msg(timeout=left)
+        except Empty:
+            return None
+        if (msg.get("msg_type") == msg_type
+                and msg.get("parent_header", {}).get("msg_id") in parents
+                and (state is None or msg.get("content", {}).get("execution_state") == state)):
+            return cast(dict[str, Any], msg)
+    return None
+
+
+def _prompt_kernel_manager(early: EarlyKernel | None) -> type:
+    """jupyter_client's kernel manager, adopting ``early``, with clients that take the kernel
+    as ready as soon as it is (:func:`wait_until_ready`) and with its graceful shutdown
+    checking every 10 ms.
+
+    Adopting: the manager takes ``early``'s connection file (no new ports, no new file) and,
+    when the command, environment and folder it would launch with are ``early``'s, its process
+    instead of launching one; otherwise (a kernelspec with another command or its own ``env``,
+    another provisioner than jupyter_client's local one, Curve transport encryption asked for,
+    the early kernel already dead) it kills ``early`` and launches as usual.
+
+    The shutdown itself is jupyter_client's (interrupt, ``shutdown_request``, wait, then SIGTERM
+    and SIGKILL), so a kernel still runs its exit handlers (open files flushed); only the wait
+    for the process polls every 10 ms instead of 100 ms (the shutdown of an idle kernel measured
+    0.11 s with 100 ms polling, 0.07 s with 10 ms). ``_async_pre_start_kernel``,
+    ``_async_launch_kernel`` and ``_async_finish_shutdown`` are private: jupyter_client is pinned
+    by constraints.txt; recheck them on an upgrade (tests/student/test_runner.py runs both paths).
+    """
+    from jupyter_client.asynchronous.client import AsyncKernelClient
+    from jupyter_client.connect import KernelConnectionInfo
+    from jupyter_client.manager import AsyncKernelManager
+    from jupyter_client.provisioning.local_provisioner import LocalProvisioner
+    from traitlets import default
+
+    class PromptKernelClient(AsyncKernelClient):
+        async def wait_for_ready(self, timeout: float | None = None) -> None:
+            await wait_until_ready(self, timeout)
+
+    class PromptKernelManager(AsyncKernelManager):
+        adopting: EarlyKernel | None = None
+
+        @default("client_factory")
+        def _prompt_client_factory(self) -> type:
+            return PromptKernelClient
+
+        async def _async_pre_start_kernel(self, **kw: Any) -> Any:
+            # with transport encryption, jupyter_client would make Curve keys it lacks
+            if (early is not None and early.process.poll() is None
+                    and kw.get("transport_encryption", self.transport_encryption) == "disabled"):
+                self.adopting = early
+                self.cache_ports = False
+                self.connection_file = early.connection_file
+                self.load_connection_info(cast(KernelConnectionInfo, early.info))
+                self._connection_file_written = True
+            elif early is not None:
+                _discard(early)
+            return await super()._async_pre_start_kernel(**kw)
+
+        async def _async_launch_kernel(self, kernel_cmd: list[str], **kw: Any) -> None:
+            adopted, self.adopting = self.adopting, None
+            provisioner = self.provisioner
+            if (adopted is None or kernel_cmd != adopted.argv or kw.get("env") != adopted.env
+                    or str(kw.get("cwd")) != adopted.cwd
+                    or not isinstance(provisioner, LocalProvisioner)):
+                if adopted is not None:
+                    _discard(adopted)
+                await super()._async_launch_kernel(kernel_cmd, **kw)
+                return
+            # what LocalProvisioner.launch_kernel records of the process it starts
+            provisioner.process = adopted.process
+            provisioner.pid = adopted.process.pid
+            provisioner.pgid = os.getpgid(adopted.process.pid)
+            provisioner.cwd = kw.get("cwd")
+            self._reconcile_connection_info(provisioner.connection_info)
+
+        async def _async_finish_shutdown(self, waittime: float | None = None,
+                                         pollinterval: float = 0.01,
+                                         restart: bool = False) -> None:
+            await super()._async_finish_shutdown(waittime=waittime, pollinterval=pollinterval,
+                                                 restart=restart)
+
+    return PromptKernelManager
+
+
+def _discard(early: EarlyKernel) -> None:
+    """Kill a kernel that will not be adopted; its ports and connection file are reused."""
+    early.process.kill()
+    early.process.wait()
+
+
+def _make_client(nb: Any, job: dict[str, Any], early: EarlyKernel | None = None) -> Any:
+    from nbclient import NotebookClient
+
+    cap = int(job["max_output_bytes"])
+
+    class CappedClient(NotebookClient):
+        """nbclient with a per-cell output budget (nbgrader's LimitOutput, applied live)."""
+
+        used: dict[int, int] = {}
+
+        def output(self, outs: list[Any], msg: dict[str, Any], display_id: Any, cell_index: int) -> Any:
+            used = self.used.get(cell_index, 0)
+            if used > cap:
+                return None  # this cell's output was cut already
+            content = msg.get("content", {})
+            size = len(json.dumps(content, default=str))
+            if used + size <= cap:
+                self.used[cell_index] = used + size
+                return super().output(outs, msg, display_id, cell_index)
+            self.used[cell_index] = cap + 1
+            if msg.get("msg_type") == "stream" and cap > used:
+                kept = {**content, "text": str(content.get("text", ""))[: cap - used]}
+                super().output(outs, {**msg, "content": kept}, display_id, cell_index)
+            from nbformat.v4 import new_output
+
+            outs.append(new_output("stream", name="stderr",
+                                   text=f"\n[grader] output of this cell cut at {cap} bytes\n"))
+            return None
+
+    return CappedClient(
+        nb,
+        kernel_manager_class=_prompt_kernel_manager(early),
+        timeout=int(job["cell_timeout_s"]),
+        kernel_name=job["kernel_name"],
+        allow_errors=False,
+        record_timing=True,
+        interrupt_on_timeout=False,
+        resources={"metadata": {"path": job["workdir"]}},
+    )
+
+
+class Timeline:
+    """The cell timeline, written to ``facts.json`` after every change."""
+
+    def __init__(self, path: Path, n_cells: int) -> None:
+        self.path = path
+        self.facts: dict[str, Any] = {
+            "schema": 1,
+            "status": "starting",
+            "message": "",
+            "failed_cell": None,
+            "kernel_start_s": None,
+            "cells": [
+                {"index": i, "status": "not_run", "seconds": None, "error": None,
+                 "execution_count": None}
+                for i in range(n_cells)
+            ],
+            "probe": {"status": "not_run", "seconds": None, "message": ""},
+        }
+        self.write()
+
+    def write(self) -> None:
+        tmp = self.path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(self.facts), encoding="utf-8")
+        os.replace(tmp, self.path)
+
+
+def _error_of(err: BaseException) -> dict[str, str]:
+    ename = getattr(err, "ename", type(err).__name__)
+    evalue = getattr(err, "evalue", str(err))
+    return {"ename": str(ename)[:200], "evalue": str(evalue)[:2000]}
+
+
+def cell_numbers(nb: Any) -> list[int | None]:
+    """The student's number of each cell, for messages: its 1-based position in the notebook
+    as the student sees it, the cell tagged ``injected-parameters`` not counted (None), as
+    :func:`grader.evidence.records.cell_number` (not imported: the runner starts light)."""
+    numbers: list[int | None] = []
+    seen = 0
+    for cell in nb.cells:
+        if "injected-parameters" in cell.get("metadata", {}).get("tags", []):
+            numbers.append(None)
+        else:
+            seen += 1
+            numbers.append(seen)
+    return numbers
+
+
+def _cell_name(numbers: list[int | None], index: int) -> str:
+    number = numbers[index]
+    return "the cell injected by the grader" if number is None else f"cell {number}"
+
+
+def _run_hidden(client: Any, source: str, timeout_s: int) -> None:
+    """Execute a cell that is not part of the notebook (capture, probe) in the same kernel."""
+    import nbformat
+
+    # as nbformat.v4.new_code_cell makes it, without validating it (see run)
+    cell = nbformat.from_dict({"cell_type": "code", "id": "grader-hidden", "metadata": {},
+                               "execution_count": None, "outputs": [], "source": source})
+    client.nb.cells.append(cell)
+    old_timeout, client.timeout = client.timeout, timeout_s
+    try:
+        client.execute_cell(cell, len(client.nb.cells) - 1, store_history=False)
+    finally:
+        client.timeout = old_timeout
+        client.nb.cells.pop()
+
+
+def run(job: dict[str, Any], early: EarlyKernel | None = None) -> None:
+    """Execute the job described in ``job`` (see :mod:`grader.execute.run` for its fields), in
+    ``early`` when it is given (see :func:`start_kernel_early`)."""
+    import nbformat
+    from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
+
+    # written by the grader from a notebook it validated: not validated again here (the
+    # validator's first use costs about 0.025 s); the grader validates what comes back
+    nb = nbformat.v4.nbjson.reads(Path(job["notebook"]).read_text(encoding="utf-8"))
+    timeline = Timeline(Path(job["facts"]), len(nb.cells))
+    facts = timeline.facts
+    numbers = cell_numbers(nb)
+    client = _make_client(nb, job, early)
+    # from the early kernel's launch, when there is one (adopted or not: the time it took)
+    started = early.started if early is not None else time.monotonic()
+    try:
+        with client.setup_kernel(env=job["env"], cwd=job["workdir"]):
+            facts["kernel_start_s"] = time.monotonic() - started
+            _run_hidden(client, "\n".join((KERNEL_DIR / name).read_text()
+                                           for name in SETUP_CELLS), 120)
+            facts["status"] = "running"
+            for index, cell in enumerate(nb.cells):
+                record = facts["cells"][index]
+                if cell.cell_type != "code":
+                    record["status"] = "skipped"
+                    continue
+                record["status"] = "running"
+                timeline.write()
+                t0 = time.monotonic()
+                try:
+                    client.execute_cell(cell, index)
+                    record["status"] = "ok"
+                except CellTimeoutError as err:
+                    record.update(status="timeout", error=_error_of(err))
+                    facts.update(status="cell_timeout", failed_cell=index,
+                                 message=f"{_cell_name(numbers, index)} ran past "
+                                 f"{job['cell_timeout_s']} s")
+                except CellExecutionError as err:
+                    record.update(status="error", error=_error_of(err))
+                    facts.update(status="cell_error", failed_cell=index,
+                                 message=f"{_cell_name(numbers, index)} raised {err.ename}: "
+                                 f"{err.evalue}"[:2000])
+                finally:
+                    record["seconds"] = time.monotonic() - t0
+                    record["execution_count"] = cell.get("execution_count")
+                    timeline.write()
+                if record["status"] != "ok":
+                    break
+            if facts["status"] == "running":
+                facts["status"] = "ok"
+            if facts["status"] != "cell_timeout":
+                _probe(client, job, facts)
+                if "gate" in job:
+                    _probe_hidden(client, job, nb, timeline)
+    except DeadKernelError as err:
+        facts.update(status="kernel_died", message=f"the kernel died: {err}"[:2000])
+        for record in facts["cells"]:
+            if record["status"] == "running":
+                record.update(status="error", error={"ename": "DeadKernelError", "evalue": str(err)})
+                facts["failed_cell"] = record["index"]
+    except Exception as err:  # kernel could not start, zmq failure: reported, not raised
+        facts.update(status="kernel_failed", message=f"{type(err).__name__}: {err}"[:2000])
+    finally:
+        timeline.write()
+        Path(job["executed"]).write_text(nbformat.v4.nbjson.writes(nb), encoding="utf-8")
+
+
+def _probe(client: Any, job: dict[str, Any], facts: dict[str, Any]) -> None:
+    from nbclient.exceptions import CellExecutionError, CellTimeoutError
+
+    source = (KERNEL_DIR / "probe.py").read_text()
+    call = f"\n_grader_probe(__import__('json').loads({json.dumps(job['probe'])!r}))\n"
+    t0 = time.monotonic()
+    facts["probe"]["status"] = "running"
+    try:
+        _run_hidden(client, source + call, int(job["probe_timeout_s"]))
+        facts["probe"]["status"] = "ok"
+    except CellTimeoutError:
+        facts["probe"].update(status="timeout", message=f"ran past {job['probe_timeout_s']} s")
+    except CellExecutionError as err:
+        facts["probe"].update(status="error", message=f"{err.ename}: {err.evalue}"[:2000])
+    finally:
+        facts["probe"]["seconds"] = time.monotonic() - t0
+
+
+def _write_hidden_status(job: dict[str, Any], status: str) -> None:
+    Path(job["probe"]["hidden_out"]).write_text(json.dumps({"schema": 1, "status": status}), encoding="utf-8")
+
+
+def _probe_hidden(client: Any, job: dict[str, Any], nb: Any, timeline: Timeline) -> None:
+    """Write what may reach a team (the executed notebook, the timeline), ask the grader for the
+    gate of the hidden images, and once it is open run the probe's hidden step (its status, when
+    the step itself cannot write its answers: ``timeout``, ``error``, ``kernel_died`` or
+    ``gate_closed``, into ``hidden_out``)."""
+    import select
+
+    import nbformat
+    from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
+
+    Path(job["executed"]).write_text(nbformat.v4.nbjson.writes(nb), encoding="utf-8")
+    timeline.write()
+    want, answer = job["gate"]
+    try:
+        os.write(want, b"g")
+        ready, _, _ = select.select([answer], [], [], GATE_WAIT_S)
+        opened = bool(ready) and os.read(answer, 1) == b"o"
+    except OSError:
+        opened = False
+    if not opened:
+        _write_hidden_status(job, "gate_closed")
+        return
+    source = (KERNEL_DIR / "probe.py").read_text()
+    call = f"\n_grader_probe_hidden(__import__('json').loads({json.dumps(job['probe'])!r}))\n"
+    try:
+        _run_hidden(client, source + call, int(job["probe_timeout_s"]))
+    except CellTimeoutError:
+        _write_hidden_status(job, "timeout")
+    except CellExecutionError:
+        _write_hidden_status(job, "error")
+    except DeadKernelError:
+        _write_hidden_status(job, "kernel_died")
+        raise
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: ``python -m grader.student.runner JOB.json [--lifeline FD] [--gate W,R]``."""
+    args = sys.argv[1:] if argv is None else argv
+    become_subreaper()
+    if LIFELINE_ARG in args[1:]:
+        watch_lifeline(int(args[args.index(LIFELINE_ARG) + 1]))
+    job = json.loads(Path(args[0]).read_text(encoding="utf-8"))
+    if GATE_ARG in args[1:]:
+        job["gate"] = [int(fd) for fd in args[args.index(GATE_ARG) + 1].split(",")]
+    try:
+        run(job, start_kernel_early(job))
+    finally:
+        kill_tree(os.getpid(), include_root=False)
+    return 0
+
+
+if __name__ == "__main__":
+    status = main()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    # its files are written and renamed into place; the interpreter's teardown (zmq threads,
+    # nbclient's modules: about 0.05 s) would only delay the grader
+    os._exit(status)
