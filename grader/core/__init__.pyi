@@ -1,7 +1,17 @@
 # The face of grader.core: the names other packages import, read by lazy_loader.attach_stub
 # at run time and by type checkers (names on __all__ are re-exported).
 
-from .challenge import Challenge, DatasetSpec, Limits, MnistSpec, PreparedView, challenge_ids, load_challenge
+from .challenge import (
+    Challenge,
+    DatasetSpec,
+    Limits,
+    MnistSpec,
+    PreparedView,
+    challenge_ids,
+    hard_limit_s,
+    load_challenge,
+    minutes,
+)
 from .errors import (
     ChallengeError,
     ConfigError,
@@ -31,5 +41,5 @@ from .settings import (
 __all__ = ["Challenge", "ChallengeError", "ConfigError", "DATA_DIR_ENV", "DataError", "DatasetSpec", "ExitStatus",
     "GraderError", "HarnessError", "Limits", "MnistSpec", "PreparedView", "RubricError", "STATE_DIR_ENV", "Settings",
     "UsageError", "challenge_ids", "default_state_dir", "environ_snapshot", "exit_code_of", "limit_own_blas_threads",
-    "load_challenge", "resolve_settings", "safe_name", "sandbox_uid", "user_environ", "visible_gpus", "worker_data_dir",
-    "write_atomic"]
+    "hard_limit_s", "load_challenge", "minutes", "resolve_settings", "safe_name", "sandbox_uid", "user_environ",
+    "visible_gpus", "worker_data_dir", "write_atomic"]

@@ -19,6 +19,8 @@ __all__ = [
     "Challenge",
     "DatasetSpec",
     "Limits",
+    "hard_limit_s",
+    "minutes",
     "ExecutionSpec",
     "IdxSpec",
     "PreparedView",
@@ -230,8 +232,10 @@ class ExecutionSpec(_Strict):
 
     Attributes:
         cell_timeout_s: longest one cell may run, in seconds.
-        deadline_s: wall-clock limit for the whole run (kernel start, cells, probe), in seconds.
-        probe_timeout_s: limit for the probe that calls the contract after the last cell.
+        deadline_s: wall-clock limit for the kernel's start and the notebook's cells, in seconds;
+            the probe's steps have ``probe_timeout_s`` each after it (:func:`hard_limit_s`).
+        probe_timeout_s: limit for each step of the probe that calls the contract after the last
+            cell (the new images, then the hidden test set), in seconds.
         max_output_bytes: outputs kept per cell; later outputs are dropped with a note.
         probe_batch_size: images per call of ``predict`` when the probe runs it.
         memory_mb: memory of the whole sandbox (processes and its ``/tmp``), in MiB.
@@ -264,12 +268,15 @@ class ProfileSpec(_Strict):
 
     Attributes:
         description: what the profile is for.
-        deadline_s: overrides the execution deadline for this profile.
+        cell_timeout_s: overrides the execution's cell limit for this profile, in seconds (a
+            ``full`` profile's training cell runs its whole schedule).
+        deadline_s: overrides the execution deadline for this profile, in seconds.
         gpu: its notebooks need a GPU: the event server's workers without one leave them to
             those with one, and Dask sends them only to workers offering the ``GPU`` resource.
     """
 
     description: str
+    cell_timeout_s: int | None = Field(default=None, gt=0)
     deadline_s: int | None = Field(default=None, gt=0)
     gpu: bool = False
 
@@ -332,11 +339,49 @@ class Challenge(_Strict):
         return spec is not None and spec.gpu
 
     def deadline_for(self, profile: str) -> int:
-        """Wall-clock deadline in seconds for ``profile``."""
+        """Wall-clock deadline in seconds for ``profile`` (its own, else ``[execution]``'s)."""
         spec = self.profiles.get(profile)
         if spec is not None and spec.deadline_s is not None:
             return spec.deadline_s
         return self.execution.deadline_s
+
+    def cell_timeout_for(self, profile: str) -> int:
+        """Longest one cell may run under ``profile``, in seconds (its own, else ``[execution]``'s)."""
+        spec = self.profiles.get(profile)
+        if spec is not None and spec.cell_timeout_s is not None:
+            return spec.cell_timeout_s
+        return self.execution.cell_timeout_s
+
+    def hard_limit_for(self, profile: str) -> int:
+        """When a run under ``profile`` is killed whatever it is doing, in seconds (:func:`hard_limit_s`)."""
+        return hard_limit_s(self.deadline_for(profile), self.execution.probe_timeout_s)
+
+    def time_limits(self, profile: str) -> str:
+        """The run's time limits under ``profile`` in words, as the starter, the brief and the
+        team's page state them: ``each cell 15 min, the whole notebook 25 min``."""
+        return (f"each cell {minutes(self.cell_timeout_for(profile))}, "
+                f"the whole notebook {minutes(self.deadline_for(profile))}")
+
+
+RUN_GRACE_S = 60  # beyond the probe's two steps: stopping the last cell, the kernel's start and end
+
+
+def hard_limit_s(deadline_s: int, probe_timeout_s: int) -> int:
+    """When the grader kills a run whatever it is doing, in seconds from its start: the
+    notebook's ``deadline_s`` (kernel start and cells, enforced by the runner, which stops the
+    running cell there), then the probe's two steps (the new images, then the hidden test
+    set) of ``probe_timeout_s`` each, and ``RUN_GRACE_S``."""
+    return deadline_s + 2 * probe_timeout_s + RUN_GRACE_S
+
+
+def minutes(seconds: int) -> str:
+    """``seconds`` in words for a limit: ``25 min``, ``1 h 30 min``, ``45 s``."""
+    if seconds < 60:
+        return f"{seconds} s"
+    hours, mins = divmod(round(seconds / 60), 60)
+    if not hours:
+        return f"{mins} min"
+    return f"{hours} h" + (f" {mins} min" if mins else "")
 
 
 def challenge_ids(project_dir: Path) -> list[str]:

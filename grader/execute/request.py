@@ -26,9 +26,11 @@ class RunRequest:
         notebook: the notebook with parameters already injected.
         workdir: writable folder the kernel starts in (a copy of the submission).
         run_dir: grader-owned folder for the job file, timeline, logs and probe output.
-        cell_timeout_s: per-cell limit in seconds.
-        deadline_s: hard wall-clock limit for the whole run in seconds.
-        probe_timeout_s: limit for the probe cell in seconds.
+        cell_timeout_s: per-cell limit in seconds (the runner stops a cell there and goes on).
+        deadline_s: limit for the kernel's start and the notebook's cells in seconds (the runner
+            stops the running cell there and runs no other).
+        probe_timeout_s: limit for each of the probe's two steps in seconds; the run is killed
+            from outside at :attr:`hard_limit_s`.
         max_output_bytes: outputs kept per cell.
         probe: the probe's config (contract names, image folders and file names, batch size).
         python: interpreter for the runner (its kernel is this interpreter's ``python3``).
@@ -64,3 +66,11 @@ class RunRequest:
     nice: int = 0
     gate: HiddenGate | None = None
     at_gate: Callable[[float], None] | None = None
+
+    @property
+    def hard_limit_s(self) -> int:
+        """When the grader kills the run whatever it is doing, in seconds from its start
+        (:func:`grader.core.hard_limit_s`)."""
+        from grader.core import hard_limit_s
+
+        return hard_limit_s(self.deadline_s, self.probe_timeout_s)

@@ -1,9 +1,12 @@
 """Stage 2 of grading a notebook, *execute*: run it in its own runner process, with a hard
 deadline and a per-job cancel enforced from outside.
 
-The runner (:mod:`grader.student.runner`) starts the kernel; this side waits at most ``deadline_s``, or
-until the job's cancel event is set, and then kills the runner and every descendant, so a kernel
-that ignores SIGINT, or a child that left the kernel's session, cannot outlive the deadline.
+The runner (:mod:`grader.student.runner`) starts the kernel and itself stops a cell at its limit or at
+the notebook's ``deadline_s`` (an interrupt, as Jupyter's Stop button) so that the probe can still
+score the model as it stood; this side waits at most the request's ``hard_limit_s`` (the deadline
+and the probe's two steps), or until the job's cancel event is set, and then kills the runner and
+every descendant, so a kernel that ignores SIGINT, or a child that left the kernel's session,
+cannot outlive it.
 Each runner holds the read end of this process's lifeline (:func:`lifeline_fd`), so it dies with
 the grading process, whichever thread started it. What comes back is read as bounded JSON and
 validated (:mod:`grader.evidence.runfacts`); nothing is unpickled.
@@ -135,6 +138,7 @@ def run_notebook(request: RunRequest) -> RunResult:
         "kernel_name": "python3",
         "connection_file": str(paths["kernel.json"]),
         "cell_timeout_s": request.cell_timeout_s,
+        "deadline_s": request.deadline_s,
         "probe_timeout_s": request.probe_timeout_s,
         "max_output_bytes": request.max_output_bytes,
         "env": env,
@@ -178,10 +182,10 @@ def run_notebook(request: RunRequest) -> RunResult:
         if gate is not None:
             gate.start()
         try:
-            ended = wait_for_run(proc, t0 + request.deadline_s, paths["facts.json"], request, gate)
+            ended = wait_for_run(proc, t0 + request.hard_limit_s, paths["facts.json"], request, gate)
             deadline_hit, cancelled = ended == "deadline", ended == "cancelled"
             if deadline_hit:
-                log.warning("deadline of %s s reached; killing the run", request.deadline_s)
+                log.warning("hard limit of %s s reached; killing the run", request.hard_limit_s)
             elif cancelled:
                 log.warning("run cancelled; killing it")
         finally:
@@ -202,7 +206,7 @@ def run_notebook(request: RunRequest) -> RunResult:
     opened = gate is not None and gate.opened.is_set()
     seen = {**paths, **gate.seen} if gate is not None and opened else paths
     facts = (cancelled_facts(seen, wall_s, request.notebook, sources, sandboxed) if cancelled else
-             run_facts(seen, wall_s, deadline_hit, request.notebook, request.deadline_s, sources, proc.returncode,
+             run_facts(seen, wall_s, deadline_hit, request.notebook, request.hard_limit_s, sources, proc.returncode,
                        sandboxed))
     executed = None
     text = read_bounded(seen["executed.ipynb"], MAX_NOTEBOOK_BYTES)

@@ -283,7 +283,7 @@ def _execute_notebook(path: Path, submission: Submission, settings: Settings,
             notes = notebook_notes(copy.notebook, sandboxed=options.sandbox.kind != "none")
             request = RunRequest(
                 notebook=copy.notebook, workdir=copy.start, run_dir=run_dir,
-                cell_timeout_s=challenge.execution.cell_timeout_s, deadline_s=deadline,
+                cell_timeout_s=challenge.cell_timeout_for(options.profile), deadline_s=deadline,
                 probe_timeout_s=challenge.execution.probe_timeout_s,
                 max_output_bytes=challenge.execution.max_output_bytes, python=settings.python,
                 probe=probe_config(challenge, hidden, opened.added, copy.new_dir, new_files, mnist=opened.mnist,

@@ -101,10 +101,11 @@ def gpu_challenges(settings: Settings, profile: str) -> frozenset[str]:
 
 
 def longest_deadline(settings: Settings, profile: str) -> int:
-    """The longest notebook deadline of any challenge for ``profile``, in seconds."""
+    """The longest time any challenge's run may take under ``profile`` before it is killed, in
+    seconds (:meth:`grader.core.Challenge.hard_limit_for`)."""
     from grader.core import challenge_ids, load_challenge
 
-    return max((load_challenge(settings.project_dir, cid).deadline_for(profile)
+    return max((load_challenge(settings.project_dir, cid).hard_limit_for(profile)
                 for cid in challenge_ids(settings.project_dir)), default=1800)
 
 

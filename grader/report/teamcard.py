@@ -214,6 +214,7 @@ def _no_server_folders(nb: NotebookResult) -> NotebookResult:
 
     execution = nb.execution.model_copy(update={
         "message": without_folders(nb.execution.message), "wall_s": float(round(nb.execution.wall_s)),
+        "problem": without_folders(nb.execution.problem), "problem_fix": without_folders(nb.execution.problem_fix),
         "cells": [c.model_copy(update={"error": without_folders(c.error) if c.error else c.error})
                   for c in nb.execution.cells]})
     criteria = [c.model_copy(update={"message": without_folders(c.message), "fix": without_folders(c.fix)})

@@ -188,7 +188,7 @@ def score_notebook(path: Path, challenge: Challenge, rubric: Rubric, profile: st
     return NotebookResult(
         notebook=path.name, challenge=challenge.id, profile=profile, verdict=verdict,
         verdict_reason=verdict_reason(rows),
-        score=score, max_score=max_score, criteria=rows, execution=summary(facts),
+        score=score, max_score=max_score, criteria=rows, execution=_with_problem(summary(facts), ev, results),
         claimed_accuracy=claim.claimed if claim else None,
         claim_flagged=claim.flagged if claim else False,
         claim_line=claim.claim.line if claim else None, claim_kind=claim.claim.kind if claim else None,
@@ -222,6 +222,18 @@ def _cell_png(run: RunResult | None, rows: list[CriterionResult]) -> str:
         if isinstance(data, str) and len(data) < 3_000_000 and _BASE64.match(data):
             return "data:image/png;base64," + "".join(data.split())
     return ""
+
+
+def _with_problem(execution: ExecutionSummary, ev: Evidence, results: Sequence[CheckResult]) -> ExecutionSummary:
+    """``execution`` with the run's problem and its fix, said once for every criterion it left
+    unmeasured (:func:`grader.score.checks.registry.run_problem`), and whether the run was scored
+    as it stood when a time limit stopped it (:func:`grader.score.checks.registry.partial_run`)."""
+    from grader.score.checks.registry import partial_run, run_problem
+
+    problem = run_problem(ev) if any(r.of_run for r in results) else None
+    return execution.model_copy(update={"problem": problem.reason if problem else "",
+                                        "problem_fix": problem.fix if problem else "",
+                                        "partial": partial_run(ev)})
 
 
 def summary(facts: ExecutionFacts) -> ExecutionSummary:

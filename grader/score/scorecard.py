@@ -68,8 +68,10 @@ class CriterionResult(_Model):
     ``max_points``, ``short`` a figure for the verdict line (``0.62 < 0.90``; may be empty),
     ``decision`` how a threshold criterion decides (``point`` or ``lower_bound``, see
     :class:`grader.score.rubric.Criterion`), ``borderline`` the words saying that the measured
-    figure's 95% interval contains the threshold ("" when it does not; schema 2) and ``bar``
-    what a threshold criterion on the hidden test set compared (None for the others; schema 3)."""
+    figure's 95% interval contains the threshold ("" when it does not; schema 2), ``bar``
+    what a threshold criterion on the hidden test set compared (None for the others; schema 3)
+    and ``of_run`` whether it was not measured because of the run's problem, which
+    :attr:`ExecutionSummary.problem` states once (the scorecard's row points to it)."""
 
     id: str
     title: str
@@ -84,6 +86,7 @@ class CriterionResult(_Model):
     decision: Decision = "point"
     borderline: str = ""
     bar: Bar | None = None
+    of_run: bool = False
 
 
 class CellRow(_Model):
@@ -102,7 +105,10 @@ class CellRow(_Model):
 
 class ExecutionSummary(_Model):
     """How the notebook ran: status, message, failed cell, wall time (s), sandboxing, cells,
-    and the probe's time (s) calling the contract after the last cell."""
+    and the probe's time (s) calling the contract after the last cell. ``problem`` and
+    ``problem_fix``: why criteria were not measured and what to do, said once for all of them
+    ("" when every criterion was measured); ``partial``: the run was stopped by a time limit and
+    the contract's functions were called on what the cells had built by then."""
 
     status: str
     message: str
@@ -112,6 +118,9 @@ class ExecutionSummary(_Model):
     probe_status: str
     cells: list[CellRow]
     probe_s: float | None = None
+    problem: str = ""
+    problem_fix: str = ""
+    partial: bool = False
 
 
 class Share(_Model):

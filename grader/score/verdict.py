@@ -50,7 +50,7 @@ def score_criteria(
             points=c.points if r.status == "pass" else 0.0, max_points=c.points,
             message=r.message, fix=_fix(c, r, framework), measured=r.measured, short=r.short,
             decision=c.decision, borderline=r.borderline if r.status != "not_measured" else "",
-            bar=bar_of(c, r, profile),
+            bar=bar_of(c, r, profile), of_run=r.of_run,
         )
         for c, r in zip(criteria, results, strict=True)
     ]

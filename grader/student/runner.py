@@ -50,6 +50,9 @@ GATE_ARG = "--gate"
 GATE_WAIT_S = 300  # how long the runner waits for the grader to open the gate
 KERNEL_DIR = Path(__file__).resolve().parent / "kernel"
 SETUP_CELLS = ("capture.py", "shutdown.py")  # run as one hidden cell before the notebook's
+# how long a kernel may take to stop a cell after its interrupt (SIGINT, as Jupyter's Stop button)
+INTERRUPT_GRACE_S = 15
+LAST_LINE_CHARS = 160  # the longest last output line a timeout's message quotes
 
 
 def become_subreaper() -> None:
@@ -479,6 +482,33 @@ def _cell_name(numbers: list[int | None], index: int) -> str:
     return "the cell injected by the grader" if number is None else f"cell {number}"
 
 
+def last_line(outputs: list[Any]) -> str:
+    """The last line a cell printed (its stdout and stderr streams, in order), as a terminal
+    shows it: a progress bar's last state after its carriage returns, the grader's own notes
+    left out; "" when it printed nothing. Cut to ``LAST_LINE_CHARS``."""
+    text = "".join(str(o.get("text", "")) for o in outputs if o.get("output_type") == "stream")
+    for line in reversed(text.splitlines()):  # str.splitlines splits at "\r" too
+        shown = line.strip()
+        if shown and not shown.startswith("[grader]"):
+            return shown if len(shown) <= LAST_LINE_CHARS else shown[: LAST_LINE_CHARS - 1] + "…"
+    return ""
+
+
+def _stop_cell(client: Any) -> bool:
+    """Interrupt the kernel's running cell (SIGINT, as Jupyter's Stop button) and wait up to
+    ``INTERRUPT_GRACE_S`` for it to be idle again: True when it is, False when the cell ignored
+    the interrupt (the kernel is then left to the grader's hard deadline)."""
+    from nbclient.exceptions import CellExecutionError, CellTimeoutError
+    from nbclient.util import run_sync
+
+    try:
+        run_sync(client.km.interrupt_kernel)()
+        _run_hidden(client, "pass", INTERRUPT_GRACE_S)  # answered once the interrupted cell ended
+    except (CellTimeoutError, CellExecutionError):
+        return False
+    return True
+
+
 def _run_hidden(client: Any, source: str, timeout_s: int) -> None:
     """Execute a cell that is not part of the notebook (capture, probe) in the same kernel."""
     import nbformat
@@ -499,7 +529,7 @@ def run(job: dict[str, Any], early: EarlyKernel | None = None) -> None:
     """Execute the job described in ``job`` (see :mod:`grader.execute.run` for its fields), in
     ``early`` when it is given (see :func:`start_kernel_early`)."""
     import nbformat
-    from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
+    from nbclient.exceptions import DeadKernelError
 
     # written by the grader from a notebook it validated: not validated again here (the
     # validator's first use costs about 0.025 s); the grader validates what comes back
@@ -516,36 +546,10 @@ def run(job: dict[str, Any], early: EarlyKernel | None = None) -> None:
             _run_hidden(client, "\n".join((KERNEL_DIR / name).read_text()
                                            for name in SETUP_CELLS), 120)
             facts["status"] = "running"
-            for index, cell in enumerate(nb.cells):
-                record = facts["cells"][index]
-                if cell.cell_type != "code":
-                    record["status"] = "skipped"
-                    continue
-                record["status"] = "running"
-                timeline.write()
-                t0 = time.monotonic()
-                try:
-                    client.execute_cell(cell, index)
-                    record["status"] = "ok"
-                except CellTimeoutError as err:
-                    record.update(status="timeout", error=_error_of(err))
-                    facts.update(status="cell_timeout", failed_cell=index,
-                                 message=f"{_cell_name(numbers, index)} ran past "
-                                 f"{job['cell_timeout_s']} s")
-                except CellExecutionError as err:
-                    record.update(status="error", error=_error_of(err))
-                    facts.update(status="cell_error", failed_cell=index,
-                                 message=f"{_cell_name(numbers, index)} raised {err.ename}: "
-                                 f"{err.evalue}"[:2000])
-                finally:
-                    record["seconds"] = time.monotonic() - t0
-                    record["execution_count"] = cell.get("execution_count")
-                    timeline.write()
-                if record["status"] != "ok":
-                    break
+            responsive = _run_cells(client, nb, job, timeline, numbers, started)
             if facts["status"] == "running":
                 facts["status"] = "ok"
-            if facts["status"] != "cell_timeout":
+            if responsive:
                 _probe(client, job, facts)
                 if "gate" in job:
                     _probe_hidden(client, job, nb, timeline)
@@ -560,6 +564,74 @@ def run(job: dict[str, Any], early: EarlyKernel | None = None) -> None:
     finally:
         timeline.write()
         Path(job["executed"]).write_text(nbformat.v4.nbjson.writes(nb), encoding="utf-8")
+
+
+def _run_cells(client: Any, nb: Any, job: dict[str, Any], timeline: Timeline, numbers: list[int | None],
+               started: float) -> bool:
+    """Run the notebook's cells in order, the timeline updated around each; False when the
+    kernel is left busy (a cell that ignored its interrupt), True when it can still be probed.
+
+    A cell that errs ends the cells. A cell that runs past its limit (``cell_timeout_s``) is
+    stopped as Jupyter's Stop button stops it and the cells after it still run; at the whole
+    notebook's limit (``deadline_s`` from the kernel's launch) the running cell is stopped and
+    no cell after it runs. Either way the kernel keeps what the cells built (the model as it
+    stood), which the probe then calls: the scorecard says it was scored that way. The first
+    problem is the run's status (``cell_timeout``, ``deadline``, ``cell_error``)."""
+    from nbclient.exceptions import CellExecutionError, CellTimeoutError
+
+    facts = timeline.facts
+    cell_limit = int(job["cell_timeout_s"])
+    ends_at = started + float(job.get("deadline_s", 1e9))
+    for index, cell in enumerate(nb.cells):
+        record = facts["cells"][index]
+        if cell.cell_type != "code":
+            record["status"] = "skipped"
+            continue
+        left = ends_at - time.monotonic()
+        if left < 1:
+            if facts["status"] == "running":
+                facts.update(status="deadline", failed_cell=index,
+                             message=f"the notebook reached its {job['deadline_s']} s limit before "
+                             f"{_cell_name(numbers, index)}; the cells from there on did not run")
+            return True
+        client.timeout = min(cell_limit, max(1, int(left)))
+        record["status"] = "running"
+        timeline.write()
+        t0 = time.monotonic()
+        try:
+            client.execute_cell(cell, index)
+            record["status"] = "ok"
+        except CellTimeoutError as err:
+            whole = client.timeout < cell_limit  # the notebook's limit came first
+            record.update(status="timeout", error=_error_of(err))
+            stopped = _stop_cell(client)
+            line = last_line(cell.get("outputs", []))
+            said = f" (its last line: {line!r})" if line else ""
+            limit = (f"the notebook's {job['deadline_s']} s limit" if whole else f"its {cell_limit} s limit")
+            if not stopped:
+                after = "; it did not stop when interrupted, so nothing after it ran"
+            elif whole:
+                after = "; it was stopped there"
+            else:
+                after = "; it was stopped there and the cells after it ran"
+            if facts["status"] == "running":
+                facts.update(status="deadline" if whole else "cell_timeout", failed_cell=index,
+                             message=f"{_cell_name(numbers, index)} ran past {limit}{said}{after}"[:2000])
+            if not stopped:
+                return False
+            if whole:
+                return True
+        except CellExecutionError as err:
+            record.update(status="error", error=_error_of(err))
+            if facts["status"] == "running":
+                facts.update(status="cell_error", failed_cell=index,
+                             message=f"{_cell_name(numbers, index)} raised {err.ename}: {err.evalue}"[:2000])
+            return True
+        finally:
+            record["seconds"] = time.monotonic() - t0
+            record["execution_count"] = cell.get("execution_count")
+            timeline.write()
+    return True
 
 
 def _probe(client: Any, job: dict[str, Any], facts: dict[str, Any]) -> None:

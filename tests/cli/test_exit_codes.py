@@ -326,6 +326,8 @@ def test_criteria_after_a_crashing_cell_are_not_measured_with_the_runs_fix() -> 
         assert rows[cid].points == 0
     assert "Train longer" not in json.dumps(result.model_dump())
     assert result.verdict == "fail"
+    assert result.execution.problem == "cell 3 raised ValueError: bad shape"
+    assert result.execution.problem_fix == rows["accuracy"].fix and not result.execution.partial
     # (whether no new images at all is a fail or not measured after a crash, the new-images
     # check decides: it is left out here)
     failed, unmeasured = result.verdict_reason.split("; not measured: ")
@@ -333,6 +335,21 @@ def test_criteria_after_a_crashing_cell_are_not_measured_with_the_runs_fix() -> 
     assert unmeasured.startswith("accuracy, loss-history, loss-plot, ")
     assert unmeasured.endswith("transfer-learning, saved-model")
     assert result.execution.failed_cell == 3
+
+
+def test_the_scorecard_says_a_runs_problem_once() -> None:
+    """One message per cause: the run's problem and its fix once, above the criteria; each
+    criterion it left unmeasured points to it instead of repeating it."""
+    from grader.report.render import render_scorecard
+
+    facts = _facts(status="cell_error", message="cell 3 raised ValueError: bad shape", failed=3)
+    nb = _gear_score(facts, None)
+    result = _fake_result("team", "fail").model_copy(update={"notebooks": [nb]})
+    for html in (render_scorecard(result), render_scorecard(result, audience="team")):
+        assert html.count("cell 3 raised ValueError: bad shape") == 1
+        assert html.count("Make cell 3 run without error") == 1
+        unmeasured = sum(c.status == "not_measured" for c in nb.criteria)
+        assert unmeasured >= 4 and html.count("not measured: see the run's problem above") == unmeasured
 
 
 def test_a_malformed_notebook_leaves_the_criteria_not_measured() -> None:
@@ -485,7 +502,8 @@ def test_kernel_crash_names_the_students_cell_and_leaves_criteria_not_measured(
     from grader.report.render import render_scorecard
 
     html = render_scorecard(result)
-    assert "injected by the grader" in html and "not measured: cell 4 raised ValueError" in html
+    assert "injected by the grader" in html and html.count("cell 4 raised ValueError") == 1
+    assert "not measured: see the run's problem above" in html
     assert f"FAIL:</strong> {notebook.verdict_reason}" in html
 
 

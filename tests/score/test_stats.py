@@ -105,7 +105,8 @@ def test_scorecard_rows_carry_decision_and_borderline(tmp_path: Path) -> None:
 
 
 def test_a_threshold_check_lists_decision_last() -> None:
-    assert list(get_check("hidden_accuracy").params.model_fields) == ["model", "threshold", "decision"]
+    assert list(get_check("hidden_accuracy").params.model_fields) == ["model", "threshold", "allow_same_model",
+                                                                      "decision"]
 
 
 def test_schema_1_result_still_renders() -> None:

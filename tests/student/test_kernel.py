@@ -87,7 +87,8 @@ def test_sigint_ignoring_loop_is_stopped_at_the_deadline(
     nb = result.notebooks[0]
     assert result.verdict == "fail"
     assert nb.execution.status == "deadline"
-    assert "still running at the 15 s deadline" in nb.execution.message
+    assert nb.execution.message == ("cell 6 ran past the notebook's 15 s limit; it did not stop when interrupted, "
+                                    "so nothing after it ran")
     assert elapsed < 60
     assert _gone(int(pid_file.read_text()))
 

@@ -31,7 +31,7 @@ from grader.score.measure import measure
 from grader.score.stats import TOO_FEW_WIDTH, Interval, wilson_interval
 
 __all__ = ["AccuracyParams", "Judgement", "PerClassParams", "below", "hidden_accuracy", "interval_fields", "judge",
-           "notebook_runs", "per_class_report", "span"]
+           "notebook_runs", "per_class_report", "same_model", "span"]
 
 
 @register("notebook_runs", NoParams, needs_run=False)
@@ -44,8 +44,9 @@ def notebook_runs(ev: Evidence, params: NoParams) -> CheckResult:
     if ex.status == "malformed":  # the message names the file's fault and its own fix
         return dataclasses.replace(fail(ex.message or "the notebook is not a valid notebook",
                                         status=ex.status), fix="")
-    if ex.status != "ok":
-        return fail(ex.message or f"the run ended with status {ex.status}", status=ex.status)
+    if ex.status != "ok":  # the scorecard says it once, above the criteria (CheckResult.of_run)
+        return dataclasses.replace(fail(ex.message or f"the run ended with status {ex.status}", status=ex.status),
+                                   of_run=True)
     problem = run_problem(ev)
     if problem is not None:
         return fail(problem.reason)
@@ -149,7 +150,31 @@ def interval_fields(prefix: str, ci: Interval) -> dict[str, float | int | str]:
 class AccuracyParams(ThresholdParams):
     model: Literal["predict", "transfer", "mlp"] = "predict"
     threshold: float = Field(ge=0, le=1)
+    # a second model (transfer, mlp) may answer exactly as predict: where a challenge means one
+    # model to earn both criteria
+    allow_same_model: bool = False
     decision: Decision = "point"
+
+
+def same_model(ev: Evidence, role: str, predictions: list[str]) -> str:
+    """Why ``role``'s ``predictions`` on the hidden test set are the ``predict`` model's own, or "".
+
+    Two functions a rubric treats as different models (``predict`` and ``predict_transfer``, or
+    ``predict_mlp``) that answer identically on every hidden image are one model (``predict =
+    predict_transfer``): the criterion of the second fails, so that one model earns one
+    criterion. The test is on the answers, not on the names: nothing of the kernel's objects
+    leaves it.
+    """
+    if role == "predict" or ev.probe is None:
+        return ""
+    first = ev.probe.models.get("predict")
+    if first is None or first.predictions is None or first.predictions != predictions:
+        return ""
+    contract = ev.challenge.contract
+    name = {"transfer": contract.transfer or "predict_transfer", "mlp": contract.mlp or "predict_mlp"}[role]
+    kind = {"transfer": "a transfer-learning model", "mlp": "a multilayer perceptron"}[role]
+    return (f"`{name}` answered exactly as `{contract.predict}` on all {len(predictions)} {_images(ev)}: it is "
+            f"the same model, and it earns one criterion; this one needs a second model, {kind}, of its own")
 
 
 @register("hidden_accuracy", AccuracyParams)
@@ -158,13 +183,17 @@ def hidden_accuracy(ev: Evidence, params: AccuracyParams) -> CheckResult:
     Passes when every prediction is one of the challenge's class names and accuracy (share of
     correct predictions) >= ``threshold``; with ``decision = "lower_bound"``, when the lower end
     of the accuracy's 95% Wilson interval >= ``threshold``. Borderline when the interval contains
-    ``threshold``."""
+    ``threshold``. A second model (``transfer``, ``mlp``) that answers exactly as ``predict`` on
+    every hidden image fails, unless ``allow_same_model`` (:func:`same_model`)."""
     contract = ev.challenge.contract
     name = {"predict": contract.predict, "transfer": contract.transfer or "predict_transfer",
             "mlp": contract.mlp or "predict_mlp"}[params.model]
     predictions, why = _predictions(ev, params.model, name)
     if predictions is None:
         return fail(why)
+    same = "" if params.allow_same_model else same_model(ev, params.model, predictions)
+    if same:
+        return fail(same, short="same model as predict")
     m = measure(ev.hidden_labels, predictions, ev.challenge.dataset.classes)
     if m.unknown_labels:  # neither echoed nor counted: the kernel held the hidden images (grader.sandbox.gate)
         return fail(

@@ -40,7 +40,7 @@ def _not_called(ev: Evidence, name: str) -> CheckResult | None:
     else:  # no cell record: the grader stopped before running it (not a notebook, too large...)
         why = (f" because the notebook {'did not run to its end' if ev.execution.cells else 'was not run'} "
                f"({problem.reason})")
-    return CheckResult(status="not_measured", fix=problem.fix,
+    return CheckResult(status="not_measured", fix=problem.fix, of_run=True,
                        message=f"not measured: `{name}` was not called on new_images/{why}{counted}")
 
 

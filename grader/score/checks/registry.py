@@ -30,7 +30,7 @@ from grader.core import RubricError
 from grader.evidence import Evidence
 
 __all__ = ["DECISIONS", "CheckResult", "CheckSpec", "Decision", "NoParams", "Params", "RunProblem", "ThresholdParams",
-           "check_names", "fail", "get_check", "not_measured", "passed", "register", "run_problem"]
+           "check_names", "fail", "get_check", "not_measured", "partial_run", "passed", "register", "run_problem"]
 
 Status = Literal["pass", "fail", "not_measured"]
 Decision = Literal["point", "lower_bound"]
@@ -50,6 +50,8 @@ class CheckResult:
         borderline: for a threshold check whose 95% interval contains its threshold, what that
             means, in words ("0.896, 95% interval 0.864-0.922 over 424 images: the threshold
             0.90 is inside it; another draw of test images could pass"); else "".
+        of_run: not measured because of the run's problem (:func:`run_problem`), which the
+            scorecard states once, above its criteria.
     """
 
     status: Status
@@ -58,6 +60,7 @@ class CheckResult:
     short: str = ""
     fix: str | None = None
     borderline: str = ""
+    of_run: bool = False
 
 
 @dataclass(frozen=True)
@@ -69,9 +72,19 @@ class RunProblem:
     fix: str
 
 
+def partial_run(ev: Evidence) -> bool:
+    """Whether ``ev``'s run was stopped by a time limit (a cell's, or the notebook's: the runner
+    interrupted the cell, :mod:`grader.student.runner`) and the probe then called a defined
+    contract on what the cells had built: its figures are measured, on the model as it stood."""
+    ex = ev.execution
+    return (ex.status in ("cell_timeout", "deadline") and ex.probe is not None and ex.probe.status == "ok"
+            and ev.probe is not None and not _undefined_contract(ev)[0])
+
+
 def run_problem(ev: Evidence) -> RunProblem | None:
     """Why ``ev``'s run left nothing to measure, or None when it ran to the end and defines
-    the contract (``CLASS_NAMES`` a list of str, the predict function callable).
+    the contract (``CLASS_NAMES`` a list of str, the predict function callable), or was cut by a
+    time limit and still defines it (:func:`partial_run`).
 
     Cell numbers in the reasons are the student's own (see :mod:`grader.score.scorecard`).
     """
@@ -84,7 +97,7 @@ def run_problem(ev: Evidence) -> RunProblem | None:
         return RunProblem(ex.message or "the run was cancelled by the coach",
                           "The coach cancelled this run; this criterion is measured when the "
                           "submission is graded again.")
-    if ex.status != "ok":
+    if ex.status != "ok" and not partial_run(ev):
         number = ex.number_of(ex.failed_cell) if ex.failed_cell is not None else None
         slow = ex.status in ("cell_timeout", "deadline")
         if number is not None:
@@ -139,7 +152,7 @@ def _undefined_contract(ev: Evidence) -> tuple[list[str], list[str]]:
 def not_measured(problem: RunProblem, **measured: float | int | str) -> CheckResult:
     """A not_measured result: ``not measured: <reason>``, with the run's fix."""
     return CheckResult(status="not_measured", message=f"not measured: {problem.reason}",
-                       measured=measured, fix=problem.fix)
+                       measured=measured, fix=problem.fix, of_run=True)
 
 
 class Params(BaseModel):

@@ -15,6 +15,7 @@ __all__ = ["AddedClassParams", "MnistParams", "SavedModelParams", "TransferParam
 
 class TransferParams(ThresholdParams):
     threshold: float = Field(ge=0, le=1)
+    allow_same_model: bool = False
     decision: Decision = "point"
 
 
@@ -23,8 +24,10 @@ def transfer_learning(ev: Evidence, params: TransferParams) -> CheckResult:
     """Reads the probe's predictions of the transfer-learning model on the hidden test set.
     Passes when the contract's transfer function is defined, returns class names and reaches
     accuracy >= ``threshold`` (``decision = "lower_bound"``: the lower end of its 95% interval),
-    as ``hidden_accuracy`` decides."""
+    as ``hidden_accuracy`` decides; it fails when it answers exactly as ``predict`` on every
+    hidden image (``predict_transfer = predict``), unless ``allow_same_model``."""
     return hidden_accuracy(ev, AccuracyParams(model="transfer", threshold=params.threshold,
+                                              allow_same_model=params.allow_same_model,
                                               decision=params.decision))
 
 
