@@ -147,7 +147,8 @@ def _serve(store: Store, settings: Settings, options: GradeOptions, *, event: st
         from grader.server.web import AppOptions, create_app
 
         app = create_app(store, settings, workers=pool,
-                         options=AppOptions(event=event, https=proxy.https, hsts_s=proxy.hsts_s))
+                         options=AppOptions(event=event, https=proxy.https, hsts_s=proxy.hsts_s,
+                                            profile=options.profile))
     else:
         app = app_factory(store, settings, workers=pool, event=event)
     server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level=log_level, lifespan="off",

@@ -86,6 +86,8 @@ class AppOptions:
         join_delay_s: seconds a failed join waits before its answer.
         poll_s: seconds between progress reads of a Server-Sent Events stream.
         eta: the Ladder margin of the public board (:mod:`grader.server.web.ladder`).
+        profile: the profile the event's notebooks are graded with (``grader serve --profile``):
+            the team's page states its time limits.
     """
 
     event: str | None = None
@@ -98,6 +100,7 @@ class AppOptions:
     join_delay_s: float = 1.0
     poll_s: float = 1.0
     eta: float = ETA
+    profile: str = "full"
 
 
 class Refused(Exception):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 import json
 from collections.abc import AsyncIterator
 
@@ -19,7 +20,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect
 from starlette.responses import StreamingResponse
 
-from grader.core import UsageError
+from grader.core import GraderError, UsageError, load_challenge
 from grader.intake import size_text
 from grader.report import render_scorecard, team_view, unpack, with_board
 from grader.score import SubmissionResult
@@ -69,6 +70,15 @@ def add_team_routes(app: FastAPI, site: Site) -> None:
     incoming.mkdir(exist_ok=True)
     clear_stale(incoming)
 
+    @functools.cache
+    def _limits(cid: str) -> str:
+        """The time limits of challenge ``cid`` under the served profile, in words ("" where its
+        challenge.toml does not load: the brief still shows)."""
+        try:
+            return load_challenge(settings.project_dir, cid).time_limits(opts.profile)
+        except GraderError:
+            return ""
+
     def home(request: Request, *, message: str = "", status: int = 200, chosen: str = "") -> HTMLResponse:
         team = site.team_of(request)
         event = site.event_row()
@@ -77,12 +87,13 @@ def add_team_routes(app: FastAPI, site: Site) -> None:
             folder = settings.project_dir / "challenges" / cid
             readme = folder / "README.md"
             briefs.append({"id": cid, "brief": readme.read_text(encoding="utf-8", errors="replace")
-                           if readme.is_file() else "", "starter": (folder / "starter.ipynb").is_file()})
+                           if readme.is_file() else "", "starter": (folder / "starter.ipynb").is_file(),
+                           "limits": _limits(cid)})
         subs = as_team_sees(site.statuses(store.submissions(event_name, team_id=team.id)))
         return site.page(request, "home.html.j2", status, team=team, briefs=briefs, submissions=subs,
                          left=store.submissions_left_today(event_name, team.id), message=message,
                          flash=request.session.pop("flash", ""), chosen=chosen or event.challenges[0],
-                         max_upload=size_text(opts.max_upload_bytes))
+                         max_upload=size_text(opts.max_upload_bytes), profile=opts.profile)
 
     @app.get("/")
     def team_home(request: Request) -> Response:
