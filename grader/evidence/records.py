@@ -307,6 +307,9 @@ class ModelFile:
             or None when it is not a model file.
         description: one line: the format (``PyTorch torch.save archive``), or what the file is
             instead (``it is all zero bytes``).
+        outside: a model file the run wrote elsewhere in the working copy, not under
+            ``MODEL_DIR`` (``path`` then relative to the working copy: ``best.h5`` beside the
+            notebook), named by the ``saved_model`` check's failure.
     """
 
     path: str
@@ -314,6 +317,7 @@ class ModelFile:
     written_during_run: bool
     format: str | None = None
     description: str = ""
+    outside: bool = False
 
 
 @dataclass(frozen=True)

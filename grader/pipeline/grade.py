@@ -290,7 +290,7 @@ def _execute_notebook(path: Path, submission: Submission, settings: Settings,
                                    folder_of=gate.path_of),
                 on_progress=options.on_progress, sandbox=session,
                 extra_env=dict(options.kernel_env), cancel=options.cancel, nice=options.nice,
-                gate=gate, at_gate=lambda started: saved.append(_model_files(copy.model_dir, started)),
+                gate=gate, at_gate=lambda started: saved.append(_model_files(copy.model_dir, started, copy=workdir)),
             )
             log.info("running %s (%s, profile %s, deadline %s s, sandbox %s)", path,
                      challenge.id, options.profile, deadline, options.sandbox.kind)
@@ -301,7 +301,7 @@ def _execute_notebook(path: Path, submission: Submission, settings: Settings,
                 prefetch_over.set()
             # listed when the runner asked for the hidden images: what the kernel wrote after
             # that may not reach a team; a run that never asked leaves its folder as it ended
-            models = saved[0] if saved else _model_files(copy.model_dir, run.started_at)
+            models = saved[0] if saved else _model_files(copy.model_dir, run.started_at, copy=workdir)
         return ExecutedNotebook(path=path, challenge=challenge.id, facts=run.facts, run=run, models=models,
                                 notes=tuple(notes), new_files=tuple(new_files), new_images=decoded, sets=sets,
                                 opened=opened)

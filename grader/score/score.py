@@ -66,15 +66,21 @@ def unknown_challenge(path: Path, candidates: list[str], profile: str,
                                    probe_status="not_run", cells=[]))
 
 
-def model_files(folder: Path, started_at: float) -> tuple[ModelFile, ...]:
-    """What the run left under ``MODEL_DIR``: each file, or TensorFlow SavedModel folder as one
-    entry, with the model format its signature shows (:mod:`grader.evidence.modelfile`; nothing is
-    loaded). Symbolic links are skipped; at most 1,000 entries."""
+STRAY_SCAN = 2_000  # entries of the working copy looked at for model files outside MODEL_DIR
+
+
+def model_files(folder: Path, started_at: float, *, copy: Path | None = None) -> tuple[ModelFile, ...]:
+    """What the run left under ``MODEL_DIR`` (``folder``): each file, or TensorFlow SavedModel
+    folder as one entry, with the model format its signature shows (:mod:`grader.evidence.modelfile`;
+    nothing is loaded). Symbolic links are skipped; at most 1,000 entries. With ``copy`` (the
+    working copy), also the model files the run wrote in it outside ``folder`` (at most 5, of
+    the first ``STRAY_SCAN`` entries), marked :attr:`ModelFile.outside`."""
     from grader.evidence import explain, identify, is_saved_model_dir
 
+    stray = _stray_models(copy, folder, started_at) if copy is not None else ()
     if not folder.is_dir() or folder.is_symlink():
-        return ()
-    entries: list[ModelFile] = []
+        return stray
+    entries: list[ModelFile] = list(stray)
 
     def add(path: Path, members: list[Path]) -> None:
         stats = [m.stat() for m in members]
@@ -100,6 +106,32 @@ def model_files(folder: Path, started_at: float) -> tuple[ModelFile, ...]:
         elif p.is_file():
             add(p, [p])
     return tuple(entries)
+
+
+def _stray_models(copy: Path, model_dir: Path, started_at: float) -> tuple[ModelFile, ...]:
+    """Model files (a recognised signature) the run wrote in the working copy ``copy`` outside
+    ``model_dir``: ``model.save('best.h5')`` beside the notebook."""
+    from itertools import islice
+
+    from grader.evidence import identify
+
+    found: list[ModelFile] = []
+    for p in islice(copy.rglob("*"), STRAY_SCAN):
+        if len(found) >= 5:
+            break
+        try:
+            if p.is_symlink() or not p.is_file() or p.is_relative_to(model_dir):
+                continue
+            st = p.stat()
+        except OSError:
+            continue
+        if st.st_mtime < started_at - 1:
+            continue
+        kind = identify(p)
+        if kind is not None:
+            found.append(ModelFile(path=str(p.relative_to(copy)), size=st.st_size, written_during_run=True,
+                                   format=kind.name, description=kind.description, outside=True))
+    return tuple(found)
 
 
 def _output_text(run: RunResult | None) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -268,6 +269,25 @@ def test_new_images() -> None:
     copied = images[:4] + (NewImage(file="x.jpg", thumbnail="", dataset_match="rope/1.jpeg"),)
     result = run("new_image_predictions", evidence(probe, new_images=copied))
     assert result.status == "fail" and "x.jpg = rope/1.jpeg" in result.message
+
+
+def test_model_files_name_a_model_saved_outside_model_dir(tmp_path: Path) -> None:
+    import time
+
+    import numpy as np
+
+    from grader.score.score import model_files
+
+    started = time.time() - 5
+    models = tmp_path / "models"
+    models.mkdir()
+    np.save(tmp_path / "best.npy", np.arange(10.0))
+    (tmp_path / "notes.txt").write_text("not a model")
+    listed = model_files(models, started, copy=tmp_path)
+    assert [(f.path, f.format, f.outside) for f in listed] == [("best.npy", "numpy", True)]
+    assert model_files(models, started) == ()  # without the working copy: MODEL_DIR alone
+    failed = run("saved_model", evidence(model_files=listed))
+    assert failed.status == "fail" and "the notebook saved best.npy (NumPy array (np.save)" in failed.message
 
 
 def test_saved_model() -> None:

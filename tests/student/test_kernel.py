@@ -282,3 +282,16 @@ def test_every_process_started_while_grading_is_given_its_environment(
     assert result.verdict == "pass", statuses(result)
     assert started
     assert [name for name, env in started if env is None] == []
+
+
+def test_a_model_saved_beside_the_notebook_is_named_with_the_fix(
+        make_toy: Callable[..., Settings], tmp_path: Path) -> None:
+    settings = make_toy()
+    cells = [*GOOD_TOY_CELLS[:3], "np.save('weights.npy', np.arange(1000.0))"]  # not under MODEL_DIR
+    result = grade(settings, write_submission(tmp_path, "beside", cells))
+    saved = next(c for c in result.notebooks[0].criteria if c.id == "saved-model")
+    assert saved.status == "fail"
+    assert saved.message.startswith("no model file was saved under MODEL_DIR during this run, but the notebook "
+                                    "saved weights.npy (NumPy array (np.save), ")
+    assert saved.message.endswith("outside it: save it under MODEL_DIR instead, "
+                                  "os.path.join(MODEL_DIR, 'weights.npy')")

@@ -3,6 +3,8 @@ the added-class model and the MNIST model, each measured by the grader on its ow
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from pydantic import Field
 
 from grader.evidence import Evidence, framework_of, human_size
@@ -58,7 +60,7 @@ def saved_model(ev: Evidence, params: SavedModelParams) -> CheckResult:
     file (or TensorFlow SavedModel folder) of a recognised model format and at least
     ``min_bytes`` bytes was written there during this run. The failure names what was found
     instead and how to save a model in the framework the notebook imports."""
-    fresh = [f for f in ev.model_files if f.written_during_run]
+    fresh = [f for f in ev.model_files if f.written_during_run and not f.outside]
     models = [f for f in fresh if f.format is not None]
     big = [f for f in models if f.size >= params.min_bytes]
     if big:
@@ -72,8 +74,14 @@ def saved_model(ev: Evidence, params: SavedModelParams) -> CheckResult:
     if fresh:
         junk = "; ".join(f"{f.path} ({human_size(f.size)}) is not a model file: {f.description}" for f in fresh[:3])
         return fail(f"{junk}; {hint}", files=0)
-    older = [f.path for f in ev.model_files]
+    older = [f.path for f in ev.model_files if not f.outside]
     before = f" ({', '.join(older[:3])} {'is' if len(older) == 1 else 'are'} older than the run)" if older else ""
+    stray = [f for f in ev.model_files if f.outside]
+    if stray:
+        where = "; ".join(f"{f.path} ({f.description}, {human_size(f.size)})" for f in stray[:3])
+        return fail(f"no model file was saved under MODEL_DIR during this run{before}, but the notebook saved "
+                    f"{where} outside it: save it under MODEL_DIR instead, "
+                    f"os.path.join(MODEL_DIR, {Path(stray[0].path).name!r})", files=0)
     return fail(f"no model file was saved under MODEL_DIR during this run{before}; {hint}", files=0)
 
 
