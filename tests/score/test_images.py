@@ -340,3 +340,47 @@ def test_imagenet_labels_skip_what_the_probe_could_not_read() -> None:
         "not_measured", f"not measured: `{tf.contract.imagenet}` was not called on new_images/ because the notebook "
         "did not run to its end (the notebook ran past its 600 s deadline); 3 images in new_images/, 1 unreadable "
         "(x.jpg: truncated)")
+
+
+def _shown_evidence(figures: list[dict[str, Any]], text: str = "") -> Evidence:
+    files = [f"{i}.jpg" for i in range(5)]
+    answered = {"new_images": {"files": files, "predictions": ["rope", "rope", "tents", "axes", "boots"]},
+                "figures": figures}
+    return dataclasses.replace(_evidence(new_images=FIVE, probe=answered), output_text=text)
+
+
+def _axes(title: str, images: int = 1) -> dict[str, Any]:
+    return {"title": title, "xlabel": "", "ylabel": "", "lines": [], "images": images, "collections": 0}
+
+
+def _shown(ev: Evidence) -> tuple[str, str]:
+    spec = get_check("new_image_predictions")
+    result = spec.evaluate(ev, spec.params.model_validate({"min_images": 5, "shown": True}))
+    return result.status, result.message
+
+
+def test_shown_predictions_are_read_from_the_notebooks_own_figures_and_text() -> None:
+    grid = [{"execution_count": 9, "suptitle": "", "axes": [_axes(f"{label}\n{i}.jpg") for i, label in
+                                                            enumerate(["rope", "rope", "tents", "axes", "boots"])]}]
+    assert _shown(_shown_evidence(grid)) == (
+        "pass", "5 images in new_images/; 5 classified by `predict`, 5 shown by the notebook")
+    # titled by the prediction alone: each axes counts once, for an image given that class
+    bare = [{"execution_count": 9, "suptitle": "", "axes": [_axes(t) for t in ["rope", "rope", "tents", "axes",
+                                                                                "boots"]]}]
+    assert _shown(_shown_evidence(bare))[0] == "pass"
+    printed = "\n".join(f"{i}.jpg -> {label}" for i, label in enumerate(["rope", "rope", "tents", "axes", "boots"]))
+    assert _shown(_shown_evidence([], printed))[0] == "pass"
+
+
+def test_predictions_the_notebook_never_showed_fail_the_shown_criterion() -> None:
+    status, message = _shown(_shown_evidence([]))  # the grader's call answered all five; nothing shown
+    assert status == "fail"
+    assert message.startswith("5 images in new_images/; 5 classified by `predict` when the grader called it, "
+                              "but the notebook's own outputs show the predictions of 0 of them, 5 needed")
+    # a grid of training images titled by other classes, or a line without the file's name, is no evidence
+    training = [{"execution_count": 3, "suptitle": "", "axes": [_axes("gloves"), _axes("helmets"), _axes("rope"),
+                                                                 _axes("loss", images=0)]}]
+    assert _shown(_shown_evidence(training, "CLASS_NAMES: rope, tents, axes, boots"))[1].split(", ")[1] == (
+        "but the notebook's own outputs show the predictions of 1 of them")
+    spec = get_check("new_image_predictions")  # without shown: the grader's call alone, as before
+    assert spec.evaluate(_shown_evidence([]), spec.params.model_validate({"min_images": 5})).status == "pass"

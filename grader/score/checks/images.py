@@ -3,6 +3,8 @@ labels of the contract's pretrained ImageNet classifier."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from pydantic import Field
 
 from grader.evidence import Evidence, ModelRun
@@ -13,6 +15,43 @@ __all__ = ["ImagenetParams", "NewImagesParams", "imagenet_labels", "new_image_pr
 
 class NewImagesParams(Params):
     min_images: int = Field(default=5, ge=1)
+    # the notebook's own outputs must show the predictions too, not only answer the grader's call
+    shown: bool = False
+
+
+STEM_CHARS = 12  # how much of a file's name (without its suffix) a shown prediction must carry
+
+
+def shown_predictions(ev: Evidence, answers: dict[str, str]) -> list[str]:
+    """The new images whose prediction the notebook showed in its own outputs, in the order of
+    ``answers`` (``{file: class predict gave it when the grader called it}``).
+
+    Shown: a matplotlib axes drawing an image whose title holds the class ``predict`` gave that
+    image (each axes counted once), or whose title holds the file's name (its first
+    ``STEM_CHARS`` characters, without the suffix) and any class name; or a printed line that
+    holds the file's name and a class name. Read from the captured figures
+    (:mod:`grader.student.kernel.capture`) and the printed text, both from the cells' own run.
+    """
+    classes = set(ev.challenge.dataset.classes)
+    titles = [ax.title for fig in (ev.probe.figures if ev.probe else []) for ax in fig.axes if ax.images]
+    lines = ev.output_text.splitlines()
+    used: set[int] = set()
+    shown: list[str] = []
+
+    def names_a_class(text: str) -> bool:
+        return any(c in text for c in classes)
+
+    for file, answer in answers.items():
+        stem = Path(file).stem[:STEM_CHARS]
+        by_file = next((i for i, t in enumerate(titles) if i not in used and stem in t and names_a_class(t)), None)
+        by_answer = next((i for i, t in enumerate(titles) if i not in used and answer in t), None)
+        axes = by_file if by_file is not None else by_answer
+        if axes is not None:
+            used.add(axes)
+            shown.append(file)
+        elif any(stem in line and names_a_class(line) for line in lines):
+            shown.append(file)
+    return shown
 
 
 def _images_summary(ev: Evidence) -> str:
@@ -75,7 +114,9 @@ def new_image_predictions(ev: Evidence, params: NewImagesParams) -> CheckResult:
     """Reads the submission's ``new_images/`` as the grader decoded it (:mod:`grader.data.images`;
     dataset matches by perceptual hash) and ``predict``'s answers on them from the probe.
     Passes when at least ``min_images`` images decode, none is a dataset image, and ``predict``
-    returned one of the challenge's class names for each of them. Unreadable images are named
+    returned one of the challenge's class names for each of them; with ``shown``, also when the
+    notebook's own outputs show the predictions of at least ``min_images`` of them
+    (:func:`shown_predictions`): the grader's call stays the measurement. Unreadable images are named
     on their rows and in the message, and fail the criterion only by leaving too few. Too few
     images, or dataset copies, fail whatever became of the run; any other failure is
     not_measured, saying why, when the run left nothing to measure."""
@@ -102,6 +143,16 @@ def new_image_predictions(ev: Evidence, params: NewImagesParams) -> CheckResult:
     if unknown:
         return stopped or fail(f"`{name}` returned names that are not classes: {unknown[:5]}",
                                images=len(readable))
+    if params.shown:
+        shown = shown_predictions(ev, {im.file: answers[im.file] for im in readable})
+        if len(shown) < params.min_images:
+            return stopped or fail(
+                f"{summary}; {len(readable)} classified by `{name}` when the grader called it, but the notebook's "
+                f"own outputs show the predictions of {len(shown)} of them, {params.min_images} needed: show "
+                "each image with its predicted class and file name (plt.imshow(image); plt.title(f'{label} "
+                "{file}')), or print the file name beside its prediction", images=len(readable), shown=len(shown))
+        return passed(True, f"{summary}; {len(readable)} classified by `{name}`, {len(shown)} shown by the notebook",
+                      images=len(readable), shown=len(shown))
     return passed(True, f"{summary}; {len(readable)} classified by `{name}`", images=len(readable))
 
 
