@@ -56,6 +56,15 @@ if ! .venv/bin/python -m pip install --quiet --disable-pip-version-check \
   exit 1
 fi
 rm -f "$log"
+# the packages the coach adds for the notebooks (packages.txt, [environment] in challenge.toml):
+# pinned, installed beside the stack, within the same constraints
+pins=$(.venv/bin/python -m grader.core.environment "$PWD")
+if [ -n "$pins" ]; then
+  echo "setup: installing the packages the coach added: $(echo $pins)"
+  # shellcheck disable=SC2086 # one pin a word
+  .venv/bin/python -m pip install --quiet --disable-pip-version-check -c constraints.txt $pins \
+    || { echo "setup: pip could not install the packages the coach added (above)" >&2; exit 1; }
+fi
 # pip byte-compiles what it installs, not an editable install's own sources: compile them now,
 # or every grader start compiles them again where PYTHONDONTWRITEBYTECODE is set (0.02 s a start;
 # a source edited later is compiled afresh, as Python checks its time stamp)

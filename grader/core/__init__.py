@@ -4,6 +4,7 @@ of the environment), the challenge spec, and files written whole.
 Modules:
 
 - ``challenge``: Challenge specifications.
+- ``environment``: The grading environment: what a notebook can import, and the packages a coach adds.
 - ``errors``: One error tree for every fault of the harness or of its configuration.
 - ``files``: Files the grader writes.
 - ``settings``: Settings, resolved once (command line > environment > defaults) into one frozen

@@ -12,6 +12,7 @@ from .challenge import (
     load_challenge,
     minutes,
 )
+from .environment import challenge_packages, declared_packages, environment_lines, installed_version
 from .errors import (
     ChallengeError,
     ConfigError,
@@ -39,7 +40,8 @@ from .settings import (
 )
 
 __all__ = ["Challenge", "ChallengeError", "ConfigError", "DATA_DIR_ENV", "DataError", "DatasetSpec", "ExitStatus",
-    "GraderError", "HarnessError", "Limits", "MnistSpec", "PreparedView", "RubricError", "STATE_DIR_ENV", "Settings",
-    "UsageError", "challenge_ids", "default_state_dir", "environ_snapshot", "exit_code_of", "limit_own_blas_threads",
+    "GraderError", "HarnessError", "Limits", "MnistSpec", "PreparedView", "RubricError", "STATE_DIR_ENV",
+    "Settings", "UsageError", "challenge_ids", "challenge_packages", "declared_packages", "environment_lines",
+    "installed_version", "default_state_dir", "environ_snapshot", "exit_code_of", "limit_own_blas_threads",
     "hard_limit_s", "load_challenge", "minutes", "resolve_settings", "safe_name", "sandbox_uid", "user_environ",
     "visible_gpus", "worker_data_dir", "write_atomic"]

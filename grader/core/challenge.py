@@ -18,6 +18,7 @@ from grader.core.errors import ChallengeError
 __all__ = [
     "Challenge",
     "DatasetSpec",
+    "EnvironmentSpec",
     "Limits",
     "hard_limit_s",
     "minutes",
@@ -297,6 +298,25 @@ class ContractSpec(_Strict):
     image_mode: Literal["RGB", "L"] = "RGB"
 
 
+class EnvironmentSpec(_Strict):
+    """Packages the challenge's notebooks import beyond the grader's stack, installed by
+    ``setup.sh`` (:mod:`grader.core.environment`).
+
+    Attributes:
+        packages: pins, ``name==version`` each (``seaborn==0.13.2``).
+    """
+
+    packages: tuple[str, ...] = ()
+
+    @model_validator(mode="after")
+    def _pinned(self) -> EnvironmentSpec:
+        from grader.core.environment import check_pin
+
+        for pin in self.packages:
+            check_pin(pin)
+        return self
+
+
 class VerifySpec(_Strict):
     """How ``grader verify-references`` builds a submission around a reference or a starter.
 
@@ -321,6 +341,7 @@ class Challenge(_Strict):
     execution: ExecutionSpec = ExecutionSpec()
     profiles: dict[str, ProfileSpec] = {}
     verify: VerifySpec = VerifySpec()
+    environment: EnvironmentSpec = EnvironmentSpec()
     # the part of the hidden test set the rubric's threshold criteria decide on: the whole set
     # (default), or its public or private part (needs ``dataset.public_split``)
     verdict_part: Literal["all", "public", "private"] = "all"

@@ -19,13 +19,22 @@ import shutil
 import tempfile
 import zipfile
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 from grader import __version__
-from grader.core import Challenge, HarnessError, Settings, UsageError, load_challenge, write_atomic
+from grader.core import (
+    Challenge,
+    HarnessError,
+    Settings,
+    UsageError,
+    challenge_packages,
+    environment_lines,
+    load_challenge,
+    write_atomic,
+)
 from grader.data.mnist import write_mnist_view
 from grader.data.practice import load_practice_split
 from grader.data.splits import IMAGE_SUFFIXES, added_public, list_dataset
@@ -129,7 +138,7 @@ def export_public_data(settings: Settings, challenge_id: str, target: Path, *, f
                             per_class=tuple((c, counts[c]) for c in ds.classes), added=len(apples),
                             extra=tuple(ds.extra), views=tuple(written),
                             practice=None if practice is None else len(practice), files=len(copies) + 1, bytes=0)
-    readme = readme_text(challenge, summary)
+    readme = readme_text(challenge, summary, packages=challenge_packages(settings.project_dir, challenge))
     write_atomic(target / "README.txt", readme)
     size += len(readme.encode("utf-8"))
     return replace(summary, bytes=size)
@@ -143,9 +152,10 @@ def _exportable(challenge: Challenge) -> None:
                          fix="export a challenge on class-folder or train-test-folder data")
 
 
-def readme_text(challenge: Challenge, summary: ExportSummary) -> str:
+def readme_text(challenge: Challenge, summary: ExportSummary, *, packages: Sequence[str] = ()) -> str:
     """The export's ``README.txt``: what it is, the counts per class, that the hidden test set is
-    not included, and how to run a practice check on it."""
+    not included, how to run a practice check on it, the time limits of each profile and what a
+    notebook can import (:func:`grader.core.environment_lines`, with the coach's ``packages``)."""
     ds = challenge.dataset
     total = sum(n for _, n in summary.per_class)
     lines = [
@@ -184,6 +194,10 @@ def readme_text(challenge: Challenge, summary: ExportSummary) -> str:
                          "images are hidden.")
     else:
         lines.append("This challenge records no practice split: a practice check is refused.")
+    lines += ["", "Time limits (the grader stops a cell that runs longer, then goes on; see the brief):"]
+    lines += [f"    {profile:6} {challenge.time_limits(profile)}" for profile in challenge.profiles or [""]]
+    lines += ["", "What the notebook can import when it is graded (offline: nothing can be installed then):"]
+    lines += [f"    {line}" for line in environment_lines(packages)]
     return "\n".join(lines) + "\n"
 
 
@@ -193,6 +207,9 @@ def _zip_key(settings: Settings, challenge: Challenge) -> str:
     ds = challenge.dataset
     data_dir = settings.require_data_dir()
     h = hashlib.sha256(f"{__version__}\n{challenge.id}\n{challenge.title}\n{ds.model_dump_json()}\n".encode())
+    # the README's time limits and installed packages
+    h.update(challenge.model_dump_json(include={"execution", "profiles", "environment"}).encode())
+    h.update(repr(environment_lines(challenge_packages(settings.project_dir, challenge))).encode())
     h.update(repr(load_practice_split(challenge)).encode())
     listing = list_dataset(data_dir, challenge)
     for entry, _ in listing.public:

@@ -129,5 +129,7 @@ def drift_hint(ename: str, evalue: str, *, sandboxed: bool = True) -> str | None
         where = ("is not installed where the notebook runs, and nothing can be installed there (no network)"
                  if sandboxed else "is not installed in the grader's environment")
         return (f"{package} {where}: remove the import if the notebook can do without it (a progress bar, "
-                "watermark), or ask the coach to add the package to the grading environment.")
+                "watermark), or ask the coach to add the package (a pinned line in the project's packages.txt, or "
+                "[environment] packages in the challenge's challenge.toml, then setup.sh). What is installed is "
+                "listed on the event's team page and in the public data's README.txt.")
     return None

@@ -49,7 +49,8 @@ def cache_key(submission: Submission, settings: Settings, options: GradeOptions)
     helper files included, since a notebook may read them); for every challenge
     (``challenge.toml``, its rubric, its hidden split file); the dataset folder's listing
     (every file name and size under the challenge sources); the grader's version and source;
-    the profile, challenge override, device and sandbox; whether it is a practice check.
+    the profile, challenge override, device and sandbox; whether it is a practice check; the
+    installed version of every package the coach added.
     """
     h = hashlib.sha256()
     h.update(json.dumps([submission.name, options.profile, options.challenge, options.device,
@@ -68,6 +69,7 @@ def cache_key(submission: Submission, settings: Settings, options: GradeOptions)
         except OSError:
             h.update(b"<missing>")
     h.update(project_digest(settings.project_dir).encode())
+    h.update(_packages_digest(settings.project_dir).encode())
     h.update(_data_digest(settings.require_data_dir(), settings.project_dir).encode())
     return h.hexdigest()
 
@@ -90,6 +92,15 @@ def project_digest(project: Path) -> str:
         if challenge.dataset.practice_split:
             _hash_file(h, project / "challenges" / challenge.dataset.practice_split, f"practice:{cid}")
     return h.hexdigest()
+
+
+@cache
+def _packages_digest(project: Path) -> str:
+    """The installed version of every package the coach added (:mod:`grader.core.environment`),
+    once per process: a package installed or upgraded by setup.sh grades anew."""
+    from grader.core import declared_packages, installed_version
+
+    return json.dumps([(pin, installed_version(pin.split("==", 1)[0])) for pin in declared_packages(project)])
 
 
 @cache

@@ -137,11 +137,15 @@ def test_a_missing_module_without_pip_lines_gets_the_install_hint_not_the_networ
     assert facts.message == ("cell 1 raised ModuleNotFoundError: No module named 'watermark'. watermark is not "
                              "installed where the notebook runs, and nothing can be installed there (no network): "
                              "remove the import if the notebook can do without it (a progress bar, watermark), or "
-                             "ask the coach to add the package to the grading environment.")
+                             "ask the coach to add the package (a pinned line in the project's packages.txt, or "
+                             "[environment] packages in the challenge's challenge.toml, then setup.sh). What is "
+                             "installed is listed on the event's team page and in the public data's README.txt.")
     unsandboxed = dataclasses.replace(_facts("ModuleNotFoundError", "No module named 'watermark'"), sandboxed=False)
     assert with_hint(unsandboxed, None).message.endswith(
         "watermark is not installed in the grader's environment: remove the import if the notebook can do "
-        "without it (a progress bar, watermark), or ask the coach to add the package to the grading environment.")
+        "without it (a progress bar, watermark), or ask the coach to add the package (a pinned line in the "
+        "project's packages.txt, or [environment] packages in the challenge's challenge.toml, then setup.sh). What "
+        "is installed is listed on the event's team page and in the public data's README.txt.")
 
 
 def _raised(code: str) -> tuple[str, str]:

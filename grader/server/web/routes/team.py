@@ -20,7 +20,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect
 from starlette.responses import StreamingResponse
 
-from grader.core import GraderError, UsageError, load_challenge
+from grader.core import GraderError, UsageError, challenge_packages, environment_lines, load_challenge
 from grader.intake import size_text
 from grader.report import render_scorecard, team_view, unpack, with_board
 from grader.score import SubmissionResult
@@ -79,6 +79,15 @@ def add_team_routes(app: FastAPI, site: Site) -> None:
         except GraderError:
             return ""
 
+    @functools.cache
+    def _environment(cid: str) -> tuple[str, ...]:
+        """What a notebook of challenge ``cid`` can import (:func:`grader.core.environment_lines`)."""
+        try:
+            return tuple(environment_lines(challenge_packages(settings.project_dir,
+                                                              load_challenge(settings.project_dir, cid))))
+        except GraderError:
+            return ()
+
     def home(request: Request, *, message: str = "", status: int = 200, chosen: str = "") -> HTMLResponse:
         team = site.team_of(request)
         event = site.event_row()
@@ -88,7 +97,7 @@ def add_team_routes(app: FastAPI, site: Site) -> None:
             readme = folder / "README.md"
             briefs.append({"id": cid, "brief": readme.read_text(encoding="utf-8", errors="replace")
                            if readme.is_file() else "", "starter": (folder / "starter.ipynb").is_file(),
-                           "limits": _limits(cid)})
+                           "limits": _limits(cid), "environment": _environment(cid)})
         subs = as_team_sees(site.statuses(store.submissions(event_name, team_id=team.id)))
         return site.page(request, "home.html.j2", status, team=team, briefs=briefs, submissions=subs,
                          left=store.submissions_left_today(event_name, team.id), message=message,
