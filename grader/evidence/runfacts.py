@@ -167,10 +167,12 @@ def run_facts(paths: dict[str, Path], wall_s: float, deadline_hit: bool, noteboo
                      "cannot be graded"),
             failed_cell=None, cells=(), sources=sources, wall_s=wall_s, sandboxed=sandboxed,
             probe=None, injected_cell=injected)
-    status, message, failed = runner.status, runner.message, runner.failed_cell
-    if status == "kernel_failed":  # the runner's own error: it may name the server's folders
-        message = without_folders(message)
-    cells = list(runner.cells)
+    status, failed = runner.status, runner.failed_cell
+    # a cell's error text may name the grader's folders (its installation's site-packages, the
+    # sandbox's working copy), as may the runner's own error: every audience reads it without them
+    message = without_folders(runner.message)
+    cells = [c.model_copy(update={"error": {k: without_folders(str(v)) for k, v in c.error.items()}})
+             if c.error else c for c in runner.cells]
     if deadline_hit:
         status = "deadline"
         running = [c for c in cells if c.status == "running"]

@@ -295,3 +295,16 @@ def test_a_model_saved_beside_the_notebook_is_named_with_the_fix(
                                     "saved weights.npy (NumPy array (np.save), ")
     assert saved.message.endswith("outside it: save it under MODEL_DIR instead, "
                                   "os.path.join(MODEL_DIR, 'weights.npy')")
+
+
+def test_no_grader_folder_in_a_cells_error(make_toy: Callable[..., Settings], tmp_path: Path) -> None:
+    """A library's error naming its file in the grader's installation, or the working copy's
+    folder, reaches every audience without the folders (the file's own name is kept)."""
+    settings = make_toy()
+    cells = [GOOD_TOY_CELLS[0], "raise ValueError(f'bad layer in {np.__file__}, run from {os.getcwd()}')"]
+    result = grade(settings, write_submission(tmp_path, "paths", cells))
+    ex = result.notebooks[0].execution
+    assert ex.status == "cell_error"
+    assert ex.message.startswith("cell 3 raised ValueError: bad layer in …/__init__.py, run from …/")
+    assert "site-packages" not in ex.message and str(tmp_path) not in ex.message
+    assert "site-packages" not in ex.cells[ex.failed_cell].error
