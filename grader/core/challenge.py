@@ -390,9 +390,10 @@ RUN_GRACE_S = 60  # beyond the probe's two steps: stopping the last cell, the ke
 def hard_limit_s(deadline_s: int, probe_timeout_s: int) -> int:
     """When the grader kills a run whatever it is doing, in seconds from its start: the
     notebook's ``deadline_s`` (kernel start and cells, enforced by the runner, which stops the
-    running cell there), then the probe's two steps (the new images, then the hidden test
-    set) of ``probe_timeout_s`` each, and ``RUN_GRACE_S``."""
-    return deadline_s + 2 * probe_timeout_s + RUN_GRACE_S
+    running cell there), a restore in a fresh kernel where one is needed, then the probe's two
+    steps (the new images, then the hidden test set), each of the three at most
+    ``probe_timeout_s``, and ``RUN_GRACE_S``."""
+    return deadline_s + 3 * probe_timeout_s + RUN_GRACE_S
 
 
 def minutes(seconds: int) -> str:

@@ -25,6 +25,7 @@ __all__ = [
     "FigureData",
     "HiddenProbeOutput",
     "ModelFile",
+    "RestoreFacts",
     "NewImage",
     "ProbeOutput",
     "RunResult",
@@ -206,6 +207,17 @@ class ProbeFacts(_Wire):
     message: str
 
 
+class RestoreFacts(_Wire):
+    """The restore of a run whose kernel died or would not stop a cell: the cells tagged
+    ``grader-restore`` run in a fresh kernel (:mod:`grader.student.runner`). ``cells``: their
+    student numbers; ``status``: ``ok`` (the probe then ran in that kernel), ``error``,
+    ``timeout``, ``kernel_died`` or ``running``; ``message``: why it did not end ``ok``."""
+
+    status: Literal["ok", "error", "timeout", "kernel_died", "running"]
+    cells: list[int] = Field(max_length=10_000)
+    message: str = ""
+
+
 class RunnerFacts(_Wire):
     """``facts.json`` as the runner writes it."""
 
@@ -216,6 +228,7 @@ class RunnerFacts(_Wire):
     kernel_start_s: float | None
     cells: list[CellRecord] = Field(max_length=10_000)
     probe: ProbeFacts
+    restore: RestoreFacts | None = None
 
 
 @dataclass(frozen=True)
@@ -233,6 +246,8 @@ class ExecutionFacts:
         sandboxed: whether the kernel ran in the sandbox.
         probe: how the probe went.
         injected_cell: index of the cell of parameters the grader injected, if any.
+        restore: the restore in a fresh kernel, when the kernel died or would not stop a cell
+            and the notebook tags cells ``grader-restore``; else None.
 
     Indexes (``failed_cell``, :attr:`CellRecord.index`) are 0-based positions in the notebook
     as run, the injected cell counted; :meth:`number_of` turns one into the student's cell
@@ -248,6 +263,7 @@ class ExecutionFacts:
     sandboxed: bool
     probe: ProbeFacts | None
     injected_cell: int | None = None
+    restore: RestoreFacts | None = None
 
     def cell_of(self, execution_count: int) -> int | None:
         """Index of the notebook cell that ran with ``execution_count``, if any."""

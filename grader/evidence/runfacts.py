@@ -190,9 +190,11 @@ def run_facts(paths: dict[str, Path], wall_s: float, deadline_hit: bool, noteboo
     elif status in ("starting", "running"):
         status = "runner_failed"
         message = f"the notebook runner stopped early (exit status {returncode})"
+    restore = (runner.restore.model_copy(update={"message": without_folders(runner.restore.message)})
+               if runner.restore else None)
     return ExecutionFacts(status=status, message=message, failed_cell=failed,
                           cells=tuple(cells), sources=sources, wall_s=wall_s, sandboxed=sandboxed,
-                          probe=runner.probe, injected_cell=injected)
+                          probe=runner.probe, injected_cell=injected, restore=restore)
 
 
 def cancelled_facts(paths: dict[str, Path], wall_s: float, notebook: NotebookNode,

@@ -263,9 +263,12 @@ def _with_problem(execution: ExecutionSummary, ev: Evidence, results: Sequence[C
     from grader.score.checks.registry import partial_run, run_problem
 
     problem = run_problem(ev) if any(r.of_run for r in results) else None
+    restore = ev.execution.restore
     return execution.model_copy(update={"problem": problem.reason if problem else "",
                                         "problem_fix": problem.fix if problem else "",
-                                        "partial": partial_run(ev)})
+                                        "partial": partial_run(ev),
+                                        "restored_cells": list(restore.cells) if restore and restore.status == "ok"
+                                        else []})
 
 
 def summary(facts: ExecutionFacts) -> ExecutionSummary:

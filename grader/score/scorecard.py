@@ -108,7 +108,8 @@ class ExecutionSummary(_Model):
     and the probe's time (s) calling the contract after the last cell. ``problem`` and
     ``problem_fix``: why criteria were not measured and what to do, said once for all of them
     ("" when every criterion was measured); ``partial``: the run was stopped by a time limit and
-    the contract's functions were called on what the cells had built by then."""
+    the contract's functions were called on what the cells had built by then, or (``restored_cells``,
+    the student's numbers) on what the cells tagged ``grader-restore`` loaded in a fresh kernel."""
 
     status: str
     message: str
@@ -121,6 +122,7 @@ class ExecutionSummary(_Model):
     problem: str = ""
     problem_fix: str = ""
     partial: bool = False
+    restored_cells: list[int] = []
 
 
 class Share(_Model):

@@ -53,6 +53,8 @@ SETUP_CELLS = ("capture.py", "shutdown.py")  # run as one hidden cell before the
 # how long a kernel may take to stop a cell after its interrupt (SIGINT, as Jupyter's Stop button)
 INTERRUPT_GRACE_S = 15
 LAST_LINE_CHARS = 160  # the longest last output line a timeout's message quotes
+RESTORE_TAG = "grader-restore"  # the cells that load the saved model and define the contract
+INJECTED_TAG = "injected-parameters"
 
 
 def become_subreaper() -> None:
@@ -541,29 +543,95 @@ def run(job: dict[str, Any], early: EarlyKernel | None = None) -> None:
     # from the early kernel's launch, when there is one (adopted or not: the time it took)
     started = early.started if early is not None else time.monotonic()
     try:
-        with client.setup_kernel(env=job["env"], cwd=job["workdir"]):
-            facts["kernel_start_s"] = time.monotonic() - started
-            _run_hidden(client, "\n".join((KERNEL_DIR / name).read_text()
-                                           for name in SETUP_CELLS), 120)
-            facts["status"] = "running"
-            responsive = _run_cells(client, nb, job, timeline, numbers, started)
-            if facts["status"] == "running":
-                facts["status"] = "ok"
-            if responsive:
-                _probe(client, job, facts)
-                if "gate" in job:
-                    _probe_hidden(client, job, nb, timeline)
-    except DeadKernelError as err:
-        facts.update(status="kernel_died", message=f"the kernel died: {err}"[:2000])
-        for record in facts["cells"]:
-            if record["status"] == "running":
-                record.update(status="error", error={"ename": "DeadKernelError", "evalue": str(err)})
-                facts["failed_cell"] = record["index"]
+        restore = False
+        try:
+            with client.setup_kernel(env=job["env"], cwd=job["workdir"]):
+                facts["kernel_start_s"] = time.monotonic() - started
+                _run_hidden(client, _setup_source(), 120)
+                facts["status"] = "running"
+                responsive = _run_cells(client, nb, job, timeline, numbers, started)
+                if facts["status"] == "running":
+                    facts["status"] = "ok"
+                if responsive:
+                    _probe(client, job, facts)
+                    if "gate" in job:
+                        _probe_hidden(client, job, nb, timeline)
+                restore = not responsive
+        except DeadKernelError as err:
+            facts.update(status="kernel_died", message=f"the kernel died: {err}"[:2000])
+            for record in facts["cells"]:
+                if record["status"] == "running":
+                    record.update(status="error", error={"ename": "DeadKernelError", "evalue": str(err)})
+                    facts["failed_cell"] = record["index"]
+                    restore = True  # died in a cell of the notebook, not in the probe
+        if restore:
+            _restore(job, nb, timeline, numbers)
     except Exception as err:  # kernel could not start, zmq failure: reported, not raised
         facts.update(status="kernel_failed", message=f"{type(err).__name__}: {err}"[:2000])
     finally:
         timeline.write()
         Path(job["executed"]).write_text(nbformat.v4.nbjson.writes(nb), encoding="utf-8")
+
+
+def _setup_source() -> str:
+    return "\n".join((KERNEL_DIR / name).read_text() for name in SETUP_CELLS)
+
+
+def _tags(cell: Any) -> list[str]:
+    return list(cell.get("metadata", {}).get("tags", []))
+
+
+def _restore(job: dict[str, Any], nb: Any, timeline: Timeline, numbers: list[int | None]) -> None:
+    """After the kernel died in a cell, or a cell would not stop at its limit: run the cells the
+    notebook tags ``grader-restore`` (its imports, its model's class, a cell that loads the model
+    it saved under ``MODEL_DIR`` and defines ``predict``), after the injected parameters, in a
+    fresh kernel, within ``probe_timeout_s`` together; then probe that kernel as usual. What it
+    loads is unpickled in the sandbox, by the notebook's own code. The executed notebook the team
+    reads stays the first kernel's. Nothing when no cell is tagged."""
+    import copy
+
+    import nbformat
+    from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
+
+    chosen = [i for i, c in enumerate(nb.cells)
+              if c.cell_type == "code" and (RESTORE_TAG in _tags(c) or INJECTED_TAG in _tags(c))]
+    if not any(RESTORE_TAG in _tags(nb.cells[i]) for i in chosen):
+        return
+    facts = timeline.facts
+    restored: dict[str, Any] = {"status": "running", "message": "",
+                                "cells": [n for n in (numbers[i] for i in chosen) if n is not None]}
+    facts["restore"] = restored
+    facts["probe"].update(status="not_run", seconds=None, message="")
+    timeline.write()
+    fresh = nbformat.v4.new_notebook(metadata=nb.metadata)
+    fresh.cells = [copy.deepcopy(nb.cells[i]) for i in chosen]
+    limit = int(job["probe_timeout_s"])
+    client = _make_client(fresh, job)
+    position = 0
+    try:
+        with client.setup_kernel(env=job["env"], cwd=job["workdir"]):
+            _run_hidden(client, _setup_source(), 120)
+            ends = time.monotonic() + limit
+            for position, cell in enumerate(fresh.cells):
+                client.timeout = max(1, int(ends - time.monotonic()))
+                client.execute_cell(cell, position)
+            restored["status"] = "ok"
+            timeline.write()
+            _probe(client, job, facts)
+            if "gate" in job:
+                _probe_hidden(client, job, nb, timeline)
+    except CellTimeoutError:
+        restored.update(status="timeout", message=f"the cells tagged {RESTORE_TAG} ran past {limit} s")
+    except CellExecutionError as err:
+        restored.update(status="error", message=f"{_cell_name(numbers, chosen[position])} raised {err.ename}: "
+                        f"{err.evalue}"[:2000])
+    except DeadKernelError:
+        restored.update(status="kernel_died",
+                        message=f"the fresh kernel died in {_cell_name(numbers, chosen[position])}")
+    except Exception as err:  # the fresh kernel failed (could not start): the run stands as it ended
+        restored.update(status="error", message=f"the fresh kernel failed: {type(err).__name__}")
+    finally:
+        timeline.write()
 
 
 def _run_cells(client: Any, nb: Any, job: dict[str, Any], timeline: Timeline, numbers: list[int | None],

@@ -164,7 +164,8 @@ def test_gear_export_holds_no_hidden_file_and_serves_a_practice_check(tmp_path: 
     assert "The hidden test set is NOT included" in readme
     assert "practice split of these public images (169 images" in readme
     assert "GRADER_DATA_DIR=/path/to/this/folder grader check --practice team/" in readme
-    assert "    ci     each cell 15 min, the whole notebook 25 min\n    full   each cell 1 h, the whole notebook 1 h" in readme
+    assert ("    ci     each cell 15 min, the whole notebook 25 min\n"
+            "    full   each cell 1 h, the whole notebook 1 h") in readme
     assert "when it is graded (offline: nothing can be installed then):\n    Python 3." in readme
     assert "    torch 2." in readme and "    scikit-learn " in readme
     exported = practice_listing(target, challenge)

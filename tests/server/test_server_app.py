@@ -239,7 +239,8 @@ def test_join_sets_an_httponly_lax_cookie_and_security_headers(event: Event) -> 
     assert "&lt;b&gt;red&lt;/b&gt;" in home.text  # the brief is escaped, never rendered as HTML
     # the toy challenge's limits (tests/support/toy.py: 60 s a cell, 120 s in all) under the served profile
     assert "<strong>Time limits</strong> (full profile): each cell 1 min, the whole notebook 2 min." in home.text
-    assert re.search(r"<strong>Installed for your notebook</strong> \(offline[^)]*\): Python 3\.[^<]*, numpy 2\.", home.text)
+    assert re.search(r"<strong>Installed for your notebook</strong> \(offline[^)]*\): Python 3\.[^<]*, numpy 2\.",
+                     home.text)
     assert home.headers["content-security-policy"] == PAGE_CSP
     assert home.headers["x-frame-options"] == "DENY"
     assert home.headers["referrer-policy"] == "no-referrer"

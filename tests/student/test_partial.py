@@ -90,3 +90,61 @@ def test_the_last_line_is_what_a_terminal_shows() -> None:
     assert last_line([{"output_type": "display_data", "data": {}}]) == ""
     long = last_line([stream("x" * 500)])
     assert len(long) == 160 and long.endswith("…")
+
+
+def _tagged(folder: Path) -> Path:
+    """Tag ``grader-restore`` every cell of ``folder``'s notebook that says ``# restore``."""
+    import nbformat
+
+    path = folder / "toy.ipynb"
+    nb = nbformat.read(path, as_version=4)
+    for cell in nb.cells:
+        if "# restore" in cell.source:
+            cell.metadata.setdefault("tags", []).append("grader-restore")
+    nbformat.write(nb, path)
+    return folder
+
+
+SAVE = "np.save(os.path.join(MODEL_DIR, 'order.npy'), np.array([0, 1, 2]))"
+RESTORE = ("# restore: the saved model, and predict around it\n"
+           "order = np.load(os.path.join(MODEL_DIR, 'order.npy'))\n"
+           "def predict(images):\n"
+           "    names = ['red', 'green', 'blue']\n"
+           "    return [names[order[int(np.argmax(np.asarray(im.convert('RGB')).reshape(-1, 3).mean(0)))]]\n"
+           "            for im in images]\n"
+           "predict_transfer = predict")
+
+
+@pytest.mark.kernel
+def test_a_dead_kernel_is_restored_from_the_cells_the_notebook_tags(
+        make_toy: Callable[..., Settings], tmp_path: Path) -> None:
+    settings = make_toy()
+    cells = [GOOD_TOY_CELLS[0] + "  # restore", SAVE, "import os, signal\nos.kill(os.getpid(), signal.SIGKILL)",
+             RESTORE]
+    result = grade(settings, _tagged(write_submission(tmp_path, "died", cells)))
+    nb = result.notebooks[0]
+    ex = nb.execution
+    assert ex.status == "kernel_died" and ex.partial and ex.restored_cells == [2, 5], ex
+    rows = {c.id: c.status for c in nb.criteria}
+    assert rows["runs"] == "fail" and rows["accuracy"] == "pass" and rows["saved-model"] == "pass"
+    assert rows["loss-history"] == "fail"  # HISTORY was never built: failed, not estimated
+    assert [c.status for c in ex.cells if c.status != "skipped"][-2:] == ["error", "not_run"]  # as the team saw it
+    assert "Scored from the saved model: the grader ran the cells tagged grader-restore (cells 2, 5)" in (
+        render_scorecard(result, audience="team"))
+
+
+@pytest.mark.kernel
+def test_a_restore_that_fails_says_why_and_without_tags_the_fix_says_how(
+        make_toy: Callable[..., Settings], tmp_path: Path) -> None:
+    settings = make_toy()
+    died = "import os, signal\nos.kill(os.getpid(), signal.SIGKILL)"
+    broken = [GOOD_TOY_CELLS[0] + "  # restore", died, RESTORE]  # nothing saved: the load fails
+    result = grade(settings, _tagged(write_submission(tmp_path, "broken", broken)))
+    ex = result.notebooks[0].execution
+    assert ex.status == "kernel_died" and not ex.partial and ex.restored_cells == []
+    assert "; the cells tagged grader-restore did not restore the model: cell 4 raised FileNotFoundError" in ex.problem
+    untagged = grade(settings, write_submission(tmp_path, "untagged", [GOOD_TOY_CELLS[0], died]))
+    fix = untagged.notebooks[0].execution.problem_fix
+    assert fix.endswith("Tag the cells that load your saved model and define predict (with their imports) "
+                        "grader-restore: when the kernel dies or a cell cannot be stopped, the grader runs them in a "
+                        "fresh kernel and scores that model.")

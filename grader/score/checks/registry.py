@@ -74,11 +74,13 @@ class RunProblem:
 
 def partial_run(ev: Evidence) -> bool:
     """Whether ``ev``'s run was stopped by a time limit (a cell's, or the notebook's: the runner
-    interrupted the cell, :mod:`grader.student.runner`) and the probe then called a defined
-    contract on what the cells had built: its figures are measured, on the model as it stood."""
+    interrupted the cell, :mod:`grader.student.runner`), or its kernel died or would not stop and
+    the cells tagged ``grader-restore`` loaded the saved model in a fresh kernel, and the probe then
+    called a defined contract: its figures are measured, on the model as it stood."""
     ex = ev.execution
-    return (ex.status in ("cell_timeout", "deadline") and ex.probe is not None and ex.probe.status == "ok"
-            and ev.probe is not None and not _undefined_contract(ev)[0])
+    restored = ex.restore is not None and ex.restore.status == "ok"
+    return ((ex.status in ("cell_timeout", "deadline") or restored) and ex.probe is not None
+            and ex.probe.status == "ok" and ev.probe is not None and not _undefined_contract(ev)[0])
 
 
 def run_problem(ev: Evidence) -> RunProblem | None:
@@ -104,9 +106,17 @@ def run_problem(ev: Evidence) -> RunProblem | None:
             what = f"Make cell {number} {'finish within its time limit' if slow else 'run without error'}"
         else:
             what = "Make the notebook run top to bottom within its time limits"
-        return RunProblem(ex.message or f"the run ended with status {ex.status}",
-                          f"{what}, then restart the kernel and run all cells; this criterion is "
-                          "measured once the notebook runs to its end.")
+        restore = ex.restore
+        if restore is not None and restore.status != "ok":
+            reason = f"{ex.message}; the cells tagged grader-restore did not restore the model: {restore.message}"
+        else:
+            reason = ex.message or f"the run ended with status {ex.status}"
+        tip = (" Tag the cells that load your saved model and define predict (with their imports) "
+               "grader-restore: when the kernel dies or a cell cannot be stopped, the grader runs them in a fresh "
+               "kernel and scores that model." if ex.status in ("kernel_died", "cell_timeout", "deadline")
+               and restore is None else "")
+        return RunProblem(reason, f"{what}, then restart the kernel and run all cells; this criterion is "
+                          f"measured once the notebook runs to its end.{tip}")
     if ex.probe is None or ex.probe.status != "ok":
         detail = ex.probe.message if ex.probe and ex.probe.message else "it did not run"
         return RunProblem(f"the notebook ran, but calling its contract failed: {detail}",
