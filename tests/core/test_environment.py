@@ -10,7 +10,14 @@ from pathlib import Path
 
 import pytest
 
-from grader.core import ChallengeError, declared_packages, environment_lines, installed_version, load_challenge
+from grader.core import (
+    ChallengeError,
+    challenge_ids,
+    declared_packages,
+    environment_lines,
+    installed_version,
+    load_challenge,
+)
 from grader.core.settings import Settings
 from tests.conftest import REPO
 
@@ -73,3 +80,12 @@ def test_students_read_what_is_installed() -> None:
 
 def test_the_projects_challenges_declare_only_pins() -> None:
     assert all("==" in pin for pin in declared_packages(REPO))
+
+
+@pytest.mark.parametrize("cid", challenge_ids(REPO))
+def test_every_brief_names_the_packages_its_challenge_adds(cid: str) -> None:
+    challenge = load_challenge(REPO, cid)
+    brief = (REPO / "challenges" / cid / "README.md").read_text(encoding="utf-8").replace("\n", " ")
+    said = ", ".join(f"`{p}`" for p in challenge.environment.packages) or "none for this challenge"
+    assert "## Environment" in brief and f"the packages the coach adds: {said}." in brief, (
+        f"challenges/{cid}/README.md: its Environment section should say 'the packages the coach adds: {said}.'")
