@@ -51,7 +51,7 @@ def test_validate_and_list(capsys: pytest.CaptureFixture[str], monkeypatch: pyte
     assert main(["challenges"]) == 0
     assert "gear-cnn             Into the deep" in capsys.readouterr().out
     assert main(["checks"]) == 0
-    assert "hidden_accuracy (model, threshold, decision)" in capsys.readouterr().out
+    assert "hidden_accuracy (model, threshold, allow_same_model, decision)" in capsys.readouterr().out
 
 
 def test_listing_commands_import_no_heavy_library() -> None:
@@ -68,7 +68,7 @@ def test_console_entry_flushes_output_and_keeps_exit_status(tmp_path: Path) -> N
     done = subprocess.run([sys.executable, "-m", "grader", "checks"], capture_output=True,
                           text=True)
     assert done.returncode == 0
-    assert "hidden_accuracy (model, threshold, decision)" in done.stdout
+    assert "hidden_accuracy (model, threshold, allow_same_model, decision)" in done.stdout
     missing = subprocess.run([sys.executable, "-m", "grader", "check", str(tmp_path / "nope"),
                               "--out", str(tmp_path / "out")],
                              capture_output=True, text=True)
