@@ -138,6 +138,8 @@ def exit_status(outcomes: Sequence[Any]) -> int:
     return max((o.exit_code for o in outcomes), default=ExitStatus.FAILED)
 
 
+LINES_EVERY_S = 30.0  # plain progress lines: at most one a cell this often (logs, CI)
+
 def _display(total: int, jobs: int, out: Path) -> Any:
     from grader.pipeline import Events, Job, Outcome  # here for start-up time
 
@@ -146,6 +148,7 @@ def _display(total: int, jobs: int, out: Path) -> Any:
 
         def __init__(self) -> None:
             self.t0: dict[int, float] = {}
+            self.said: dict[int, tuple[str, float]] = {}  # job -> (cell line, when)
             self.lock = threading.Lock()
 
         def __enter__(self) -> Lines:
@@ -161,7 +164,15 @@ def _display(total: int, jobs: int, out: Path) -> Any:
                       f"{len(job.submission.notebooks)} notebook(s){where}...")
 
         def progress(self, job: Job, status: str) -> None:
-            elapsed = time.monotonic() - self.t0.get(job.number, time.monotonic())
+            # a running cell's own last line changes every second or two: in a log, a line per
+            # new cell, and within one cell at most one every LINES_EVERY_S
+            now = time.monotonic()
+            head = status.split(" · ", 1)[0]
+            said = self.said.get(job.number)
+            if said is not None and said[0] == head and now - said[1] < LINES_EVERY_S:
+                return
+            self.said[job.number] = (head, now)
+            elapsed = now - self.t0.get(job.number, now)
             prefix = f"{job.submission.name}: " if jobs > 1 else ""
             self._say(f"    {elapsed:5.0f} s  {prefix}{status}")
 
@@ -203,7 +214,9 @@ def _display(total: int, jobs: int, out: Path) -> Any:
 
         def progress(self, job: Job, status: str) -> None:
             if job.number in self.tasks:
-                self.bars.update(self.tasks[job.number], status=status[:70])
+                head, _, line = status.partition(" · ")  # the cell, and its last printed line
+                shown = f"{head[:44]} · {line[:44]}" if line else status[:70]
+                self.bars.update(self.tasks[job.number], status=shown)
 
         def finished(self, outcome: Outcome) -> None:
             task = self.tasks.pop(outcome.job.number, None)

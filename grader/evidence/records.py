@@ -192,13 +192,16 @@ class HiddenProbeOutput(_Wire):
 
 class CellRecord(_Wire):
     """One cell in the timeline: ``status`` is ok, error, timeout, running, skipped or not_run
-    (from the runner), or cancelled (set by the grader for the cell a cancel stopped)."""
+    (from the runner), or cancelled (set by the grader for the cell a cancel stopped);
+    ``progress`` the last line it printed, as the runner saw it while it ran (at most once a
+    second: an epoch line, a progress bar's last state)."""
 
     index: int
     status: Literal["ok", "error", "timeout", "running", "skipped", "not_run", "cancelled"]
     seconds: float | None
     error: dict[str, str] | None
     execution_count: int | None = None
+    progress: str | None = None
 
 
 class ProbeFacts(_Wire):

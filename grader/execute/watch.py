@@ -35,6 +35,7 @@ log = logging.getLogger(__name__)
 
 CANCEL_POLL_S = 0.25  # how often a run's wait looks at its cancel event
 HIDDEN_STEP = "calling the contract on the hidden test set"
+LAST_LINE_SHOWN = 160  # of a running cell's last printed line, beside its number
 
 
 def wait_for_run(proc: subprocess.Popen[bytes], deadline_at: float, facts_path: Path,
@@ -95,7 +96,8 @@ def _progress(facts_path: Path, request: RunRequest) -> str:
             number = cell_number(cell.index, injected)
             if number is None:
                 return "setting the parameters injected by the grader"
-            return f"cell {number} of {shown}: {source}"
+            said = f" · {cell.progress[:LAST_LINE_SHOWN]}" if cell.progress else ""
+            return f"cell {number} of {shown}: {source}{said}"
     return ""
 
 

@@ -53,6 +53,7 @@ SETUP_CELLS = ("capture.py", "shutdown.py")  # run as one hidden cell before the
 # how long a kernel may take to stop a cell after its interrupt (SIGINT, as Jupyter's Stop button)
 INTERRUPT_GRACE_S = 15
 LAST_LINE_CHARS = 160  # the longest last output line a timeout's message quotes
+PROGRESS_EVERY_S = 1.0  # how often a running cell's last printed line is written to the timeline
 RESTORE_TAG = "grader-restore"  # the cells that load the saved model and define the contract
 INJECTED_TAG = "injected-parameters"
 
@@ -400,8 +401,11 @@ def _make_client(nb: Any, job: dict[str, Any], early: EarlyKernel | None = None)
         """nbclient with a per-cell output budget (nbgrader's LimitOutput, applied live)."""
 
         used: dict[int, int] = {}
+        on_stream: Any = None  # called with (cell index, text) for every stream message, cut or not
 
         def output(self, outs: list[Any], msg: dict[str, Any], display_id: Any, cell_index: int) -> Any:
+            if self.on_stream is not None and msg.get("msg_type") == "stream":
+                self.on_stream(cell_index, str(msg.get("content", {}).get("text", "")))
             used = self.used.get(cell_index, 0)
             if used > cap:
                 return None  # this cell's output was cut already
@@ -650,6 +654,22 @@ def _run_cells(client: Any, nb: Any, job: dict[str, Any], timeline: Timeline, nu
     facts = timeline.facts
     cell_limit = int(job["cell_timeout_s"])
     ends_at = started + float(job.get("deadline_s", 1e9))
+    tail: dict[str, Any] = {"text": "", "at": 0.0}
+
+    def on_stream(index: int, text: str) -> None:
+        """Keep the running cell's last printed line in the timeline, at most once a second: the
+        grader shows it beside the cell's number while it runs (an epoch line, a progress bar)."""
+        tail["text"] = (tail["text"] + text)[-4096:]
+        now = time.monotonic()
+        if now - tail["at"] < PROGRESS_EVERY_S or not 0 <= index < len(facts["cells"]):
+            return
+        tail["at"] = now
+        line = last_line([{"output_type": "stream", "text": tail["text"]}])
+        if line:
+            facts["cells"][index]["progress"] = line
+            timeline.write()
+
+    client.on_stream = on_stream
     for index, cell in enumerate(nb.cells):
         record = facts["cells"][index]
         if cell.cell_type != "code":
@@ -663,6 +683,7 @@ def _run_cells(client: Any, nb: Any, job: dict[str, Any], timeline: Timeline, nu
                              f"{_cell_name(numbers, index)}; the cells from there on did not run")
             return True
         client.timeout = min(cell_limit, max(1, int(left)))
+        tail.update(text="", at=time.monotonic())  # the first line after a second of running
         record["status"] = "running"
         timeline.write()
         t0 = time.monotonic()

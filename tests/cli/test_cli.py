@@ -74,3 +74,23 @@ def test_console_entry_flushes_output_and_keeps_exit_status(tmp_path: Path) -> N
                              capture_output=True, text=True)
     assert missing.returncode == 2
     assert "grader: error:" in missing.stderr
+
+
+def test_plain_progress_lines_say_each_cell_once_and_its_last_line_at_most_every_30_s(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    import types
+
+    import grader.cli.check as check
+
+    clock = [100.0]
+    monkeypatch.setattr(check.time, "monotonic", lambda: clock[0])
+    job = types.SimpleNamespace(number=1, submission=types.SimpleNamespace(name="team3", notebooks=["a"]))
+    lines = check._display(1, 1, tmp_path)  # stderr is no terminal here: plain lines
+    lines.started(job, None)
+    for second, status in [(1, "cell 3 of 9: model.fit(x)"), (2, "cell 3 of 9: model.fit(x) · 1/30"),
+                           (20, "cell 3 of 9: model.fit(x) · 9/30"), (32, "cell 3 of 9: model.fit(x) · 14/30"),
+                           (33, "cell 4 of 9: plt.plot(h)")]:
+        clock[0] = 100.0 + second
+        lines.progress(job, status)
+    said = [line.split("s  ", 1)[1] for line in capsys.readouterr().err.splitlines()[1:]]
+    assert said == ["cell 3 of 9: model.fit(x)", "cell 3 of 9: model.fit(x) · 14/30", "cell 4 of 9: plt.plot(h)"]

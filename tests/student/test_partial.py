@@ -148,3 +148,24 @@ def test_a_restore_that_fails_says_why_and_without_tags_the_fix_says_how(
     assert fix.endswith("Tag the cells that load your saved model and define predict (with their imports) "
                         "grader-restore: when the kernel dies or a cell cannot be stopped, the grader runs them in a "
                         "fresh kernel and scores that model.")
+
+
+@pytest.mark.kernel
+def test_a_long_cells_last_printed_line_is_shown_beside_its_number_while_it_runs(
+        make_toy: Callable[..., Settings], tmp_path: Path) -> None:
+    settings = make_toy()
+    seen: list[str] = []
+    training = ("import time\nfor epoch in range(1, 61):\n"
+                "    print(f'\\r{epoch}/60 [' + '=' * (epoch // 6) + ']', end='', flush=True)\n    time.sleep(0.1)")
+    folder = write_submission(tmp_path, "progress", [GOOD_TOY_CELLS[0], training, *GOOD_TOY_CELLS[1:]])
+    result = grade_submission(discover(folder), settings, GradeOptions(on_progress=seen.append))
+    assert result.verdict == "pass"
+    shown = [line for line in seen if line.startswith("cell 3 of 6: import time · ")]
+    assert shown, seen  # a progress bar's last state, after its carriage returns
+    assert all(re_fullmatch(r"cell 3 of 6: import time · \d+/60 \[=*\]", line) for line in shown), shown
+
+
+def re_fullmatch(pattern: str, text: str) -> bool:
+    import re
+
+    return re.fullmatch(pattern, text) is not None
