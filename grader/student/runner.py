@@ -475,7 +475,7 @@ def cell_numbers(nb: Any) -> list[int | None]:
     numbers: list[int | None] = []
     seen = 0
     for cell in nb.cells:
-        if "injected-parameters" in cell.get("metadata", {}).get("tags", []):
+        if INJECTED_TAG in cell.get("metadata", {}).get("tags", []):
             numbers.append(None)
         else:
             seen += 1
@@ -503,7 +503,7 @@ def last_line(outputs: list[Any]) -> str:
 def _stop_cell(client: Any) -> bool:
     """Interrupt the kernel's running cell (SIGINT, as Jupyter's Stop button) and wait up to
     ``INTERRUPT_GRACE_S`` for it to be idle again: True when it is, False when the cell ignored
-    the interrupt (the kernel is then left to the grader's hard deadline)."""
+    the interrupt (nothing more runs in that kernel: the run may be restored, :func:`_restore`)."""
     from nbclient.exceptions import CellExecutionError, CellTimeoutError
     from nbclient.util import run_sync
 

@@ -116,6 +116,12 @@ def test_one_model_earns_one_criterion(role: str, check: str, params: dict[str, 
     other = [*LABELS[:-1], LABELS[0]]
     differs = evidence({"models": {"predict": {"predictions": list(LABELS)}, role: {"predictions": other}}})
     assert run(check, differs, threshold=0.5, **params).status == "pass"
+    # with a public/private split it is decided on the public part: the private part steers nothing
+    # a team reads (the last image is private here, and the answers differ there only)
+    split = dataclasses.replace(differs, hidden_public=(True,) * 9 + (False,))
+    on_public = run(check, split, threshold=0.5, **params)
+    assert on_public.status == "fail" and on_public.message.startswith(
+        f"`{name}` answered exactly as `predict` on all 9 images of the public part of the hidden test set")
 
 
 def test_loss_history() -> None:

@@ -163,17 +163,24 @@ def same_model(ev: Evidence, role: str, predictions: list[str]) -> str:
     ``predict_mlp``) that answer identically on every hidden image are one model (``predict =
     predict_transfer``): the criterion of the second fails, so that one model earns one
     criterion. The test is on the answers, not on the names: nothing of the kernel's objects
-    leaves it.
+    leaves it. It is decided on the public part of the hidden test set where it has one: its
+    outcome reaches the team's scorecard as it is, and the private part steers nothing a team
+    reads (:mod:`grader.report.teamcard`).
     """
     if role == "predict" or ev.probe is None:
         return ""
     first = ev.probe.models.get("predict")
-    if first is None or first.predictions is None or first.predictions != predictions:
+    if first is None or first.predictions is None or len(first.predictions) != len(predictions):
         return ""
+    keep = (range(len(predictions)) if ev.hidden_public is None or len(ev.hidden_public) != len(predictions)
+            else [i for i, public in enumerate(ev.hidden_public) if public])
+    if not keep or any(first.predictions[i] != predictions[i] for i in keep):
+        return ""
+    images = _images(ev) if len(keep) == len(predictions) else "images of the public part of the hidden test set"
     contract = ev.challenge.contract
     name = {"transfer": contract.transfer or "predict_transfer", "mlp": contract.mlp or "predict_mlp"}[role]
     kind = {"transfer": "a transfer-learning model", "mlp": "a multilayer perceptron"}[role]
-    return (f"`{name}` answered exactly as `{contract.predict}` on all {len(predictions)} {_images(ev)}: it is "
+    return (f"`{name}` answered exactly as `{contract.predict}` on all {len(keep)} {images}: it is "
             f"the same model, and it earns one criterion; this one needs a second model, {kind}, of its own")
 
 
