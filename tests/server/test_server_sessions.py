@@ -403,7 +403,7 @@ def test_a_state_folder_from_before_sessions_is_upgraded(tmp_path: Path, make_to
     store = Store(state)
     try:
         with sqlite3.connect(state / "grader.db") as db:
-            assert db.execute("SELECT version_num FROM alembic_version").fetchone() == ("0003",)
+            assert db.execute("SELECT version_num FROM alembic_version").fetchone() == ("0004",)
             assert db.execute("SELECT name, removed_at FROM teams").fetchall() == [("red", None)]
         (sub,) = store.submissions("old")
         assert (sub.team_name, sub.state) == ("red", "failed")

@@ -92,7 +92,7 @@ class Events(Database):
                                .order_by(m.EventChallenge.position))
         return EventRow(id=row.id, name=row.name, title=row.title, challenges=tuple(challenges),
                         cap_per_day=row.cap_per_day, ends_at=utc(row.ends_at), revealed=row.revealed,
-                        created=utc(row.created) or utcnow())
+                        created=utc(row.created) or utcnow(), practice_per_day=row.practice_per_day)
 
     def _get_event(self, s: Session, name: str) -> m.Event:
         return event_named(s, name, fix="create it with grader event create NAME --challenge ID --teams teams.csv")

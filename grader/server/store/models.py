@@ -10,10 +10,23 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, Boolean, DateTime, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    false,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-__all__ = ["Base", "BrowserSession", "Event", "EventChallenge", "Result", "Submission", "Team", "Upload"]
+__all__ = ["Announcement", "Base", "BrowserSession", "Event", "EventChallenge", "FinalChoice", "Result", "Submission",
+           "Team", "TeamMember", "Upload"]
 
 NAME_LEN = 64
 SHA_LEN = 64
@@ -35,6 +48,8 @@ class Event(Base):
     cap_per_day: Mapped[int | None] = mapped_column(Integer)
     ends_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     revealed: Mapped[bool] = mapped_column(Boolean, default=False)
+    # practice checks a team may run a UTC day (revision 0004); None: no limit
+    practice_per_day: Mapped[int | None] = mapped_column(Integer, default=3, server_default="3")
     coach_token_hash: Mapped[str] = mapped_column(String(SHA_LEN))
     session_secret: Mapped[str] = mapped_column(String(128))
     created: Mapped[datetime] = mapped_column(DateTime(timezone=True))
@@ -63,6 +78,42 @@ class Team(Base):
     name: Mapped[str] = mapped_column(String(NAME_LEN))
     token_hash: Mapped[str] = mapped_column(String(SHA_LEN), unique=True)
     removed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class TeamMember(Base):
+    """A member of a team (revision 0004), as ``teams.csv`` lists them: the gradebook has one row
+    per member. ``email`` and ``student_id`` are "" where the coach gave none."""
+
+    __tablename__ = "team_members"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    team_id: Mapped[int] = mapped_column(ForeignKey("teams.id", ondelete="CASCADE"), index=True)
+    position: Mapped[int] = mapped_column(Integer)
+    name: Mapped[str] = mapped_column(String(200))
+    email: Mapped[str] = mapped_column(String(254), default="", server_default="")
+    student_id: Mapped[str] = mapped_column(String(64), default="", server_default="")
+
+
+class FinalChoice(Base):
+    """The submission a team chose as its final one for a challenge (revision 0004; Kaggle's
+    "selected for final"); without a row the team's best public score is its final one."""
+
+    __tablename__ = "final_choices"
+    __table_args__ = (UniqueConstraint("team_id", "challenge"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    team_id: Mapped[int] = mapped_column(ForeignKey("teams.id", ondelete="CASCADE"))
+    challenge: Mapped[str] = mapped_column(String(NAME_LEN))
+    submission_id: Mapped[int] = mapped_column(ForeignKey("submissions.id", ondelete="CASCADE"))
+    chosen_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class Announcement(Base):
+    """A coach's announcement to every team of an event (revision 0004), shown on every page."""
+
+    __tablename__ = "announcements"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    event_id: Mapped[int] = mapped_column(ForeignKey("events.id", ondelete="CASCADE"), index=True)
+    text: Mapped[str] = mapped_column(Text)
+    created: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
 class BrowserSession(Base):
@@ -101,6 +152,8 @@ class Submission(Base):
     filename: Mapped[str] = mapped_column(String(FILENAME_LEN))
     upload_sha256: Mapped[str] = mapped_column(ForeignKey("uploads.sha256"))
     regrade_of: Mapped[int | None] = mapped_column(ForeignKey("submissions.id", ondelete="SET NULL"))
+    # a practice check (revision 0004): scored on the public practice split, not counted by the cap
+    practice: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     created: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     state: Mapped[str] = mapped_column(String(16), default="queued")
     attempts: Mapped[int] = mapped_column(Integer, default=0)

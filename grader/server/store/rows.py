@@ -23,6 +23,7 @@ class EventRow:
     ends_at: datetime | None
     revealed: bool
     created: datetime
+    practice_per_day: int | None = 3
 
 
 @dataclass(frozen=True)
@@ -74,6 +75,7 @@ class SubmissionRow:
     score: float | None
     max_score: float | None
     regrade_of: int | None = None
+    practice: bool = False
 
 
 @dataclass(frozen=True)
@@ -108,7 +110,7 @@ def submission_row(sub: m.Submission, team: str, event: str) -> SubmissionRow:
         attempts=sub.attempts, progress=sub.progress, progress_at=utc(sub.progress_at),
         started_at=utc(sub.started_at), finished_at=utc(sub.finished_at), error=sub.error,
         cancel_requested=sub.cancel_requested, verdict=sub.verdict, score=sub.score, max_score=sub.max_score,
-        regrade_of=sub.regrade_of)
+        regrade_of=sub.regrade_of, practice=sub.practice)
 
 
 def result_row(row: m.Result) -> ResultRow:

@@ -20,6 +20,7 @@ Modules:
 - ``receive``: An upload form received as its body arrives, its limits counted as bytes come, its
   files on disk.
 - ``signin``: Signing in and out of the event server.
+- ``similar``: The coach's similar pairs of an event.
 - ``routes/``: its own package (its face says what it holds).
 
 Other packages import through this face (``from grader.server.web import NAME``): the names of

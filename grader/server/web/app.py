@@ -34,7 +34,7 @@ from grader.server.store import DatabaseUnavailable, Sessions, Store
 from grader.server.web.headers import INTERNAL_ERROR, SecurityHeaders
 from grader.server.web.ladder import decimals
 from grader.server.web.pages import HERE, AppOptions, Refused, Site, Workers
-from grader.server.web.routes import add_coach_routes, add_public_routes, add_team_routes
+from grader.server.web.routes import add_coach_routes, add_export_routes, add_public_routes, add_team_routes
 from grader.server.web.signin import add_sessions
 
 __all__ = ["create_app"]
@@ -112,4 +112,5 @@ def create_app(store: Store, settings: Settings, *, workers: Workers | None,
     add_team_routes(app, site)
     add_public_routes(app, site)
     add_coach_routes(app, site)
+    add_export_routes(app, site)
     return app

@@ -4,6 +4,7 @@ public ones.
 Modules:
 
 - ``coach``: The coach's pages under ``/coach``.
+- ``exports``: The coach's exports of the cohort under ``/coach/export/``.
 - ``public``: The pages every signed-in browser may ask for, a team's or the coach's.
 - ``team``: A team's pages.
 

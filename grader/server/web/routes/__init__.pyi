@@ -2,7 +2,8 @@
 # at run time and by type checkers (names on __all__ are re-exported).
 
 from .coach import add_coach_routes
+from .exports import add_export_routes
 from .public import add_public_routes
 from .team import add_team_routes
 
-__all__ = ["add_coach_routes", "add_public_routes", "add_team_routes"]
+__all__ = ["add_coach_routes", "add_export_routes", "add_public_routes", "add_team_routes"]
