@@ -9,6 +9,7 @@ Modules:
 - ``fair``: The queue's order.
 - ``group``: Group commit.
 - ``jobs``: The job queue of the event server.
+- ``members``: A team's members, as the coach's ``teams.csv`` lists them (revision 0004).
 - ``models``: The event server's database tables (SQLAlchemy 2 declarative, typed ``Mapped[...]``).
 - ``rows``: The rows the event server's store hands out.
 - ``sessions``: Sessions kept by the server.

@@ -2,6 +2,7 @@
 # at run time and by type checkers (names on __all__ are re-exported).
 
 from .db import DatabaseUnavailable, shown_url
+from .members import MemberRow, members_of, set_members
 from .rows import EventRow, SubmissionRow, TeamRow
 from .sessions import SESSION_S, Sessions, SignedIn, digest
 from .state import resolve_state_dir
@@ -10,6 +11,7 @@ from .submissions import CapReached
 from .teams import add_team, remove_team, removed_team_ids, rotate_coach_link, rotate_team_link, team_rows
 from .uploads import UploadRefused, refusal
 
-__all__ = ["CapReached", "DatabaseUnavailable", "EventRow", "SESSION_S", "Sessions", "SignedIn", "Store",
-    "SubmissionRow", "TeamRow", "UploadRefused", "add_team", "digest", "refusal", "remove_team", "removed_team_ids",
-    "resolve_state_dir", "rotate_coach_link", "rotate_team_link", "shown_url", "team_rows"]
+__all__ = ["CapReached", "DatabaseUnavailable", "EventRow", "MemberRow", "SESSION_S", "Sessions", "SignedIn", "Store",
+    "SubmissionRow", "TeamRow", "UploadRefused", "add_team", "digest", "members_of", "refusal", "remove_team",
+    "removed_team_ids", "resolve_state_dir", "rotate_coach_link", "rotate_team_link", "set_members", "shown_url",
+    "team_rows"]
