@@ -32,6 +32,7 @@ from __future__ import annotations
 import ctypes
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -53,6 +54,9 @@ SETUP_CELLS = ("capture.py", "shutdown.py")  # run as one hidden cell before the
 # how long a kernel may take to stop a cell after its interrupt (SIGINT, as Jupyter's Stop button)
 INTERRUPT_GRACE_S = 15
 LAST_LINE_CHARS = 160  # the longest last output line a timeout's message quotes
+# what a terminal acts on and does not show: ANSI CSI sequences (ECMA-48: colours, cursor moves, as
+# Keras 3's progress bar writes them) and backspaces
+_TERMINAL_CONTROL = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x08")
 PROGRESS_EVERY_S = 1.0  # how often a running cell's last printed line is written to the timeline
 RESTORE_TAG = "grader-restore"  # the cells that load the saved model and define the contract
 INJECTED_TAG = "injected-parameters"
@@ -490,9 +494,10 @@ def _cell_name(numbers: list[int | None], index: int) -> str:
 
 def last_line(outputs: list[Any]) -> str:
     """The last line a cell printed (its stdout and stderr streams, in order), as a terminal
-    shows it: a progress bar's last state after its carriage returns, the grader's own notes
-    left out; "" when it printed nothing. Cut to ``LAST_LINE_CHARS``."""
+    shows it: a progress bar's last state after its carriage returns, its colour codes and
+    backspaces removed, the grader's own notes left out; "" when it printed nothing. Cut to ``LAST_LINE_CHARS``."""
     text = "".join(str(o.get("text", "")) for o in outputs if o.get("output_type") == "stream")
+    text = _TERMINAL_CONTROL.sub("", text)
     for line in reversed(text.splitlines()):  # str.splitlines splits at "\r" too
         shown = line.strip()
         if shown and not shown.startswith("[grader]"):

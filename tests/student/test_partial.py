@@ -90,6 +90,9 @@ def test_the_last_line_is_what_a_terminal_shows() -> None:
     assert last_line([{"output_type": "display_data", "data": {}}]) == ""
     long = last_line([stream("x" * 500)])
     assert len(long) == 160 and long.endswith("…")
+    # Keras 3's bar in a kernel: bold and colour codes, backspaces over the last state, then "\r"
+    keras = stream("\x1b[1m 5/23\x1b[0m \x1b[32m━━━\x1b[0m - loss: 0.9\b\b\b\b\r\x1b[1m 9/23\x1b[0m ━━━━ - loss: 0.7")
+    assert last_line([keras]) == "9/23 ━━━━ - loss: 0.7"
 
 
 def _tagged(folder: Path) -> Path:
