@@ -26,6 +26,16 @@ thread: the client shares the machine's cores with the server):
    headers and half its body and then nothing, each opened again when the server closes it. The
    pages' latency in both windows, and how the slow ones were closed.
 
+6. The coach's similar pairs and the public data at start (issue 28), on a server of the real project with
+   its real data (challenge gear-cnn: 424 hidden images, 57 MB of public data) where ``GRADER_DATA_DIR``
+   holds gear (else, and with ``--quick``, the toy's): its first download of the challenge's
+   ``public-data.zip`` asked at once (it waits for the build ``grader serve`` starts), the seconds until
+   the start-up thread logs the zip ready, a download then; and ``/coach/similar`` over SIMILAR_TEAMS
+   teams, each with one graded submission (kept code: cells drawn from the reference solutions, two
+   teams handing in one notebook; predictions on the hidden test set at accuracies of 0.6 to 0.95, two
+   teams sharing one model): its first view (cold), a view after each of 5 new results (the pairs
+   computed again, the unchanged notebooks' fingerprints kept) and PAGE_REQUESTS repeat views.
+
 After each phase every acknowledged upload must be in the database exactly once (and graded once,
 where the phase waits for grading): ``accounted: N acknowledged, N stored, 0 lost, 0 duplicated``;
 the exit status is 1 otherwise. The last lines are the table, one figure a line, beside the issue's
@@ -37,7 +47,7 @@ a failure).
 Usage: .venv/bin/python benchmarks/server.py [--database sqlite|postgresql|both] [--teams 200]
        [--uploaders 50] [--polls 10] [--subs-per-team 20] [--workers 1,2,4] [--notebooks 16]
        [--page-requests 40] [--concurrency 10] [--sandbox bwrap|none] [--slow-connections 200] [--slow-s 40]
-       [--skip uploads,polling,slow,pages,throughput] [--quick]
+       [--similar-teams 60] [--skip uploads,polling,slow,pages,throughput,similar] [--quick]
 """
 
 from __future__ import annotations
@@ -72,6 +82,7 @@ from tests.support.toy import build_toy as build_toy_project  # noqa: E402
 EVENT = "loadtest"
 UPLOAD_TARGET_MS = 200.0
 PAGE_TARGET_MS = 100.0
+SIMILAR_TARGET_MS = 500.0  # issue 28: /coach/similar under 0.5 s at p95 for 60 teams
 THROUGHPUT_TARGET = 0.9  # server submissions per minute at least 90% of grader check's
 
 # ---------------------------------------------------------------- the toy project (tests/support/toy.py)
@@ -233,15 +244,21 @@ class Server:
     proc: subprocess.Popen[bytes] | None = None
     port: int = 0
     log: Path = Path()
+    project: Path | None = None  # None: the toy project (bench.project, bench.data), a fresh cache each start
+    data: Path | None = None
+    cache: Path | None = None
+    event: str = EVENT
+    verbose: bool = False  # grader -v: its INFO lines in the log (phase 6 reads the start-up thread's)
 
     def start(self, workers: int, tag: str) -> None:
         self.port = free_port()
         self.log = self.bench.tmp / f"serve-{tag}.log"
-        cache = Path(tempfile.mkdtemp(prefix="cache-", dir=self.bench.tmp))  # fresh: no result is reused
-        env = {**os.environ, "GRADER_PROJECT_DIR": str(self.bench.project), "GRADER_DATA_DIR": str(self.bench.data),
-               "GRADER_CACHE_DIR": str(cache)}
-        argv = [sys.executable, "-m", "grader", "serve", "--event", EVENT, "--host", "127.0.0.1", "--port",
-                str(self.port), "--workers", str(workers), "--state", str(self.state), "--sandbox",
+        cache = self.cache or Path(tempfile.mkdtemp(prefix="cache-", dir=self.bench.tmp))  # fresh: no result is reused
+        env = {**os.environ, "GRADER_PROJECT_DIR": str(self.project or self.bench.project),
+               "GRADER_DATA_DIR": str(self.data or self.bench.data), "GRADER_CACHE_DIR": str(cache)}
+        argv = [sys.executable, "-m", "grader", *(["-v"] if self.verbose else []), "serve", "--event", self.event,
+                "--host", "127.0.0.1", "--port", str(self.port), "--workers", str(workers), "--state", str(self.state),
+                "--sandbox",
                 self.bench.args.sandbox, *(["--database-url", self.url] if self.url else [])]
         self.proc = self.bench.children.start(argv, env=env, log=self.log)
         deadline = time.monotonic() + 60
@@ -687,6 +704,180 @@ def phase_pages(bench: Bench, database: str, server: Server, tokens: dict[str, s
     asyncio.run(run())
 
 
+# ---------------------------------------------------------------- phase 6: similar pairs, public data at start
+
+SIMILAR_EVENT = "similar"
+NEW_RESULTS = 10  # results added while the server runs, each followed by a view (the pairs computed again)
+
+
+def similar_setup(bench: Bench) -> tuple[Path, Path, str]:
+    """Phase 6's (project, data folder, challenge): the real project and gear-cnn where ``GRADER_DATA_DIR`` holds
+    gear (not with --quick), else the toy."""
+    data = os.environ.get("GRADER_DATA_DIR")
+    if not bench.args.quick and data and (Path(data) / "gear").is_dir():
+        return ROOT, Path(data).resolve(), "gear-cnn"
+    return bench.project, bench.data, "toy"
+
+
+def similar_cohort(project: Path, data: Path, cache: Path, challenge_id: str, teams: int, *,
+                   seed: int = 28) -> list[tuple[str, str]]:
+    """Per team, (result JSON, kept code) of one graded notebook of ``challenge_id``. The code: 6 to 12 code cells
+    drawn from all the reference solutions (teams share cells, as tutorials make them), team 1 handing in team 0's
+    notebook; the answers on the hidden test set (listed in ``cache``, where the server will find it): an error
+    rate of 0.05 to 0.4 spread by each image's difficulty (Beta(0.4, 3)), the wrong class the next one or any
+    other, team 3 handing in team 2's model."""
+    import nbformat
+    import numpy as np
+
+    from grader.core import load_challenge
+    from grader.core.settings import resolve_settings
+    from grader.data import ensure_hidden_test_set
+    from grader.score.measure import measure
+    from grader.score.scorecard import Environment, ExecutionSummary, ModelReport, NotebookResult, SubmissionResult
+
+    settings = resolve_settings(data_dir=str(data), cache_dir=str(cache), project_dir=str(project))
+    challenge = load_challenge(settings.project_dir, challenge_id)
+    hidden = ensure_hidden_test_set(settings, challenge)
+    classes = list(challenge.dataset.classes)
+    labels = np.array([classes.index(label) for label in hidden.labels])
+    cells = [str(c.source) for path in sorted((ROOT / "reference_solutions").glob("*/*.ipynb"))
+             for c in nbformat.read(path, as_version=4).cells if c.cell_type == "code" and str(c.source).strip()]
+    rng = np.random.default_rng(seed)
+    difficulty = rng.beta(0.4, 3.0, len(labels))
+    codes: list[str] = []
+    answers: list[Any] = []
+    for team in range(teams):
+        picked = sorted(rng.choice(len(cells), size=int(rng.integers(6, 13)), replace=False))
+        code = "\n".join(f"# cell {i + 1}\n{cells[j]}\n" for i, j in enumerate(picked))
+        codes.append(codes[0] if team == 1 else code)
+        wrong = rng.random(len(labels)) < np.minimum(1.0, difficulty / difficulty.mean() * rng.uniform(0.05, 0.4))
+        other = np.where(rng.random(len(labels)) < 0.5, (labels + 1) % len(classes),
+                         (labels + rng.integers(1, len(classes), len(labels))) % len(classes))
+        answers.append(answers[2] if team == 3 else np.where(wrong, other, labels))
+    out = []
+    for team, (code, answer) in enumerate(zip(codes, answers, strict=True)):
+        names = [classes[int(i)] for i in answer]
+        model = ModelReport.of("predict", "predict", measure(list(hidden.labels), names, classes), 1.0,
+                               correct=[bool(a == b) for a, b in zip(answer, labels, strict=True)],
+                               public=hidden.public, predictions=names)
+        nb = NotebookResult(notebook=f"{challenge_id}.ipynb", challenge=challenge_id, profile="ci", verdict="pass",
+                            score=1, max_score=1, criteria=[], models=[model],
+                            execution=ExecutionSummary(status="ok", message="", failed_cell=None, wall_s=1.0,
+                                                       sandboxed=True, probe_status="ok", cells=[]))
+        result = SubmissionResult(submission=f"team{team:03d}", path="", verdict="pass", score=1, max_score=1,
+                                  notebooks=[nb], started="", finished="",
+                                  environment=Environment(grader="bench", python="3", platform="linux", device="cpu",
+                                                          sandbox="none"))
+        out.append((result.model_dump_json(), code))
+    return out
+
+
+def insert_similar(store: Any, challenge: str, team_id: int, result_json: str, code: str) -> bool:
+    """One graded submission of ``team_id`` with ``result_json``, its code kept as the workers keep it
+    (``<state>/code/<id>.json``, written before the result); False when a server's worker claimed it first (it then
+    grades the stand-in upload itself, which fails: the sample is left out)."""
+    import io
+    import json
+
+    from grader.server.work.worker import CODE_FOLDER
+
+    upload = store.store_upload(io.BytesIO(code.encode()), filename=f"{challenge}.ipynb", max_bytes=64 << 20)
+    row = store.submit(SIMILAR_EVENT, team_id, challenge=challenge, upload=upload)
+    (store.state_dir / CODE_FOLDER).mkdir(exist_ok=True)
+    (store.state_dir / CODE_FOLDER / f"{row.id}.json").write_text(json.dumps({f"{challenge}.ipynb": code}))
+    job = store.claim("bench:similar", lease_s=600)
+    if job is None or job.id != row.id:
+        return False
+    return bool(store.finish(row.id, "bench:similar", result_json=result_json, scorecard_html="", verdict="pass",
+                             score=1, max_score=1))
+
+
+def logged_ready_s(log: Path, challenge: str, timeout_s: float) -> float | None:
+    """The seconds the server's start-up thread logged building ``challenge``'s public-data zip (None: it logged
+    none within ``timeout_s``)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        found = re.search(rf"public data of {re.escape(challenge)} ready: .* after ([\d.]+) s",
+                          log.read_text(errors="replace"))
+        if found:
+            return float(found[1])
+        if re.search(rf"public data of {re.escape(challenge)} not built", log.read_text(errors="replace")):
+            return None
+        time.sleep(0.2)
+    return None
+
+
+def phase_similar(bench: Bench, database: str, make_store: Any) -> None:
+    """Phase 6: the public data at start and /coach/similar over SIMILAR_TEAMS teams (module docstring)."""
+    args = bench.args
+    project, data, challenge = similar_setup(bench)
+    cache = Path(tempfile.mkdtemp(prefix="cache-similar-", dir=bench.tmp))
+    teams = args.similar_teams
+    say(f"  phase 6: {challenge} ({'the real project and data' if project == ROOT else 'the toy'}), {teams} teams")
+    cohort = similar_cohort(project, data, cache, challenge, teams + NEW_RESULTS)
+    state, url = make_store("similar")
+    store = open_store(state, url)
+    names = [f"team{i:03d}" for i in range(teams)]
+    created = store.create_event(SIMILAR_EVENT, challenges=[challenge], teams=names)
+    ids = {t.name: t.id for t in store.teams(SIMILAR_EVENT)}
+    for name, (result_json, code) in zip(names, cohort, strict=False):
+        if not insert_similar(store, challenge, ids[name], result_json, code):
+            raise Failed("a stopped server's submission was claimed by someone else")
+    server = Server(bench, state, url, project=project, data=data, cache=cache, event=SIMILAR_EVENT, verbose=True)
+    server.start(1, f"{database}-similar")
+    zip_path = f"/challenges/{challenge}/public-data.zip"
+
+    async def run() -> None:
+        [team] = await joined(server.base, [created.team_tokens[names[0]]])
+        [coach] = await joined(server.base, [created.coach_token], coach=True)
+        try:
+            first, status = await team.timed_get(zip_path)
+            built = logged_ready_s(server.log, challenge, 600)
+            deadline = time.monotonic() + 120  # the start-up thread's warm-ups follow the zip: let them end
+            while (time.monotonic() < deadline and not re.search(r"start-up: the similar pairs of the results so far ",
+                                                                 server.log.read_text(errors="replace"))):
+                await asyncio.sleep(0.2)
+            again, status_again = await team.timed_get(zip_path)
+            size = len((await team.client.get(zip_path)).content) / 1e6
+            say(f"  {zip_path}: asked at once {first / 1000:.1f} s ({status}); built at start in "
+                f"{'?' if built is None else f'{built:.1f}'} s; then {again:.0f} ms ({status_again}), {size:.0f} MB")
+            bench.rows.append(Row(database, f"public-data.zip ({challenge}), asked at start",
+                                  f"{first / 1000:6.1f} s (waits for the build begun at start)", "", None))
+            bench.rows.append(Row(database, f"public-data.zip ({challenge}), built at start in",
+                                  "not logged" if built is None else f"{built:6.1f} s ({size:.0f} MB)", "", None))
+            bench.rows.append(Row(database, f"public-data.zip ({challenge}), a download after start-up",
+                                  f"{again:7.1f} ms ({status_again})", "", None))
+            warmed = re.search(r"start-up: the similar pairs of the results so far in ([\d.]+) s",
+                               server.log.read_text(errors="replace"))
+            say(f"  /coach/similar: computed by the start-up thread in {warmed[1] if warmed else '?'} s")
+            bench.rows.append(Row(database, f"/coach/similar, {teams} teams, computed at start in",
+                                  f"{float(warmed[1]):6.1f} s (in the background)" if warmed else "not logged", "",
+                                  None))
+            cold, status = await coach.timed_get("/coach/similar")
+            say(f"  /coach/similar: first view {cold:.0f} ms ({status})")
+            computed = [cold] if status == 200 else []
+            for n, (result_json, code) in enumerate(cohort[teams:]):
+                if insert_similar(store, challenge, ids[names[(5 * n) % teams]], result_json, code):
+                    ms, status = await coach.timed_get("/coach/similar")
+                    computed += [ms] if status == 200 else []
+            say(f"  /coach/similar after each of {len(computed) - 1} new results: "
+                f"{', '.join(f'{ms:.0f}' for ms in computed[1:])} ms")
+            bench.latency(database, f"/coach/similar, {teams} teams, first view", [cold], None)
+            bench.latency(database, f"/coach/similar, {teams} teams, after a new result (cold)", computed[1:],
+                          SIMILAR_TARGET_MS)
+            done, errors = await hammer([coach], "/coach/similar", args.page_requests, args.concurrency,
+                                        time.monotonic() + args.phase_s)
+            bench.latency(database, f"/coach/similar, {teams} teams, kept (warm)", done, SIMILAR_TARGET_MS, errors)
+        finally:
+            await close_all([team, coach])
+
+    try:
+        asyncio.run(run())
+    finally:
+        server.stop()
+        store.close()
+
+
 def phase_throughput(bench: Bench, database: str, make_store: Any) -> None:
     """Phase 4: NOTEBOOKS uploads graded by a fresh server with each worker count."""
     args = bench.args
@@ -796,6 +987,8 @@ def run_database(bench: Bench, database: str, pg_port: int | None) -> None:
     finally:
         server.stop()
         store.close()
+    if "similar" not in args.skip and database == args.databases[0]:
+        phase_similar(bench, database, make_store)
     if "throughput" not in args.skip:
         phase_throughput(bench, database, make_store)
 
@@ -827,8 +1020,10 @@ def main() -> int:
     parser.add_argument("--slow-s", type=float, default=40,
                         help="seconds of phase 5 (default 40: longer than the server's 30 s body timeout)")
     parser.add_argument("--pollers", type=int, default=50, help="teams polling their page in phase 5 (default 50)")
+    parser.add_argument("--similar-teams", type=int, default=60,
+                        help="teams of phase 6's /coach/similar (default 60: issue 28's target)")
     parser.add_argument("--skip", default="",
-                        help="phases left out: uploads, polling, slow, pages, throughput (comma-separated)")
+                        help="phases left out: uploads, polling, slow, pages, throughput, similar (comma-separated)")
     parser.add_argument("--quick", action="store_true",
                         help="a smoke run: 12 teams, 4 uploaders, 2 polls, 2 submissions each, workers 1, 2 notebooks")
     args = parser.parse_args()
@@ -836,15 +1031,17 @@ def main() -> int:
         args.teams, args.uploaders, args.polls, args.subs_per_team = 12, 4, 2, 2
         args.workers, args.notebooks, args.page_requests, args.concurrency = "1", 2, 10, 4
         args.poll_interval, args.slow_connections, args.slow_s, args.pollers = 0.5, 10, 3, 4
+        args.similar_teams = 6
     args.worker_counts = [int(n) for n in args.workers.split(",")]
     args.skip = {x for x in args.skip.split(",") if x}
-    phases = {"uploads", "polling", "slow", "pages", "throughput"}
+    phases = {"uploads", "polling", "slow", "pages", "throughput", "similar"}
     if args.skip - phases:
         parser.error(f"--skip {','.join(sorted(args.skip))}: choose among {', '.join(sorted(phases))}")
     args.slow_connections = max(0, min(args.slow_connections, 1000))  # bounded: only 127.0.0.1, at most 1000
     args.pollers = max(1, min(args.pollers, args.teams - 1))
     args.uploaders = min(args.uploaders, args.teams)
     databases = ["sqlite", "postgresql"] if args.database == "both" else [args.database]
+    args.databases = databases
     header = machine()
     say(f"# {header}; sandbox {args.sandbox}")
     previous = signal.signal(signal.SIGTERM, _terminate)

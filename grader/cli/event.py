@@ -1,6 +1,7 @@
 """``grader event``: create and list the events of the event server, and change who may sign in
-(``teams``, ``rotate-link``, ``add-team``, ``remove-team``, run by :mod:`grader.cli.event_teams`);
-with the parsing of their options (the teams file, ``--cap``, ``--ends``) and the join links.
+(``teams``, ``rotate-link``, ``add-team``, ``remove-team``, ``members``, run by
+:mod:`grader.cli.event_teams`); with the parsing of their options (the teams file with its members,
+``--cap``, ``--ends``) and the join links.
 """
 
 from __future__ import annotations
@@ -8,14 +9,20 @@ from __future__ import annotations
 import argparse
 import csv
 import re
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from grader.cli.links import join_links
 from grader.cli.options import STATE_HELP
 from grader.core import ExitStatus, Settings, UsageError
 
-__all__ = ["MAX_TEAM_NAME", "add_parser", "cmd_event", "parse_cap", "parse_ends", "read_teams"]
+if TYPE_CHECKING:
+    from grader.server.store import MemberRow
+
+__all__ = ["MAX_TEAM_NAME", "TeamsFile", "add_parser", "cmd_event", "parse_cap", "parse_ends", "read_teams",
+           "read_teams_file"]
 
 _CAP = re.compile(r"^\s*(\d+)\s*(?:/\s*day)?\s*$", re.IGNORECASE)
 MAX_TEAM_NAME = 64
@@ -42,7 +49,9 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
                         help="a challenge of the event (repeat for several; `grader challenges` lists them)")
     create.add_argument("--teams", required=True, metavar="CSV",
                         help="CSV file with a header row and a `team` column: one team name per row "
-                        f"(unique, 1 to {MAX_TEAM_NAME} characters)")
+                        f"(unique, 1 to {MAX_TEAM_NAME} characters); or, to list members, one row per member "
+                        "with columns team,name,email,student_id (the gradebooks for Canvas and Moodle have a row "
+                        "per member)")
     create.add_argument("--cap", metavar="N/day",
                         help="submissions a team may send per day (UTC), e.g. 5/day (default: no cap)")
     create.add_argument("--ends", metavar="TIME",
@@ -64,7 +73,8 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 
 
 def _add_admin_parsers(event_sub: argparse._SubParsersAction[argparse.ArgumentParser], state_help: str) -> None:
-    """``event teams``, ``rotate-link``, ``add-team``, ``remove-team`` (:mod:`grader.cli.event_teams`)."""
+    """``event teams``, ``rotate-link``, ``add-team``, ``remove-team``, ``members``
+    (:mod:`grader.cli.event_teams`)."""
     link_help = ("the address teams open, in the printed link, e.g. https://grader.example.org (default "
                  "http://127.0.0.1:8000)")
 
@@ -94,6 +104,18 @@ def _add_admin_parsers(event_sub: argparse._SubParsersAction[argparse.ArgumentPa
         "name brings that team back, its submissions with it, under a new link.")
     common(add, links=True)
     add.add_argument("team", metavar="TEAM", help=f"the team's name (1 to {MAX_TEAM_NAME} characters)")
+    add.add_argument("--members", metavar="CSV", help="a teams file (as event create's --teams) whose rows for TEAM "
+                     "list its members")
+    members = event_sub.add_parser(
+        "members", help="set the members of teams from a teams file (for the gradebooks per student)",
+        description="Set the members of the teams that the teams file CSV names (one row per member:\n"
+        "team,name,email,student_id), replacing what they had; a team the file names without\n"
+        "members then has none. Teams it does not name keep theirs. The gradebooks for Canvas\n"
+        "and Moodle (/coach/export/) have a row per member.",
+        epilog="example:\n  grader event members hackday --teams teams.csv",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    common(members, links=False)
+    members.add_argument("--teams", required=True, metavar="CSV", help="the teams file: team,name,email,student_id")
     remove = event_sub.add_parser(
         "remove-team", help="remove a team: its link stops working and its sessions end",
         description="Remove team TEAM from event NAME: its link no longer signs in or uploads, and its "
@@ -141,42 +163,126 @@ def parse_ends(text: str | None) -> datetime | None:
     return when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
 
 
-def read_teams(path: Path) -> list[str]:
-    """The team names of a CSV file with a header row holding a ``team`` column (any case),
-    in file order; rows whose team cell is blank are skipped.
+# teams.csv's columns (header names compared without case, spaces and hyphens as underscores)
+_MEMBER_COLUMNS = {"name": ("name", "member"), "email": ("email", "e_mail", "email_address"),
+                   "student_id": ("student_id", "studentid", "student_number")}
+_MEMBER_LIMITS = {"name": 200, "email": 254, "student_id": 64}  # the lengths the database keeps
+_TEAMS_FORMAT = ("a header row with a `team` column, then one team name per row; to list members, one row per "
+                 "member with columns team,name,email,student_id (email and student_id may be blank)")
+
+
+@dataclass(frozen=True)
+class TeamsFile:
+    """A teams file read (:func:`read_teams_file`).
+
+    Attributes:
+        teams: the team names, in file order (first appearance).
+        members: team name -> its members in file order; a team without members is absent.
+    """
+
+    teams: tuple[str, ...]
+    members: dict[str, tuple[MemberRow, ...]]
+
+
+def read_teams_file(path: Path) -> TeamsFile:
+    """The teams, and their members where listed, of a teams file (``teams.csv``).
+
+    The format: a CSV file (UTF-8, a BOM allowed) whose header row holds a ``team`` column and
+    optionally ``name``, ``email`` and ``student_id`` (header names in any case; ``member``,
+    ``email address`` and ``student number`` also read); other columns are ignored. Without member
+    columns (today's files) each row names a team, once. With them, each row is a member of the
+    team in its ``team`` cell (the team repeated on every member's row); a row whose member cells
+    are blank names a team without listing anyone. Blank rows are skipped.
 
     Raises:
-        UsageError: the file cannot be read, has no ``team`` column, holds no team, or a name is
-            over 64 characters or repeated (each named).
+        UsageError: the file cannot be read, has no ``team`` column, or lists no team; or rows that
+            break the format, each named with its line: a member without a team or without a
+            name, a team name over 64 characters or repeated (without member columns), a student
+            id or email given twice, an email without ``@``, a cell longer than the database keeps.
     """
+    from grader.server.store import MemberRow  # here for start-up time
+
     try:
         with path.open(newline="", encoding="utf-8-sig") as fh:
-            rows = list(csv.reader(fh))
+            reader = csv.reader(fh)
+            rows = [(reader.line_num, row) for row in reader]
     except (OSError, UnicodeDecodeError, csv.Error) as err:
         raise UsageError(f"cannot read the teams file: {err}", path=path) from err
-    header = [h.strip().lower() for h in rows[0]] if rows else []
-    fix = "give the file a header row with a `team` column, then one team name per row"
+    header = [re.sub(r"[\s-]+", "_", h.strip().lower()) for h in rows[0][1]] if rows else []
     if "team" not in header:
-        raise UsageError("the teams file has no `team` column in its header row", path=path, fix=fix)
-    column = header.index("team")
-    names = [row[column].strip() for row in rows[1:] if len(row) > column and row[column].strip()]
-    if not names:
-        raise UsageError("the teams file lists no team", path=path, fix=fix)
-    long = [n for n in names if len(n) > MAX_TEAM_NAME]
-    if long:
-        raise UsageError(f"team names over {MAX_TEAM_NAME} characters: {', '.join(long)}", path=path)
-    repeated = sorted({n for n in names if names.count(n) > 1})
-    if repeated:
-        raise UsageError(f"team names repeated: {', '.join(repeated)}", path=path, fix="give each team one row")
-    return names
+        raise UsageError("the teams file has no `team` column in its header row", path=path, fix=_TEAMS_FORMAT)
+    column = {"team": header.index("team")} | {
+        key: next(header.index(a) for a in names if a in header)
+        for key, names in _MEMBER_COLUMNS.items() if any(a in header for a in names)}
+    problems: list[str] = []
+    teams: list[str] = []
+    members: dict[str, list[MemberRow]] = {}
+    seen: dict[tuple[str, str], int] = {}  # (column, value) -> the line that gave it
+    for line, row in rows[1:]:
+        cell = {key: row[i].strip() if i < len(row) else "" for key, i in column.items()}
+        team, given = cell.pop("team"), {k: v for k, v in cell.items() if v}
+        if not team:
+            if given:
+                who = given.get("name") or given.get("email") or given.get("student_id")
+                problems.append(f"line {line}: member {who!r} has no team: fill its `team` cell")
+            continue
+        if len(team) > MAX_TEAM_NAME:
+            problems.append(f"line {line}: team names over {MAX_TEAM_NAME} characters: {team}")
+        elif team in teams and len(column) == 1:
+            problems.append(f"line {line}: team names repeated: {team} (give each team one row)")
+        if team not in teams:
+            teams.append(team)
+        if not given:
+            continue
+        problems += _member_problems(line, given, seen)
+        members.setdefault(team, []).append(MemberRow(name=given.get("name", ""), email=given.get("email", ""),
+                                                      student_id=given.get("student_id", "")))
+    if problems:
+        more = f"\n  ... and {len(problems) - 20} more" if len(problems) > 20 else ""
+        raise UsageError(f"the teams file has {len(problems)} problem(s):\n  " + "\n  ".join(problems[:20]) + more,
+                         path=path, fix=f"correct those rows; the format: {_TEAMS_FORMAT}")
+    if not teams:
+        raise UsageError("the teams file lists no team", path=path, fix=_TEAMS_FORMAT)
+    return TeamsFile(tuple(teams), {t: tuple(found) for t, found in members.items()})
+
+
+def _member_problems(line: int, given: dict[str, str], seen: dict[tuple[str, str], int]) -> list[str]:
+    """What is wrong with the member cells ``given`` of line ``line`` (each said with the line);
+    records its student id and email in ``seen``."""
+    problems = []
+    if "name" not in given:
+        problems.append(f"line {line}: a member without a name: fill its `name` cell")
+    problems += [f"line {line}: {key} over {limit} characters" for key, limit in _MEMBER_LIMITS.items()
+                 if len(given.get(key, "")) > limit]
+    email = given.get("email", "")
+    if email and not re.fullmatch(r"[^@\s]+@[^@\s]+", email):
+        problems.append(f"line {line}: {email!r} is not an email address")
+    for key, value in (("student_id", given.get("student_id", "")), ("email", email.casefold())):
+        if value and (key, value) in seen:
+            said = "student id" if key == "student_id" else "email"
+            problems.append(f"line {line}: {said} {given[key]!r} is given twice (also on line {seen[key, value]}): "
+                            "each student belongs to one team, on one row")
+        elif value:
+            seen[key, value] = line
+    return problems
+
+
+def read_teams(path: Path) -> list[str]:
+    """The team names of a teams file, in file order (:func:`read_teams_file`, which also reads the
+    members).
+
+    Raises:
+        UsageError: as :func:`read_teams_file`.
+    """
+    return list(read_teams_file(path).teams)
 
 
 def cmd_event(args: argparse.Namespace, settings: Settings) -> int:
     """``grader event create`` (prints the join links, shown only once) and ``grader event list``."""
     from grader.core import challenge_ids  # here for start-up time
-    from grader.server.store import Store, resolve_state_dir, shown_url, team_rows
+    from grader.server.store import Store, resolve_state_dir, set_members, shown_url, team_rows
 
-    if args.event_command in ("teams", "rotate-link", "add-team", "remove-team"):
+    if args.event_command in ("teams", "rotate-link", "add-team", "remove-team", "members"):
         from grader.cli.event_teams import run_admin  # here for start-up time
 
         print("\n".join(run_admin(args)))
@@ -197,15 +303,20 @@ def cmd_event(args: argparse.Namespace, settings: Settings) -> int:
     if unknown:
         raise UsageError(f"--challenge {', '.join(unknown)}: no such challenge; known: {', '.join(known) or 'none'}",
                          fix="pass ids that `grader challenges` lists")
-    teams = read_teams(Path(args.teams))
+    teams_file = read_teams_file(Path(args.teams))
+    teams = list(teams_file.teams)
     cap, ends = parse_cap(args.cap), parse_ends(args.ends)
     store = Store(state, args.database_url)
     try:
         created = store.create_event(args.name, challenges=args.challenge, teams=teams, cap_per_day=cap,
                                      ends_at=ends, title=args.title)
+        if teams_file.members:
+            set_members(store, args.name, teams_file.members)
     finally:
         store.close()
+    listed = sum(map(len, teams_file.members.values()))
     print(f"event {args.name}: {', '.join(args.challenge)}; {len(teams)} teams"
+          + (f" ({listed} members)" if listed else "")
           + (f"; {cap} submissions a day each" if cap else "")
           + (f"; ends {ends:%Y-%m-%d %H:%M} UTC" if ends else "") + f"; state in {state}")
     print("join links (secret: each is shown only this once, the server keeps only hashes):")

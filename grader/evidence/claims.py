@@ -25,8 +25,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal, cast
 
-__all__ = ["Claim", "ClaimCheck", "ClaimKind", "accuracy_claims", "cell_outputs", "compare_claim", "defining_cell",
-           "notebook_claim", "read_claims"]
+__all__ = ["PRINTED_CELL_CHARS", "PRINTED_CHARS", "Claim", "ClaimCheck", "ClaimKind", "accuracy_claims",
+           "as_terminal_shows", "cell_outputs", "compare_claim", "defining_cell", "notebook_claim", "printed_cells",
+           "read_claims"]
 
 ClaimKind = Literal["test", "validation", "training", "unknown"]
 
@@ -292,6 +293,47 @@ def compare_claim(text: str | Sequence[str], measured: float | None, *, high: fl
     cell, claim = (before or held_out or claims)[-1]
     return ClaimCheck(claim=claim, measured=measured, high=measured if high is None else max(high, measured),
                       margin=margin, cell=None if isinstance(text, str) else cell)
+
+
+PRINTED_CELL_CHARS = 20_000  # the most of one cell's printed text a team's run log keeps (its end)
+PRINTED_CHARS = 400_000  # the most of one notebook's printed text it keeps, over its cells
+# what a terminal acts on and does not show: ANSI CSI sequences (ECMA-48) and backspaces
+_TERMINAL_CONTROL = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x08")
+
+
+def as_terminal_shows(text: str) -> str:
+    """``text`` as a terminal leaves it on screen, roughly: each line only after its last
+    carriage return (a progress bar's last state, as tqdm and Keras redraw it), colour codes
+    and backspaces removed."""
+    text = _TERMINAL_CONTROL.sub("", text)
+    return "\n".join(line.rsplit("\r", 1)[-1] for line in text.split("\n"))
+
+
+def printed_cells(cells: Sequence[Mapping[str, object]], *, skip: int | None = None) -> dict[int, str]:
+    """What each cell of an executed notebook printed, as a terminal shows it
+    (:func:`as_terminal_shows` over :func:`cell_outputs`), by cell index (0-based, as the
+    timeline counts them); cells that printed nothing absent, cell ``skip`` (the grader's
+    injected cell) left out. Each cell keeps the end of its text, at most
+    :data:`PRINTED_CELL_CHARS` characters ("…" first where cut), the notebook at most
+    :data:`PRINTED_CHARS` over its cells (later cells dropped).
+
+    Args:
+        cells: the executed notebook's cells (nbformat), as the runner wrote them before the
+            hidden images' gate opened (:mod:`grader.sandbox.gate`): the student's cells only.
+        skip: the index of a cell to leave out, or None.
+    """
+    out: dict[int, str] = {}
+    left = PRINTED_CHARS
+    for index, raw in enumerate(cell_outputs(cells, limit=4 * PRINTED_CHARS)):
+        text = as_terminal_shows(raw).strip("\n")
+        if index == skip or not text.strip() or left <= 0:
+            continue
+        if len(text) > PRINTED_CELL_CHARS:
+            text = "…" + text[-(PRINTED_CELL_CHARS - 1):]
+        text = text[:left]
+        left -= len(text)
+        out[index] = text
+    return out
 
 
 def cell_outputs(cells: Sequence[Mapping[str, object]], *, limit: int = 2_000_000) -> list[str]:

@@ -6,11 +6,12 @@ from .pairs import (
     SimilarPair,
     boilerplate_code,
     cohort_pairs,
+    load_dependencies,
     notebook_code,
     notebook_entry,
     similar_pairs,
     with_thumbnails,
 )
 
-__all__ = ["IntegrityEntry", "SimilarPair", "boilerplate_code", "cohort_pairs", "notebook_code", "notebook_entry",
-    "similar_pairs", "with_thumbnails"]
+__all__ = ["IntegrityEntry", "SimilarPair", "boilerplate_code", "cohort_pairs", "load_dependencies", "notebook_code",
+    "notebook_entry", "similar_pairs", "with_thumbnails"]

@@ -13,10 +13,29 @@ tenth of a large cohort).
 A notebook's share is the part of its remaining code that lies in passages matching the other
 notebook, copydetect's ``compare_files`` measure. A pair is flagged when either notebook's share
 is at least :data:`CODE_SHARE` over at least :data:`MIN_MATCH_CHARS` matching characters.
+
+Why a size as well as a share (issue 28): a share of little code is little evidence. Two short
+notebooks sharing one 8-line helper (262 matching characters, 52% of the shorter) reached the share
+alone. The tools' documented figures are floors for *one* matching passage, not for a pair:
+copydetect 0.5.0's ``noise_t`` and ``guarantee_t`` of 25 tokenized characters (``defaults.py``:
+``NOISE_THRESHOLD = GUARANTEE_THRESHOLD = 25``, about one line) and JPlag's minimum token match for
+Python of 12 tokens (``PythonLanguage.minimumTokenMatch``; 9 for Java), about one short function,
+the size of that helper. Neither ships a floor on a pair's total; copydetect's report shows a pair
+from ``display_t`` = 0.33 of a file (``DISPLAY_THRESHOLD``). The floor here takes that third of a
+*whole solution*: :data:`MIN_MATCH_CHARS` is a third of the smallest complete reference solution
+of the project's challenges (gear-classical's scikit-learn notebook, 1,083 tokenized characters,
+about 75 lines: 361, rounded to 360), so a pair is flagged only when what matches would be a
+substantial part of a solution of any challenge, and never on one shared helper alone.
+
+The k-grams of a notebook's code and its fingerprint are computed once per text and kept
+(:data:`KGRAM_CACHE` of each, bounded): the coach's page compares the same chosen notebooks again
+each time a result arrives, and copydetect's tokenizer (Pygments) costs about 25 ms for an 8 KB
+notebook.
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
@@ -27,7 +46,8 @@ __all__ = ["CODE_SHARE", "MIN_MATCH_CHARS", "NOISE_CHARS", "CodeMatch", "Segment
 
 NOISE_CHARS = 25  # copydetect's noise threshold: shorter matches (tokenized characters) are noise
 CODE_SHARE = 0.5  # a notebook's share of code in passages matching the other's
-MIN_MATCH_CHARS = 200  # tokenized characters of matching code, at least (a few lines)
+MIN_MATCH_CHARS = 360  # tokenized characters of matching code, at least: a third of the smallest solution (above)
+KGRAM_CACHE = 2048  # notebooks whose k-grams and fingerprints are kept (about 80 KB each for an 8 KB notebook)
 
 
 @dataclass(frozen=True)
@@ -82,24 +102,20 @@ class _Print:
     hashes: Any
     positions: Any
     coverage: int
-    unique: Any = None  # ``hashes`` sorted, once each
 
 
-def _member(values: Any, sorted_unique: Any) -> Any:
-    """Which of ``values`` are in ``sorted_unique`` (a binary search: faster than ``np.isin``)."""
-    if len(sorted_unique) == 0:
-        return np.zeros(len(values), dtype=bool)
-    at = np.minimum(np.searchsorted(sorted_unique, values), len(sorted_unique) - 1)
-    return sorted_unique[at] == values
-
-
-def _kgrams(code: str) -> tuple[str, Any, Any]:
-    """copydetect's tokenized text, offsets and k-gram hashes of ``code`` (Python)."""
+@functools.lru_cache(maxsize=KGRAM_CACHE)
+def _kgrams(code: str) -> tuple[int, Any, Any]:
+    """The length of copydetect's tokenized text of ``code`` (Python), its offsets (copydetect's
+    map from tokenized to raw positions) and its k-gram hashes; kept for the :data:`KGRAM_CACHE`
+    texts used last (the arrays are read-only: every caller shares them)."""
     from copydetect.utils import filter_code, hashed_kgrams
 
     filtered, offsets = filter_code(code, "notebook.py", "python")
     hashes = hashed_kgrams(filtered, NOISE_CHARS) if len(filtered) >= NOISE_CHARS else np.array([], np.int64)
-    return filtered, offsets, np.asarray(hashes, dtype=np.int64)
+    offsets, hashes = np.asarray(offsets), np.asarray(hashes, dtype=np.int64)
+    offsets.flags.writeable = hashes.flags.writeable = False
+    return len(filtered), offsets, hashes
 
 
 def _covered(positions: Any, length: int) -> int:
@@ -109,12 +125,23 @@ def _covered(positions: Any, length: int) -> int:
     return int(mask.sum())
 
 
-def _fingerprint(code: str, drop: Any) -> _Print:
-    filtered, offsets, hashes = _kgrams(code)
-    keep = ~np.isin(hashes, drop)
+@functools.lru_cache(maxsize=64)
+def _boilerplate_hashes(boilerplate: str) -> Any:
+    """The k-gram hashes of ``boilerplate``, sorted, once each (read-only)."""
+    drop = np.unique(_kgrams(boilerplate)[2]) if boilerplate.strip() else np.array([], np.int64)
+    drop.flags.writeable = False
+    return drop
+
+
+@functools.lru_cache(maxsize=KGRAM_CACHE)
+def _fingerprint(code: str, boilerplate: str) -> _Print:
+    """``code``'s fingerprint, ``boilerplate``'s k-grams left out; kept as :func:`_kgrams` is."""
+    length, offsets, hashes = _kgrams(code)
+    keep = ~np.isin(hashes, _boilerplate_hashes(boilerplate))
     positions = np.nonzero(keep)[0]
-    return _Print(raw=code, offsets=offsets, hashes=hashes[keep], positions=positions,
-                  coverage=_covered(positions, len(filtered)), unique=np.unique(hashes[keep]))
+    kept = hashes[keep]
+    kept.flags.writeable = positions.flags.writeable = False
+    return _Print(raw=code, offsets=offsets, hashes=kept, positions=positions, coverage=_covered(positions, length))
 
 
 def _slices(positions: Any) -> Any:
@@ -158,29 +185,33 @@ def code_signals(codes: Sequence[str], boilerplate: str, *, share: float, common
     """
     from scipy import sparse
 
-    drop = np.unique(_kgrams(boilerplate)[2]) if boilerplate.strip() else np.array([], np.int64)
-    prints = [_fingerprint(code, drop) for code in codes]
+    prints = [_fingerprint(code, boilerplate) for code in codes]
     if len(prints) < 2:
         return {}
     vocab, inverse = np.unique(np.concatenate([p.hashes for p in prints]), return_inverse=True)
+    ids = np.split(inverse.ravel(), np.cumsum([len(p.hashes) for p in prints])[:-1])  # each hash's place in vocab
     rows = np.repeat(np.arange(len(prints)), [len(p.hashes) for p in prints])
-    counts = sparse.csr_matrix((np.ones(len(rows)), (rows, inverse)), shape=(len(prints), len(vocab)))
+    counts = sparse.csr_matrix((np.ones(len(rows)), (rows, inverse.ravel())), shape=(len(prints), len(vocab)))
     present = (counts > 0).astype(np.float64)
     frequent = np.asarray(present.sum(axis=0)).ravel() > common
     if frequent.any():
         keep = sparse.diags((~frequent).astype(np.float64))
         counts, present = counts @ keep, present @ keep
-        prints = [replace(p, hashes=p.hashes[kept], positions=p.positions[kept], unique=np.unique(p.hashes[kept]))
-                  for p in prints for kept in [~_member(p.hashes, vocab[frequent])]]
+        kept = [~frequent[own] for own in ids]
+        prints = [replace(p, hashes=p.hashes[k], positions=p.positions[k]) for p, k in zip(prints, kept, strict=True)]
+        ids = [own[k] for own, k in zip(ids, kept, strict=True)]
     shared = (counts @ present.T).toarray()  # shared[i, j]: positions of i whose k-gram j has
     cover = np.array([max(p.coverage, 1) for p in prints], dtype=np.float64)
     reach = NOISE_CHARS * shared >= share * cover[:, None]
     out: dict[tuple[int, int], CodeMatch] = {}
     candidates = {(int(i), int(j)) for i, j in zip(*np.nonzero(np.triu(reach | reach.T, k=1)), strict=True)}
+    in_a, in_b = np.zeros(len(vocab), dtype=bool), np.zeros(len(vocab), dtype=bool)  # k-grams of a, of b
     for i, j in sorted(candidates | also):
         a, b = prints[i], prints[j]
-        sa = _slices(a.positions[_member(a.hashes, b.unique)])
-        sb = _slices(b.positions[_member(b.hashes, a.unique)])
+        in_a[ids[i]] = in_b[ids[j]] = True
+        sa = _slices(a.positions[in_b[ids[i]]])
+        sb = _slices(b.positions[in_a[ids[j]]])
+        in_a[ids[i]] = in_b[ids[j]] = False
         over_a, over_b = int((sa[1] - sa[0]).sum()), int((sb[1] - sb[0]).sum())
         share_a, share_b = over_a / max(a.coverage, 1), over_b / max(b.coverage, 1)
         flagged = max(share_a, share_b) >= share and min(over_a, over_b) >= MIN_MATCH_CHARS

@@ -23,6 +23,7 @@ and the hidden test set of a run) and :func:`with_thumbnails` (reads images).
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -54,10 +55,12 @@ __all__ = [
     "SharedImage",
     "SharedMistakes",
     "SimilarPair",
+    "THUMBNAIL_CACHE",
     "boilerplate_code",
     "code_of_cells",
     "cohort_pairs",
     "common_limit",
+    "load_dependencies",
     "mistakes_p_limit",
     "notebook_code",
     "notebook_entry",
@@ -68,6 +71,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 _PARAMETERS = ("DATA_DIR", "DEVICE", "PROFILE", "NEW_IMAGES_DIR", "MODEL_DIR")
+THUMBNAIL_CACHE = 1024  # thumbnails kept (a 64 px PNG data URI: about 10 KB)
 
 
 @dataclass(frozen=True)
@@ -188,17 +192,36 @@ def similar_pairs(entries: Sequence[IntegrityEntry], *, boilerplate: Mapping[str
 def with_thumbnails(pair: SimilarPair, images_dir: Path, files: Sequence[str], *, size: int = 64) -> SimilarPair:
     """``pair`` with the thumbnails of its shared mistakes drawn from the hidden test set
     (``images_dir / files[index]``, :class:`grader.data.store.HiddenTestSet`), ``size`` px on a side at
-    most; an image that cannot be read keeps an empty thumbnail."""
-    from grader.data import decode, thumbnail_uri
-
+    most; an image that cannot be read keeps an empty thumbnail. Each image's thumbnail is drawn
+    once per process (:data:`THUMBNAIL_CACHE` kept): a hidden test set's files are written once and
+    never change in place."""
     if pair.mistakes is None or not pair.mistakes.images:
         return pair
-    drawn = []
-    for im in pair.mistakes.images:
-        decoded = decode(images_dir / files[im.index]) if 0 <= im.index < len(files) else None
-        uri = thumbnail_uri(decoded.image, size=size) if decoded is not None and decoded.image else ""
-        drawn.append(replace(im, thumbnail=uri))
+    drawn = [replace(im, thumbnail=_thumbnail(images_dir / files[im.index], size) if 0 <= im.index < len(files) else "")
+             for im in pair.mistakes.images]
     return replace(pair, mistakes=replace(pair.mistakes, images=tuple(drawn)))
+
+
+@functools.lru_cache(maxsize=THUMBNAIL_CACHE)
+def _thumbnail(path: Path, size: int) -> str:
+    """The PNG ``data:`` URI of the image at ``path``, ``size`` px on a side at most; ``""`` when it
+    cannot be read."""
+    from grader.data import decode, thumbnail_uri
+
+    decoded = decode(path)
+    return thumbnail_uri(decoded.image, size=size) if decoded.image else ""
+
+
+def load_dependencies() -> None:
+    """Import what :func:`similar_pairs` computes with (copydetect and Pygments' Python lexer, SciPy's
+    sparse matrices and statistics: about 1.6 s on the benchmark machine, once per process), so
+    that a server's first comparison does not wait for them; the event server calls it in its
+    start-up thread (:func:`grader.server.serve.serve`)."""
+    import scipy.sparse  # noqa: F401
+    import scipy.stats  # noqa: F401
+    from copydetect.utils import filter_code
+
+    filter_code("x = 1\n", "warm.py", "python")  # Pygments finds and loads its Python lexer on first use
 
 
 def cohort_pairs(results: Sequence[SubmissionResult], notebooks: Sequence[Sequence[Path]],

@@ -16,7 +16,7 @@ from typing import Literal
 from grader.core import ExitStatus, GraderError, Settings, exit_code_of
 from grader.intake import Submission
 from grader.pipeline.cache import ResultCache, cache_key
-from grader.pipeline.grade import GradeOptions, grade_submission
+from grader.pipeline.grade import ExecutedSubmission, GradeOptions, execute_submission, score_submission
 from grader.score import SubmissionResult
 
 __all__ = ["CohortOptions", "Events", "Graded", "Interrupted", "Job", "Outcome", "Run", "grade_here", "grade_job"]
@@ -151,6 +151,9 @@ class Graded:
         cached: reused from the result cache, not run.
         stopped: ``GradeOptions.cancel`` was set by the end of the run: nothing was stored, and
             the result says nothing of the submission.
+        printed: where the team's scorecards were asked for and the notebooks ran here, what
+            each student cell printed (:func:`printed_of`): notebook file name -> cell index ->
+            text; None otherwise (a cached result, one graded on Dask).
     """
 
     result: SubmissionResult
@@ -158,6 +161,23 @@ class Graded:
     team_scorecard: str | None = None
     cached: bool = False
     stopped: bool = False
+    printed: dict[str, dict[int, str]] | None = None
+
+
+def printed_of(executed: ExecutedSubmission) -> dict[str, dict[int, str]]:
+    """What each student cell of each notebook of ``executed`` printed
+    (:func:`grader.evidence.printed_cells`: the copy of the executed notebook made before the hidden
+    images' gate opened, the grader's injected cell left out), server folders cut
+    (:func:`grader.evidence.without_folders`): for the run's log a team downloads."""
+    from grader.evidence import printed_cells, without_folders
+
+    out: dict[str, dict[int, str]] = {}
+    for nb in executed.notebooks:
+        if nb.run is None or nb.run.executed is None:
+            continue
+        cells = printed_cells(nb.run.executed.cells, skip=nb.run.facts.injected_cell)
+        out[nb.path.name] = {i: without_folders(text) for i, text in cells.items()}
+    return out
 
 
 Run = Callable[[Submission, Settings, GradeOptions], Graded]
@@ -166,17 +186,19 @@ Run = Callable[[Submission, Settings, GradeOptions], Graded]
 
 def grade_here(submission: Submission, settings: Settings, options: GradeOptions, *,
                team: bool = False) -> Graded:
-    """Execute and score ``submission`` in this process (:func:`grader.pipeline.grade.grade_submission`)
-    and render its scorecard, and with ``team`` the team's scorecards: here, so that a failure to
-    render is this job's only.
+    """Execute and score ``submission`` in this process (:func:`grader.pipeline.grade.grade_submission`'s
+    two stages) and render its scorecard, and with ``team`` the team's scorecards and what its
+    cells printed (:attr:`Graded.printed`): here, so that a failure to render is this job's only.
 
     Raises:
         GraderError: as :func:`grader.pipeline.grade.grade_submission` raises it.
     """
     from grader.report import render_scorecard, render_team_scorecards
 
-    result = grade_submission(submission, settings, options)
-    return Graded(result, render_scorecard(result), render_team_scorecards(result) if team else None)
+    executed = execute_submission(submission, settings, options)
+    result = score_submission(executed, submission, settings, options)
+    return Graded(result, render_scorecard(result), render_team_scorecards(result) if team else None,
+                  printed=printed_of(executed) if team else None)
 
 
 def grade_job(submission: Submission, settings: Settings, options: GradeOptions, *,

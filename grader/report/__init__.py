@@ -1,8 +1,10 @@
 """Rendering: HTML scorecards (the coach's and a team's), the cohort index, leaderboards, and
-the exports (gradebook CSV, JUnit XML, Gradescope JSON).
+the exports (gradebook CSV per team and per student for Canvas and Moodle, JUnit XML, Gradescope's
+``results.json``).
 
 Modules:
 
+- ``exports``: The exports a coach hands on, each in the layout its importer documents.
 - ``jinja``: The scorecards' templates (``grader/report/templates``).
 - ``leaderboard``: Leaderboards of a run.
 - ``render``: Write a run's outputs.

@@ -52,7 +52,7 @@ def render_scorecard(result: SubmissionResult, *, audience: Audience = "full", r
     Raises:
         ValueError: ``audience`` is not ``full`` or ``team``.
     """
-    from grader.report.teamcard import BOARD_SLOT, team_view
+    from grader.report.teamcard import BACK_SLOT, BOARD_SLOT, HEADING_SLOT, team_view
 
     if audience not in ("full", "team"):
         raise ValueError(f"unknown scorecard audience {audience!r}; choose full or team")
@@ -61,6 +61,7 @@ def render_scorecard(result: SubmissionResult, *, audience: Audience = "full", r
         result = team_view(result, revealed=revealed)
     return str(template("scorecard.html.j2").render(r=result, colour=_cell_colour, audience=audience,
                                                     bounded=bounded, revealed=revealed, board_slot=BOARD_SLOT,
+                                                    heading_slot=HEADING_SLOT, back_slot=BACK_SLOT,
                                                     practice_n=practice_images(result)))
 
 

@@ -37,7 +37,8 @@ serves the one the event's state calls for (:func:`unpack`, :func:`with_board`).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Literal
@@ -53,7 +54,8 @@ from grader.score import (
     verdict_reason,
 )
 
-__all__ = ["BOARD_SLOT", "AFTER_REVEAL", "BoardStep", "decide_on", "pack", "team_view", "unpack", "with_board"]
+__all__ = ["AFTER_REVEAL", "BACK_SLOT", "BOARD_SLOT", "HEADING_SLOT", "BoardStep", "decide_on", "pack", "run_log",
+           "served", "team_view", "unpack", "with_board"]
 
 # where a bounded team scorecard takes the board's steps (an HTML comment: a submission's text
 # reaches the HTML escaped, so it can never write one)
@@ -61,6 +63,17 @@ BOARD_SLOT = "<!--grader:board-steps-->"
 # between the two team scorecards in the stored text: the one before the Reveal, then the one after
 AFTER_REVEAL = "<!--grader:team-scorecard-after-reveal-->"
 
+# the fix of a per-class criterion on a team's scorecard before the Reveal: the rubric's fix may point to
+# the scorecard's confusion matrix or per-class table, which only the coach's scorecard has until then
+_TEAM_RECALL_FIX = ("Find the weak classes on your own validation data: print sklearn.metrics.classification_report "
+                    "and confusion_matrix in your notebook (this scorecard shows the per-class figures of the hidden "
+                    "test set only after the coach reveals the results). Rare classes need more examples, class "
+                    "weights or augmentation.")
+# where a served team scorecard takes the submission's number and file (in its heading) and the link
+# back to the team's page (grader.report.teamcard.served); HTML comments, as BOARD_SLOT
+HEADING_SLOT = "<!--grader:served-heading-->"
+BACK_SLOT = "<!--grader:served-back-->"
+_TITLE = re.compile(r"<title>[^<]*</title>")
 # measured fields of a criterion that are figures on the hidden test set as a whole
 _WHOLE_SET_FIGURES = ("accuracy", "worst_recall")
 Part = Literal["public", "all"]
@@ -155,7 +168,8 @@ def _decided(c: CriterionResult, nb: NotebookResult, part: Part, schema: int) ->
     return c.model_copy(update={
         "status": "pass" if ok else "fail", "points": c.max_points if ok else 0.0,
         "message": f"{'met' if ok else 'not met'} on {where} (needs {bar}); {later}",
-        "short": "", "borderline": "", "measured": {}})
+        "short": "", "borderline": "", "measured": {},
+        "fix": _TEAM_RECALL_FIX if c.bar.figure == "worst_recall" and c.fix else c.fix})
 
 
 def _no_figures(m: ModelReport) -> ModelReport:
@@ -244,3 +258,78 @@ def with_board(html: str, steps: Sequence[BoardStep]) -> str:
     :data:`BOARD_SLOT` (``_board.html.j2``); ``html`` as it is where it has no slot."""
     drawn = str(template("_board.html.j2").render(steps=steps))
     return html.replace(BOARD_SLOT, drawn, 1)
+
+
+def served(html: str, *, number: int | None, filename: str, team: str, practice: bool = False,
+           regrade_of: int | None = None) -> str:
+    """``html`` (a team scorecard) as the event server serves it (``_served.html.j2``): its
+    ``<title>`` and heading name the submission by its team's number and file (every card of a team
+    once had one title), and a link leads back to the team's page (:data:`BACK_SLOT`; a plain
+    link: scorecards are served without scripts). A card stored before the slots existed gets
+    its title only.
+
+    Args:
+        html: the team scorecard, its board's steps already drawn (:func:`with_board`).
+        number: the submission's number among its team's own (1, 2, ...); None for a coach's
+            re-grade or a practice check, which have none.
+        filename: the name the team sent it under.
+        team: the team's name.
+        practice: a practice check (:mod:`grader.data.practice`).
+        regrade_of: for a coach's re-grade, the team's number of the submission it re-graded.
+    """
+    parts = template("_served.html.j2").make_module({"number": number, "filename": filename, "team": team,
+                                                      "practice": practice, "regrade_of": regrade_of})
+    title = str(parts.title()).strip()
+    html = _TITLE.sub(lambda _: title, html, count=1)
+    return html.replace(HEADING_SLOT, str(parts.heading()).strip(), 1).replace(BACK_SLOT, str(parts.back()).strip(), 1)
+
+
+def run_log(result: SubmissionResult | None, *, revealed: bool, header: Sequence[str], state: str = "done",
+            error: str | None = None, printed: Mapping[str, Mapping[int, str]] | None = None) -> str:
+    """The run's log a team downloads (plain text): ``header`` (lines naming the submission), then,
+    per notebook of ``result`` as its team may see it (:func:`team_view`, server folders cut), the
+    run's status and problem, how the notebook was read, and each of the student's cells: its
+    number, status, time, first line of source and error. Only what the team's scorecard shows:
+    nothing of the probe (its status, its time, its answers), nothing the kernel produced after
+    the hidden images' gate opened (:mod:`grader.sandbox.gate`), and the grader's injected cell
+    only as such. For a submission without a result (failed or cancelled) its ``state`` and ``error``.
+
+    ``printed`` (notebook file name -> cell index -> text, :func:`grader.pipeline.job.printed_of`:
+    from the copy of the executed notebook made before the gate opened) adds what each cell
+    printed, indented under it; without it the log says the printed text was not kept.
+    """
+    lines = [*header, ""]
+    if result is None:
+        lines.append(f"State: {state}." + (f" {error}" if error else ""))
+        return "\n".join(lines) + "\n"
+    seen = team_view(result, revealed=revealed)
+    lines.append(f"Verdict: {seen.verdict.upper()}, {seen.score:g} of {seen.max_score:g} points "
+                 "(as your scorecard shows them).")
+    lines += [f"Problem: {p}" for p in seen.problems]
+    for nb in seen.notebooks:
+        ex = nb.execution
+        lines += ["", f"== {nb.notebook} (challenge {nb.challenge or 'unknown'}, profile {nb.profile}): "
+                      f"run {ex.status.replace('_', ' ')}, {ex.wall_s:.0f} s"]
+        if ex.message and ex.status != "ok":
+            lines.append(f"Run: {ex.message}")
+        if ex.problem:
+            lines.append(f"Problem: {ex.problem}" + (f" What to do: {ex.problem_fix}" if ex.problem_fix else ""))
+        lines += [f"Note: {n}" for n in nb.notes]
+        for cell in ex.cells:
+            if cell.status == "skipped":
+                continue
+            seconds = "–" if cell.seconds is None else f"{cell.seconds:.1f} s"
+            if cell.injected:
+                lines.append(f"[injected by the grader: DATA_DIR, DEVICE, PROFILE, NEW_IMAGES_DIR, MODEL_DIR] "
+                             f"{cell.status}, {seconds}")
+                continue
+            first = next((x for x in cell.source.splitlines() if x.strip()), "")
+            lines.append(f"[cell {cell.number if cell.number is not None else cell.index}] {cell.status}, {seconds}: "
+                         f"{first[:100]}")
+            lines += [f"    | {x}" for x in (printed or {}).get(nb.notebook, {}).get(cell.index, "").splitlines()]
+            if cell.error:
+                lines += [f"    {x}" for x in cell.error.splitlines()]
+    if printed is None:
+        lines += ["", "The text the cells printed was not kept for this submission (a result reused from an earlier "
+                      "grading, or graded before the server kept it): run the notebook yourself to see its output."]
+    return "\n".join(lines) + "\n"

@@ -12,6 +12,22 @@ In embedded mode (SQLite in the state folder) the server holds an exclusive lock
 it runs: a second server on the same folder would requeue the first one's running jobs at its
 start and grade them twice, so it refuses to start. Several servers on one database need
 PostgreSQL (``--database-url``), where a job is requeued only once its lease has expired.
+
+Start-up work (issue 28), in one background thread (:class:`StartUpWork`) so that the server answers
+at once: first each challenge's public-data zip (:func:`grader.data.export.public_data_zip`, cached
+on disk by content: a restart finds it built), then the imports of the coach's similar pairs
+(:func:`grader.integrity.load_dependencies`, about 1.6 s) and those pairs over the results so far
+(2 to 5 s for 60 teams on the 2-core benchmark machine, kept for the coach's first
+``/coach/similar``). The zips come first: at an event's start every team downloads its data and
+there are no results to compare; on a restart the zips are on disk already and the pairs follow at
+once. A zip is built at start, not on the first download, which took 25.6 s for gear's 57 MB; in
+the background, not before serving, because a build takes minutes for CIFAR-10's 50,000 files and a
+restart must not keep teams from their pages and uploads that long. A download asked for during the
+build waits for it (the zip's lock) instead of starting a second one. Progress is logged (INFO,
+``grader -v serve``); a challenge whose data cannot be exported is logged as a warning and left out
+(its download answers 404, as before). On the way out the thread stops at its next step or
+progress call (every 2,000 files; the half-built export is removed) and is waited for up to
+:data:`START_UP_JOIN_S` seconds.
 """
 
 from __future__ import annotations
@@ -21,6 +37,8 @@ import fcntl
 import logging
 import os
 import signal
+import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, Literal
@@ -32,7 +50,7 @@ from grader.server.store import Store
 from grader.server.web import ConnectionLimits, ProxyOptions
 from grader.server.work import WorkerPool
 
-__all__ = ["KERNEL_NICE", "LOCK_FILE", "AppFactory", "serve", "state_lock"]
+__all__ = ["KERNEL_NICE", "LOCK_FILE", "START_UP_JOIN_S", "AppFactory", "StartUpWork", "serve", "state_lock"]
 
 log = logging.getLogger(__name__)
 # the CPU niceness of the notebooks a server grades on its own machine (GradeOptions.nice): the
@@ -44,6 +62,113 @@ AppFactory = Callable[..., Any]  # create_app(store, settings, *, workers, optio
 
 
 LOCK_FILE = "serve.lock"
+START_UP_JOIN_S = 10.0  # how long the way out waits for the start-up thread (a zip being written finishes)
+
+
+class _Stopped(Exception):
+    """Raised in the start-up thread's progress call once the server is stopping."""
+
+
+class StartUpWork:
+    """The server's start-up work in one daemon thread (module docstring): the public-data zip of
+    each of ``challenges``, then the ``warm`` steps in order.
+
+    Args:
+        settings: the project, data and cache folders.
+        challenges: the event's challenge ids.
+        warm: named steps run first, each timed and logged; one that raises is logged with its
+            traceback and the next runs (a warm-up only saves a later page its wait: its failure is
+            that page's to report, not the server's).
+
+    Attributes:
+        ready: per challenge, the path of its built zip (filled as each is built).
+        failed: per challenge, why its zip was not built.
+        done: set once the thread has finished.
+    """
+
+    def __init__(self, settings: Settings, challenges: Sequence[str], *,
+                 warm: Sequence[tuple[str, Callable[[], object]]] = ()) -> None:
+        self.settings = settings
+        self.challenges = tuple(challenges)
+        self.warm = tuple(warm)
+        self.ready: dict[str, Path] = {}
+        self.failed: dict[str, str] = {}
+        self.done = threading.Event()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="grader-start-up", daemon=True)
+
+    def start(self) -> None:
+        """Start the thread."""
+        self._thread.start()
+
+    def stop(self, *, timeout_s: float = START_UP_JOIN_S) -> None:
+        """Ask the thread to stop at its next step or progress call and wait up to ``timeout_s`` seconds."""
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout_s)
+
+    def _run(self) -> None:
+        try:
+            for challenge in self.challenges:
+                if self._stop.is_set():
+                    return
+                self._build(challenge)
+            for name, step in self.warm:
+                if self._stop.is_set():
+                    return
+                t0 = time.monotonic()
+                try:
+                    step()
+                except Exception:  # noqa: BLE001  # a warm-up's fault is the page's to report (class docstring)
+                    log.warning("start-up: %s failed", name, exc_info=True)
+                    continue
+                log.info("start-up: %s in %.1f s", name, time.monotonic() - t0)
+        finally:
+            self.done.set()
+
+    def _build(self, challenge: str) -> None:
+        from grader.core import GraderError
+        from grader.data import public_data_zip
+
+        t0 = time.monotonic()
+        shown = [0.0]
+
+        def progress(done: int, total: int) -> None:
+            if self._stop.is_set():
+                raise _Stopped
+            if time.monotonic() - shown[0] >= 5 or done == total:
+                shown[0] = time.monotonic()
+                log.info("public data of %s: %d of %d files copied", challenge, done, total)
+
+        try:
+            path = public_data_zip(self.settings, challenge, on_progress=progress)
+        except _Stopped:
+            log.info("public data of %s: build stopped (the server is stopping)", challenge)
+            return
+        except (GraderError, OSError) as err:
+            self.failed[challenge] = str(err)
+            log.warning("public data of %s not built at start: %s", challenge, err)
+            return
+        self.ready[challenge] = path
+        log.info("public data of %s ready: %s (%.0f MB) after %.1f s", challenge, path.name,
+                 path.stat().st_size / 1e6, time.monotonic() - t0)
+
+
+def _warm_ups(store: Store, settings: Settings, event: str,
+              options: GradeOptions) -> list[tuple[str, Callable[[], object]]]:
+    """The start-up thread's warm-ups: the similar pairs' imports, then the event's similar pairs
+    over its results so far (kept beside ``store`` for the coach's first ``/coach/similar``,
+    :mod:`grader.server.web.similar`; the Ladder's margin as the app's, whose options these are)."""
+    from grader.integrity import load_dependencies
+    from grader.server.web.pages import AppOptions, Site
+    from grader.server.web.similar import similar
+
+    def pairs() -> object:
+        site = Site(store=store, settings=settings, event=event,
+                    options=AppOptions(event=event, profile=options.profile), workers=None)
+        return similar(site)
+
+    return [("the similar pairs' imports", load_dependencies), ("the similar pairs of the results so far", pairs)]
 
 
 def _terminate(signum: int, frame: object) -> None:
@@ -135,7 +260,7 @@ def _serve(store: Store, settings: Settings, options: GradeOptions, *, event: st
 
     from grader.server.web import fit_open_files, guarded_protocol
 
-    store.event(event)
+    challenges = store.event(event).challenges
     clean_stale_mounts()  # the tmpfs mounts of graders killed with SIGKILL (root only; never raises)
     requeued = store.requeue_stale(all_running=embedded)
     if requeued:
@@ -157,7 +282,9 @@ def _serve(store: Store, settings: Settings, options: GradeOptions, *, event: st
                                            http=guarded_protocol(limits), timeout_keep_alive=limits.keep_alive_s,
                                            limit_concurrency=fit_open_files(limits.max_connections)))
     previous = signal.signal(signal.SIGTERM, _terminate)  # uvicorn re-raises it after its shutdown
+    start_up = StartUpWork(settings, challenges, warm=_warm_ups(store, settings, event, options))
     pool.start()
+    start_up.start()
     try:
         if on_ready is not None:
             on_ready(f"http://{host}:{port}/")
@@ -165,6 +292,7 @@ def _serve(store: Store, settings: Settings, options: GradeOptions, *, event: st
     except KeyboardInterrupt:
         pass
     finally:
+        start_up.stop()
         pool.stop()
         store.close()
         signal.signal(signal.SIGTERM, previous)

@@ -16,6 +16,7 @@ from PIL import Image
 from grader.core.challenge import load_challenge
 from grader.core.settings import Settings
 from grader.data.hidden import ensure_hidden_test_set
+from grader.integrity.fingerprints import CODE_SHARE, MIN_MATCH_CHARS, code_signals
 from grader.integrity.pairs import (
     IntegrityEntry,
     SimilarPair,
@@ -287,3 +288,74 @@ def test_a_run_of_the_toy_challenge_compares_its_notebooks_with_thumbnails(
     assert [(im.index, im.label, im.predicted) for im in pair.mistakes.images] == [
         (0, hidden.labels[0], wrong[0]), (1, hidden.labels[1], wrong[1])]
     assert all(im.thumbnail.startswith("data:image/png;base64,") for im in pair.mistakes.images)
+
+
+# ---------------------------------------------------------------- the size floor (issue 28)
+
+HELPER = '''def show_predictions(model, images, names, columns=4):
+    rows = (len(images) + columns - 1) // columns
+    fig, axes = plt.subplots(rows, columns, figsize=(3 * columns, 3 * rows), squeeze=False)
+    for ax, image in zip(axes.ravel(), images):
+        label = names[int(np.argmax(model.predict(np.asarray(image)[None] / 255.0, verbose=0)))]
+        ax.imshow(image)
+        ax.set_title(f"predicted: {label}", fontsize=10)
+        ax.axis("off")
+'''
+OWN_A = '''import numpy as np
+import matplotlib.pyplot as plt
+from tensorflow import keras
+model = keras.models.load_model(MODEL_DIR + "/best.keras")
+CLASS_NAMES = sorted(os.listdir(DATA_DIR + "/gear"))
+'''
+OWN_B = '''import os
+import numpy as np
+import matplotlib.pyplot as plt
+import tensorflow as tf
+net = tf.keras.Sequential([tf.keras.layers.Rescaling(1 / 255.0), tf.keras.layers.Flatten(), tf.keras.layers.Dense(12)])
+net.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+'''
+
+
+def test_two_short_notebooks_sharing_one_helper_are_not_flagged() -> None:
+    """The issue's case: two short notebooks (the starter and a few lines of their own) sharing an
+    8-line helper reach the share on it alone, but not the size: no flag."""
+    starter = notebook_code(STARTER)
+    a, b = starter + OWN_A + "\n" + HELPER, starter + OWN_B + "\n" + HELPER
+    [found] = code_signals([a, b], boilerplate_code(STARTER), share=CODE_SHARE, common=10, also={(0, 1)}).values()
+    assert found.share >= CODE_SHARE  # the share alone would flag it
+    assert 200 <= found.matched_chars < MIN_MATCH_CHARS and not found.flagged
+    assert similar_pairs([entry("a", a), entry("b", b)], boilerplate=gear_boilerplate()) == []
+    # the same two teams sharing a substantial part of a solution are flagged
+    half = notebook_code(REFERENCES / "tensorflow.ipynb")[:3000]
+    [pair] = similar_pairs([entry("a", a + half), entry("b", b + half)], boilerplate=gear_boilerplate())
+    assert pair.flagged_on == ["code"] and pair.code is not None and pair.code.matched_chars >= MIN_MATCH_CHARS
+
+
+def test_the_size_floor_is_a_third_of_the_smallest_reference_solution() -> None:
+    """MIN_MATCH_CHARS's stated source (fingerprints' docstring): a third (copydetect's display
+    threshold, 0.33) of the smallest reference solution's tokenized code."""
+    from copydetect.utils import filter_code
+
+    sizes = {path: len(filter_code(notebook_code(path), "x.py", "python")[0])
+             for path in sorted((ROOT / "reference_solutions").glob("*/*.ipynb"))}
+    smallest = min(sizes.values())
+    assert smallest == sizes[ROOT / "reference_solutions" / "gear-classical" / "scikit-learn.ipynb"] == 1083
+    assert MIN_MATCH_CHARS == round(0.33 * smallest, -1)
+
+
+def test_every_reference_solution_copied_with_renamed_names_is_flagged_and_its_starter_is_not() -> None:
+    for path in sorted((ROOT / "reference_solutions").glob("*/*.ipynb")):
+        challenge = path.parent.name
+        nb = nbformat.read(path, as_version=4)
+        copy = nbformat.from_dict(json.loads(json.dumps(nb)))
+        code_cells = [c for c in copy.cells if c.cell_type == "code"]
+        for cell, source in zip(code_cells, renamed([c.source for c in code_cells]), strict=True):
+            cell.source = source
+        starter = ROOT / "challenges" / challenge / "starter.ipynb"
+
+        codes = {"original": code_of_cells(nb.cells), "renamed": code_of_cells(copy.cells),
+                 "starter": notebook_code(starter)}
+        pairs = similar_pairs([IntegrityEntry(team=team, notebook=path.name, challenge=challenge, code=code)
+                               for team, code in codes.items()], boilerplate={challenge: boilerplate_code(starter)})
+        assert [(p.a.team, p.b.team, p.flagged_on) for p in pairs] == [("original", "renamed", ["code"])], path
+        assert pairs[0].code is not None and pairs[0].code.share > 0.9, path

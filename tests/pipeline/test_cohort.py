@@ -76,8 +76,8 @@ def test_parallel_batch_writes_every_cohort_output(cohort: tuple[Settings, list[
     assert rows[0]["toy:accuracy"] == "4" and float(rows[0]["accuracy"]) == 1.0
     assert rows[0]["notebook"] == "toy.ipynb" and rows[0]["ranked"] == "yes" and rows[0]["n"] == "6"
     assert rows[0]["practice"] == "no"
-    assert len(rows[0]) == 11 + 12 + 8  # who, verdicts, scores and practice; accuracy, public, private (value,
-    # low, high, n); criteria
+    assert len(rows[0]) == 13 + 12 + 8  # who (with the submission's number and time), verdicts, scores and
+    # practice; accuracy, public, private (value, low, high, n); criteria
 
     suites = ET.fromstring((out / "junit.xml").read_text()).findall("testsuite")
     assert [s.get("name") for s in suites] == ["alpha", "beta", "gamma"]

@@ -128,9 +128,9 @@ def test_a_threshold_verdict_on_the_team_card_follows_the_public_part(k_public: 
                                 "figures when the coach reveals the results")
     assert accuracy.short == accuracy.borderline == "" and accuracy.measured == {}
     team = render_scorecard(result, audience="team")
-    assert f'<h1>Scorecard: alpha <span class="badge {public}">{public.upper()}</span>' in team
+    assert f'Scorecard: alpha <span class="badge {public}">{public.upper()}</span>' in team
     revealed = render_scorecard(result, audience="team", revealed=True)
-    assert f'<h1>Scorecard: alpha <span class="badge {whole}">{whole.upper()}</span>' in revealed
+    assert f'Scorecard: alpha <span class="badge {whole}">{whole.upper()}</span>' in revealed
     assert result.notebooks[0].criteria[0].status == whole  # the stored result is not changed
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import io
 import json
 import os
@@ -289,11 +288,13 @@ def test_forms_without_the_csrf_token_are_refused(event: Event) -> None:
 
 def test_uploads_are_checked_at_once_with_clear_messages(event: Event) -> None:
     team, csrf = join(event, "alpha")
-    page = upload(team, csrf, [("toy.ipynb", b"{not json")])
+    page = upload(team, csrf, [("toy.ipynb", b"{not json")])  # the intake's diagnosis, as grader check gives it
     assert page.status_code == 400
-    assert "toy.ipynb is not a notebook: it does not parse as JSON" in page.text
+    assert "toy.ipynb is not a notebook: not valid JSON (line 1, column 2)" in page.text
+    assert "`python -m json.tool toy.ipynb` names the error" in page.text  # the team's name for it
     page = upload(team, csrf, [("toy.ipynb", b'{"metadata": {}}')])
-    assert page.status_code == 400 and "toy.ipynb is not a notebook: it has no list of cells" in page.text
+    assert page.status_code == 400 and ("toy.ipynb is not a notebook: valid JSON with a notebook&#39;s "
+                                        "&#39;metadata&#39; but no &#39;cells&#39; list") in page.text
     page = upload(team, csrf, [("toy.ipynb", notebook_bytes())], challenge="gear-cnn")
     assert page.status_code == 400 and "&#39;gear-cnn&#39; is not a challenge of this event; choose one of toy" \
         in page.text
@@ -398,7 +399,7 @@ def test_coach_page_lists_the_newest_submissions_and_links_to_all(event: Event,
     store = event.store
     up = store.store_upload(io.BytesIO(notebook_bytes()), filename="toy.ipynb", max_bytes=1 << 20)
     alpha, beta = store.teams("spring")
-    event.store._facts["spring"] = dataclasses.replace(store.event("spring"), cap_per_day=None)  # no cap here
+    store.set_cap("spring", None)  # no cap here
     ids = [store.submit("spring", (alpha, beta)[i % 2].id, challenge="toy", upload=up).id for i in range(60)]
     coach, _ = join(event, "coach")
     page = coach.get("/coach").text

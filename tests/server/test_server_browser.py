@@ -155,6 +155,7 @@ def test_team_uploads_watches_and_reads_its_scorecard_coach_reveals(server: Serv
             assert "Confusion matrix" in coach.inner_text("body")
             _shot(coach, "09-coach-scorecard")
             coach.goto(f"{server.url}/coach/leaderboard")
+            coach.once("dialog", lambda dialog: dialog.accept())  # Reveal asks first (static/console.js)
             coach.click("#reveal")
             coach.wait_for_selector("text=shown to the teams")
             _shot(coach, "10-coach-leaderboard-revealed")

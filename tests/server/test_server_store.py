@@ -409,8 +409,11 @@ def test_event_options_parse(tmp_path: Path) -> None:
     with pytest.raises(UsageError, match="--ends tomorrow: not an ISO 8601 time"):
         parse_ends("tomorrow")
     teams = tmp_path / "teams.csv"
-    teams.write_text("\ufeffName,Team\nann,Red Team\nbob,\ncy,Blue\n", encoding="utf-8")
-    assert read_teams(teams) == ["Red Team", "Blue"]
+    teams.write_text("\ufeffRoom,Team\nann,Red Team\nbob,\ncy,Blue\n", encoding="utf-8")
+    assert read_teams(teams) == ["Red Team", "Blue"]  # blank team cells skipped, other columns ignored
+    teams.write_text("Name,Team\nann,Red Team\nbob,\n", encoding="utf-8")
+    with pytest.raises(UsageError, match="line 3: member 'bob' has no team"):
+        read_teams(teams)
     teams.write_text("name\nRed\n")
     with pytest.raises(UsageError, match="no `team` column"):
         read_teams(teams)

@@ -3,10 +3,12 @@ teams and sessions, uploads and submissions, the job queue and results.
 
 Modules:
 
+- ``announcements``: The coach's announcements to every team of an event (revision 0004's ``announcements``).
 - ``cap``: The daily cap.
 - ``db``: The event server's database.
 - ``events``: Events, their teams and join tokens.
 - ``fair``: The queue's order.
+- ``finals``: A team's final submission per challenge, as the team chooses it (revision 0004).
 - ``group``: Group commit.
 - ``jobs``: The job queue of the event server.
 - ``members``: A team's members, as the coach's ``teams.csv`` lists them (revision 0004).

@@ -10,7 +10,9 @@ by the uploads of the day after. The counts are read inside the batch's transact
 teams' rows locked (``SELECT ... FOR UPDATE``): no other server counts the same team meanwhile.
 
 What counts: a team's submissions of the day whatever their verdict (a failing scorecard counts),
-except cancelled ones and the coach's re-grades.
+except cancelled ones and the coach's re-grades. Practice checks (``practice``: scored on the
+public practice split) are never counted by the cap: they are counted the same way, apart,
+against the event's ``practice_per_day`` allowance (``practice=True`` below).
 """
 
 from __future__ import annotations
@@ -39,18 +41,22 @@ def next_day(when: datetime) -> datetime:
     return day_start(when) + DAY
 
 
-def _counted() -> list[Any]:
-    return [m.Submission.state != "cancelled", m.Submission.regrade_of.is_(None)]
+def _counted(practice: bool) -> list[Any]:
+    return [m.Submission.state != "cancelled", m.Submission.regrade_of.is_(None),
+            m.Submission.practice.is_(True) if practice else m.Submission.practice.is_(False)]
 
 
-def used_per_day(s: Session, keys: Collection[tuple[int, datetime]]) -> dict[tuple[int, datetime], int]:
-    """How many submissions count against the cap for each ``(team id, day start)`` of ``keys``:
-    those created in ``[day start, day start + 1 day)``. One grouped query per distinct day (a
-    batch spans one day, two across midnight); absent pairs are 0.
+def used_per_day(s: Session, keys: Collection[tuple[int, datetime]], *,
+                 practice: bool = False) -> dict[tuple[int, datetime], int]:
+    """How many submissions count against the cap (with ``practice``: practice checks, against
+    the practice allowance) for each ``(team id, day start)`` of ``keys``: those created in
+    ``[day start, day start + 1 day)``. One grouped query per distinct day (a batch spans one day,
+    two across midnight); absent pairs are 0.
 
     Args:
         s: an open session (the batch's transaction, the teams' rows locked by the caller).
         keys: ``(team id, day start)`` pairs, each day start from :func:`day_start`.
+        practice: count practice checks instead of submissions.
     """
     days: dict[datetime, set[int]] = {}
     for team_id, start in keys:
@@ -59,7 +65,7 @@ def used_per_day(s: Session, keys: Collection[tuple[int, datetime]]) -> dict[tup
     for start, teams in sorted(days.items()):
         rows = s.execute(select(m.Submission.team_id, func.count(m.Submission.id)).where(
             m.Submission.team_id.in_(sorted(teams)), m.Submission.created >= start,
-            m.Submission.created < start + DAY, *_counted()).group_by(m.Submission.team_id))
+            m.Submission.created < start + DAY, *_counted(practice)).group_by(m.Submission.team_id))
         for team_id, count in rows:
             used[(team_id, start)] = int(count)
     return used
@@ -72,10 +78,11 @@ class DailyCounts:
     Args:
         s: the batch's session (the teams' rows locked).
         arrivals: ``(team id, arrival time)`` of each capped submission of the batch.
+        practice: count practice checks (against the practice allowance) instead of submissions.
     """
 
-    def __init__(self, s: Session, arrivals: Iterable[tuple[int, datetime]]) -> None:
-        self._used = used_per_day(s, {(team_id, day_start(at)) for team_id, at in arrivals})
+    def __init__(self, s: Session, arrivals: Iterable[tuple[int, datetime]], *, practice: bool = False) -> None:
+        self._used = used_per_day(s, {(team_id, day_start(at)) for team_id, at in arrivals}, practice=practice)
 
     def take(self, team_id: int, at: datetime, cap: int) -> bool:
         """Count a submission of team ``team_id`` arriving at ``at`` if its day has room under

@@ -1,6 +1,7 @@
 """Events, their teams and join tokens: :class:`Events`, the part of
 :class:`grader.server.store.store.Store` that creates an event, reads it and its teams, checks a
-team's or the coach's join token and shows or hides the private ranking.
+team's or the coach's join token, shows or hides the private ranking and changes the settings a
+coach may change while the event runs (the daily cap, the end, the practice allowance).
 """
 
 from __future__ import annotations
@@ -9,7 +10,8 @@ import hmac
 import re
 import secrets
 import threading
-from collections.abc import Sequence
+import time
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 
@@ -25,8 +27,11 @@ from grader.server.store.rows import now as utcnow
 from grader.server.store.sessions import digest
 from grader.server.store.teams import event_named, team_names_problem
 
-__all__ = ["Events"]
+__all__ = ["FACTS_TTL_S", "Events"]
 
+# how long a store keeps an event's facts for Store.submit (its id, challenges, cap and end) before
+# reading them again: a cap or end the coach changed on another server is enforced within this time
+FACTS_TTL_S = 1.0
 _EVENT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
 
@@ -39,7 +44,8 @@ class Events(Database):
 
     def __init__(self, state_dir: Path, database_url: str | None = None, *, workers: int = 1) -> None:
         super().__init__(state_dir, database_url, workers=workers)
-        self._facts: dict[str, EventRow] = {}  # events as read once (_event_facts)
+        self._facts: dict[str, EventRow] = {}  # events as last read (_event_facts)
+        self._facts_at: dict[str, float] = {}  # when each was read (time.monotonic)
         self._facts_lock = threading.Lock()
 
     def create_event(self, name: str, *, challenges: Sequence[str], teams: Sequence[str],
@@ -98,30 +104,35 @@ class Events(Database):
         return event_named(s, name, fix="create it with grader event create NAME --challenge ID --teams teams.csv")
 
     def event(self, name: str) -> EventRow:
-        """Event ``name`` (its facts kept for :meth:`submit` on the first read).
+        """Event ``name`` (its facts kept for :meth:`submit`: :meth:`_event_facts`).
 
         Raises:
             UsageError: no such event (the message names the known ones).
         """
+        read_at = time.monotonic()
         with self._read() as s:
             row = self._event_row(s, self._get_event(s, name))
-        self._facts.setdefault(name, row)
+        self._facts[name], self._facts_at[name] = row, read_at
         return row
 
     def _event_facts(self, name: str) -> EventRow:
-        """Event ``name`` as read once by this store: its id, challenges, cap and end never change
-        after :meth:`create_event` (``revealed`` does: read :meth:`event` for it).
+        """Event ``name`` as read by this store at most :data:`FACTS_TTL_S` seconds ago: its id and
+        challenges never change after :meth:`create_event`; its cap and end change only by
+        :meth:`set_settings`, which forgets them here at once and on every other server within
+        :data:`FACTS_TTL_S` (``revealed`` may be older: read :meth:`event` for it).
 
         Raises:
             UsageError: no such event.
         """
-        found = self._facts.get(name)
+        found = self._fresh_facts(name)
         if found is None:
-            with self._facts_lock:  # fifty uploads at the start read it once, not fifty times
-                found = self._facts.get(name)
-                if found is None:
-                    found = self._facts[name] = self.event(name)
+            with self._facts_lock:  # fifty uploads at once read it once, not fifty times
+                found = self._fresh_facts(name) or self.event(name)
         return found
+
+    def _fresh_facts(self, name: str) -> EventRow | None:
+        read_at, found = self._facts_at.get(name), self._facts.get(name)
+        return found if read_at is not None and time.monotonic() - read_at < FACTS_TTL_S else None
 
     def events(self) -> list[EventRow]:
         """Every event, oldest first."""
@@ -180,3 +191,64 @@ class Events(Database):
         """
         with self._write() as s:
             self._get_event(s, event).revealed = revealed
+
+    def set_cap(self, event: str, cap_per_day: int | None) -> EventRow:
+        """Set the daily cap of ``event``: each team's submissions a UTC day (None: no cap). The next
+        upload is checked against it (on another server within :data:`FACTS_TTL_S`).
+
+        Raises:
+            UsageError: no such event; ``cap_per_day`` below 1.
+        """
+        return self.set_settings(event, {"cap_per_day": cap_per_day})
+
+    def set_end(self, event: str, ends_at: datetime | None) -> EventRow:
+        """Set the end of ``event`` (None: no set end): uploads are refused from then on.
+
+        Raises:
+            UsageError: no such event; ``ends_at`` has no time zone or is not in the future.
+        """
+        return self.set_settings(event, {"ends_at": ends_at})
+
+    def set_practice(self, event: str, practice_per_day: int | None) -> EventRow:
+        """Set the practice checks a team of ``event`` may run a UTC day (0: none; None: no limit).
+
+        Raises:
+            UsageError: no such event; ``practice_per_day`` below 0.
+        """
+        return self.set_settings(event, {"practice_per_day": practice_per_day})
+
+    def set_settings(self, event: str, changes: Mapping[str, int | datetime | None]) -> EventRow:
+        """Change the settings of ``event`` named in ``changes`` in one transaction, all or none:
+        ``cap_per_day`` (int >= 1, or None: no cap), ``ends_at`` (an aware datetime in the future,
+        or None: no set end; an unchanged end may lie in the past) and ``practice_per_day`` (int >=
+        0, or None: no limit). Returns the event as changed.
+
+        Raises:
+            UsageError: no such event; a setting that is not one of these three; a value out of
+                its range (the message names each problem).
+        """
+        unknown = sorted(set(changes) - {"cap_per_day", "ends_at", "practice_per_day"})
+        if unknown:
+            raise UsageError(f"no setting {', '.join(unknown)}; the settings: cap_per_day, ends_at, practice_per_day")
+        problems = []
+        cap, practice = changes.get("cap_per_day"), changes.get("practice_per_day")
+        if cap is not None and (not isinstance(cap, int) or cap < 1):
+            problems.append(f"the daily cap must be at least 1 submission (or none), not {cap}")
+        if practice is not None and (not isinstance(practice, int) or practice < 0):
+            problems.append(f"the practice checks a day must be 0 or more (or no limit), not {practice}")
+        with self._write() as s:
+            row = self._get_event(s, event)
+            end = changes.get("ends_at")
+            if end is not None and not (isinstance(end, datetime) and end.tzinfo is not None):
+                problems.append(f"the end {end} has no time zone: give it in UTC")
+            elif isinstance(end, datetime) and end != utc(row.ends_at) and end <= utcnow():
+                problems.append(f"the end {utc(end):%Y-%m-%d %H:%M} UTC is not in the future: give a later time, "
+                                "or none for no set end")
+            if problems:
+                raise UsageError(f"event {event}: " + "; ".join(problems) + ". Nothing was changed.")
+            for key, value in changes.items():
+                setattr(row, key, utc(value) if isinstance(value, datetime) else value)
+            s.flush()
+            found = self._event_row(s, row)
+        self._facts_at.pop(event, None)  # this server enforces the new cap and end at once
+        return found

@@ -52,7 +52,8 @@ def set_members(db: Database, event: str, members: Mapping[str, Sequence[MemberR
     """
     with db._write() as s:
         ev = event_named(s, event)
-        teams = dict(s.execute(select(m.Team.name, m.Team.id).where(m.Team.event_id == ev.id)).tuples())
+        teams = {name: team_id for name, team_id in s.execute(select(m.Team.name, m.Team.id)
+                                                               .where(m.Team.event_id == ev.id))}
         unknown = sorted(set(members) - set(teams))
         if unknown:
             raise UsageError(f"no team {', '.join(map(repr, unknown))} in event {event!r}",

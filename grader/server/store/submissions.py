@@ -1,6 +1,7 @@
 """Uploads and submissions: :class:`Submissions`, the part of :class:`grader.server.store.store.Store`
 that stores an upload, queues it as a team's submission within the daily cap (:class:`CapReached`
-beyond it), and cancels or re-grades a submission.
+beyond it), or as a practice check within the practice allowance (:class:`PracticeUsed` beyond
+it), and cancels or re-grades a submission.
 """
 
 from __future__ import annotations
@@ -26,11 +27,15 @@ from grader.server.store.rows import EventRow, SubmissionRow, UploadRow
 from grader.server.store.rows import now as utcnow
 from grader.server.store.uploads import store_file, sync_folder, upload_path
 
-__all__ = ["CapReached", "Submissions"]
+__all__ = ["CapReached", "PracticeUsed", "Submissions"]
 
 
 class CapReached(UsageError):
     """A team has used up its submissions for today (UTC)."""
+
+
+class PracticeUsed(CapReached):
+    """A team has used up its practice checks for today (UTC)."""
 
 
 @dataclass(frozen=True)
@@ -42,6 +47,7 @@ class _Submit:
     challenge: str
     upload: UploadRow
     now: datetime
+    practice: bool = False
 
 
 class Submissions(Events):
@@ -95,23 +101,27 @@ class Submissions(Events):
         """
         return upload_path(self.state_dir / "uploads", sha256)
 
-    def submit(self, event: str, team_id: int, *, challenge: str, upload: UploadRow) -> SubmissionRow:
-        """Queue ``upload`` as team ``team_id``'s submission to ``challenge``; committed (durable)
-        when this returns, in one transaction with the submissions arriving at the same moment
+    def submit(self, event: str, team_id: int, *, challenge: str, upload: UploadRow,
+               practice: bool = False) -> SubmissionRow:
+        """Queue ``upload`` as team ``team_id``'s submission to ``challenge`` (with ``practice``: a
+        practice check, graded on the public practice split); committed (durable) when this
+        returns, in one transaction with the submissions arriving at the same moment
         (:class:`grader.server.store.group.GroupCommit`; a refused one leaves the others standing).
 
         The cap counts the team's submissions of the UTC day of this one's arrival (the time of
-        this call), whatever their verdict (a failing scorecard counts), except cancelled ones and
-        the coach's re-grades; uploads arriving together across midnight are each counted on
-        their own day (:mod:`grader.server.store.cap`).
+        this call), whatever their verdict (a failing scorecard counts), except cancelled ones,
+        the coach's re-grades and practice checks; uploads arriving together across midnight are
+        each counted on their own day (:mod:`grader.server.store.cap`). Practice checks are counted
+        so too, apart, against the event's ``practice_per_day`` (None: no limit).
 
         Raises:
             UsageError: no such event, team or upload, ``challenge`` is not one of the event's,
                 or the event has ended.
             CapReached: the team has used its ``cap_per_day`` submissions today.
+            PracticeUsed: a practice check, and the team has used its ``practice_per_day`` today.
         """
         now = utcnow()
-        ev = self._event_facts(event)  # what cannot change: checked before the transaction
+        ev = self._event_facts(event)  # read at most FACTS_TTL_S ago (events.py): checked before the transaction
         if challenge not in ev.challenges:
             raise UsageError(f"{challenge!r} is not a challenge of {event}; its challenges: {', '.join(ev.challenges)}")
         if ev.ends_at is not None and now >= ev.ends_at:
@@ -124,7 +134,7 @@ class Submissions(Events):
             raise UsageError(f"upload {upload.sha256} is not stored")
 
         # one durable commit for the uploads arriving together (grader.server.store.group)
-        return self._submits.write(_Submit(ev, team_id, challenge, upload, now))
+        return self._submits.write(_Submit(ev, team_id, challenge, upload, now, practice))
 
     def _submit_batch(self, s: Session, batch: Sequence[_Submit]) -> list[SubmissionRow | GraderError]:
         """Write the submissions of ``batch`` (in the order they arrived) with one statement per
@@ -141,18 +151,26 @@ class Submissions(Events):
         teams = {t.id: t for t in s.scalars(select(m.Team).where(m.Team.id.in_(ids)).order_by(m.Team.id)
                                              .with_for_update())}
         # each submission counted on the UTC day of its own arrival (grader.server.store.cap)
-        counts = DailyCounts(s, [(w.team_id, w.now) for w in batch if w.event.cap_per_day is not None])
+        counts = DailyCounts(s, [(w.team_id, w.now) for w in batch
+                                 if w.event.cap_per_day is not None and not w.practice])
+        practices = DailyCounts(s, [(w.team_id, w.now) for w in batch
+                                    if w.event.practice_per_day is not None and w.practice], practice=True)
         outcomes: list[str | GraderError] = []  # the team's name, or the refusal
         accepted: list[_Submit] = []
         for w in batch:
             team = teams.get(w.team_id)
-            cap = w.event.cap_per_day
+            cap = w.event.practice_per_day if w.practice else w.event.cap_per_day
             if team is None or team.event_id != w.event.id:
                 outcomes.append(UsageError(f"no team {w.team_id} in event {w.event.name}"))
-            elif cap is not None and not counts.take(w.team_id, w.now, cap):
+            elif cap is not None and w.practice and not practices.take(w.team_id, w.now, cap):
+                outcomes.append(PracticeUsed(
+                    f"{team.name} has used its {cap} practice checks for today (UTC); the next one can be run from "
+                    f"{next_day(w.now):%Y-%m-%d %H:%M} UTC. No submission was used.",
+                    fix="submit for grading, or try your notebook on the public data (the challenge's download)"))
+            elif cap is not None and not w.practice and not counts.take(w.team_id, w.now, cap):
                 outcomes.append(CapReached(f"{team.name} has used its {cap} submissions for today (UTC); the next "
                                            f"one can be sent from {next_day(w.now):%Y-%m-%d %H:%M} UTC",
-                                           fix="try your notebook offline with grader check --practice first"))
+                                           fix=_cap_fix(w.event)))
             else:
                 accepted.append(w)
                 outcomes.append(team.name)
@@ -165,13 +183,14 @@ class Submissions(Events):
                   .on_conflict_do_nothing(index_elements=[m.Upload.sha256]))
         values = [{"event_id": w.event.id, "team_id": w.team_id, "challenge": w.challenge,
                    "filename": _fit_name(w.upload.filename), "upload_sha256": w.upload.sha256, "created": w.now,
-                   "state": "queued", "attempts": 0, "progress": "", "cancel_requested": False} for w in accepted]
+                   "state": "queued", "attempts": 0, "progress": "", "cancel_requested": False,
+                   "practice": w.practice} for w in accepted]
         new_ids = s.scalars(insert(m.Submission).returning(m.Submission.id, sort_by_parameter_order=True), values)
         rows = iter([SubmissionRow(id=new_id, event=w.event.name, team_id=w.team_id, team_name=str(name),
                                    challenge=w.challenge, filename=str(v["filename"]), upload_sha256=w.upload.sha256,
                                    created=w.now, state="queued", attempts=0, progress="", progress_at=None,
                                    started_at=None, finished_at=None, error=None, cancel_requested=False,
-                                   verdict=None, score=None, max_score=None)
+                                   verdict=None, score=None, max_score=None, practice=w.practice)
                      for new_id, w, v, name in zip(new_ids, accepted, values,
                                                    [o for o in outcomes if not isinstance(o, GraderError)],
                                                    strict=True)])
@@ -189,6 +208,19 @@ class Submissions(Events):
                 return None
             today = day_start(utcnow())
             return max(0, ev.cap_per_day - used_per_day(s, [(team_id, today)])[(team_id, today)])
+
+    def practice_left_today(self, event: str, team_id: int) -> int | None:
+        """How many more practice checks team ``team_id`` may run today (UTC); None: no limit.
+
+        Raises:
+            UsageError: no such event.
+        """
+        with self._read() as s:
+            ev = self._get_event(s, event)
+            if ev.practice_per_day is None:
+                return None
+            today = day_start(utcnow())
+            return max(0, ev.practice_per_day - used_per_day(s, [(team_id, today)], practice=True)[(team_id, today)])
 
     def cancel(self, submission_id: int) -> bool:
         """Cancel a submission: a queued one is cancelled at once, a running one is asked to stop
@@ -217,13 +249,23 @@ class Submissions(Events):
                 raise UsageError(f"no submission {submission_id}")
             row = m.Submission(event_id=old.event_id, team_id=old.team_id, challenge=old.challenge,
                                filename=old.filename, upload_sha256=old.upload_sha256, regrade_of=old.id,
-                               created=utcnow(), state="queued", attempts=0, progress="", cancel_requested=False)
+                               created=utcnow(), state="queued", attempts=0, progress="", cancel_requested=False,
+                               practice=old.practice)
             s.add(row)
             s.flush()
             new_id = row.id
         found = self.submission(new_id)
         assert found is not None
         return found
+
+
+def _cap_fix(event: EventRow) -> str:
+    """What a team at its cap can do meanwhile: the team page's practice check where the event
+    allows practice checks (``grader check --practice`` is a coach's tool, not the teams')."""
+    if event.practice_per_day is None or event.practice_per_day > 0:
+        return ("meanwhile, try your notebook with the Practice check button on this page (scored on the public "
+                "practice split; it uses no submission)")
+    return "meanwhile, try your notebook on the challenge's public data (its download on this page)"
 
 
 def _fit_name(filename: str) -> str:

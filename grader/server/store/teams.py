@@ -14,19 +14,20 @@ from __future__ import annotations
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
 from grader.core import UsageError
 from grader.server.store import models as m
 from grader.server.store.db import Database
-from grader.server.store.rows import TeamRow
+from grader.server.store.rows import TeamRow, utc
 from grader.server.store.rows import now as utcnow
 from grader.server.store.sessions import digest, end_sessions
 
-__all__ = ["NewLink", "add_team", "event_named", "removed_team_ids", "remove_team", "rotate_coach_link",
-           "rotate_team_link", "team_names_problem", "team_rows"]
+__all__ = ["NewLink", "RosterRow", "add_team", "event_named", "removed_team_ids", "remove_team", "rotate_coach_link",
+           "rotate_team_link", "roster", "team_names_problem", "team_rows"]
 
 
 @dataclass(frozen=True)
@@ -170,6 +171,43 @@ def removed_team_ids(db: Database, event: str) -> frozenset[int]:
         DatabaseUnavailable: the database cannot be reached.
     """
     return frozenset(t.id for t in team_rows(db, event, removed=True))
+
+
+@dataclass(frozen=True)
+class RosterRow:
+    """A team on the coach's roster.
+
+    Attributes:
+        team: the team.
+        removed: it was removed (:func:`remove_team`).
+        submissions: its submissions, the coach's re-grades and practice checks left out (what
+            the cap counts, cancelled ones included).
+        last_activity: when it last uploaded (a practice check too; UTC), or None.
+    """
+
+    team: TeamRow
+    removed: bool
+    submissions: int
+    last_activity: datetime | None
+
+
+def roster(db: Database, event: str) -> list[RosterRow]:
+    """Every team of ``event``, removed ones too, in the order they were added, with its
+    submissions and last activity (one grouped query).
+
+    Raises:
+        UsageError: no such event.
+        DatabaseUnavailable: the database cannot be reached.
+    """
+    own = ((m.Submission.regrade_of.is_(None)) & (m.Submission.practice.is_(False)), 1)
+    with db._read() as s:
+        ev = event_named(s, event)
+        counts = {team_id: (int(n or 0), utc(last)) for team_id, n, last in s.execute(
+            select(m.Submission.team_id, func.sum(case(own, else_=0)), func.max(m.Submission.created))
+            .where(m.Submission.event_id == ev.id).group_by(m.Submission.team_id))}
+        return [RosterRow(team=TeamRow(id=t.id, event=event, name=t.name), removed=t.removed_at is not None,
+                          submissions=counts.get(t.id, (0, None))[0], last_activity=counts.get(t.id, (0, None))[1])
+                for t in s.scalars(select(m.Team).where(m.Team.event_id == ev.id).order_by(m.Team.id))]
 
 
 def team_names_problem(names: Sequence[str]) -> str | None:

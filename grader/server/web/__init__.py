@@ -17,6 +17,7 @@ Modules:
 - ``nbverdict``: Whether an uploaded file reads as a notebook, in bounded memory (standard library
   only.
 - ``pages``: What every page of the event server shares.
+- ``precheck``: Checks of an uploaded notebook before it takes a slot.
 - ``receive``: An upload form received as its body arrives, its limits counted as bytes come, its
   files on disk.
 - ``signin``: Signing in and out of the event server.

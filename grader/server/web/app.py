@@ -2,7 +2,8 @@
 
 :func:`create_app` builds it: the routes per audience are in :mod:`grader.server.web.routes`: a
 team's pages (:mod:`~grader.server.web.routes.team`: ``/``, ``POST /submit``, its submissions' live
-progress, status and scorecards), the pages a team and the coach share
+progress, status and scorecards; :mod:`~grader.server.web.routes.history`: its final submissions, the
+downloads of what it sent and of the run's log), the pages a team and the coach share
 (:mod:`~grader.server.web.routes.public`: ``/leaderboard``, the challenges' downloads), and the
 coach's pages under ``/coach`` (:mod:`~grader.server.web.routes.coach`). Join links ``/join/{token}``
 and ``/coach/join/{token}`` show a page whose button signs the team or coach in: a session kept by
@@ -34,7 +35,13 @@ from grader.server.store import DatabaseUnavailable, Sessions, Store
 from grader.server.web.headers import INTERNAL_ERROR, SecurityHeaders
 from grader.server.web.ladder import decimals
 from grader.server.web.pages import HERE, AppOptions, Refused, Site, Workers
-from grader.server.web.routes import add_coach_routes, add_export_routes, add_public_routes, add_team_routes
+from grader.server.web.routes import (
+    add_coach_routes,
+    add_export_routes,
+    add_history_routes,
+    add_public_routes,
+    add_team_routes,
+)
 from grader.server.web.signin import add_sessions
 
 __all__ = ["create_app"]
@@ -110,6 +117,7 @@ def create_app(store: Store, settings: Settings, *, workers: Workers | None,
     # ------------------------------------------------------------ the pages: grader.server.web.routes
 
     add_team_routes(app, site)
+    add_history_routes(app, site)
     add_public_routes(app, site)
     add_coach_routes(app, site)
     add_export_routes(app, site)

@@ -6,7 +6,8 @@
   challenge whose hidden test set has no public/private split is scored on the whole set, and
   the board says so.
 - **Private board** (the coach; teams once revealed): per challenge, each team's *chosen*
-  submission: the one that set its Ladder score (else its latest graded one), ranked by the
+  submission: its final one, as the team chose it (:mod:`grader.server.store.finals`), else the one
+  that set its Ladder score (else its latest graded one), ranked by the
   *private* part with the rank groups of :func:`grader.report.leaderboard.leaderboards`.
 - **Cohort** (the exports): the same chosen submissions, one result per team and challenge.
 - **Board steps** (a team's own scorecard while the event runs, :mod:`grader.report.teamcard`): what one
@@ -15,7 +16,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
@@ -118,25 +119,35 @@ def board_steps(graded: Sequence[Graded], submission_id: int, *, eta: float = ET
     return steps
 
 
-def chosen(graded: Sequence[Graded], challenge: str, *, eta: float = ETA) -> list[Graded]:
-    """Each team's chosen submission for ``challenge`` (module docstring), by team name."""
+def chosen(graded: Sequence[Graded], challenge: str, *, eta: float = ETA,
+           finals: Mapping[tuple[str, str], int] | None = None) -> list[Graded]:
+    """Each team's chosen submission for ``challenge`` (module docstring), by team name: the one
+    the team chose as its final one (``finals``: ``(team, challenge) -> submission id``,
+    :func:`grader.server.store.finals.finals_of`; Kaggle's "selected for final") where it is among
+    the team's graded submissions of ``challenge``, else the default: the one that set its Ladder
+    score (its best public score), else its latest graded one."""
     board = public_boards(graded, [challenge], eta=eta)[0]
     setters = {row.team: row.submission_id for row in board.rows}
+    finals = finals or {}
     out = []
     for team, subs in sorted(_per_team(graded, challenge).items()):
-        pick = next((g for g in subs if g.submission_id == setters.get(team)), subs[-1])
+        own = finals.get((team, challenge))
+        pick = next((g for g in subs if g.submission_id == own), None) or next(
+            (g for g in subs if g.submission_id == setters.get(team)), subs[-1])
         out.append(pick)
     return out
 
 
-def private_boards(graded: Sequence[Graded], challenges: Sequence[str], *, eta: float = ETA) -> list[Board]:
-    """The private board of each challenge with a graded submission, in ``challenges`` order.
+def private_boards(graded: Sequence[Graded], challenges: Sequence[str], *, eta: float = ETA,
+                   finals: Mapping[tuple[str, str], int] | None = None) -> list[Board]:
+    """The private board of each challenge with a graded submission, in ``challenges`` order, over
+    each team's :func:`chosen` submission (its final one where it chose one: ``finals``).
 
     Each entry's ``folder`` is the chosen submission's id (as text), its ``submission`` the team.
     """
     boards = []
     for challenge in challenges:
-        picks = chosen(graded, challenge, eta=eta)
+        picks = chosen(graded, challenge, eta=eta, finals=finals)
         if not picks:
             continue
         part: Part = "private" if _split(graded, challenge) else "all"

@@ -2,17 +2,22 @@
 
 Checked at once, each refusal a message for the team (never an exception, never a server path):
 the total size (``max_bytes``), the number of files, the kinds of file (one ``.ipynb``, or one
-``.zip``, or one ``.ipynb`` with image files for ``new_images/``), a notebook that reads as JSON
-with a ``cells`` list (nbformat's top-level layout; :mod:`grader.server.web.nbverdict`, in bounded
-memory), and a zip judged from its central directory alone by the rules of
+``.zip``, or one ``.ipynb`` with image files for ``new_images/``), a notebook that can be parsed
+in bounded memory (:mod:`grader.server.web.nbverdict`: nested too deeply, or too many tiny values),
+a zip judged from its central directory alone by the rules of
 :func:`grader.intake.submissions.intake_upload` (:func:`grader.intake.submissions.zip_problem`: entry count, size
-unpacked, expansion, no traversal, links or encryption, a notebook present): nothing of a zip is
+unpacked, expansion, no traversal, links or encryption, a notebook present); then the notebooks the
+workers would grade, by :mod:`grader.server.web.precheck`: the intake's own diagnosis of a file
+that is no notebook (the one ``grader check`` gives: a web page, conflict markers, a cut-off
+upload...), a notebook whose metadata names another challenge than the one picked (both named),
+and the first syntax error of its code cells (cell and line). Nothing of a zip's images is
 unpacked here. The files are on disk (:mod:`grader.server.web.receive`) and are read in chunks.
 Nothing here runs or unpickles what was uploaded.
 """
 
 from __future__ import annotations
 
+import os
 import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -20,6 +25,7 @@ from pathlib import Path, PurePosixPath
 
 from grader.intake import size_text, zip_problem
 from grader.server.web.nbverdict import verdict
+from grader.server.web.precheck import Checked, check_notebook, check_zip, first_problem
 from grader.server.web.receive import StagedFile
 
 __all__ = ["IMAGE_SUFFIXES", "MAX_FILES", "Bundle", "bundle"]
@@ -49,15 +55,30 @@ def _refused(problem: str) -> Bundle:
     return Bundle(filename="", path=None, problem=problem)
 
 
-def _notebook_problem(name: str, path: Path) -> str | None:
-    kind, detail = verdict(path)
-    if kind == "ok":
-        return None
-    why = {"json": f"it does not parse as JSON ({detail})", "cells": "it has no list of cells",
-           "deep": "its JSON is nested too deeply to read",
+def _named(path: Path, name: str, folder: Path) -> Path:
+    """The staged file ``path`` under the team's name for it (a hard link in ``folder/named/``): the
+    intake's diagnosis names the file in its fixes (``python -m json.tool toy.ipynb``); ``path``
+    itself where the link cannot be made."""
+    link = folder / "named" / name
+    try:
+        link.parent.mkdir(exist_ok=True)
+        os.link(path, link)
+    except OSError:
+        return path
+    return link
+
+
+def _notebook(name: str, path: Path, folder: Path) -> Checked:
+    """The notebook file ``path`` checked: refused by :func:`verdict` where it cannot be parsed in
+    bounded memory, else by :func:`check_notebook` (the intake's diagnosis of what it is instead,
+    the challenge it names, its syntax)."""
+    kind, _ = verdict(path)
+    if kind in ("ok", "json", "cells"):  # the intake names what it is (UTF-16 and format 3 are notebooks)
+        return check_notebook(_named(path, name, folder), name=name)
+    why = {"deep": "its JSON is nested too deeply to read",
            "memory": "its JSON takes too much memory to read (millions of tiny values)"}.get(
         kind, "it could not be read")
-    return f"{name} is not a notebook: {why}. {_FIX_NOTEBOOK}"
+    return Checked(name=name, problem=f"{name} is not a notebook: {why}. {_FIX_NOTEBOOK}")
 
 
 def _base_name(name: str) -> str:
@@ -65,13 +86,16 @@ def _base_name(name: str) -> str:
     return base if base not in ("", ".", "..") else "upload"
 
 
-def bundle(files: Sequence[StagedFile], *, max_bytes: int, folder: Path) -> Bundle:
+def bundle(files: Sequence[StagedFile], *, max_bytes: int, folder: Path, challenge: str,
+           challenges: Sequence[str]) -> Bundle:
     """Check an upload form's files and make the one file to store.
 
     Args:
         files: the form's files, on disk (empty file fields already left out).
         max_bytes: the most the upload may hold, in bytes (all files together).
         folder: where a zip made here is written (the form's private folder).
+        challenge: the challenge picked in the form (one of ``challenges``).
+        challenges: the event's challenges.
 
     Returns:
         the notebook as uploaded, the zip as uploaded, or for a notebook with images a new zip
@@ -79,7 +103,8 @@ def bundle(files: Sequence[StagedFile], *, max_bytes: int, folder: Path) -> Bund
         ``new_images/`` (stored as they are: images are compressed already); or the refusal.
 
     Raises:
-        OSError: a staged file cannot be read or the zip cannot be written (ENOSPC).
+        OSError: a staged file cannot be read, or the zip (or a zip's skeleton,
+            :func:`grader.server.web.precheck.check_zip`) cannot be written (ENOSPC).
     """
     if not files:
         return _refused("No file was chosen. Fix: choose your notebook (.ipynb) and its new images, or one .zip.")
@@ -93,14 +118,16 @@ def bundle(files: Sequence[StagedFile], *, max_bytes: int, folder: Path) -> Bund
     names = [_base_name(f.filename) for f in files]
     kinds = [PurePosixPath(n).suffix.lower() for n in names]
     if kinds == [".zip"]:
-        problem = zip_problem(files[0].path, name=names[0])
+        problem = zip_problem(files[0].path, name=names[0]) or first_problem(
+            check_zip(files[0].path, name=names[0], folder=folder, challenge=challenge, challenges=challenges),
+            picked=challenge, challenges=challenges)
         return _refused(problem) if problem else Bundle(filename=names[0], path=files[0].path)
     if kinds.count(".ipynb") != 1 or ".zip" in kinds:
         return _refused("Upload exactly one notebook (.ipynb), with its new images if you like, or one .zip of your "
                         f"team's folder; this upload has {kinds.count('.ipynb')} notebooks and "
                         f"{kinds.count('.zip')} zips.")
     at = kinds.index(".ipynb")
-    problem = _notebook_problem(names[at], files[at].path)
+    problem = first_problem([_notebook(names[at], files[at].path, folder)], picked=challenge, challenges=challenges)
     if problem:
         return _refused(problem)
     others = [(n, f) for i, (n, f) in enumerate(zip(names, files, strict=True)) if i != at]

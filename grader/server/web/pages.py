@@ -23,8 +23,19 @@ from markupsafe import Markup
 from grader.core import Settings
 from grader.report import Board
 from grader.score import SubmissionResult
-from grader.server.store import EventRow, Store, SubmissionRow, TeamRow, removed_team_ids, team_rows
+from grader.server.store import (
+    AnnouncementRow,
+    EventRow,
+    Store,
+    SubmissionRow,
+    TeamRow,
+    announcements_of,
+    finals_of,
+    removed_team_ids,
+    team_rows,
+)
 from grader.server.web.boards import NO_SPLIT_NOTE, Graded, PublicBoard, private_boards, public_boards
+from grader.server.web.brief import brief_html
 from grader.server.web.ladder import ETA
 
 if TYPE_CHECKING:
@@ -32,9 +43,11 @@ if TYPE_CHECKING:
 
 # what the coach's page lists: the newest submissions, the queued and running ones, Store.counts
 Overview = tuple[list[SubmissionRow], list[SubmissionRow], tuple[int, int, int]]
+# what the boards are kept under: graded count, newest graded id, private, removed teams, final choices
+BoardKey = tuple[int, int, bool, frozenset[int], frozenset[tuple[tuple[str, str], int]]]
 
-__all__ = ["COACH_PAGE_ROWS", "FINAL_STATES", "HERE", "ID_MAX", "OVERVIEW_TTL_S", "AppOptions", "Overview", "Refused",
-           "Site", "Workers"]
+__all__ = ["COACH_PAGE_ROWS", "FINAL_STATES", "HERE", "ID_MAX", "OVERVIEW_TTL_S", "SHOWN_ANNOUNCEMENTS", "AppOptions",
+           "Overview", "Refused", "Site", "Workers"]
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -45,6 +58,7 @@ ID_MAX = 2**31 - 1  # the largest id a submission can have (the column's Integer
 # how long a server keeps the event's row (its title, challenges, cap, end and whether the private
 # board is revealed) before reading it again: a Reveal on another server shows within this time
 EVENT_TTL_S = 1.0
+SHOWN_ANNOUNCEMENTS = 5  # the newest announcements on every page (the coach's settings page lists all)
 COACH_PAGE_ROWS = 50  # submissions listed on the coach's page, newest first (all: /coach?all=1)
 # how long the coach's page keeps what it lists (the newest submissions, the queue, the counts):
 # a job's progress is written at most once a second (grader.server.work.worker.PROGRESS_EVERY_S), and
@@ -115,13 +129,17 @@ class Refused(Exception):
 def templates() -> jinja2.Environment:
     """The pages' jinja2 environment (``templates/`` beside this module, then the scorecards'
     ``grader/report/templates/`` for the parts both show, such as ``_pairs.html.j2``; autoescape,
-    StrictUndefined)."""
+    StrictUndefined). Filters: ``utc`` (a time as ``2026-12-07 18:00 UTC``), ``iso`` (ISO 8601 in
+    UTC, for a ``datetime`` attribute), ``pct``, ``markdown`` (a brief as HTML, raw HTML off:
+    :func:`grader.server.web.brief.brief_html`)."""
     loader = jinja2.ChoiceLoader([jinja2.FileSystemLoader(HERE / "templates"),
                                   jinja2.PackageLoader("grader.report", "templates")])
     env = jinja2.Environment(loader=loader, autoescape=True,
                              undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
     env.filters["utc"] = lambda d: "–" if d is None else d.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    env.filters["iso"] = lambda d: d.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
     env.filters["pct"] = lambda v: "–" if v is None else f"{100 * v:.1f}%"
+    env.filters["markdown"] = brief_html
     return env
 
 
@@ -191,8 +209,30 @@ class Site:
             self._values.pop(("overview", every), None)
 
     def forget_event(self) -> None:
-        """Read the event again on its next use (this server changed it: the coach's Reveal)."""
+        """Read the event again on its next use (this server changed it: the coach's Reveal, the
+        settings)."""
         self._values.pop("event", None)
+
+    def announcements(self) -> list[AnnouncementRow]:
+        """The newest :data:`SHOWN_ANNOUNCEMENTS` announcements, shown on every page, read again
+        after :data:`EVENT_TTL_S` seconds (one read a second, not a query a request) or after
+        :meth:`forget_announcements`.
+
+        Raises:
+            DatabaseUnavailable: the database cannot be reached (:mod:`grader.server.store.db`).
+        """
+        return self._kept("announcements", EVENT_TTL_S,
+                          lambda: announcements_of(self.store, self.event, limit=SHOWN_ANNOUNCEMENTS))
+
+    def forget_announcements(self) -> None:
+        """Read the announcements again on their next use (this server posted or deleted one)."""
+        self._values.pop("announcements", None)
+
+    def forget_teams(self) -> None:
+        """Read the count of teams and the removed ones again on their next use (this server added
+        or removed a team)."""
+        for key in ("team_count", "removed"):
+            self._values.pop(key, None)
 
     def _kept(self, key: object, ttl_s: float, read: Callable[[], T]) -> T:
         """``read()``'s value kept under ``key`` for ``ttl_s`` seconds; one thread reads it again,
@@ -209,11 +249,14 @@ class Site:
             return value
 
     def page(self, request: Request, name: str, status: int = 200, **context: Any) -> HTMLResponse:
-        """Template ``name`` rendered with the event, the session's CSRF token and role, and ``context``."""
+        """Template ``name`` rendered with the event, the session's CSRF token and role, the time
+        (``now``, UTC: the countdown's), the announcements for a signed-in browser (none for
+        others: the join pages are open to anyone) and ``context``."""
         session = request.session
         who = "coach" if session.get("coach") is True else ("team" if session.get("team") is not None else None)
         html = self.env.get_template(name).render(event=self.event_row(), csrf=session.get("csrf", ""),
-                                                  who=who, no_split=NO_SPLIT_NOTE, **context)
+                                                  who=who, no_split=NO_SPLIT_NOTE, now=datetime.now(UTC),
+                                                  announcements=self.announcements() if who else [], **context)
         return HTMLResponse(html, status_code=status)
 
     def team_count(self) -> int:
@@ -299,11 +342,15 @@ class Site:
 
     def graded(self) -> list[Graded]:
         """The event's graded submissions with their results (parsed once each; a stored result that
-        does not validate is logged and left out)."""
+        does not validate is logged and left out). Practice checks are left out here, the one place
+        the boards, the cohort, the exports and the similar pairs gather results from: they are
+        scored on public data and are no hand-in."""
         out = []
         removed = self.removed_teams()
         for team, sub, res in self.store.results(self.event, known=set(self._parsed)):
-            if team.id in removed:
+            if sub.practice:
+                self._parsed.setdefault(sub.id, None)  # known: its result is not read again
+            if team.id in removed or sub.practice:
                 continue
             if res is not None and sub.id not in self._parsed:  # a stored result never changes: parsed once
                 try:
@@ -324,7 +371,7 @@ class Site:
         caller has just read them)."""
         if counts is None:
             return self._boards_at(self._board_key(private))
-        return self._boards_at((counts[1], counts[2], private, self.removed_teams()))
+        return self._boards_at((counts[1], counts[2], private, self.removed_teams(), self._finals(private)))
 
     def board_sections(self, *, private: bool, coach_links: bool, places: int) -> Markup:
         """The leaderboard page's boards as HTML (``_board_sections.html.j2``: the private boards
@@ -343,11 +390,17 @@ class Site:
                 self._html[view] = found
         return found
 
-    def _board_key(self, private: bool) -> tuple[int, int, bool, frozenset[int]]:
+    def _board_key(self, private: bool) -> BoardKey:
         _, graded, newest = self.store.counts(self.event)  # one aggregate query tells a new result
-        return graded, newest, private, self.removed_teams()  # a team removed: the boards without it
+        # a team removed: the boards without it; a team's final choice: the private board with it
+        return graded, newest, private, self.removed_teams(), self._finals(private)
 
-    def _boards_at(self, key: tuple[int, int, bool, frozenset[int]]) -> tuple[list[PublicBoard], list[Board]]:
+    def _finals(self, private: bool) -> frozenset[tuple[tuple[str, str], int]]:
+        """The teams' final choices (:func:`grader.server.store.finals_of`, one query) for the private
+        boards; none where only the public ones are drawn."""
+        return frozenset(finals_of(self.store, self.event).items()) if private else frozenset()
+
+    def _boards_at(self, key: BoardKey) -> tuple[list[PublicBoard], list[Board]]:
         with self._lock:
             if key in self._boards:
                 return self._boards[key]  # type: ignore[no-any-return]
@@ -355,7 +408,7 @@ class Site:
         challenges = self.event_row().challenges
         eta = self.options.eta
         found = (public_boards(done, challenges, eta=eta),
-                 private_boards(done, challenges, eta=eta) if key[2] else [])
+                 private_boards(done, challenges, eta=eta, finals=dict(key[4])) if key[2] else [])
         with self._lock:
             self._boards = {k: v for k, v in self._boards.items() if k[:2] == key[:2]}  # older sets are stale
             self._boards[key] = found

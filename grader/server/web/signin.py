@@ -175,7 +175,8 @@ class SessionCookies:
         session_id = cookies.get(jar.name("grader_session")) or None
         session: dict[str, Any] = {}
         state = _State(session_id=session_id, current=None)
-        if session_id is not None and not str(scope.get("path", "")).startswith("/static/"):
+        static = str(scope.get("path", "")).startswith("/static/")  # no session read: none cleared either
+        if session_id is not None and not static:
             try:
                 state.current = await anyio.to_thread.run_sync(self.sessions.find, self.event, session_id)
             except DatabaseUnavailable as err:
@@ -188,7 +189,8 @@ class SessionCookies:
         if flash and not isinstance(session, _Unavailable):
             session["flash"] = flash
         scope["session"], scope[_STATE] = session, state
-        stale = session_id is not None and state.current is None and not isinstance(session, _Unavailable)
+        stale = (session_id is not None and state.current is None and not static
+                 and not isinstance(session, _Unavailable))
 
         async def send_with_cookies(message: Message) -> None:
             if message["type"] == "http.response.start":

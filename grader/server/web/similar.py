@@ -1,25 +1,60 @@
 """The coach's similar pairs of an event (:func:`similar`): each team's chosen submission per
 challenge compared on its code and on the hidden test images it got wrong
 (:mod:`grader.integrity.pairs`), for ``/coach/similar``.
+
+Kept per set of results (issue 28: 4.4 s a view on a real event): the pairs are computed once for
+each set of chosen submissions (per challenge, each team's chosen submission id) and kept with that
+set beside the event's store, so a repeat view costs one read of the results and a new result (or
+a team's other choice) computes them again. What does not change while the server runs is kept for
+the process: each challenge's hidden test set (listing CIFAR-10's 60,000 files), its starter's
+code, and (in :mod:`grader.integrity`) each notebook's k-grams, by its text, and each drawn
+thumbnail. Computing again after one new
+result fingerprints that one notebook only.
 """
 
 from __future__ import annotations
 
 import functools
 import logging
+import threading
+import weakref
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from grader.server.web.boards import chosen
+from grader.server.store import finals_of
+from grader.server.web.boards import Graded, chosen
 from grader.server.web.pages import Site
 
 if TYPE_CHECKING:
     from grader.core import Settings
     from grader.data import HiddenTestSet
     from grader.integrity import IntegrityEntry, SimilarPair
+    from grader.server.store import Store
 
 __all__ = ["similar"]
 
 log = logging.getLogger(__name__)
+
+# the set of chosen submissions: per challenge of the event, (team, submission id) of each team's choice
+ChosenKey = tuple[tuple[str, tuple[tuple[str, int], ...]], ...]
+
+
+@dataclass(frozen=True)
+class _Kept:
+    """The pairs of one event over one set of chosen submissions (``key``) and how many notebooks
+    were compared."""
+
+    event: str
+    key: ChosenKey
+    pairs: list[SimilarPair]
+    compared: int
+
+
+# per store (dropped with it): the last pairs computed, and the lock one computation holds (ten
+# coach tabs asking at once compute once)
+_KEPT: weakref.WeakKeyDictionary[Store, _Kept] = weakref.WeakKeyDictionary()
+_COMPUTING: weakref.WeakKeyDictionary[Store, threading.Lock] = weakref.WeakKeyDictionary()
+_GUARD = threading.Lock()
 
 
 @functools.lru_cache(maxsize=64)
@@ -36,28 +71,69 @@ def _hidden_test_set(settings: Settings, challenge_id: str) -> HiddenTestSet:
     return ensure_hidden_test_set(settings, load_challenge(settings.project_dir, challenge_id))
 
 
+@functools.lru_cache(maxsize=64)
+def _boilerplate(settings: Settings, challenge_id: str) -> str:
+    """:func:`grader.integrity.pairs.boilerplate_code` of ``challenge_id``'s starter notebook, read once
+    per process (the project's files do not change while it serves).
+
+    Raises:
+        ChallengeError: no such challenge (not cached).
+    """
+    from grader.core import load_challenge
+    from grader.integrity import boilerplate_code
+
+    return boilerplate_code(load_challenge(settings.project_dir, challenge_id).folder / "starter.ipynb")
+
+
 def similar(site: Site) -> tuple[list[SimilarPair], int]:
     """The similar pairs of the event (:func:`grader.integrity.pairs.similar_pairs`) over each team's
     chosen submission per challenge, with the code :func:`grader.server.work.worker.save_code` kept
     and the shared wrong images drawn from the hidden test set; and how many notebooks were
-    compared. A challenge whose hidden test set cannot be read is compared on code only."""
-    from grader.core import GraderError, load_challenge
-    from grader.integrity import boilerplate_code, notebook_entry, similar_pairs, with_thumbnails
+    compared. A challenge whose hidden test set cannot be read is compared on code only.
+
+    Computed once per set of chosen submissions (module docstring): the same set answers at the
+    cost of reading the results; another set (a new result, a team removed or choosing another
+    final submission) computes the pairs again.
+
+    Raises:
+        DatabaseUnavailable: the database cannot be reached (:mod:`grader.server.store.db`).
+        ChallengeError: a challenge of the event is not in the project.
+    """
+    done = site.graded()
+    finals = finals_of(site.store, site.event)  # the teams' own choices (grader.server.store.finals)
+    picks = {c: chosen(done, c, eta=site.options.eta, finals=finals) for c in site.event_row().challenges}
+    key: ChosenKey = tuple((c, tuple((g.team, g.submission_id) for g in gs)) for c, gs in picks.items())
+    kept = _KEPT.get(site.store)
+    if kept is not None and kept.event == site.event and kept.key == key:
+        return kept.pairs, kept.compared
+    with _GUARD:
+        computing = _COMPUTING.setdefault(site.store, threading.Lock())
+    with computing:
+        kept = _KEPT.get(site.store)
+        if kept is None or kept.event != site.event or kept.key != key:
+            pairs, compared = _compute(site, picks)
+            kept = _Kept(event=site.event, key=key, pairs=pairs, compared=compared)
+            _KEPT[site.store] = kept
+    return kept.pairs, kept.compared
+
+
+def _compute(site: Site, picks: dict[str, list[Graded]]) -> tuple[list[SimilarPair], int]:
+    """:func:`similar`'s pairs over ``picks`` (per challenge, the chosen submissions), computed."""
+    from grader.core import GraderError
+    from grader.integrity import notebook_entry, similar_pairs, with_thumbnails
     from grader.server.work import load_code
 
-    done = site.graded()
     entries: list[IntegrityEntry] = []
     boilerplate: dict[str, str] = {}
     hidden: dict[str, HiddenTestSet | None] = {}
-    for challenge_id in site.event_row().challenges:
-        challenge = load_challenge(site.settings.project_dir, challenge_id)
-        boilerplate[challenge_id] = boilerplate_code(challenge.folder / "starter.ipynb")
+    for challenge_id, gs in picks.items():
+        boilerplate[challenge_id] = _boilerplate(site.settings, challenge_id)
         try:
             hidden[challenge_id] = _hidden_test_set(site.settings, challenge_id)
         except GraderError as err:
             log.warning("%s: similar pairs on code only: %s", challenge_id, err)
             hidden[challenge_id] = None
-        for g in chosen(done, challenge_id, eta=site.options.eta):
+        for g in gs:
             code = load_code(site.store.state_dir, g.submission_id)
             entries.extend(notebook_entry(g.team, nb, code.get(nb.notebook, ""), hidden[challenge_id],
                                           folder=str(g.submission_id))
@@ -67,3 +143,4 @@ def similar(site: Site) -> tuple[list[SimilarPair], int]:
         test_set = hidden.get(pair.challenge)
         pairs.append(with_thumbnails(pair, test_set.images_dir, test_set.files) if test_set is not None else pair)
     return pairs, len(entries)
+

@@ -37,8 +37,7 @@ from grader.core import HarnessError
 if TYPE_CHECKING:
     from grader.core import Settings
     from grader.intake import Submission
-    from grader.pipeline import GradeOptions
-    from grader.score import SubmissionResult
+    from grader.pipeline import Graded, GradeOptions
 
 __all__ = ["GradingProcess"]
 
@@ -65,9 +64,10 @@ class GradingProcess:
         self._executor().submit(_ready)
 
     def grade(self, submission: Submission, settings: Settings, options: GradeOptions, *,
-              say: Callable[[str], None], cancel: threading.Event) -> tuple[SubmissionResult, str, str]:
-        """Grade ``submission`` in the child; ``(result, scorecard HTML, team scorecards)`` (the team's
-        two, :func:`grader.report.render.render_team_scorecards`).
+              say: Callable[[str], None], cancel: threading.Event) -> Graded:
+        """Grade ``submission`` in the child: its result, scorecard HTML, team scorecards (the team's
+        two, :func:`grader.report.render.render_team_scorecards`) and what its cells printed
+        (:attr:`grader.pipeline.job.Graded.printed`).
 
         ``options.on_progress`` and ``options.cancel`` are replaced: each status line of the child
         is passed to ``say`` (in this thread), and ``cancel``, once set, cancels the run as the
@@ -80,7 +80,7 @@ class GradingProcess:
         self._cancel.clear()
         _drain(self._progress, None)  # a line left by a job that ended before it was read
         sent = dataclasses.replace(options, on_progress=None, cancel=None, nice=0)
-        future: Future[tuple[SubmissionResult, str, str]] = self._executor().submit(_grade, submission, settings, sent)
+        future: Future[Graded] = self._executor().submit(_grade, submission, settings, sent)
         while not future.done():
             if cancel.is_set():
                 self._cancel.set()
@@ -161,7 +161,7 @@ def _ready() -> None:
     import_scoring()
 
 
-def _grade(submission: Submission, settings: Settings, options: GradeOptions) -> tuple[SubmissionResult, str, str]:
+def _grade(submission: Submission, settings: Settings, options: GradeOptions) -> Graded:
     from grader.pipeline import grade_here
 
     cancel, done = threading.Event(), threading.Event()
@@ -179,6 +179,6 @@ def _grade(submission: Submission, settings: Settings, options: GradeOptions) ->
         graded = grade_here(submission, settings,
                             dataclasses.replace(options, on_progress=_CHILD["progress"].put, cancel=cancel), team=True)
         assert graded.team_scorecard is not None  # asked for: team=True
-        return graded.result, graded.scorecard, graded.team_scorecard
+        return graded
     finally:
         done.set()

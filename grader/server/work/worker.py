@@ -3,7 +3,8 @@
 Each thread loops: :meth:`Store.claim` a job -> copy its upload into a workspace under
 ``<state>/work/`` with its original suffix -> :func:`grader.intake.submissions.intake_upload` ->
 :func:`grader.pipeline.job.grade_job` (the result cache, then the pipeline ``grader check`` runs,
-sandbox and limits included, and the scorecards) -> :meth:`Store.finish`. The pipeline and the
+sandbox and limits included, and the scorecards; a practice check with ``practice``, scored on
+the public practice split as ``grader check --practice`` scores it) -> :meth:`Store.finish`. The pipeline and the
 scorecards run in the worker's own child process (:mod:`grader.server.work.child`: the server's
 interpreter stays free for the pages), or as a Dask task with a scheduler. Beside the run, a
 heartbeat renews the job's lease and records its progress (at most once a second); when the
@@ -253,13 +254,15 @@ class WorkerPool:
         shutil.copyfile(self.store.upload_path(job.upload_sha256), target)
         submission = intake_upload(target, workspace=workspace, name=job.team_name,
                                    challenges=challenge_ids(self.settings.project_dir), explicit=job.challenge)
-        options = dataclasses.replace(self.options, challenge=job.challenge, on_progress=live.say, cancel=live.cancel,
+        # a practice check is scored on the public practice split (grader check --practice): the
+        # pipeline labels its result and scorecards practice, and caches it apart
+        options = dataclasses.replace(self.options, challenge=job.challenge, practice=job.practice,
+                                      on_progress=live.say, cancel=live.cancel,
                                       kernel_env=self._kernel_env.get(worker, self.options.kernel_env))
 
         def run(submission: Submission, settings: Settings, options: GradeOptions) -> Graded:
             if self.scheduler is None:  # in the worker's child process, which renders too
-                return Graded(*self._children[worker].grade(submission, settings, options,
-                                                            say=live.say, cancel=live.cancel))
+                return self._children[worker].grade(submission, settings, options, say=live.say, cancel=live.cancel)
             result = self._on_dask(submission, options, live)
             return Graded(result, render_scorecard(result), render_team_scorecards(result))
 
@@ -275,6 +278,7 @@ class WorkerPool:
         result, team_html = graded.result, graded.team_scorecard
         assert team_html is not None  # asked for: team=True
         save_code(self.store.state_dir, job.id, submission)
+        save_printed(self.store.state_dir, job.id, graded.printed)
         if not self.store.finish(job.id, worker, result_json=result.model_dump_json(), scorecard_html=graded.scorecard,
                                  team_scorecard_html=team_html, verdict=result.verdict, score=result.score,
                                  max_score=result.max_score):
@@ -339,6 +343,7 @@ class WorkerPool:
 
 
 CODE_FOLDER = "code"
+PRINTED_FOLDER = "printed"
 
 
 def save_code(state_dir: Path, submission_id: int, submission: Submission) -> None:
@@ -350,6 +355,28 @@ def save_code(state_dir: Path, submission_id: int, submission: Submission) -> No
 
     code = {path.name: notebook_code(path) for path in submission.notebooks}
     write_atomic(state_dir / CODE_FOLDER / f"{submission_id}.json", json.dumps(code))
+
+
+def save_printed(state_dir: Path, submission_id: int, printed: dict[str, dict[int, str]] | None) -> None:
+    """Keep what the student cells of a submission printed (:attr:`grader.pipeline.job.Graded.printed`)
+    as ``<state>/printed/<id>.json`` for the run's log its team downloads; nothing where the run
+    did not give it (a cached result, one graded on Dask). Written atomically before the result
+    is stored."""
+    from grader.core import write_atomic
+
+    if printed is not None:
+        write_atomic(state_dir / PRINTED_FOLDER / f"{submission_id}.json",
+                     json.dumps({name: {str(i): text for i, text in cells.items()} for name, cells in printed.items()}))
+
+
+def load_printed(state_dir: Path, submission_id: int) -> dict[str, dict[int, str]] | None:
+    """What :func:`save_printed` kept for a submission, or None where nothing was kept (a result
+    stored before, a cached one, a file that cannot be read)."""
+    try:
+        data = json.loads((state_dir / PRINTED_FOLDER / f"{submission_id}.json").read_text())
+        return {str(name): {int(i): str(text) for i, text in cells.items()} for name, cells in data.items()}
+    except (OSError, ValueError, AttributeError, TypeError):
+        return None
 
 
 def load_code(state_dir: Path, submission_id: int) -> dict[str, str]:

@@ -1,39 +1,74 @@
-"""The coach's exports of the cohort under ``/coach/export/``: ``gradebook.csv``, ``junit.xml`` and
-Gradescope's ``results.json``, written by :mod:`grader.report.exports`' writers over each team's
-chosen submission per challenge (:func:`cohort`). Every route refuses a team session and no
-session with 403.
+"""The coach's exports of the cohort under ``/coach/export/``, written by :mod:`grader.report.exports`'
+writers over each team's chosen submission per challenge (:func:`cohort`):
+
+- ``gradebook.csv``: per team and notebook, with the submission's number and time;
+- ``gradebook-canvas.csv`` and ``gradebook-moodle.csv``: per student (the members ``teams.csv``
+  lists), in the layouts Canvas's and Moodle's gradebook imports document; 404 with what to do
+  while no team lists members;
+- ``junit.xml``: optional criteria missed as skipped, suite names unique;
+- ``gradescope.zip``: one Gradescope ``results.json`` per submission; ``results.json`` (the
+  earlier export) stays: the same results as one JSON list, each with its ``team`` and
+  ``challenge``.
+
+Every route refuses a team session and no session with 403.
 """
 
 from __future__ import annotations
 
 import json
+from datetime import UTC
 
 from fastapi import FastAPI, Request
 from fastapi.responses import PlainTextResponse, Response
 
-from grader.report import gradebook_csv, gradescope_results, junit_xml
-from grader.score import SubmissionResult
+from grader.report import (
+    CohortEntry,
+    Student,
+    canvas_gradebook_csv,
+    gradebook_csv,
+    gradescope_results,
+    gradescope_zip,
+    junit_xml,
+    moodle_gradebook_csv,
+)
+from grader.server.store import finals_of, members_of, team_rows
 from grader.server.web.boards import chosen
 from grader.server.web.pages import Site
 
-__all__ = ["add_export_routes", "cohort"]
+__all__ = ["add_export_routes", "cohort", "students_by_team"]
+
+NO_MEMBERS = ("No team of this event lists members, so there is no row per student. List them in teams.csv (one "
+              "row per member: team,name,email,student_id) and give them to the event with: grader event members "
+              "EVENT --teams teams.csv")
 
 
-def cohort(site: Site) -> list[SubmissionResult]:
-    """The cohort for the exports: per challenge, each team's chosen submission
-    (:func:`grader.server.web.boards.chosen`), named after the team, with that challenge's notebooks."""
+def cohort(site: Site) -> list[CohortEntry]:
+    """The cohort for the exports: per challenge (in the event's order), each team's chosen
+    submission (:func:`grader.server.web.boards.chosen`), named after the team, with that challenge's
+    notebooks, its number (the submission's id, as the pages show it) and upload time (UTC)."""
     done = site.graded()
+    finals = finals_of(site.store, site.event)  # the teams' own choices (grader.server.store.finals)
     out = []
     for challenge in site.event_row().challenges:
-        for g in chosen(done, challenge, eta=site.options.eta):
-            out.append(g.result.model_copy(update={
-                "submission": g.team, "notebooks": [nb for nb in g.result.notebooks if nb.challenge == challenge]}))
+        for g in chosen(done, challenge, eta=site.options.eta, finals=finals):
+            result = g.result.model_copy(update={
+                "submission": g.team, "notebooks": [nb for nb in g.result.notebooks if nb.challenge == challenge]})
+            out.append(CohortEntry(result, number=g.submission_id,
+                                   submitted=g.created.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")))
     return out
+
+
+def students_by_team(site: Site) -> dict[str, list[Student]]:
+    """The members of the event's teams (removed teams left out), team name -> members, in the
+    order the teams were added and ``teams.csv`` listed the members; a team without members is
+    absent."""
+    members = members_of(site.store, site.event)
+    return {t.name: [Student(m.name, m.email, m.student_id) for m in members[t.id]]
+            for t in team_rows(site.store, site.event) if members.get(t.id)}
 
 
 def _attachment(name: str) -> dict[str, str]:
     return {"Content-Disposition": f'attachment; filename="{name}"'}
-
 
 
 def add_export_routes(app: FastAPI, site: Site) -> None:
@@ -46,15 +81,35 @@ def add_export_routes(app: FastAPI, site: Site) -> None:
         return PlainTextResponse(gradebook_csv(cohort(site), leaderboard="all"), media_type="text/csv",
                                  headers=_attachment(f"{event}-gradebook.csv"))
 
+    @app.get("/coach/export/gradebook-{lms}.csv")
+    def export_lms_gradebook(request: Request, lms: str) -> Response:
+        site.coach_of(request)
+        writer = {"canvas": canvas_gradebook_csv, "moodle": moodle_gradebook_csv}.get(lms)
+        if writer is None:
+            return PlainTextResponse(f"No export gradebook-{lms}.csv: gradebook-canvas.csv or gradebook-moodle.csv",
+                                     status_code=404)
+        students = students_by_team(site)
+        if not students:
+            return PlainTextResponse(NO_MEMBERS, status_code=404)
+        return PlainTextResponse(writer(cohort(site), students, leaderboard="all"), media_type="text/csv",
+                                 headers=_attachment(f"{event}-gradebook-{lms}.csv"))
+
     @app.get("/coach/export/junit.xml")
     def export_junit(request: Request) -> Response:
         site.coach_of(request)
         return Response(junit_xml(cohort(site)), media_type="application/xml",
                         headers=_attachment(f"{event}-junit.xml"))
 
+    @app.get("/coach/export/gradescope.zip")
+    def export_gradescope_zip(request: Request) -> Response:
+        site.coach_of(request)
+        return Response(gradescope_zip(cohort(site)), media_type="application/zip",
+                        headers=_attachment(f"{event}-gradescope.zip"))
+
     @app.get("/coach/export/results.json")
     def export_gradescope(request: Request) -> Response:
         site.coach_of(request)
-        body = json.dumps([{"team": r.submission, "challenge": r.notebooks[0].challenge if r.notebooks else None,
-                            **gradescope_results(r)} for r in cohort(site)], indent=2)
+        body = json.dumps([{"team": e.result.submission,
+                            "challenge": e.result.notebooks[0].challenge if e.result.notebooks else None,
+                            **gradescope_results(e)} for e in cohort(site)], indent=2)
         return Response(body, media_type="application/json", headers=_attachment(f"{event}-results.json"))

@@ -7,6 +7,7 @@ data (``/challenges/{id}/starter.ipynb``, ``/challenges/{id}/public-data.zip``),
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 from fastapi import FastAPI, Request
 from fastapi.responses import FileResponse, HTMLResponse, Response
@@ -42,14 +43,21 @@ def add_public_routes(app: FastAPI, site: Site) -> None:
             raise Refused(404, "This challenge's starter notebook is not available.")
         return FileResponse(path, filename=f"{challenge}-starter.ipynb", media_type="application/x-ipynb+json")
 
+    zips: dict[str, Path] = {}  # per challenge, its zip once found: the datasets do not change while serving
+
     @app.get("/challenges/{challenge}/public-data.zip")
     def public_data(request: Request, challenge: str) -> Response:
         challenge_of(request, challenge)
-        try:  # built once, on the first download, and cached (grader.data.export)
-            path = public_data_zip(settings, challenge)
-        except (GraderError, OSError) as err:
-            log.warning("public data of %s not available: %s", challenge, err)
-            raise Refused(404, "This challenge's public data is not available.") from err
+        path = zips.get(challenge)
+        if path is None or not path.is_file():
+            # built at `grader serve`'s start (grader.server.serve.StartUpWork) and cached on disk by content
+            # (grader.data.export): found at once, or waited for while that build runs; built here only where
+            # the server was started without it. Its key lists every public file: looked up once per process.
+            try:
+                path = zips[challenge] = public_data_zip(settings, challenge)
+            except (GraderError, OSError) as err:
+                log.warning("public data of %s not available: %s", challenge, err)
+                raise Refused(404, "This challenge's public data is not available.") from err
         return FileResponse(path, filename=f"{challenge}-public-data.zip", media_type="application/zip")
 
     @app.get("/leaderboard")

@@ -1,5 +1,6 @@
 """A team's pages: ``/`` (briefs, downloads, the upload form, the team's submissions with live
-progress), ``POST /submit`` (the upload), ``/submissions/{id}/events`` (Server-Sent Events, the
+progress), ``POST /submit`` (the upload, or a practice check: :func:`add_team_routes`'s ``submit``),
+``/submissions/{id}/events`` (Server-Sent Events, the
 WHATWG HTML standard's ``text/event-stream``) and ``/submissions/{id}/status`` (JSON, the polling
 fallback), ``/submissions/{id}/scorecard`` (the team's own only: 404 otherwise). Each needs the
 team's session; a coach's session asking for ``/`` is sent to ``/coach``.
@@ -22,7 +23,7 @@ from starlette.responses import StreamingResponse
 
 from grader.core import GraderError, UsageError, challenge_packages, environment_lines, load_challenge
 from grader.intake import size_text
-from grader.report import render_scorecard, team_view, unpack, with_board
+from grader.report import render_scorecard, served, team_view, unpack, with_board
 from grader.score import SubmissionResult
 from grader.server.store import CapReached, DatabaseUnavailable, SubmissionRow, TeamRow, UploadRefused, refusal
 from grader.server.web.boards import board_steps
@@ -39,16 +40,44 @@ from grader.server.web.receive import (
     drain,
     receive_form,
 )
+from grader.server.web.routes.history import team_numbers
 
-__all__ = ["BUSY_RETRY_S", "UPLOAD_THREADS", "add_team_routes"]
+__all__ = ["BUSY_RETRY_S", "REFUSAL_CHARS", "UPLOAD_THREADS", "add_team_routes", "read_flash", "refusal_flash",
+           "wants_page"]
 
 UPLOAD_THREADS = 100  # uploads stored and committed at once (their own threads: see add_team_routes)
 _SIZE_FIX = "Fix: leave datasets and checkpoints out; the grader gives the data in DATA_DIR."
 BUSY_RETRY_S = 10  # Retry-After of an upload refused because max_uploads are in flight
 _BUSY = ("The server is receiving many uploads at this moment: yours was not stored. "
-         f"Try again in {BUSY_RETRY_S} seconds (go back and upload again).")
+         f"Try again in {BUSY_RETRY_S} seconds (upload it again).")
 _TEAM_BUSY = ("Your team is sending other uploads at this moment: this one was not stored. Wait for them to "
               f"finish, then try again (in {BUSY_RETRY_S} seconds or more).")
+# a flash that carries a refusal to the page after its redirect: the marker, the challenge picked,
+# the separator, the message (the flash cookie keeps 1,000 characters: grader.server.web.signin)
+_REFUSAL, _SEP = "\x1erefused\x1e", "\x1e"
+REFUSAL_CHARS = 900  # a refusal's characters kept for the page after its redirect
+
+
+def wants_page(request: Request) -> bool:
+    """Whether the client is a browser navigating (its Accept names ``text/html``, as every
+    browser's form submission does): a refused upload is then answered 303 to ``/`` (the
+    post/redirect/get pattern), its message shown there once; other clients (curl, scripts, the
+    tests' httpx) get the refusal's own status and page."""
+    return "text/html" in request.headers.get("accept", "").lower()
+
+
+def refusal_flash(challenge: str, message: str) -> str:
+    """The flash value that shows ``message`` as a refusal on the next ``/``, ``challenge`` picked."""
+    short = message if len(message) <= REFUSAL_CHARS else message[:REFUSAL_CHARS - 3] + "..."
+    return f"{_REFUSAL}{challenge}{_SEP}{short}"
+
+
+def read_flash(flash: str) -> tuple[str, str, str]:
+    """``(confirmation, refusal, challenge picked)`` of a flash value (:func:`refusal_flash`)."""
+    if not flash.startswith(_REFUSAL):
+        return flash, "", ""
+    challenge, _, message = flash[len(_REFUSAL):].partition(_SEP)
+    return "", message, challenge
 
 
 def add_team_routes(app: FastAPI, site: Site) -> None:
@@ -88,9 +117,21 @@ def add_team_routes(app: FastAPI, site: Site) -> None:
         except GraderError:
             return ()
 
+    @functools.cache
+    def _practice(cid: str) -> bool:
+        """Whether challenge ``cid`` records a practice split (a practice check of it can run)."""
+        try:
+            return load_challenge(settings.project_dir, cid).dataset.practice_split is not None
+        except GraderError:
+            return False
+
     def home(request: Request, *, message: str = "", status: int = 200, chosen: str = "") -> HTMLResponse:
+        """The team's page; ``message`` a refusal shown at its top. A flash from the last POST shows
+        once: a confirmation, or a refusal (:func:`refusal_flash`) with the challenge it picked."""
         team = site.team_of(request)
         event = site.event_row()
+        flash, refused, picked = read_flash(str(request.session.pop("flash", "") or ""))
+        message, chosen = message or refused, chosen or picked
         briefs = []
         for cid in event.challenges:
             folder = settings.project_dir / "challenges" / cid
@@ -101,8 +142,10 @@ def add_team_routes(app: FastAPI, site: Site) -> None:
         subs = as_team_sees(site.statuses(store.submissions(event_name, team_id=team.id)))
         return site.page(request, "home.html.j2", status, team=team, briefs=briefs, submissions=subs,
                          left=store.submissions_left_today(event_name, team.id), message=message,
-                         flash=request.session.pop("flash", ""), chosen=chosen or event.challenges[0],
-                         max_upload=size_text(opts.max_upload_bytes), profile=opts.profile)
+                         flash=flash, chosen=chosen if chosen in event.challenges else event.challenges[0],
+                         max_upload=size_text(opts.max_upload_bytes), profile=opts.profile,
+                         practice=[cid for cid in event.challenges if _practice(cid)],
+                         practice_left=store.practice_left_today(event_name, team.id))
 
     @app.get("/")
     def team_home(request: Request) -> Response:
@@ -110,13 +153,27 @@ def add_team_routes(app: FastAPI, site: Site) -> None:
             return RedirectResponse("/coach", status_code=303)
         return home(request)
 
-    def queue(team: TeamRow, challenge: str, form: ReceivedForm) -> SubmissionRow:
+    def queue(team: TeamRow, challenge: str, form: ReceivedForm, *, practice: bool) -> SubmissionRow:
+        """Check the upload (:func:`bundle`: the files, the intake's diagnosis, the challenge its
+        notebook names, its syntax: :mod:`grader.server.web.precheck`), store it and queue it: a
+        submission, or a ``practice`` check (scored on the public practice split; its own daily
+        allowance, never the cap). Nothing is stored or counted for a refused upload.
+
+        Raises:
+            UsageError: the upload is refused (its message says why and the fix).
+            CapReached: the cap, or the practice allowance, is used up for today.
+            UploadRefused: it could not be stored (the disk is full).
+        """
         event = site.event_row()
         if challenge not in event.challenges:
             raise UsageError(f"{challenge!r} is not a challenge of this event; choose one of "
                              f"{', '.join(event.challenges)}")
+        if practice and not _practice(challenge):
+            raise UsageError(f"{challenge} records no practice split: it has no practice check. Nothing was queued "
+                             "and no submission was used.", fix="submit it for grading instead")
         try:
-            packed = bundle(form.files, max_bytes=opts.max_upload_bytes, folder=form.folder)
+            packed = bundle(form.files, max_bytes=opts.max_upload_bytes, folder=form.folder, challenge=challenge,
+                            challenges=event.challenges)
         except OSError as err:  # the bundle's zip could not be written (the disk is full)
             raise refusal(err) from err
         if packed.problem is not None or packed.path is None:
@@ -124,11 +181,27 @@ def add_team_routes(app: FastAPI, site: Site) -> None:
         with packed.path.open("rb") as data:  # the files' limit was counted as they came: the zip's few
             upload = store.store_upload(data, filename=packed.filename,  # headers may pass it
                                         max_bytes=opts.max_upload_bytes + FORM_SLACK, record=False)
-        return store.submit(event_name, team.id, challenge=challenge, upload=upload)  # committed with it
+        return store.submit(event_name, team.id, challenge=challenge, upload=upload,  # committed with it
+                            practice=practice)
 
     def too_big(total: int | None) -> str:
         held = f"holds {size_text(total)}," if total is not None else "is"
         return f"The upload {held} over the limit of {size_text(opts.max_upload_bytes)}. {_SIZE_FIX}"
+
+    async def answer_refusal(request: Request, status: int, message: str, *, chosen: str = "",
+                             **headers: str) -> Response:
+        """A refused upload's answer: for a browser (:func:`wants_page`) a 303 to ``/``, the message
+        and the challenge picked kept in the flash (shown once; a reload is a GET), else ``status``
+        with the team's page (the error page for 503) and ``headers`` (the redirect keeps only
+        their ``Connection``)."""
+        if wants_page(request):
+            request.session["flash"] = refusal_flash(chosen, message)
+            return RedirectResponse("/", status_code=303, headers={k: v for k, v in headers.items()
+                                                                   if k == "Connection"})
+        page = await run_in_threadpool(site.page, request, "error.html.j2", status, message=message) \
+            if status == 503 else await run_in_threadpool(home, request, status=status, message=message, chosen=chosen)
+        page.headers.update(headers)
+        return page
 
     async def refuse_upload(request: Request, status: int, message: str, *, unread: bool = False,
                             **headers: str) -> Response:
@@ -136,18 +209,29 @@ def add_team_routes(app: FastAPI, site: Site) -> None:
         # client waiting for 100 Continue (curl, past 1 MiB) is answered at once, its body never sent
         waiting = unread and request.headers.get("expect", "").lower() == "100-continue"
         ended = not waiting and await drain(request)
-        page = await run_in_threadpool(site.page, request, "error.html.j2", status, message=message) \
-            if status == 503 else await run_in_threadpool(home, request, status=status, message=message)
-        page.headers.update(headers | ({} if ended else {"Connection": "close"}))
-        return page
+        return await answer_refusal(request, status, message, **(headers | ({} if ended else {"Connection": "close"})))
 
     @app.post("/submit")
     async def submit(request: Request) -> Response:
         """An upload: its body streamed into the uploads' disk with its limit counted as it
         arrives (:mod:`grader.server.web.receive`), at most ``max_uploads`` at once (503 beyond),
-        checked (:mod:`grader.server.web.bundle`), stored and committed; its files removed whatever
-        the outcome. A refused body is read on and dropped before the answer (:func:`drain`), its
-        slot given back first."""
+        checked (:mod:`grader.server.web.bundle` and :mod:`grader.server.web.precheck`: the intake's
+        diagnosis, the challenge the notebook's metadata names, the syntax of its code cells, all
+        before a slot is used), stored and committed; its files removed whatever the outcome. A
+        refused body is read on and dropped before the answer (:func:`drain`), its slot given back
+        first. The form's ``practice=1`` (its second button) queues a practice check instead.
+
+        The notebook's challenge: a notebook whose metadata names another challenge than the one
+        picked is refused (400) with both names and the fix, rather than graded as the one picked
+        or moved silently to its own: the team sees what it sent and chooses; no slot is used.
+
+        Answers (post/redirect/get): accepted, 303 to ``/`` with a confirmation shown once. Refused,
+        to a browser (its Accept names ``text/html``: :func:`wants_page`), 303 to ``/`` with the
+        message and the challenge picked shown once, so that a reload, or the live script, never
+        sends the form again; to other clients (curl, scripts, API tests) the refusal's status with
+        the team's page: 400 (a bad upload or form), 403 (the CSRF token), 413 (too large), 429 (the
+        daily cap or practice allowance, or the team's uploads in flight, with Retry-After), 503
+        (the server's uploads in flight, with Retry-After), 507 (the disk is full)."""
         known = site.known_team(request)
         team = known if known is not None else await run_in_threadpool(site.team_of, request)
         length = request.headers.get("content-length", "")
@@ -172,8 +256,7 @@ def add_team_routes(app: FastAPI, site: Site) -> None:
         except OSError as err:
             slots.give(holds, team.id)
             refused = refusal(err)
-            return await run_in_threadpool(home, request, status=507 if refused.disk_full else 500,
-                                           message=str(refused))
+            return await answer_refusal(request, 507 if refused.disk_full else 500, str(refused))
         except BaseException:
             slots.give(holds, team.id)
             raise
@@ -184,21 +267,28 @@ def add_team_routes(app: FastAPI, site: Site) -> None:
 
     async def received(request: Request, team: TeamRow, form: ReceivedForm) -> Response:
         challenge = form.fields.get("challenge", "")
+        practice = form.fields.get("practice", "") == "1"
         try:
             site.check_csrf(request, form.fields.get("csrf"))
-            sub = await anyio.to_thread.run_sync(queue, team, challenge, form, limiter=uploads)
+            sub = await anyio.to_thread.run_sync(functools.partial(queue, team, challenge, form, practice=practice),
+                                                 limiter=uploads)
+        except Refused as err:  # the CSRF token: a browser's form that expired lands on a page too
+            if not wants_page(request):
+                raise
+            return await answer_refusal(request, err.status, err.message, chosen=challenge)
         except CapReached as err:
-            return await run_in_threadpool(home, request, status=429, message=str(err), chosen=challenge)
+            return await answer_refusal(request, 429, str(err), chosen=challenge)
         except UploadRefused as err:
-            return await run_in_threadpool(home, request, status=507 if err.disk_full else 413, message=str(err),
-                                           chosen=challenge)
+            return await answer_refusal(request, 507 if err.disk_full else 413, str(err), chosen=challenge)
         except UsageError as err:
-            return await run_in_threadpool(home, request, status=400, message=str(err), chosen=challenge)
+            return await answer_refusal(request, 400, str(err), chosen=challenge)
         finally:
             await anyio.to_thread.run_sync(form.close)
         if workers is not None:
             workers.wake()
-        request.session["flash"] = f"Submission #{sub.id} ({sub.filename}) is queued."
+        request.session["flash"] = (
+            f"Practice check #{sub.id} ({sub.filename}) is queued: it is scored on the public practice split and "
+            "uses no submission." if sub.practice else f"Submission #{sub.id} ({sub.filename}) is queued.")
         return RedirectResponse("/", status_code=303)
 
     @app.get("/submissions/{submission_id}/status")
@@ -272,4 +362,8 @@ def add_team_routes(app: FastAPI, site: Site) -> None:
             SubmissionResult.model_validate_json(result.result_json), audience="team", revealed=revealed)
         if not revealed:
             html = with_board(html, board_steps(site.graded(), sub.id, eta=opts.eta))
+        # its title and heading name it by the team's own number and its file, with a link back (issue 28)
+        numbers = team_numbers(store.submissions(event_name, team_id=sub.team_id))
+        html = served(html, number=numbers.get(sub.id), filename=sub.filename, team=sub.team_name,
+                      practice=sub.practice, regrade_of=numbers.get(sub.regrade_of) if sub.regrade_of else None)
         return HTMLResponse(html, headers={"Content-Security-Policy": SCORECARD_CSP})

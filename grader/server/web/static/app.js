@@ -1,5 +1,6 @@
 // Live progress of the team's submissions (Server-Sent Events, polling where they fail) and
-// drag and drop onto the upload form. The pages work without it.
+// drag and drop onto the upload form. The pages work without it. It never sends or re-sends a
+// form: a finished row is fetched with a GET (refresh).
 "use strict";
 
 function show(row, st) {
@@ -21,8 +22,27 @@ function show(row, st) {
 
 function finished(row) {
   row.dataset.final = "yes";
-  // the verdict and the scorecard link are drawn by the server
-  window.setTimeout(() => window.location.reload(), 300);
+  // the verdict, the scorecard link and what is left today are drawn by the server: the page is
+  // fetched again (a GET) and the row taken from it. Never a reload of the page: on the answer to
+  // a POST it would send the form again.
+  window.setTimeout(() => refresh(row), 300);
+}
+
+function refresh(row) {
+  const here = window.location.pathname;
+  fetch(here, {credentials: "same-origin", headers: {Accept: "text/html"}})
+    .then((r) => { if (!r.ok) { throw new Error("status " + r.status); } return r.text(); })
+    .then((html) => {
+      const page = new DOMParser().parseFromString(html, "text/html");
+      const fresh = page.querySelector('tr.sub[data-id="' + row.dataset.id + '"]');
+      if (fresh) { row.replaceWith(document.importNode(fresh, true)); }
+      ["left", "practice-left"].forEach((id) => {
+        const now = page.getElementById(id);
+        const old = document.getElementById(id);
+        if (now && old) { old.replaceWith(document.importNode(now, true)); }
+      });
+    })
+    .catch(() => window.location.replace(here));  // a GET of the page's own address, never a form
 }
 
 function poll(row) {

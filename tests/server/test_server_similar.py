@@ -1,0 +1,88 @@
+"""The coach's similar pairs kept per set of results, and the work ``grader serve`` does at start
+(issue 28): the similar pairs' imports and each challenge's public-data zip, built before the
+first download asks for it."""
+
+from __future__ import annotations
+
+import io
+import json
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from grader.integrity.pairs import notebook_code
+from grader.server.serve import StartUpWork
+from grader.server.web.pages import AppOptions, Site
+from grader.server.web.similar import similar
+from grader.server.work.worker import CODE_FOLDER
+from tests.server.test_server_app import Event, event, finish, join, result  # noqa: F401  # the app's event fixture
+
+REFERENCES = Path(__file__).resolve().parents[2] / "reference_solutions" / "gear-cnn"
+
+
+def graded(ev: Event, team: str, code: str, *, right: int = 18) -> int:
+    """A graded submission of ``team`` whose kept code (:func:`grader.server.work.worker.save_code`)
+    is ``code`` and whose model got ``right`` of the 20 public hidden images right, stored through
+    the Store API as a worker would; its id."""
+    team_id = next(t.id for t in ev.store.teams("spring") if t.name == team)
+    upload = ev.store.store_upload(io.BytesIO(f"# {team} {code[:20]}".encode()), filename="toy.ipynb",
+                                   max_bytes=1 << 20)
+    ev.store.submit("spring", team_id, challenge="toy", upload=upload)
+    sub_id = finish(ev.store, result(team, right, 8))
+    (ev.store.state_dir / CODE_FOLDER).mkdir(exist_ok=True)
+    (ev.store.state_dir / CODE_FOLDER / f"{sub_id}.json").write_text(json.dumps({"toy.ipynb": code}))
+    return sub_id
+
+
+def test_similar_pairs_are_kept_per_set_of_chosen_submissions(event: Event) -> None:  # noqa: F811
+    site = Site(store=event.store, settings=event.settings, event="spring", options=AppOptions(), workers=None)
+    pytorch, tensorflow = (notebook_code(REFERENCES / f"{name}.ipynb") for name in ("pytorch", "tensorflow"))
+    graded(event, "alpha", pytorch)
+    graded(event, "beta", pytorch)
+    pairs, compared = similar(site)
+    assert compared == 2 and [(p.a.team, p.b.team, p.flagged_on) for p in pairs] == [("alpha", "beta", ["code"])]
+    again, _ = similar(site)
+    assert again is pairs  # the same set of results: kept, not computed again
+    other = Site(store=event.store, settings=event.settings, event="spring", options=AppOptions(), workers=None)
+    assert similar(other)[0] is pairs  # kept beside the store, whichever app's page asks
+    # beta's newer submission scores better: its chosen one, another set, computed again
+    graded(event, "beta", tensorflow, right=20)
+    pairs, compared = similar(site)
+    assert compared == 2 and pairs == [] and pairs is not again
+    assert similar(site)[0] is pairs
+
+
+def test_the_start_up_work_warms_up_then_builds_the_public_data_zip_the_first_download_gets(event: Event) -> None:  # noqa: F811
+    ran: list[str] = []
+
+    def fails() -> None:
+        ran.append("fails")
+        raise RuntimeError("a warm-up that fails")
+
+    zips = event.settings.cache_dir / "exports"
+    warm = [("first", lambda: ran.append(f"first, {len(list(zips.glob('*.zip')))} zip")), ("fails", fails),
+            ("last", lambda: ran.append("last"))]
+    work = StartUpWork(event.settings, ["toy", "no-such-challenge"], warm=warm)
+    work.start()
+    assert work.done.wait(60)
+    assert ran == ["first, 1 zip", "fails", "last"]  # after the zips, in order; one that fails does not stop the next
+    path = work.ready["toy"]
+    assert path.is_file() and path.parent == event.settings.cache_dir / "exports"
+    assert list(work.failed) == ["no-such-challenge"] and "no-such-challenge" not in work.ready
+    built = path.stat().st_mtime_ns
+    client, _ = join(event, "alpha")
+    page = client.get("/challenges/toy/public-data.zip")
+    assert page.status_code == 200 and page.content == path.read_bytes()
+    assert path.stat().st_mtime_ns == built and sorted(path.parent.glob("*.zip")) == [path]  # served, not built again
+    with zipfile.ZipFile(io.BytesIO(page.content)) as archive:
+        assert any(name.endswith("red2.png") for name in archive.namelist())
+
+
+def test_a_stopped_start_up_builds_nothing(event: Event) -> None:  # noqa: F811
+    work = StartUpWork(event.settings, ["toy"], warm=[("never", lambda: pytest.fail("ran after the stop"))])
+    work.stop()  # the server stopped before the thread began
+    work.start()
+    assert work.done.wait(60)
+    assert work.ready == {} and work.failed == {}
+    assert not list((event.settings.cache_dir / "exports").glob("*.zip"))
