@@ -134,7 +134,9 @@ def mistakes_on(predicted: Any, labels: Any, limit: float) -> dict[tuple[int, in
     u = answers + _PRIOR_ANSWER * by_class[labels]
     u_sq, u_total = (u ** 2).sum(axis=1), u.sum(axis=1)
     u_own = u[np.arange(n)[None, :], answer] * errs  # each model's own wrong answer's count
-    out: dict[tuple[int, int], SharedMistakes] = {}
+    rows_of: list[tuple[int, Any, Any, Any, Any, Any]] = []  # per model a: b, shared, expected, p_value, others
+    exact_rows: list[tuple[int, Any]] = []  # (a, positions in b) whose tail is computed exactly
+    exact_chance: list[Any] = []
     for a in range(m - 1):
         b = np.arange(a + 1, m)
         wa, wb = weight[a], weight[b][:, None]
@@ -156,7 +158,18 @@ def mistakes_on(predicted: Any, labels: Any, limit: float) -> dict[tuple[int, in
         p_value = np.where(s > 0, stats.poisson.sf(s - 1, expected), 1.0)
         exact = np.nonzero((p_value < EXACT_BELOW) & (s >= MIN_SHARED))[0]
         if len(exact):
-            p_value[exact] = _upper_tail(chance[exact], s[exact])
+            exact_rows.append((a, exact))
+            exact_chance.append(chance[exact])
+        rows_of.append((a, b, s, expected, p_value, others))
+    if exact_rows:  # one recursion over every pair's row at once: each row's arithmetic is its own
+        tails = _upper_tail(np.vstack(exact_chance),
+                            np.concatenate([rows_of[a][2][exact] for a, exact in exact_rows]))
+        at = 0
+        for a, exact in exact_rows:
+            rows_of[a][4][exact] = tails[at:at + len(exact)]
+            at += len(exact)
+    out: dict[tuple[int, int], SharedMistakes] = {}
+    for a, b, s, expected, p_value, others in rows_of:
         for index, other in enumerate(b.tolist()):
             out[(a, other)] = SharedMistakes(
                 n=n, wrong_a=int(wrong[a].sum()), wrong_b=int(wrong[other].sum()), shared=int(s[index]),

@@ -160,13 +160,11 @@ def _warm_ups(store: Store, settings: Settings, event: str,
     over its results so far (kept beside ``store`` for the coach's first ``/coach/similar``,
     :mod:`grader.server.web.similar`; the Ladder's margin as the app's, whose options these are)."""
     from grader.integrity import load_dependencies
-    from grader.server.web.pages import AppOptions, Site
-    from grader.server.web.similar import similar
+    from grader.server.web import AppOptions, precompute_similar
 
     def pairs() -> object:
-        site = Site(store=store, settings=settings, event=event,
-                    options=AppOptions(event=event, profile=options.profile), workers=None)
-        return similar(site)
+        app = AppOptions(event=event, profile=options.profile)
+        return precompute_similar(store, settings, event=event, options=app)
 
     return [("the similar pairs' imports", load_dependencies), ("the similar pairs of the results so far", pairs)]
 

@@ -172,7 +172,8 @@ class Team:
         answer = self.upload(notebook)
         assert answer.status_code == 303, answer.text[-2000:]
         home = self.client.get("/")
-        found = re.search(r"Submission #(\d+) \(toy\.ipynb\) is queued", home.text)
+        assert re.search(r"Submission \d+ \(toy\.ipynb\) is queued", home.text), home.text[-2000:]
+        found = re.search(r'<tr class="sub[^"]*" data-id="(\d+)"', home.text)  # the history, newest first
         assert found is not None, home.text[-2000:]
         return int(found.group(1))
 

@@ -97,7 +97,7 @@ def test_a_practice_check_uses_no_submission_and_has_its_own_allowance(day: Day)
     page = send(client, csrf, [("toy.ipynb", notebook(["print(1)"]))], practice=True)
     assert page.status_code == 303
     home = client.get("/").text
-    assert "Practice check #1 (toy.ipynb) is queued" in home and "uses no submission" in home
+    assert "Practice check (toy.ipynb) is queued" in home and "uses no submission" in home
     assert "1 practice check left today" in home and "1 submission left today" in home
     assert '<span class="badge practice">practice</span>' in home  # labelled in the team's list
     (sub,) = day.store.submissions("hack")
@@ -170,8 +170,9 @@ def test_the_practice_check_is_graded_on_the_practice_split(day: Day) -> None:
     split, the result and the team's scorecard labelled practice. Its run log holds what the
     cells printed (a progress bar's last state), nothing the probe's calls printed."""
     client, csrf = sign_in(day, f"/join/{day.tokens['alpha']}")
-    cells = [GOOD_TOY_CELLS[0], GOOD_TOY_CELLS[1].replace("    out = []\n", "    print('PREDICT-CALLED')\n    out = []\n"),
-             *GOOD_TOY_CELLS[2:], "print('epoch 1 of 2: loss 0.6')\nprint('bar 50%\\rbar 100% done')"]
+    says = GOOD_TOY_CELLS[1].replace("    out = []\n", "    print('PREDICT-CALLED')\n    out = []\n")
+    prints = "print('epoch 1 of 2: loss 0.6')\nprint('bar 50%\\rbar 100% done')"
+    cells = [GOOD_TOY_CELLS[0], says, *GOOD_TOY_CELLS[2:], prints]
     good = str(nbformat.writes(toy_notebook(cells))).encode()
     images = [(f"new{i}.png", new_image_png(4 * i)) for i in range(5)]
     assert send(client, csrf, [("toy.ipynb", good), *images], practice=True).status_code == 303

@@ -14,7 +14,7 @@ import pytest
 from grader.integrity.pairs import notebook_code
 from grader.server.serve import StartUpWork
 from grader.server.web.pages import AppOptions, Site
-from grader.server.web.similar import similar
+from grader.server.web.similar import precompute_similar, similar
 from grader.server.work.worker import CODE_FOLDER
 from tests.server.test_server_app import Event, event, finish, join, result  # noqa: F401  # the app's event fixture
 
@@ -86,3 +86,21 @@ def test_a_stopped_start_up_builds_nothing(event: Event) -> None:  # noqa: F811
     assert work.done.wait(60)
     assert work.ready == {} and work.failed == {}
     assert not list((event.settings.cache_dir / "exports").glob("*.zip"))
+
+
+def test_the_pairs_computed_at_start_answer_the_coachs_first_view(event: Event,  # noqa: F811
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    import grader.integrity
+
+    pytorch = notebook_code(REFERENCES / "pytorch.ipynb")
+    graded(event, "alpha", pytorch)
+    graded(event, "beta", pytorch)
+    assert precompute_similar(event.store, event.settings, event="spring", options=AppOptions()) == 1
+
+    def not_again(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the pairs were computed again")
+
+    monkeypatch.setattr(grader.integrity, "similar_pairs", not_again)
+    site = Site(store=event.store, settings=event.settings, event="spring", options=AppOptions(), workers=None)
+    pairs, compared = similar(site)
+    assert compared == 2 and [(p.a.team, p.b.team) for p in pairs] == [("alpha", "beta")]

@@ -5,6 +5,7 @@ from .app import create_app
 from .guard import fit_open_files, guarded_protocol
 from .limits import HSTS_S, ConnectionLimits, ProxyOptions, add_limit_options, connection_limits
 from .pages import AppOptions
+from .similar import precompute_similar
 
 __all__ = ["AppOptions", "ConnectionLimits", "HSTS_S", "ProxyOptions", "add_limit_options", "connection_limits",
-    "create_app", "fit_open_files", "guarded_protocol"]
+    "create_app", "fit_open_files", "guarded_protocol", "precompute_similar"]

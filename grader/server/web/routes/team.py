@@ -286,9 +286,13 @@ def add_team_routes(app: FastAPI, site: Site) -> None:
             await anyio.to_thread.run_sync(form.close)
         if workers is not None:
             workers.wake()
-        request.session["flash"] = (
-            f"Practice check #{sub.id} ({sub.filename}) is queued: it is scored on the public practice split and "
-            "uses no submission." if sub.practice else f"Submission #{sub.id} ({sub.filename}) is queued.")
+        if sub.practice:
+            said = (f"Practice check ({sub.filename}) is queued: it is scored on the public practice split and uses "
+                    "no submission.")
+        else:  # the team's own number, as its history shows it (Kaggle's and Gradescope's submission numbers)
+            numbers = team_numbers(await run_in_threadpool(store.submissions, event_name, team_id=team.id))
+            said = f"Submission {numbers.get(sub.id, sub.id)} ({sub.filename}) is queued."
+        request.session["flash"] = said
         return RedirectResponse("/", status_code=303)
 
     @app.get("/submissions/{submission_id}/status")
