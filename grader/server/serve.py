@@ -17,7 +17,7 @@ Start-up work (issue 28), in one background thread (:class:`StartUpWork`) so tha
 at once: first each challenge's public-data zip (:func:`grader.data.export.public_data_zip`, cached
 on disk by content: a restart finds it built), then the imports of the coach's similar pairs
 (:func:`grader.integrity.load_dependencies`, about 1.6 s) and those pairs over the results so far
-(2 to 5 s for 60 teams on the 2-core benchmark machine, kept for the coach's first
+(1.7 to 4.9 s for 60 teams on the 2-core benchmark machine, kept for the coach's first
 ``/coach/similar``). The zips come first: at an event's start every team downloads its data and
 there are no results to compare; on a restart the zips are on disk already and the pairs follow at
 once. A zip is built at start, not on the first download, which took 25.6 s for gear's 57 MB; in

@@ -9,9 +9,10 @@ a team's other final choice) computes them again. What does not change while the
 kept for the process: each challenge's hidden test set (listing CIFAR-10's 60,000 files), its
 starter's code, and (in :mod:`grader.integrity`) each notebook's k-grams and fingerprint, by its
 text, and each drawn thumbnail. Computing again after one new result tokenizes that one notebook
-only: 0.2 to 0.36 s for 60 teams on gear-cnn (``benchmarks/server.py``, phase 6), where every view
-took 1.5 to 2.4 s before. ``grader serve`` computes the pairs of the results so far at start
-(:func:`precompute_similar`), so the coach's first view is kept too.
+only: 0.12 to 0.27 s a view for 60 teams on gear-cnn (``benchmarks/server.py``, phase 6, on the
+2-core development VM; benchmarks/RESULTS.md), where every view took 1.5 to 2.4 s before.
+``grader serve`` computes the pairs of the results so far at start (:func:`precompute_similar`),
+so the coach's first view is kept too.
 """
 
 from __future__ import annotations
