@@ -35,7 +35,7 @@ from grader.server.web.app import create_app
 from grader.server.web.boards import NO_SPLIT_NOTE, Graded, chosen, public_boards
 from grader.server.web.headers import PAGE_CSP, SCORECARD_CSP
 from grader.server.web.ladder import LadderRow, decimals, ladder, ladder_board, round_to
-from grader.server.web.pages import AppOptions
+from grader.server.web.options import AppOptions
 
 if TYPE_CHECKING:
     import httpx

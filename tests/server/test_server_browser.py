@@ -30,7 +30,7 @@ from grader.sandbox.session import resolve_sandbox
 from grader.server.store.rows import CreatedEvent
 from grader.server.store.store import Store
 from grader.server.web.app import create_app
-from grader.server.web.pages import AppOptions
+from grader.server.web.options import AppOptions
 from grader.server.work.worker import WorkerPool
 from tests.server.test_server_practice import with_practice_split
 from tests.support.net import free_port

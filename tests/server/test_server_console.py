@@ -25,7 +25,7 @@ from grader.server.store.rows import CreatedEvent
 from grader.server.store.store import Store
 from grader.server.web.app import create_app
 from grader.server.web.headers import PAGE_CSP
-from grader.server.web.pages import AppOptions
+from grader.server.web.options import AppOptions
 from tests.server.test_server_app import (  # noqa: F401  (event: the app's fixture)
     Event,
     event,

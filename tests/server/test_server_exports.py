@@ -18,7 +18,7 @@ import pytest
 from grader.core.settings import Settings
 from grader.server.store import MemberRow, Store, remove_team, set_members
 from grader.server.web.app import create_app
-from grader.server.web.pages import AppOptions
+from grader.server.web.options import AppOptions
 from tests.server.test_server_app import Event, finish, join, make_client, notebook_bytes, result, upload
 
 

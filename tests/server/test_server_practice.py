@@ -25,7 +25,7 @@ from grader.sandbox.session import resolve_sandbox
 from grader.score.scorecard import SubmissionResult
 from grader.server.store.store import Store
 from grader.server.web.app import create_app
-from grader.server.web.pages import AppOptions
+from grader.server.web.options import AppOptions
 from grader.server.work.worker import WorkerPool
 from tests.server.test_server_app import make_client, result
 from tests.server.test_server_precheck import notebook

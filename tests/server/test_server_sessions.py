@@ -26,7 +26,7 @@ from grader.core.settings import Settings
 from grader.server.store.sessions import Sessions
 from grader.server.store.store import Store
 from grader.server.web.app import create_app
-from grader.server.web.pages import AppOptions
+from grader.server.web.options import AppOptions
 from tests.support.net import free_port, stop_group, wait_listening
 
 if TYPE_CHECKING:

@@ -13,7 +13,8 @@ import pytest
 
 from grader.integrity.pairs import notebook_code
 from grader.server.serve import StartUpWork
-from grader.server.web.pages import AppOptions, Site
+from grader.server.web.options import AppOptions
+from grader.server.web.pages import Site
 from grader.server.web.similar import precompute_similar, similar
 from grader.server.work.worker import CODE_FOLDER
 from tests.server.test_server_app import Event, event, finish, join, result  # noqa: F401  # the app's event fixture

@@ -35,7 +35,7 @@ from grader.server.store.store import Store
 from grader.server.web import nbverdict
 from grader.server.web.app import create_app
 from grader.server.web.headers import INTERNAL_ERROR, PAGE_CSP
-from grader.server.web.pages import AppOptions
+from grader.server.web.options import AppOptions
 from grader.server.web.receive import FORM_SLACK
 from tests.support.appserver import AppServer, start
 from tests.support.bombs import many_entry_bomb

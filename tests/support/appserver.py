@@ -82,7 +82,7 @@ def main() -> None:
     from grader.core.settings import resolve_settings
     from grader.server.store.store import Store
     from grader.server.web.app import create_app
-    from grader.server.web.pages import AppOptions
+    from grader.server.web.options import AppOptions
 
     parser = argparse.ArgumentParser()
     parser.add_argument("--state", required=True)

@@ -16,6 +16,7 @@ Modules:
   and how it runs behind an HTTPS proxy (:class:`ProxyOptions`).
 - ``nbverdict``: Whether an uploaded file reads as a notebook, in bounded memory (standard library
   only.
+- ``options``: How the event server's app serves one event (:class:`AppOptions`).
 - ``pages``: What every page of the event server shares.
 - ``precheck``: Checks of an uploaded notebook before it takes a slot.
 - ``receive``: An upload form received as its body arrives, its limits counted as bytes come, its

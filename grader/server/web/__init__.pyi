@@ -4,7 +4,7 @@
 from .app import create_app
 from .guard import fit_open_files, guarded_protocol
 from .limits import HSTS_S, ConnectionLimits, ProxyOptions, add_limit_options, connection_limits
-from .pages import AppOptions
+from .options import AppOptions
 from .similar import precompute_similar
 
 __all__ = ["AppOptions", "ConnectionLimits", "HSTS_S", "ProxyOptions", "add_limit_options", "connection_limits",

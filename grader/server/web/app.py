@@ -34,7 +34,8 @@ from grader.core import Settings, UsageError
 from grader.server.store import DatabaseUnavailable, Sessions, Store
 from grader.server.web.headers import INTERNAL_ERROR, SecurityHeaders
 from grader.server.web.ladder import decimals
-from grader.server.web.pages import HERE, AppOptions, Refused, Site, Workers
+from grader.server.web.options import AppOptions
+from grader.server.web.pages import HERE, Refused, Site, Workers
 from grader.server.web.routes import (
     add_coach_routes,
     add_export_routes,

@@ -1,5 +1,6 @@
-"""What every page of the event server shares: options, the templates, and the checks of who is
-asking (:class:`Site`); the security headers are in :mod:`grader.server.web.headers`. Routes are in
+"""What every page of the event server shares: the templates and the checks of who is asking
+(:class:`Site`). How the app serves an event is :class:`grader.server.web.options.AppOptions`; the
+security headers are in :mod:`grader.server.web.headers`. Routes are in
 :mod:`grader.server.web.routes` (team, public and coach pages), the app in :mod:`grader.server.web.app`.
 """
 
@@ -36,7 +37,7 @@ from grader.server.store import (
 )
 from grader.server.web.boards import NO_SPLIT_NOTE, Graded, PublicBoard, private_boards, public_boards
 from grader.server.web.brief import brief_html
-from grader.server.web.ladder import ETA
+from grader.server.web.options import AppOptions
 
 if TYPE_CHECKING:
     from grader.server.work import RunningJob
@@ -46,8 +47,8 @@ Overview = tuple[list[SubmissionRow], list[SubmissionRow], tuple[int, int, int]]
 # what the boards are kept under: graded count, newest graded id, private, removed teams, final choices
 BoardKey = tuple[int, int, bool, frozenset[int], frozenset[tuple[tuple[str, str], int]]]
 
-__all__ = ["COACH_PAGE_ROWS", "FINAL_STATES", "HERE", "ID_MAX", "OVERVIEW_TTL_S", "SHOWN_ANNOUNCEMENTS", "AppOptions",
-           "Overview", "Refused", "Site", "Workers"]
+__all__ = ["COACH_PAGE_ROWS", "FINAL_STATES", "HERE", "ID_MAX", "OVERVIEW_TTL_S", "SHOWN_ANNOUNCEMENTS", "Overview",
+           "Refused", "Site", "Workers"]
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -76,45 +77,6 @@ class Workers(Protocol):
     def wake(self) -> None:
         """Look at the queue now."""
         ...
-
-
-@dataclass(frozen=True)
-class AppOptions:
-    """How the app serves one event.
-
-    Attributes:
-        event: the event's name; None: the store's only event.
-        max_upload_bytes: the most one upload may hold, in bytes.
-        max_uploads: uploads received and checked at once; one more is answered 503 with
-            Retry-After (:mod:`grader.server.web.receive`: each holds at most 1 MiB of memory while it
-            arrives).
-        upload_bytes_in_flight: the most those uploads may hold together on the state folder's
-            disk, in bytes, each counted at its Content-Length (``max_upload_bytes`` when sent
-            chunked) when it arrives; one that does not fit is answered 503 too (1 GiB: sixteen
-            uploads of 64 MB, or a hundred small notebooks, at once).
-        uploads_per_team: uploads of one team received at once; one more is answered 429 with
-            Retry-After (a team's stalled uploads cannot hold every slot).
-        https: whether the pages are reached over https, through a proxy that ends TLS: Secure
-            ``__Host-`` cookies and Strict-Transport-Security (:mod:`grader.server.web.signin`).
-        hsts_s: the Strict-Transport-Security ``max-age`` sent with ``https``, seconds (0: none).
-        join_delay_s: seconds a failed join waits before its answer.
-        poll_s: seconds between progress reads of a Server-Sent Events stream.
-        eta: the Ladder margin of the public board (:mod:`grader.server.web.ladder`).
-        profile: the profile the event's notebooks are graded with (``grader serve --profile``):
-            the team's page states its time limits.
-    """
-
-    event: str | None = None
-    max_upload_bytes: int = 64 << 20
-    max_uploads: int = 100
-    upload_bytes_in_flight: int = 1 << 30
-    uploads_per_team: int = 2
-    https: bool = False
-    hsts_s: int = 31_536_000
-    join_delay_s: float = 1.0
-    poll_s: float = 1.0
-    eta: float = ETA
-    profile: str = "full"
 
 
 class Refused(Exception):

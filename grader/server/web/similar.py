@@ -26,7 +26,8 @@ from typing import TYPE_CHECKING
 
 from grader.server.store import finals_of
 from grader.server.web.boards import Graded, chosen
-from grader.server.web.pages import AppOptions, Site
+from grader.server.web.options import AppOptions
+from grader.server.web.pages import Site
 
 if TYPE_CHECKING:
     from grader.core import Settings
