@@ -34,6 +34,7 @@ from grader.report import (
 from grader.server.store import finals_of, members_of, team_rows
 from grader.server.web.boards import chosen
 from grader.server.web.pages import Site
+from grader.server.web.routes.history import team_numbers
 
 __all__ = ["add_export_routes", "cohort", "students_by_team"]
 
@@ -45,15 +46,23 @@ NO_MEMBERS = ("No team of this event lists members, so there is no row per stude
 def cohort(site: Site) -> list[CohortEntry]:
     """The cohort for the exports: per challenge (in the event's order), each team's chosen
     submission (:func:`grader.server.web.boards.chosen`), named after the team, with that challenge's
-    notebooks, its number (the submission's id, as the pages show it) and upload time (UTC)."""
+    notebooks, its number (the team's own, as its pages show it:
+    :func:`grader.server.web.routes.history.team_numbers`; a coach's re-grade has the number of the
+    submission it re-graded) and upload time (UTC)."""
     done = site.graded()
     finals = finals_of(site.store, site.event)  # the teams' own choices (grader.server.store.finals)
+    every = site.store.submissions(site.event)
+    numbers: dict[int, int] = {}
+    for team_id in {s.team_id for s in every}:
+        numbers.update(team_numbers([s for s in every if s.team_id == team_id]))
+    regraded = {s.id: s.regrade_of for s in every if s.regrade_of is not None}
     out = []
     for challenge in site.event_row().challenges:
         for g in chosen(done, challenge, eta=site.options.eta, finals=finals):
             result = g.result.model_copy(update={
                 "submission": g.team, "notebooks": [nb for nb in g.result.notebooks if nb.challenge == challenge]})
-            out.append(CohortEntry(result, number=g.submission_id,
+            number = numbers.get(g.submission_id, numbers.get(regraded.get(g.submission_id, 0), g.submission_id))
+            out.append(CohortEntry(result, number=number,
                                    submitted=g.created.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")))
     return out
 
