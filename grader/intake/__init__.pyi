@@ -9,6 +9,7 @@ from .notebook import (
     inject_parameters,
     notebook_notes,
     read_notebook,
+    student_code_cells,
 )
 from .submissions import Submission, discover, intake, intake_upload, zip_problem
 from .unzip import size_text
@@ -16,4 +17,4 @@ from .workcopy import copy_submission, size_problem
 
 __all__ = ["INJECTED_TAG", "MalformedNotebook", "PARAMETERS_TAG", "Submission", "challenge_of", "copy_submission",
     "discover", "inject_parameters", "intake", "intake_upload", "notebook_notes", "read_notebook", "size_problem",
-    "size_text", "zip_problem"]
+    "size_text", "student_code_cells", "zip_problem"]

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -25,18 +25,8 @@ from grader.intake.diagnosis import SAVE_FROM_JUPYTER, Diagnosis, not_json, not_
 if TYPE_CHECKING:
     from nbformat import NotebookNode
 
-__all__ = [
-    "GRADER_KERNEL",
-    "INJECTED_TAG",
-    "PARAMETERS_TAG",
-    "MalformedNotebook",
-    "challenge_of",
-    "diagnose",
-    "inject_parameters",
-    "metadata_challenge",
-    "notebook_notes",
-    "read_notebook",
-]
+__all__ = ["GRADER_KERNEL", "INJECTED_TAG", "MalformedNotebook", "PARAMETERS_TAG", "challenge_of", "diagnose",
+           "inject_parameters", "metadata_challenge", "notebook_notes", "read_notebook", "student_code_cells"]
 
 PARAMETERS_TAG = "parameters"
 INJECTED_TAG = "injected-parameters"
@@ -238,20 +228,25 @@ def notebook_notes(nb: NotebookNode, *, sandboxed: bool = True) -> list[str]:
     where = ("the sandbox has no network; packages come from the grader's environment" if sandboxed else
              "packages should come from the grader's environment (this run was not sandboxed: it may have "
              "installed into it)")
-    number = 0  # the student's own: 1-based, markdown cells counted, the injected cell not
-    for cell in nb.cells:
-        if INJECTED_TAG in cell.get("metadata", {}).get("tags", []):
-            continue
-        number += 1
-        if cell.get("cell_type") != "code":
-            continue
-        source = str(cell.get("source", ""))
+    for number, source in student_code_cells(nb):
         found = (_SHELL_INSTALL if _SHELL_CELL.match(source) else _INSTALL).search(source)
         if found:
             command = " ".join(found.group(1).split())
             command = command if len(command) <= 80 else command[:77] + "..."
             notes.append(f"cell {number} runs `{command}`: {where}")
     return notes
+
+
+def student_code_cells(nb: NotebookNode) -> Iterator[tuple[int, str]]:
+    """Each code cell of ``nb`` with the student's number for it (1-based, markdown cells
+    counted, the grader's injected cell not: the scorecard's numbers) and its source."""
+    number = 0
+    for cell in nb.cells:
+        if INJECTED_TAG in cell.get("metadata", {}).get("tags", []):
+            continue
+        number += 1
+        if cell.get("cell_type") == "code":
+            yield number, str(cell.get("source", ""))
 
 
 def metadata_challenge(nb: NotebookNode) -> str | None:

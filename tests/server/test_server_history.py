@@ -152,6 +152,13 @@ def test_a_choice_is_refused_once_the_event_has_ended(event: Event) -> None:  # 
         clear_final(event.store, "spring", team.id, "toy")
     page = alpha.post(f"/submissions/{sub}/final", data={"csrf": csrf})
     assert page.status_code == 409 and "final submissions can no longer be changed" in page.text
+    # a browser lands on its history, the refusal shown there once (a reload is a GET)
+    browser = alpha.post(f"/submissions/{sub}/final", data={"csrf": csrf}, headers={"Accept": "text/html"},
+                         follow_redirects=False)
+    assert browser.status_code == 303 and browser.headers["location"] == "/#history"
+    home = alpha.get("/").text
+    assert "final submissions can no longer be changed" in home
+    assert "final submissions can no longer be changed" not in alpha.get("/").text
     assert finals_of(event.store, "spring") == {}
 
 

@@ -22,8 +22,8 @@ from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 from grader.server.store.store import Store
 from grader.server.web import precheck
 from grader.server.web.app import create_app
+from grader.server.web.flash import read_flash, refusal_flash
 from grader.server.web.options import AppOptions
-from grader.server.web.routes.team import read_flash, refusal_flash
 from tests.server.test_server_app import make_client
 from tests.support.toy import build_toy
 

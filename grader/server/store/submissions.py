@@ -202,12 +202,7 @@ class Submissions(Events):
         Raises:
             UsageError: no such event.
         """
-        with self._read() as s:
-            ev = self._get_event(s, event)
-            if ev.cap_per_day is None:
-                return None
-            today = day_start(utcnow())
-            return max(0, ev.cap_per_day - used_per_day(s, [(team_id, today)])[(team_id, today)])
+        return self._left_today(event, team_id, practice=False)
 
     def practice_left_today(self, event: str, team_id: int) -> int | None:
         """How many more practice checks team ``team_id`` may run today (UTC); None: no limit.
@@ -215,12 +210,16 @@ class Submissions(Events):
         Raises:
             UsageError: no such event.
         """
+        return self._left_today(event, team_id, practice=True)
+
+    def _left_today(self, event: str, team_id: int, *, practice: bool) -> int | None:
         with self._read() as s:
             ev = self._get_event(s, event)
-            if ev.practice_per_day is None:
+            allowed = ev.practice_per_day if practice else ev.cap_per_day
+            if allowed is None:
                 return None
             today = day_start(utcnow())
-            return max(0, ev.practice_per_day - used_per_day(s, [(team_id, today)], practice=True)[(team_id, today)])
+            return max(0, allowed - used_per_day(s, [(team_id, today)], practice=practice)[(team_id, today)])
 
     def cancel(self, submission_id: int) -> bool:
         """Cancel a submission: a queued one is cancelled at once, a running one is asked to stop

@@ -7,6 +7,7 @@ Modules:
 - ``boards``: An event's leaderboards and cohort from its stored results (pure).
 - ``bundle``: Check what a team uploads before it is queued, and bundle a notebook with its new
   images.
+- ``flash``: Messages that outlive a redirect (post/redirect/get).
 - ``guard``: uvicorn's h11 protocol with the header and body read timeouts of
   :class:`ConnectionLimits`.
 - ``headers``: The security headers of every response of the event server, and its last catch of

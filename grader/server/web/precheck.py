@@ -104,17 +104,10 @@ def syntax_problem(nb: NotebookNode, *, name: str) -> str | None:
     cell, line and fix; None when every code cell compiles."""
     from IPython.core.inputtransformer2 import TransformerManager
 
-    from grader.intake import INJECTED_TAG
+    from grader.intake import student_code_cells
 
     manager = TransformerManager()  # type: ignore[no-untyped-call]  # IPython's, untyped
-    number = 0
-    for cell in nb.cells:
-        if INJECTED_TAG in cell.get("metadata", {}).get("tags", []):
-            continue
-        number += 1
-        if cell.get("cell_type") != "code":
-            continue
-        source = str(cell.get("source", ""))
+    for number, source in student_code_cells(nb):
         if not source.strip():
             continue
         try:

@@ -35,6 +35,7 @@ from grader.report import run_log
 from grader.score import SubmissionResult
 from grader.server.store import FinalRefused, SubmissionRow, TeamRow, choose_final, clear_final, finals_of
 from grader.server.web.boards import chosen
+from grader.server.web.flash import refusal_flash, wants_page
 from grader.server.web.pages import FINAL_STATES, Refused, Site
 from grader.server.work import load_printed
 
@@ -151,13 +152,21 @@ def add_history_routes(app: FastAPI, site: Site) -> None:
         numbers = team_numbers(store.submissions(site.event, team_id=sub.team_id))
         return numbers.get(sub.id), numbers
 
+    def refused(request: Request, status: int, message: str, challenge: str) -> Response:
+        """A refused choice: for a browser (:func:`grader.server.web.flash.wants_page`) a 303 to the
+        history with the message shown there once (a reload is a GET), else ``status``."""
+        if not wants_page(request):
+            raise Refused(status, message)
+        request.session["flash"] = refusal_flash(challenge, message)
+        return RedirectResponse("/#history", status_code=303)
+
     @app.post("/submissions/{submission_id}/final")
     async def make_final(request: Request, submission_id: int) -> Response:
         sub = await own_form(request, submission_id)
         try:
             await run_in_threadpool(choose_final, store, site.event, sub.team_id, sub.id)
         except FinalRefused as err:
-            raise Refused(409, f"Not chosen: {err.message}.") from err
+            return refused(request, 409, f"Not chosen: {err.message}.", sub.challenge)
         number, _ = await run_in_threadpool(numbered, sub)
         which = f"Submission {number}" if number is not None else "The coach's re-grade"
         request.session["flash"] = f"{which} ({sub.filename}) is your final submission for {sub.challenge}."
@@ -169,7 +178,7 @@ def add_history_routes(app: FastAPI, site: Site) -> None:
         try:
             await run_in_threadpool(clear_final, store, site.event, sub.team_id, sub.challenge)
         except FinalRefused as err:
-            raise Refused(409, f"Not changed: {err.message}.") from err
+            return refused(request, 409, f"Not changed: {err.message}.", sub.challenge)
         request.session["flash"] = (f"Your final submission for {sub.challenge} is your best public score again "
                                     "(the default).")
         return RedirectResponse("/#history", status_code=303)

@@ -28,6 +28,7 @@ from grader.score import SubmissionResult
 from grader.server.store import CapReached, DatabaseUnavailable, SubmissionRow, TeamRow, UploadRefused, refusal
 from grader.server.web.boards import board_steps
 from grader.server.web.bundle import MAX_FILES, bundle
+from grader.server.web.flash import read_flash, refusal_flash, wants_page
 from grader.server.web.headers import SCORECARD_CSP
 from grader.server.web.pages import FINAL_STATES, Refused, Site
 from grader.server.web.receive import (
@@ -42,8 +43,7 @@ from grader.server.web.receive import (
 )
 from grader.server.web.routes.history import team_numbers
 
-__all__ = ["BUSY_RETRY_S", "REFUSAL_CHARS", "UPLOAD_THREADS", "add_team_routes", "read_flash", "refusal_flash",
-           "wants_page"]
+__all__ = ["BUSY_RETRY_S", "UPLOAD_THREADS", "add_team_routes"]
 
 UPLOAD_THREADS = 100  # uploads stored and committed at once (their own threads: see add_team_routes)
 _SIZE_FIX = "Fix: leave datasets and checkpoints out; the grader gives the data in DATA_DIR."
@@ -52,34 +52,6 @@ _BUSY = ("The server is receiving many uploads at this moment: yours was not sto
          f"Try again in {BUSY_RETRY_S} seconds (upload it again).")
 _TEAM_BUSY = ("Your team is sending other uploads at this moment: this one was not stored. Wait for them to "
               f"finish, then try again (in {BUSY_RETRY_S} seconds or more).")
-# a flash that carries a refusal to the page after its redirect: the marker, the challenge picked,
-# the separator, the message (the flash cookie keeps 1,000 characters: grader.server.web.signin)
-_REFUSAL, _SEP = "\x1erefused\x1e", "\x1e"
-REFUSAL_CHARS = 900  # a refusal's characters kept for the page after its redirect
-
-
-def wants_page(request: Request) -> bool:
-    """Whether the client is a browser navigating (its Accept names ``text/html``, as every
-    browser's form submission does): a refused upload is then answered 303 to ``/`` (the
-    post/redirect/get pattern), its message shown there once; other clients (curl, scripts, the
-    tests' httpx) get the refusal's own status and page."""
-    return "text/html" in request.headers.get("accept", "").lower()
-
-
-def refusal_flash(challenge: str, message: str) -> str:
-    """The flash value that shows ``message`` as a refusal on the next ``/``, ``challenge`` picked."""
-    short = message if len(message) <= REFUSAL_CHARS else message[:REFUSAL_CHARS - 3] + "..."
-    return f"{_REFUSAL}{challenge}{_SEP}{short}"
-
-
-def read_flash(flash: str) -> tuple[str, str, str]:
-    """``(confirmation, refusal, challenge picked)`` of a flash value (:func:`refusal_flash`)."""
-    if not flash.startswith(_REFUSAL):
-        return flash, "", ""
-    challenge, _, message = flash[len(_REFUSAL):].partition(_SEP)
-    return "", message, challenge
-
-
 def add_team_routes(app: FastAPI, site: Site) -> None:
     """Add the team's pages of ``site`` to ``app``.
 
