@@ -47,8 +47,9 @@ class CohortEntry:
             notebooks of one challenge).
         number: the submission's number as the event server's pages show it; None for ``grader
             check``, which has none.
-        submitted: when it was handed in, ISO 8601 UTC; "" for ``grader check``, whose exports
-            then give the time its grading started (``result.started``).
+        submitted: when it was handed in, ISO 8601 UTC; "" for ``grader check``, which grades
+            folders, not hand-ins (its exports leave the time empty: the same results give the
+            same gradebook, whenever and wherever they were graded).
     """
 
     result: SubmissionResult
@@ -57,7 +58,7 @@ class CohortEntry:
 
     @property
     def time(self) -> str:
-        return self.submitted or self.result.started
+        return self.submitted
 
 
 Item = SubmissionResult | CohortEntry
@@ -99,8 +100,8 @@ def gradebook_csv(items: Sequence[Item], *, leaderboard: Part = "all") -> str:
 
     Columns: ``submission`` (the folder's name; on the event server the team's);
     ``submission_number`` (the event server's number of the submission, as its pages show it; empty
-    for ``grader check``); ``submission_time`` (ISO 8601 UTC: when it was handed in; for ``grader
-    check`` when its grading started); ``notebook``, ``challenge``; ``verdict``, ``score``,
+    for ``grader check``); ``submission_time`` (ISO 8601 UTC: when it was handed in; empty for
+    ``grader check``); ``notebook``, ``challenge``; ``verdict``, ``score``,
     ``max_score`` of the notebook; ``submission_verdict``, ``submission_score``,
     ``submission_max_score``; ``ranked`` (``yes`` for the notebook that stands for the team on its
     challenge's leaderboard ranked by ``leaderboard``, see :mod:`grader.report.leaderboard`; ``no``
@@ -313,7 +314,7 @@ def junit_xml(items: Sequence[Item]) -> str:
         errors = sum(1 for nb in result.notebooks if not nb.criteria)
         suite = element(root, "testsuite", name=f"{name} (practice)" if result.practice else name,
                         tests=str(len(cases) + errors), failures=str(failures), errors=str(errors),
-                        skipped=str(skipped), timestamp=entry.time,
+                        skipped=str(skipped), timestamp=entry.time or result.started,  # a check: when it ran
                         time=f"{sum(nb.execution.wall_s for nb in result.notebooks):.1f}")
         props = {"practice": "true"} if result.practice else {}
         if entry.number is not None:
@@ -362,7 +363,7 @@ def gradescope_results(item: Item) -> dict[str, Any]:
             tests.append({"name": nb.notebook, "number": f"{i}", "score": 0, "max_score": 0, "status": "failed",
                           "output": nb.execution.message, "visibility": "visible"})
     said = f"{result.verdict.upper()}: {result.score:g} of {result.max_score:g} points"
-    extra: dict[str, Any] = {"submission": result.submission, "submitted": entry.time}
+    extra: dict[str, Any] = {"submission": result.submission} | ({"submitted": entry.time} if entry.time else {})
     if entry.number is not None:
         extra["submission_number"] = entry.number
     out: dict[str, Any] = {

@@ -60,7 +60,7 @@ def test_the_gradebook_per_team_gives_the_submission_number_and_time() -> None:
         ("alpha", "7", "2026-12-01T12:00:00Z", "gear-deep")]
     # grader check has no number: the time its grading started
     plain = list(csv.DictReader(io.StringIO(gradebook_csv([team("solo", notebook("a.ipynb", vector(10)))]))))
-    assert (plain[0]["submission_number"], plain[0]["submission_time"]) == ("", "2026-12-01T00:00:00+00:00")
+    assert (plain[0]["submission_number"], plain[0]["submission_time"]) == ("", "")  # grader check: no hand-in
     assert list(plain[0])[:4] == ["submission", "submission_number", "submission_time", "notebook"]
 
 
@@ -134,7 +134,7 @@ def test_the_gradescope_zip_holds_one_valid_results_json_per_submission() -> Non
 def test_gradescope_results_of_grader_check_have_no_number() -> None:
     found = gradescope_results(team("solo", notebook("a.ipynb", None, verdict="fail", points=0)))
     check_results_json(found)
-    assert found["extra_data"] == {"submission": "solo", "submitted": "2026-12-01T00:00:00+00:00"}
+    assert found["extra_data"] == {"submission": "solo"}  # a folder is no hand-in: no time
     assert "leaderboard" not in found  # no predict model measured
 
 
