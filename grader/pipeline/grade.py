@@ -141,8 +141,8 @@ class ExecutedSubmission:
                                                          for nb in self.notebooks))
 
 
-def grade_submission(submission: Submission, settings: Settings,
-                     options: GradeOptions) -> SubmissionResult:
+def grade_submission(submission: Submission, settings: Settings, options: GradeOptions, *,
+                     on_executed: Callable[[ExecutedSubmission], None] | None = None) -> SubmissionResult:
     """Grade every notebook of ``submission``: :func:`execute_submission`, then
     :func:`score_submission`. One with :attr:`~grader.intake.submissions.Submission.problems`
     (an empty folder, a refused zip) fails with them; what intake ignored is listed.
@@ -150,7 +150,8 @@ def grade_submission(submission: Submission, settings: Settings,
     Every student-side fault (a crash, a malformed file, an unknown challenge in the notebook's
     metadata, a forged run record) is a failing result, never an exception. Once
     ``options.cancel`` is set, the running notebook is stopped and the others are not started:
-    each is a failing result with status ``cancelled``.
+    each is a failing result with status ``cancelled``. ``on_executed``, where given, is called
+    with the executed submission before it is scored.
 
     Raises:
         ConfigError: a challenge, rubric or dataset problem (a fault of the setup, not of the
@@ -158,7 +159,10 @@ def grade_submission(submission: Submission, settings: Settings,
             failure is always a failed criterion instead.
         UsageError: ``options.challenge`` is not a known challenge (the CLI checks it first).
     """
-    return score_submission(execute_submission(submission, settings, options), submission, settings, options)
+    executed = execute_submission(submission, settings, options)
+    if on_executed is not None:  # a hook on the run before it is scored (the event server keeps what cells printed)
+        on_executed(executed)
+    return score_submission(executed, submission, settings, options)
 
 
 def execute_submission(submission: Submission, settings: Settings, options: GradeOptions) -> ExecutedSubmission:

@@ -16,7 +16,7 @@ from typing import Literal
 from grader.core import ExitStatus, GraderError, Settings, exit_code_of
 from grader.intake import Submission
 from grader.pipeline.cache import ResultCache, cache_key
-from grader.pipeline.grade import ExecutedSubmission, GradeOptions, execute_submission, score_submission
+from grader.pipeline.grade import ExecutedSubmission, GradeOptions, grade_submission
 from grader.score import SubmissionResult
 
 __all__ = ["CohortOptions", "Events", "Graded", "Interrupted", "Job", "Outcome", "Run", "grade_here", "grade_job"]
@@ -186,8 +186,8 @@ Run = Callable[[Submission, Settings, GradeOptions], Graded]
 
 def grade_here(submission: Submission, settings: Settings, options: GradeOptions, *,
                team: bool = False) -> Graded:
-    """Execute and score ``submission`` in this process (:func:`grader.pipeline.grade.grade_submission`'s
-    two stages) and render its scorecard, and with ``team`` the team's scorecards and what its
+    """Execute and score ``submission`` in this process (:func:`grader.pipeline.grade.grade_submission`)
+    and render its scorecard, and with ``team`` the team's scorecards and what its
     cells printed (:attr:`Graded.printed`): here, so that a failure to render is this job's only.
 
     Raises:
@@ -195,10 +195,12 @@ def grade_here(submission: Submission, settings: Settings, options: GradeOptions
     """
     from grader.report import render_scorecard, render_team_scorecards
 
-    executed = execute_submission(submission, settings, options)
-    result = score_submission(executed, submission, settings, options)
-    return Graded(result, render_scorecard(result), render_team_scorecards(result) if team else None,
-                  printed=printed_of(executed) if team else None)
+    if not team:
+        result = grade_submission(submission, settings, options)
+        return Graded(result, render_scorecard(result))
+    printed: dict[str, dict[int, str]] = {}
+    result = grade_submission(submission, settings, options, on_executed=lambda run: printed.update(printed_of(run)))
+    return Graded(result, render_scorecard(result), render_team_scorecards(result), printed=printed)
 
 
 def grade_job(submission: Submission, settings: Settings, options: GradeOptions, *,

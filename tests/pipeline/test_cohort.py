@@ -339,14 +339,14 @@ def test_an_internal_error_fails_one_job_only(cohort: tuple[Settings, list[Path]
     import grader.pipeline.job
 
     _, folders = cohort
-    real = grader.pipeline.job.execute_submission
+    real = grader.pipeline.job.grade_submission
 
     def flaky(submission: Any, *args: Any) -> Any:
         if submission.name == "beta":
             raise KeyError("a bug")
         return real(submission, *args)
 
-    monkeypatch.setattr(grader.pipeline.job, "execute_submission", flaky)
+    monkeypatch.setattr(grader.pipeline.job, "grade_submission", flaky)
     assert _check(folders, tmp_path / "out", "--jobs", "2", "--no-cache") == 3
     assert "beta: harness fault: internal error (KeyError: 'a bug')" in capsys.readouterr().err
     assert json.loads((tmp_path / "out" / "alpha" / "result.json").read_text())["verdict"] == "pass"
