@@ -66,10 +66,12 @@ def test_a_child_grades_with_progress_and_an_error_crosses_with_its_class(make_t
     try:
         child.start()
         pid = _child_pid(child)
-        result, html, team_html = child.grade(submission, settings, GradeOptions(profile="ci"), say=lines.append,
-                                              cancel=threading.Event())
+        graded = child.grade(submission, settings, GradeOptions(profile="ci"), say=lines.append,
+                             cancel=threading.Event())
+        result, html, team_html = graded.result, graded.scorecard, graded.team_scorecard
         assert result.notebooks[0].execution.status == "ok", result.notebooks[0].execution.message
-        assert "<html" in html and "<html" in team_html and html != team_html
+        assert team_html is not None and "<html" in html and "<html" in team_html and html != team_html
+        assert graded.printed is not None and "toy.ipynb" in graded.printed  # what the cells printed crosses too
         assert any(line.endswith(": import time") for line in lines), lines
         assert pid != os.getpid() and psutil.Process(pid).ppid() == os.getpid()
 
@@ -101,7 +103,7 @@ def test_cancel_stops_the_run_and_a_killed_child_fails_its_job_only(make_toy: Ca
         cancel.set()
         running["thread"].join(20)  # type: ignore[attr-defined]
         assert time.monotonic() - t0 < 10
-        result, _, _ = running["result"]  # type: ignore[misc]
+        result = running["result"].result  # type: ignore[attr-defined]
         assert result.notebooks[0].execution.status == "cancelled", result.notebooks[0].execution.message
 
         lines.clear()
@@ -114,8 +116,8 @@ def test_cancel_stops_the_run_and_a_killed_child_fails_its_job_only(make_toy: Ca
         assert "the grading process ended in the middle of the job" in str(running["error"])
 
         quick = discover(write_submission(tmp_path / "subs", "blue", GOOD_TOY_CELLS))
-        result, _, _ = child.grade(quick, settings, GradeOptions(profile="ci"), say=lines.append,
-                                   cancel=threading.Event())  # a new child
+        result = child.grade(quick, settings, GradeOptions(profile="ci"), say=lines.append,
+                             cancel=threading.Event()).result  # a new child
         assert result.notebooks[0].execution.status == "ok"
     finally:
         child.close()
