@@ -52,6 +52,8 @@ _BUSY = ("The server is receiving many uploads at this moment: yours was not sto
          f"Try again in {BUSY_RETRY_S} seconds (upload it again).")
 _TEAM_BUSY = ("Your team is sending other uploads at this moment: this one was not stored. Wait for them to "
               f"finish, then try again (in {BUSY_RETRY_S} seconds or more).")
+
+
 def add_team_routes(app: FastAPI, site: Site) -> None:
     """Add the team's pages of ``site`` to ``app``.
 
