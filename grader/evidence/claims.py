@@ -297,7 +297,8 @@ def compare_claim(text: str | Sequence[str], measured: float | None, *, high: fl
 
 PRINTED_CELL_CHARS = 20_000  # the most of one cell's printed text a team's run log keeps (its end)
 PRINTED_CHARS = 400_000  # the most of one notebook's printed text it keeps, over its cells
-# what a terminal acts on and does not show: ANSI CSI sequences (ECMA-48) and backspaces
+# what a terminal acts on and does not show: ANSI CSI sequences (ECMA-48) and backspaces; the runner
+# has its own copy (grader.student.runner.last_line): the student's side imports nothing of grader
 _TERMINAL_CONTROL = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x08")
 
 
