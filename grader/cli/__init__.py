@@ -7,8 +7,10 @@ Modules:
 - ``data``: ``grader data``.
 - ``event``: ``grader event``.
 - ``event_teams``: ``grader event teams``, ``rotate-link``, ``add-team`` and ``remove-team``.
+- ``init``: ``grader init DIR``: a coach's own project folder.
 - ``links``: The join links a coach hands out.
 - ``main``: The ``grader`` command line.
+- ``new_challenge``: ``grader new-challenge``.
 - ``options``: The options and checks that several commands share.
 - ``project``: The project's commands.
 - ``serve``: ``grader serve``.

@@ -8,9 +8,9 @@ import argparse
 import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from grader.cli.options import (
     DEFAULT_PROFILE,
@@ -24,7 +24,10 @@ from grader.cli.options import (
 )
 from grader.core import ExitStatus, Settings
 
-__all__ = ["add_parser", "cmd_check", "exit_status"]
+if TYPE_CHECKING:
+    from grader.score import SubmissionResult
+
+__all__ = ["add_parser", "cmd_check", "exit_status", "written_lines"]
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -32,7 +35,11 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     check = sub.add_parser("check", help="grade submissions and write scorecards",
                            description="Run each submission's notebooks, score them on the "
                            "hidden test set and write DIR/<submission>/scorecard.html, "
-                           "result.json and DIR/index.html.")
+                           "result.json and DIR/index.html; where a rubric asks written questions "
+                           "(coach-graded criteria), also DIR/grading-sheet.csv and DIR/answers.html.",
+                           epilog="Exit status: 0 every submission passed; 1 some failed or await the coach "
+                           "(a required written answer not graded yet: verdict AWAITING, never a pass); "
+                           "2 usage or configuration error; 3 harness fault.")
     check.add_argument("paths", nargs="+", metavar="PATH",
                        help="submission folder (notebooks + new_images/) or a notebook file")
     check.add_argument("--out", required=True, metavar="DIR", help="output folder")
@@ -63,6 +70,11 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
                        "(works on a `grader data export` folder as GRADER_DATA_DIR); every output is "
                        "labelled practice")
     sandbox_option(check)
+    check.add_argument("--grades", metavar="SHEET",
+                       help="apply the coach's points, comments and rubric items of a filled grading sheet "
+                       "(the grading-sheet.csv grader check wrote) to the cached results of PATH...: no notebook "
+                       "runs again; scorecards, index, gradebook, JUnit and Gradescope files are written again, and "
+                       "every row that could not be applied is listed with its line and why")
 
 
 def cmd_check(args: argparse.Namespace, settings: Settings, *, workspace: Path) -> int:
@@ -70,6 +82,11 @@ def cmd_check(args: argparse.Namespace, settings: Settings, *, workspace: Path) 
     from concurrent.futures import ThreadPoolExecutor  # here for start-up time
 
     validate_options(args, settings)
+    if args.grades and args.no_cache:
+        from grader.core import UsageError
+
+        raise UsageError("--grades applies the coach's grades to the cached results; --no-cache would run every "
+                         "notebook again", fix="drop --no-cache")
     settings.require_data_dir()
     # the sandbox's test run (a process: 0.03 s) goes on while the grading code loads
     with ThreadPoolExecutor(1, thread_name_prefix="grader-sandbox") as pool:
@@ -78,8 +95,9 @@ def cmd_check(args: argparse.Namespace, settings: Settings, *, workspace: Path) 
         from grader.core import challenge_ids, safe_name
         from grader.intake import intake
         from grader.pipeline import CohortOptions, GradeOptions, Interrupted, Job, Outcome, grade_cohort
-        from grader.report import earlier_results, write_cohort, write_submission
+        from grader.report import earlier_results, previous_result, write_cohort, write_submission
         from grader.sandbox import clean_stale_mounts
+        from grader.score import carry_grades
 
         clean_stale_mounts()  # the tmpfs mounts of graders killed with SIGKILL (root only; never raises)
         submissions = intake([Path(p) for p in args.paths], workspace=workspace,
@@ -98,12 +116,21 @@ def cmd_check(args: argparse.Namespace, settings: Settings, *, workspace: Path) 
             folder += "_"
         used.add(folder)
         jobs.append(Job(number, submission, folder))
+    if args.grades:
+        from grader.cli.grading import apply_grades_sheet  # here for start-up time
+
+        return apply_grades_sheet(Path(args.grades), jobs, settings, options, out, leaderboard=args.leaderboard,
+                                  practice=args.practice)
+    final: dict[str, SubmissionResult] = {}  # per folder, the result written: the coach's earlier grades kept
 
     def write(outcome: Outcome) -> None:
         if outcome.result is not None:
-            write_submission(out, outcome.result, outcome.job.folder, outcome.scorecard)
+            folder = outcome.job.folder
+            result = carry_grades(previous_result(out, folder), outcome.result)
+            final[folder] = result
+            write_submission(out, result, folder, outcome.scorecard if result == outcome.result else None)
 
-    display = _display(len(jobs), cohort.jobs, out)
+    display = _display(len(jobs), cohort.jobs, out, final)
     interrupted = False
     try:
         with display:
@@ -113,7 +140,7 @@ def cmd_check(args: argparse.Namespace, settings: Settings, *, workspace: Path) 
     graded = [o for o in outcomes if o.result is not None]
     from grader.integrity import cohort_pairs  # here for start-up time
 
-    results, folders = [o.result for o in graded if o.result], [o.job.folder for o in graded]
+    results, folders = [final.get(o.job.folder, o.result) for o in graded if o.result], [o.job.folder for o in graded]
     # pairs need two submissions; a lone one has none (and needs no hidden test set read)
     pairs = cohort_pairs(results, [o.job.submission.notebooks for o in graded], folders,
                          settings) if len(results) > 1 else []
@@ -124,23 +151,45 @@ def cmd_check(args: argparse.Namespace, settings: Settings, *, workspace: Path) 
     paths = write_cohort(out, [*earlier, *results], [*earlier_folders, *folders], leaderboard=args.leaderboard,
                          pairs=pairs)
     also = f"; with {len(earlier)} submission(s) graded into {out} earlier" if earlier else ""
-    print(f"index: {paths[0]} (also {paths[1].name}, {paths[2].name}{also})", file=sys.stderr)
+    print(f"index: {paths[0]} (also {', '.join(p.name for p in paths[1:])}{also})", file=sys.stderr)
+    if len(paths) > 3:
+        print(written_lines([*earlier, *results], paths[3]), file=sys.stderr)
     if interrupted:
         print(f"grader: interrupted; {len(graded)} of {len(jobs)} submissions graded and kept",
               file=sys.stderr)
         return ExitStatus.INTERRUPTED
-    return exit_status(outcomes)
+    return exit_status(outcomes, final)
 
 
-def exit_status(outcomes: Sequence[Any]) -> int:
+def written_lines(results: Sequence[SubmissionResult], sheet: Path) -> str:
+    """What the coach has to grade: ``written answers: 3 awaiting the coach, 2 graded (grade them
+    in answers.html, fill grading-sheet.csv and apply it with --grades)``."""
+    rows = [c for r in results for nb in r.notebooks for c in nb.criteria if c.coach_graded]
+    awaiting, graded = sum(c.status == "awaiting" for c in rows), sum(c.status == "graded" for c in rows)
+    return (f"written answers: {awaiting} awaiting the coach, {graded} graded, {len(rows) - awaiting - graded} "
+            f"missing (read them in {sheet.with_name('answers.html')}, fill {sheet} and apply it with "
+            f"--grades {sheet}: no notebook runs again)")
+
+
+def exit_status(outcomes: Sequence[Any], final: Mapping[str, SubmissionResult] | None = None) -> int:
     """The batch's exit status: the highest of its outcomes' (3 a harness fault, 2 a
-    configuration error, 1 a failing scorecard, 0 all passed); 1 when nothing was graded."""
-    return max((o.exit_code for o in outcomes), default=ExitStatus.FAILED)
+    configuration error, 1 a failing scorecard or one awaiting the coach, 0 all passed); 1 when
+    nothing was graded. ``final``: per output folder, the result written where it differs from the
+    outcome's (the coach's grades kept from an earlier call)."""
+
+    def code(o: Any) -> int:
+        result = (final or {}).get(o.job.folder) if o.result is not None else None
+        if result is None:
+            return int(o.exit_code)
+        return ExitStatus.PASSED if result.verdict == "pass" else ExitStatus.FAILED
+
+    return max((code(o) for o in outcomes), default=ExitStatus.FAILED)
 
 
 LINES_EVERY_S = 30.0  # plain progress lines: at most one a cell this often (logs, CI)
 
-def _display(total: int, jobs: int, out: Path) -> Any:
+def _display(total: int, jobs: int, out: Path, final_results: Mapping[str, Any] | None = None) -> Any:
+    final: Mapping[str, Any] = final_results if final_results is not None else {}
     from grader.pipeline import Events, Job, Outcome  # here for start-up time
 
     class Lines(Events):
@@ -177,7 +226,7 @@ def _display(total: int, jobs: int, out: Path) -> Any:
             self._say(f"    {elapsed:5.0f} s  {prefix}{status}")
 
         def finished(self, outcome: Outcome) -> None:
-            self._say(_summary(outcome, out, total))
+            self._say(_summary(outcome, out, total, final))
 
         def _say(self, line: str) -> None:
             with self.lock:
@@ -223,20 +272,25 @@ def _display(total: int, jobs: int, out: Path) -> Any:
             if task is not None:
                 self.bars.remove_task(task)
             self.bars.advance(self.all)
-            self.bars.console.print(_summary(outcome, out, total), markup=False,
+            self.bars.console.print(_summary(outcome, out, total, final), markup=False,
                                         highlight=False)
 
     return Bars()
 
 
-def _summary(outcome: Any, out: Path, total: int) -> str:
-    job, result = outcome.job, outcome.result
+def _summary(outcome: Any, out: Path, total: int, final: Mapping[str, Any]) -> str:
+    job = outcome.job
+    result = final.get(job.folder, outcome.result) if outcome.result is not None else None
     head = f"[{job.number}/{total}] {job.submission.name}:"
     if result is None:
         kind = "harness fault" if outcome.exit_code == ExitStatus.HARNESS else "configuration error"
         return f"{head} {kind}: {outcome.error}"
-    failed = [c.id for nb in result.notebooks for c in nb.criteria if c.status != "pass"]
-    detail = f" (not passed: {', '.join(failed)})" if failed else ""
+    failed = [c.id for nb in result.notebooks for c in nb.criteria if not c.met and c.status != "awaiting"]
+    awaiting = [c.id for nb in result.notebooks for c in nb.criteria if c.status == "awaiting"]
+    said = [*([f"not passed: {', '.join(failed)}"] if failed else []),
+            *([f"awaiting the coach: {', '.join(awaiting)}"] if awaiting else [])]
+    failed += awaiting
+    detail = f" ({'; '.join(said)})" if said else ""
     if result.verdict != "pass" and not failed and result.verdict_reason:
         detail = f" ({result.verdict_reason[:300]})"
     how = "cached" if outcome.cached else f"in {outcome.seconds:.0f} s"

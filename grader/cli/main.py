@@ -18,8 +18,16 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from grader import __version__
-from grader.cli import check, data, event, project, serve
-from grader.core import DATA_DIR_ENV, ExitStatus, GraderError, limit_own_blas_threads, resolve_settings
+from grader.cli import check, data, event, init, new_challenge, project, serve
+from grader.core import (
+    DATA_DIR_ENV,
+    PROJECT_DIR_ENV,
+    PROJECT_FILE,
+    ExitStatus,
+    GraderError,
+    limit_own_blas_threads,
+    resolve_settings,
+)
 
 __all__ = ["entry", "main"]
 
@@ -31,17 +39,24 @@ def _parser() -> argparse.ArgumentParser:
         prog="grader",
         description="Grade image-classification notebooks on hidden test sets and write "
         "HTML scorecards.",
-        epilog="Exit status: 0 all passed, 1 some failed, 2 usage or configuration error, "
-        "3 harness fault.",
+        epilog=f"The project (challenges/, rubrics/, reference_solutions/): --project DIR, else ${PROJECT_DIR_ENV}, "
+        f"else the nearest {PROJECT_FILE} in the current folder or a parent (`grader init DIR` makes one), else "
+        "the challenges shipped with the grader. Exit status: 0 all passed, 1 some failed, 2 usage or "
+        "configuration error, 3 harness fault.",
     )
     parser.add_argument("--version", action="version", version=f"grader {__version__}")
     parser.add_argument("--data-dir", help=f"dataset folder (default: ${DATA_DIR_ENV})")
+    parser.add_argument("--project", metavar="DIR",
+                        help=f"project folder (default: ${PROJECT_DIR_ENV}, else the nearest {PROJECT_FILE} "
+                        "upwards from here, else the shipped challenges)")
     parser.add_argument("-v", "--verbose", action="store_true", help="log every step")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     check.add_parser(sub)
+    init.add_parser(sub)
     project.add_parsers(sub)
     data.add_parser(sub)
+    new_challenge.add_parser(sub)
     event.add_parser(sub)
     serve.add_parser(sub)
     return parser
@@ -58,7 +73,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
     try:
-        settings = resolve_settings(data_dir=args.data_dir)
+        if args.command == "init":  # before the settings: the project it makes may not exist yet
+            return init.cmd_init(args)
+        settings = resolve_settings(data_dir=args.data_dir, project_dir=args.project)
         if args.command in ("check", "verify-references"):
             signal.signal(signal.SIGTERM, _interrupt)  # a CI job cancelled: stop as on Ctrl-C
         if args.command == "check":
@@ -72,11 +89,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             return project.cmd_checks()
         if args.command == "data":
             return data.cmd_data(args, settings)
+        if args.command == "new-challenge":
+            return new_challenge.cmd_new_challenge(args, settings)
         if args.command == "event":
             return event.cmd_event(args, settings)
         if args.command == "serve":
             return serve.cmd_serve(args, settings)
-        return project.cmd_validate(settings)
+        return project.cmd_validate(settings, challenges=args.challenge)
     except GraderError as err:
         print(f"grader: error: {err}", file=sys.stderr)
         return err.exit_code

@@ -3,10 +3,13 @@ of the environment), the challenge spec, and files written whole.
 
 Modules:
 
+- ``authoring``: A coach's mistakes in a challenge, found before anything runs.
 - ``challenge``: Challenge specifications.
 - ``environment``: The grading environment: what a notebook can import, and the packages a coach adds.
 - ``errors``: One error tree for every fault of the harness or of its configuration.
 - ``files``: Files the grader writes.
+- ``project``: Where challenges, rubrics and reference solutions are found: a coach's project
+  folder, and the shipped project beside it.
 - ``settings``: Settings, resolved once (command line > environment > defaults) into one frozen
   object.
 

@@ -1,6 +1,7 @@
 # The face of grader.core: the names other packages import, read by lazy_loader.attach_stub
 # at run time and by type checkers (names on __all__ are re-exported).
 
+from .authoring import check_class_folders, check_split_files, check_starter, missing_class_error
 from .challenge import (
     Challenge,
     DatasetSpec,
@@ -25,8 +26,21 @@ from .errors import (
     exit_code_of,
 )
 from .files import safe_name, write_atomic
+from .project import (
+    PROJECT_FILE,
+    SHIPPED_PROJECT_DIR,
+    challenge_folder,
+    find_project,
+    project_file_text,
+    project_roots,
+    read_project_file,
+    reference_folder,
+    rubric_file,
+    shadowed_challenges,
+)
 from .settings import (
     DATA_DIR_ENV,
+    PROJECT_DIR_ENV,
     STATE_DIR_ENV,
     Settings,
     default_state_dir,
@@ -44,4 +58,7 @@ __all__ = ["Challenge", "ChallengeError", "ConfigError", "DATA_DIR_ENV", "DataEr
     "Settings", "UsageError", "challenge_ids", "challenge_packages", "declared_packages", "environment_lines",
     "installed_version", "default_state_dir", "environ_snapshot", "exit_code_of", "limit_own_blas_threads",
     "hard_limit_s", "load_challenge", "minutes", "resolve_settings", "safe_name", "sandbox_uid", "user_environ",
-    "visible_gpus", "worker_data_dir", "write_atomic"]
+    "visible_gpus", "worker_data_dir", "write_atomic",
+    "PROJECT_DIR_ENV", "PROJECT_FILE", "SHIPPED_PROJECT_DIR", "challenge_folder", "check_class_folders",
+    "check_split_files", "check_starter", "find_project", "missing_class_error", "project_file_text", "project_roots",
+    "read_project_file", "reference_folder", "rubric_file", "shadowed_challenges"]

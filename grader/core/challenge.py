@@ -15,6 +15,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from grader.core.errors import ChallengeError
+from grader.core.project import challenge_folder, project_roots
 
 __all__ = [
     "PIN",
@@ -39,6 +40,9 @@ SCHEMA_VERSION = 1
 # a file under challenges/: relative, no part starting with a dot (so no ".."), a .txt name
 # (``splits/gear-public.txt``)
 _SPLIT_FILE = r"^[A-Za-z0-9_-][A-Za-z0-9_.-]*(/[A-Za-z0-9_-][A-Za-z0-9_.-]*)*\.txt$"
+# a labels-csv dataset's CSV and image folder, relative to its source folder (no part starting with a dot)
+_CSV_FILE = r"^[A-Za-z0-9_-][A-Za-z0-9_ .-]*(/[A-Za-z0-9_-][A-Za-z0-9_ .-]*)*\.csv$"
+_IMAGE_FOLDER = r"^(\.|[A-Za-z0-9_-][A-Za-z0-9_ .-]*(/[A-Za-z0-9_-][A-Za-z0-9_ .-]*)*)$"
 
 
 
@@ -147,11 +151,20 @@ class DatasetSpec(_Strict):
             (``<source>/{train,test}/<class>/<file>``; the hidden test set is ``test`` less
             ``hidden_exclude``) or ``idx`` (MNIST-style idx files, :mod:`grader.data.idx`; the hidden
             test set is the test file less ``hidden_exclude``, images named
-            ``test/<class>/<index>.png``).
+            ``test/<class>/<index>.png``) or ``labels-csv`` (Kaggle's layout, read as it is:
+            ``<source>/<images>/<file>`` and a CSV ``<source>/<labels>`` with columns ``id,label``,
+            ``id`` the file name with or without its extension, :mod:`grader.data.labelscsv`;
+            entries are ``<images>/<file>``; the hidden test set is the recorded ``hidden_split``).
         classes: class names, which are the folder names (a subset is allowed); for ``idx``,
-            the name of each integer label in order (``classes[label]``), all of them.
-        hidden_split: for ``class-folders``, a file (relative to ``challenges/``) listing
-            ``<class>/<file>`` of the hidden test set, one a line.
+            the name of each integer label in order (``classes[label]``), all of them; for
+            ``labels-csv``, labels of the CSV (rows of other labels are left out).
+        hidden_split: for ``class-folders`` and ``labels-csv``, a file (relative to
+            ``challenges/``) listing the entries (``<class>/<file>``, ``<images>/<file>``) of the
+            hidden test set, one a line.
+        labels: for ``labels-csv``, the labels CSV, relative to the source folder
+            (``trainLabels.csv``).
+        images: for ``labels-csv``, the folder of the images, relative to the source folder
+            (``train``; ``.`` for the source folder itself).
         public_split: a file (relative to ``challenges/``) listing the hidden test set's public
             part by the images' original identities (``<class>/<file>``, or
             ``test/<class>/<file>``), one a line; the rest is the private part. Made by
@@ -191,7 +204,7 @@ class DatasetSpec(_Strict):
     """
 
     source: str
-    layout: Literal["class-folders", "train-test-folders", "idx"] = "class-folders"
+    layout: Literal["class-folders", "train-test-folders", "idx", "labels-csv"] = "class-folders"
     classes: list[str] = Field(min_length=2)
     hidden_split: str | None = None
     public_split: str | None = Field(default=None, pattern=_SPLIT_FILE)
@@ -205,9 +218,18 @@ class DatasetSpec(_Strict):
     added_class: AddedClass | None = None
     idx: IdxSpec | None = None
     mnist: MnistSpec | None = None
+    labels: str | None = Field(default=None, pattern=_CSV_FILE)
+    images: str | None = Field(default=None, pattern=_IMAGE_FOLDER)
 
     @model_validator(mode="after")
     def _split_matches_layout(self) -> DatasetSpec:
+        if (self.layout == "labels-csv") != (self.labels is not None and self.images is not None):
+            raise ValueError("layout labels-csv takes labels (the CSV) and images (their folder), both relative to "
+                             'the source folder (labels = "trainLabels.csv", images = "train"); other layouts '
+                             "take neither")
+        if self.layout == "labels-csv" and (not self.hidden_split or self.hidden_exclude):
+            raise ValueError("layout labels-csv needs hidden_split (the recorded hidden test set) and takes no "
+                             "hidden_exclude")
         csv_views = [v.name for v in self.prepared_views if v.kind == "kaggle-csv"]
         if self.layout == "idx":
             if self.idx is None or self.hidden_split or self.raw_view or self.added_class:
@@ -420,27 +442,33 @@ def minutes(seconds: int) -> str:
 
 
 def challenge_ids(project_dir: Path) -> list[str]:
-    """Ids of every challenge folder (one holding ``challenge.toml``), sorted."""
-    root = project_dir / "challenges"
-    if not root.is_dir():
-        return []
-    return sorted(p.name for p in root.iterdir() if (p / "challenge.toml").is_file())
+    """Ids of every challenge folder (one holding ``challenge.toml``) of the project and, where
+    its ``grader-project.toml`` includes them, the shipped project (:func:`grader.core.project.project_roots`),
+    sorted, each once."""
+    ids: set[str] = set()
+    for root in project_roots(project_dir):
+        folder = root / "challenges"
+        if folder.is_dir():
+            ids.update(p.name for p in folder.iterdir() if (p / "challenge.toml").is_file())
+    return sorted(ids)
 
 
 def load_challenge(project_dir: Path, challenge_id: str) -> Challenge:
-    """Load and validate ``challenges/<challenge_id>/challenge.toml``.
+    """Load and validate ``challenges/<challenge_id>/challenge.toml``, from the first project
+    folder that holds it (:func:`grader.core.project.challenge_folder`).
 
     Raises:
         ChallengeError: unknown id (the message lists the known ones), unreadable TOML, unknown
             keys or bad values, or an id that differs from the folder name.
     """
-    known = challenge_ids(project_dir)
-    if challenge_id not in known:
+    folder = challenge_folder(project_dir, challenge_id)
+    if folder is None:
+        known = challenge_ids(project_dir)
         raise ChallengeError(
             f"unknown challenge {challenge_id!r}; known: {', '.join(known) or 'none'}",
-            fix="pass one of the known ids",
+            fix="pass one of the known ids (`grader challenges` lists them)",
         )
-    path = project_dir / "challenges" / challenge_id / "challenge.toml"
+    path = folder / "challenge.toml"
     try:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
     except (OSError, tomllib.TOMLDecodeError) as err:

@@ -1,4 +1,4 @@
-"""Settings, resolved once (command line > environment > defaults) into one frozen object.
+"""Settings, resolved once (command line > environment > marker file > defaults) into one frozen object.
 
 The object is passed explicitly to whatever needs it; no setting is read from the environment
 later. Also here: the process environment as the grader hands it on (kernels get the user's own,
@@ -10,10 +10,13 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 from grader.core.errors import ConfigError
+from grader.core.project import PROJECT_FILE, SHIPPED_PROJECT_DIR, find_project, project_roots
 
-__all__ = ["DATA_DIR_ENV", "SANDBOX_UID_ENV", "STATE_DIR_ENV", "WORKER_DATA_DIR_ENV", "Settings", "default_state_dir",
+__all__ = ["DATA_DIR_ENV", "PROJECT_DIR_ENV",
+           "SANDBOX_UID_ENV", "STATE_DIR_ENV", "WORKER_DATA_DIR_ENV", "Settings", "default_state_dir",
            "environ_snapshot", "limit_own_blas_threads", "resolve_settings", "sandbox_uid", "user_environ",
            "visible_gpus", "worker_data_dir"]
 
@@ -32,16 +35,32 @@ class Settings:
     """Where the grader finds its inputs and keeps its caches.
 
     Attributes:
-        project_dir: folder holding ``challenges/``, ``rubrics/`` and ``reference_solutions/``.
+        project_dir: folder holding ``challenges/``, ``rubrics/`` and ``reference_solutions/``:
+            a coach's project (``grader init``) or the shipped one; :attr:`project_dirs` are the
+            folders looked up.
         data_dir: folder of real datasets (``gear/``, ``cifar10/``, ...); ``None`` if unset.
         cache_dir: folder for public dataset views and hashes built by the grader.
         python: interpreter that runs the notebook runner and its kernel.
+        project_from: how ``project_dir`` was found: ``option`` (``--project``), ``environment``
+            (``GRADER_PROJECT_DIR``), ``marker`` (``grader-project.toml`` in the current folder
+            or a parent) or ``shipped`` (none of those).
     """
 
     project_dir: Path
     data_dir: Path | None
     cache_dir: Path
     python: str
+    project_from: Literal["option", "environment", "marker", "shipped"] = "shipped"
+
+    @property
+    def project_dirs(self) -> tuple[Path, ...]:
+        """The folders challenges, rubrics and references are looked up in, first match wins:
+        :func:`grader.core.project.project_roots` of ``project_dir``.
+
+        Raises:
+            ConfigError: the project's ``grader-project.toml`` is invalid.
+        """
+        return project_roots(self.project_dir)
 
     def require_data_dir(self) -> Path:
         """Return ``data_dir``.
@@ -70,19 +89,43 @@ def resolve_settings(
     cache_dir: str | None = None,
     project_dir: str | None = None,
     environ: dict[str, str] | None = None,
+    cwd: Path | None = None,
 ) -> Settings:
-    """Resolve settings from explicit values, then the environment, then defaults."""
+    """Resolve settings from explicit values, then the environment, then defaults.
+
+    The project folder: ``project_dir`` (``--project``), else ``$GRADER_PROJECT_DIR``, else the
+    nearest folder from ``cwd`` (default: the current folder) upwards holding a
+    ``grader-project.toml``, else the shipped project.
+
+    Raises:
+        ConfigError: the project folder given by the option or the variable does not exist.
+    """
     import sys
 
     env = dict(os.environ) if environ is None else environ
-    project = project_dir or env.get(PROJECT_DIR_ENV) or str(Path(__file__).resolve().parents[2])
+    found: Literal["option", "environment", "marker", "shipped"]
+    project: Path | None
+    if project_dir:
+        project, found = Path(project_dir), "option"
+    elif env.get(PROJECT_DIR_ENV):
+        project, found = Path(env[PROJECT_DIR_ENV]), "environment"
+    else:
+        project, found = find_project(Path.cwd() if cwd is None else cwd), "marker"
+        if project is None:
+            project, found = SHIPPED_PROJECT_DIR, "shipped"
+    if not project.is_dir():
+        named = "--project" if found == "option" else PROJECT_DIR_ENV
+        raise ConfigError(f"the project folder does not exist ({named})", path=project,
+                          fix=f"make one with grader init {project}, or point {named} at a folder holding "
+                          f"challenges/ (a coach's project holds {PROJECT_FILE})")
     data = data_dir or env.get(DATA_DIR_ENV) or None
     cache = cache_dir or env.get(CACHE_DIR_ENV) or str(Path.home() / ".cache" / "grader")
     return Settings(
-        project_dir=Path(project).resolve(),
+        project_dir=project.resolve(),
         data_dir=Path(data).resolve() if data else None,
         cache_dir=Path(cache).resolve(),
         python=sys.executable,
+        project_from=found,
     )
 
 

@@ -8,6 +8,8 @@ Modules:
 - ``idx``: The ``idx`` dataset layout.
 - ``images``: Decode a team's image files the way a phone or an editor saved them, into plain RGB.
 - ``ingestion``: The ingestion/scoring split.
+- ``labelscsv``: Datasets of layout ``labels-csv``: one folder of images and a labels CSV, as Kaggle
+  ships them.
 - ``mnist``: MNIST beside a challenge's own data (seed 001's comparison, challenge key
   ``[dataset.mnist]``).
 - ``neardup``: Near-duplicates across a split.

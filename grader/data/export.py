@@ -35,6 +35,7 @@ from grader.core import (
     load_challenge,
     write_atomic,
 )
+from grader.data.labelscsv import public_csv_text
 from grader.data.mnist import write_mnist_view
 from grader.data.practice import load_practice_split
 from grader.data.splits import IMAGE_SUFFIXES, added_public, list_dataset
@@ -91,7 +92,7 @@ def export_public_data(settings: Settings, challenge_id: str, target: Path, *, f
         What was written.
 
     Raises:
-        UsageError: the challenge's layout is not ``class-folders`` or ``train-test-folders``;
+        UsageError: the challenge's layout is ``idx`` (not ``class-folders``, ``train-test-folders`` or ``labels-csv``);
             ``target`` is a file, or a folder that is not empty and ``force`` is false.
         ChallengeError: unknown challenge. DataError: the data folder is missing or incomplete.
         HarnessError: an entry to write is in the hidden test set (never expected).
@@ -132,12 +133,17 @@ def export_public_data(settings: Settings, challenge_id: str, target: Path, *, f
         size += out.stat().st_size
         if on_progress is not None and (number % _EVERY == 0 or number == len(copies)):
             on_progress(number, len(copies))
+    if ds.layout == "labels-csv" and ds.labels is not None:  # the CSV with the public images' rows only
+        text = public_csv_text(data_dir, ds, [e for e, _ in listing.public])
+        write_atomic(target / ds.source / ds.labels, text)
+        size += len(text.encode("utf-8"))
     practice = load_practice_split(challenge)
     counts = Counter(label for _, label in listing.public)
     summary = ExportSummary(challenge=challenge.id, target=target,
                             per_class=tuple((c, counts[c]) for c in ds.classes), added=len(apples),
                             extra=tuple(ds.extra), views=tuple(written),
-                            practice=None if practice is None else len(practice), files=len(copies) + 1, bytes=0)
+                            practice=None if practice is None else len(practice),
+                            files=len(copies) + 1 + (ds.layout == "labels-csv"), bytes=0)
     readme = readme_text(challenge, summary, packages=challenge_packages(settings.project_dir, challenge))
     write_atomic(target / "README.txt", readme)
     size += len(readme.encode("utf-8"))
@@ -147,9 +153,16 @@ def export_public_data(settings: Settings, challenge_id: str, target: Path, *, f
 def _exportable(challenge: Challenge) -> None:
     """Raise UsageError for a layout whose source files cannot be split into public and hidden
     files (``idx``: one file holds a whole side)."""
-    if challenge.dataset.layout not in ("class-folders", "train-test-folders"):
+    if challenge.dataset.layout not in ("class-folders", "train-test-folders", "labels-csv"):
         raise UsageError(f"{challenge.id}: the {challenge.dataset.layout} layout cannot be exported yet",
                          fix="export a challenge on class-folder or train-test-folder data")
+
+
+def _layout_words(challenge: Challenge) -> str:
+    ds = challenge.dataset
+    if ds.layout == "labels-csv":
+        return f"  ({ds.images}/<file>, labels in {ds.labels}: id,label)"
+    return "  (train/<class>/<file>)" if ds.layout == "train-test-folders" else "  (<class>/<file>)"
 
 
 def readme_text(challenge: Challenge, summary: ExportSummary, *, packages: Sequence[str] = ()) -> str:
@@ -165,7 +178,7 @@ def readme_text(challenge: Challenge, summary: ExportSummary, *, packages: Seque
         "the datasets folder: point your notebook's DATA_DIR at it to work offline.",
         "",
         f"  {ds.source}/  {total} public images of {len(summary.per_class)} classes"
-        + ("  (train/<class>/<file>)" if ds.layout == "train-test-folders" else "  (<class>/<file>)"),
+        + _layout_words(challenge),
     ]
     lines += [f"      {name:20} {count:6d}" for name, count in summary.per_class]
     if ds.added_class is not None:
@@ -212,8 +225,10 @@ def _zip_key(settings: Settings, challenge: Challenge) -> str:
     h.update(repr(environment_lines(challenge_packages(settings.project_dir, challenge))).encode())
     h.update(repr(load_practice_split(challenge)).encode())
     listing = list_dataset(data_dir, challenge)
-    for entry, _ in listing.public:
+    for entry, label in listing.public:
         h.update(f"{entry}\0{(data_dir / ds.source / entry).stat().st_size}\n".encode())
+        if ds.layout == "labels-csv":  # a relabelled image changes the exported CSV
+            h.update(f"{label}\n".encode())
     h.update(repr(added_public(data_dir, challenge)).encode())
     for extra in ds.extra:
         for p in sorted((data_dir / extra).rglob("*")):

@@ -26,11 +26,11 @@ _COLUMNS = 3  # pairs per row
 
 def calibration_pairs(settings: Settings, challenge: Challenge, listing: Listing, *,
                       max_distance: int) -> list[Pair]:
-    """The pairs a calibration looks at: for a recorded hidden split (``class-folders``), pairs
+    """The pairs a calibration looks at: for a recorded hidden split (``class-folders``, ``labels-csv``), pairs
     anywhere in the dataset (the split is to be chosen around them); else each test image
     against the training images (the test set is given)."""
     hashes = dataset_image_hashes(settings, challenge.dataset, [e for e, _ in listing.public + listing.hidden])
-    if challenge.dataset.layout == "class-folders":
+    if challenge.dataset.layout in ("class-folders", "labels-csv"):
         return within_pairs(hashes, max_distance=max_distance)
     hidden = {e for e, _ in listing.hidden}
     part = type(hashes)

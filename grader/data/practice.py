@@ -111,6 +111,8 @@ def load_practice_split(challenge: Challenge) -> list[str] | None:
     if twice:
         raise DataError(f"the practice split lists {len(twice)} entries twice, e.g. {', '.join(twice[:5])}",
                         path=path, fix=_FIX + challenge.id)
+    if challenge.dataset.layout == "labels-csv":  # the class is in the CSV: list_dataset leaves out the others
+        return entries
     classes = set(challenge.dataset.classes)
     return [e for e in entries if entry_class(e) in classes]
 
@@ -120,14 +122,16 @@ def practice_split_problems(challenge: Challenge, practice: Sequence[str],
     """What is wrong with ``practice`` as ``challenge``'s practice split.
 
     Checks: no entry is in the hidden test set (the recorded ``hidden_split``, or ``test/`` for
-    the ``train-test-folders`` and ``idx`` layouts); every class of the challenge has at least one entry; and,
+    the ``train-test-folders`` and ``idx`` layouts); every class of the challenge has at least one entry
+    (for ``labels-csv``, whose classes are in the CSV, only where ``public`` is given); and,
     where ``public`` (the public entries of the data folder) is given, every entry is one of them.
 
     Returns:
         One message per problem; empty when the split is sound.
     """
     problems: list[str] = []
-    if challenge.dataset.layout != "class-folders":  # train-test-folders, idx: the hidden test set is test/
+    csv = challenge.dataset.layout == "labels-csv"  # an entry's class is in the CSV, known from ``public``
+    if challenge.dataset.layout not in ("class-folders", "labels-csv"):  # train-test-folders, idx: test/
         hidden = sorted(e for e in practice if not e.startswith("train/"))
         if hidden:
             problems.append(f"{len(hidden)} entries outside train/ (the hidden test set is test/), "
@@ -136,8 +140,9 @@ def practice_split_problems(challenge: Challenge, practice: Sequence[str],
         hidden = sorted(set(practice) & set(load_split(challenge)))
         if hidden:
             problems.append(f"{len(hidden)} entries in the hidden test set, e.g. {', '.join(hidden[:3])}")
-    counts = Counter(entry_class(e) for e in practice)
-    absent = [c for c in challenge.dataset.classes if not counts[c]]
+    label_of = dict(public) if public is not None else {}
+    counts = Counter(label_of.get(e, "") if csv else entry_class(e) for e in practice)
+    absent = [c for c in challenge.dataset.classes if not counts[c]] if public is not None or not csv else []
     if absent:
         problems.append(f"classes without a practice image: {', '.join(absent)}")
     if public is not None:
@@ -174,8 +179,9 @@ def practice_listing(data_dir: Path, challenge: Challenge) -> Listing:
                         fix="point GRADER_DATA_DIR at the datasets folder or a `grader data export` of it; "
                         "else " + _FIX + challenge.id)
     chosen = set(practice)
+    label_of = dict(full.public) if challenge.dataset.layout == "labels-csv" else {}
     return Listing(public=tuple(p for p in full.public if p[0] not in chosen),
-                   hidden=tuple(sorted((e, entry_class(e)) for e in practice)))
+                   hidden=tuple(sorted((e, label_of.get(e) or entry_class(e)) for e in practice)))
 
 
 def practice_public_view(settings: Settings, challenge: Challenge, *,

@@ -19,9 +19,20 @@ import time
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
-from grader.core import Challenge, ChallengeError, DataError, Settings, challenge_ids, load_challenge, write_atomic
+from grader.core import (
+    Challenge,
+    ChallengeError,
+    DataError,
+    DatasetSpec,
+    Settings,
+    challenge_ids,
+    load_challenge,
+    write_atomic,
+)
 from grader.data import idx
+from grader.data.labelscsv import csv_labels
 from grader.data.neardup import (
     ImageHashes,
     Pair,
@@ -199,6 +210,17 @@ def _union(sharing: Sequence[Challenge]) -> Challenge:
     return base.model_copy(update={"dataset": ds})
 
 
+def _labels(data_dir: Path, ds: DatasetSpec) -> dict[str, str]:
+    """The class of every entry of a ``class-folders`` or ``labels-csv`` dataset."""
+    if ds.layout == "labels-csv":
+        return csv_labels(data_dir, ds)
+    return {f"{c}/{n}": c for c, names in scan_source(data_dir, ds).items() for n in names}
+
+
+def _entry_form(ds: DatasetSpec) -> str:
+    return f"{ds.images}/<file> (labels in {ds.labels})" if ds.layout == "labels-csv" else "<class>/<file>"
+
+
 def _header(lines: Sequence[str]) -> str:
     return "".join(f"# {line}\n" for line in lines)
 
@@ -225,16 +247,15 @@ def make_split(settings: Settings, challenge_id: str) -> list[str]:
     ds = union.dataset
     data_dir = settings.require_data_dir()
     said: list[str] = []
-    if ds.layout == "class-folders":
-        files = scan_source(data_dir, ds)
-        labels = {f"{c}/{n}": c for c, names in files.items() for n in names}
+    if ds.layout in ("class-folders", "labels-csv"):
+        labels = _labels(data_dir, ds)
         hashes = dataset_image_hashes(settings, ds, labels)
         groups = group_entries(labels, _pairs(settings, union, hashes, hashes))
         hidden = grouped_split(labels, groups, fraction=HIDDEN_FRACTION, seed=HIDDEN_SEED)
         joined = [g for g in groups if len(g) > 1]
         path = challenge.folder.parent / str(ds.hidden_split)
         write_atomic(path, _header([
-            f"Hidden test set of the {ds.source} dataset: <class>/<file> under GRADER_DATA_DIR/{ds.source}, "
+            f"Hidden test set of the {ds.source} dataset: {_entry_form(ds)} under GRADER_DATA_DIR/{ds.source}, "
             "one a line.",
             f"Made by `grader data make-split ID` (ID: {' or '.join(c.id for c in sharing)}; "
             f"grader.data.splitmake.grouped_split: {HIDDEN_FRACTION:g} of each class, seed {HIDDEN_SEED},",

@@ -29,7 +29,7 @@ __all__ = [
     "stratified_split",
 ]
 
-IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".heic", ".heif"})
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".heic", ".heif"})
 
 
 def list_images(folder: Path) -> list[Path]:
@@ -76,7 +76,8 @@ class Listing:
     """A dataset split into what the kernel may see and the hidden test set.
 
     Entries are paths relative to ``<data dir>/<source>`` with their class:
-    ``(<class>/<file>, class)`` or ``(train/<class>/<file>, class)``.
+    ``(<class>/<file>, class)``, ``(train/<class>/<file>, class)`` or, for ``labels-csv``,
+    ``(<images>/<file>, class)``.
     """
 
     public: tuple[tuple[str, str], ...]
@@ -104,6 +105,8 @@ def list_dataset(data_dir: Path, challenge: Challenge, *, public_only: bool = Fa
     root = data_dir / ds.source
     if ds.layout == "idx":
         return _without_excluded(challenge, _idx_listing(data_dir, ds, public_only=public_only))
+    if ds.layout == "labels-csv":
+        return _csv_listing(data_dir, challenge, public_only=public_only)
     if ds.layout == "train-test-folders":
         sides = {side: _class_files(root / side, ds.classes, f"{ds.source}/{side}")
                  for side in (("train",) if public_only else ("train", "test"))}
@@ -121,6 +124,26 @@ def list_dataset(data_dir: Path, challenge: Challenge, *, public_only: bool = Fa
     public = tuple((f"{c}/{n}", c) for c, names in files.items() for n in names
                    if f"{c}/{n}" not in hidden)
     return Listing(public=public, hidden=tuple((e, e.split("/", 1)[0]) for e in split))
+
+
+def _csv_listing(data_dir: Path, challenge: Challenge, *, public_only: bool) -> Listing:
+    """The listing of a ``labels-csv`` dataset (:mod:`grader.data.labelscsv`): the CSV's rows of the
+    challenge's classes, the recorded hidden split hidden."""
+    from grader.data.labelscsv import csv_labels  # here: labelscsv imports this module
+
+    labels = csv_labels(data_dir, challenge.dataset, public_only=public_only)
+    split = load_split(challenge)
+    hidden = set(split)
+    public = tuple((e, c) for e, c in labels.items() if e not in hidden)
+    if public_only:
+        return Listing(public=public, hidden=())
+    missing = [e for e in split if e not in labels]
+    if missing:
+        root = data_dir / challenge.dataset.source
+        raise DataError(f"{len(missing)} images of the hidden test set are missing from {root} or not labelled "
+                        f"with one of the challenge's classes, e.g. {', '.join(missing[:5])}", path=root,
+                        fix="restore the full dataset and its labels CSV; the hidden split is recorded in the project")
+    return Listing(public=public, hidden=tuple((e, labels[e]) for e in split))
 
 
 def _without_excluded(challenge: Challenge, listing: Listing) -> Listing:
@@ -153,16 +176,20 @@ def stratified_split(
 
 
 def load_split(challenge: Challenge) -> list[str]:
-    """Read the recorded hidden split of ``challenge`` (``<class>/<file>`` a line; ``#`` comments).
+    """Read the recorded hidden split of ``challenge`` (``<class>/<file>`` a line, ``<images>/<file>`` for
+    ``labels-csv``; ``#`` comments).
 
     Raises:
-        DataError: the split file is missing or names a class the challenge does not have.
+        DataError: the split file is missing or names a class the challenge does not have (its
+            entries' classes are checked against the CSV by :func:`list_dataset` for ``labels-csv``).
     """
     if challenge.dataset.hidden_split is None:
         raise DataError(f"challenge {challenge.id} records no hidden split",
                         path=challenge.folder / "challenge.toml")
     path = challenge.folder.parent / challenge.dataset.hidden_split
     entries = _read_entries(path, "hidden split")
+    if challenge.dataset.layout == "labels-csv":  # entries are <images>/<file>: the CSV holds the class
+        return entries
     classes = set(challenge.dataset.classes)
     bad = [e for e in entries if e.split("/", 1)[0] not in classes or "/" not in e]
     if bad:

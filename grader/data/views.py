@@ -11,6 +11,7 @@ import shutil
 from pathlib import Path
 
 from grader.core import Challenge, DataError, PreparedView, Settings
+from grader.data.labelscsv import public_csv_text
 from grader.data.mnist import write_mnist_view
 from grader.data.splits import Listing, added_public, list_dataset
 from grader.data.store import SHUFFLE_SEED, build_atomically, digest
@@ -54,8 +55,9 @@ def ensure_public_view(settings: Settings, challenge: Challenge, *,
     """Build (once, cached) the data folder a notebook receives as ``DATA_DIR``.
 
     Layout: ``DATA_DIR/<source>/<entry>`` (copies of every public file: ``<class>/<file>``, or
-    ``train/<class>/<file>``), each prepared view under ``DATA_DIR/<view>/``, and each ``extra``
-    folder as it is. Nothing of the hidden test set is copied.
+    ``train/<class>/<file>``; for ``labels-csv``, ``<images>/<file>`` and the labels CSV with the
+    public images' rows only, :func:`grader.data.labelscsv.public_csv_text`), each prepared view
+    under ``DATA_DIR/<view>/``, and each ``extra`` folder as it is. Nothing of the hidden test set is copied.
 
     Args:
         settings: the grader's settings (data and cache folders).
@@ -96,6 +98,10 @@ def ensure_public_view(settings: Settings, challenge: Challenge, *,
                     padded = tmp / view.name / entry
                     padded.parent.mkdir(parents=True, exist_ok=True)
                     _pad_to_square(source / entry, padded, view)
+        if ds.raw_view and ds.layout == "labels-csv" and ds.labels is not None:  # the CSV less the hidden rows
+            (tmp / ds.source / ds.labels).parent.mkdir(parents=True, exist_ok=True)
+            (tmp / ds.source / ds.labels).write_text(
+                public_csv_text(data_dir, ds, [e for e, _ in listing.public]), encoding="utf-8")
         for view in ds.prepared_views:
             if view.kind == "kaggle":
                 _kaggle_view(tmp, view, listing.public, source)

@@ -18,6 +18,8 @@ from grader.core import Challenge
 if TYPE_CHECKING:
     from nbformat import NotebookNode
 
+    from grader.intake import Answer
+
 __all__ = [
     "CellRecord",
     "Evidence",
@@ -360,6 +362,8 @@ class Evidence:
     hidden_public: tuple[bool, ...] | None = None
     # scored on the practice split of the public data (grader check --practice), not the hidden set
     practice: bool = False
+    # the written answers of the notebook as submitted (grader.intake.answers), for coach-graded criteria
+    answers: tuple[Answer, ...] = ()
 
 
 @dataclass(frozen=True)

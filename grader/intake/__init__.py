@@ -3,6 +3,7 @@ limits), notebooks read as saved, and the working copy.
 
 Modules:
 
+- ``answers``: Written answers, read from the notebook as submitted.
 - ``diagnosis``: Files that are not usable notebooks, named for what they are.
 - ``notebook``: Notebooks as the grader handles them.
 - ``submissions``: Intake.

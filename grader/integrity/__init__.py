@@ -1,7 +1,8 @@
-"""Integrity across a cohort: code fingerprints, shared mistakes, similar pairs.
+"""Integrity across a cohort: code fingerprints, shared mistakes, copied written answers, similar pairs.
 
 Modules:
 
+- ``answers``: Written answers compared for :mod:`grader.integrity.pairs`.
 - ``fingerprints``: Code similarity for :mod:`grader.integrity.pairs`.
 - ``mistakes``: Shared mistakes for :mod:`grader.integrity.pairs`.
 - ``pairs``: Cohort integrity (issue 19).

@@ -2,8 +2,12 @@
 # at run time and by type checkers (names on __all__ are re-exported).
 
 from .pairs import (
+    AnswerMatch,
     IntegrityEntry,
+    QuestionMatch,
     SimilarPair,
+    WrittenAnswer,
+    boilerplate_answers,
     boilerplate_code,
     cohort_pairs,
     load_dependencies,
@@ -13,5 +17,6 @@ from .pairs import (
     with_thumbnails,
 )
 
-__all__ = ["IntegrityEntry", "SimilarPair", "boilerplate_code", "cohort_pairs", "load_dependencies", "notebook_code",
+__all__ = ["AnswerMatch", "IntegrityEntry", "QuestionMatch", "SimilarPair", "WrittenAnswer", "boilerplate_answers",
+    "boilerplate_code", "cohort_pairs", "load_dependencies", "notebook_code",
     "notebook_entry", "similar_pairs", "with_thumbnails"]

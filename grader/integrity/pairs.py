@@ -1,7 +1,7 @@
-"""Cohort integrity (issue 19): copied code and shared mistakes on the hidden test set.
+"""Cohort integrity (issue 19): copied code, shared mistakes on the hidden test set, copied written answers.
 
-Two signals over the notebooks of one challenge in a cohort (a ``grader check`` run, or an
-event of the event server), each pair of notebooks compared on both. They are evidence for the
+Three signals over the notebooks of one challenge in a cohort (a ``grader check`` run, or an
+event of the event server), each pair of notebooks compared on all three. They are evidence for the
 coach, a reason to look, never a verdict: nothing here changes a score.
 
 - **Code similarity** (:mod:`grader.integrity.fingerprints`): winnowing fingerprints as copydetect computes
@@ -12,9 +12,13 @@ coach, a reason to look, never a verdict: nothing here changes a score.
   the same wrong class, against the number two independent models would share under a stated
   model (each image's difficulty and likely wrong answer from the rest of the cohort), with the
   tail probability of that many; flagged below :func:`mistakes_p_limit`.
+- **Written answers** (:mod:`grader.integrity.answers`, issue 29): per coach-graded question both
+  notebooks answered, winnowing over normalised word 5-grams, the question and the starter's cells
+  as boilerplate; flagged with the code's calibration (half the shorter answer, at least
+  :data:`MIN_MATCH_WORDS` matching words).
 
 The API: :class:`IntegrityEntry` per notebook (team, challenge, code text, per-image predicted
-class and hidden labels), :func:`similar_pairs` over any entries (the event server's coach
+class and hidden labels, written answers), :func:`similar_pairs` over any entries (the event server's coach
 page), :func:`cohort_pairs` over a ``grader check`` run (thumbnails drawn).
 
 Pure but for :func:`notebook_code` (reads a notebook), :func:`cohort_pairs` (reads the notebooks
@@ -33,7 +37,15 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from grader.core import Settings
-from grader.intake import INJECTED_TAG, PARAMETERS_TAG, read_notebook
+from grader.intake import INJECTED_TAG, PARAMETERS_TAG, is_placeholder, read_notebook
+from grader.integrity.answers import (
+    MIN_MATCH_WORDS,
+    AnswerIndex,
+    AnswerMatch,
+    QuestionMatch,
+    WrittenAnswer,
+    boilerplate_answers,
+)
 from grader.integrity.fingerprints import CODE_SHARE, CodeMatch, Segment, code_signals, common_limit
 from grader.integrity.mistakes import (
     MAX_SHOWN_IMAGES,
@@ -49,13 +61,18 @@ if TYPE_CHECKING:
 
 __all__ = [
     "CODE_SHARE",
+    "MIN_MATCH_WORDS",
+    "AnswerMatch",
     "CodeMatch",
     "IntegrityEntry",
+    "QuestionMatch",
     "Segment",
     "SharedImage",
     "SharedMistakes",
     "SimilarPair",
     "THUMBNAIL_CACHE",
+    "WrittenAnswer",
+    "boilerplate_answers",
     "boilerplate_code",
     "code_of_cells",
     "cohort_pairs",
@@ -91,6 +108,8 @@ class IntegrityEntry:
             hidden test set).
         classes: the class names the indices refer to.
         folder: the submission's output folder (for links), may be empty.
+        answers: its written answers to the rubric's coach-graded criteria, neither missing nor
+            the starter's placeholder (student text), in the rubric's order.
     """
 
     team: str
@@ -101,23 +120,27 @@ class IntegrityEntry:
     labels: tuple[int, ...] = ()
     classes: tuple[str, ...] = ()
     folder: str = ""
+    answers: tuple[WrittenAnswer, ...] = ()
 
 
 @dataclass(frozen=True)
 class SimilarPair:
-    """Two notebooks of one challenge with both signals; listed when either is flagged."""
+    """Two notebooks of one challenge with the three signals; listed when any is flagged.
+    ``answers`` is None when the two answered no question in common."""
 
     challenge: str
     a: IntegrityEntry
     b: IntegrityEntry
     code: CodeMatch | None
     mistakes: SharedMistakes | None
+    answers: AnswerMatch | None = None
 
     @property
     def flagged_on(self) -> list[str]:
-        """The signals that flagged the pair: ``code``, ``mistakes``."""
-        return [name for name, signal in (("code", self.code), ("mistakes", self.mistakes))
-                if signal is not None and signal.flagged]
+        """The signals that flagged the pair: ``code``, ``mistakes``, ``answers``."""
+        signals: tuple[tuple[str, CodeMatch | SharedMistakes | AnswerMatch | None], ...] = (
+            ("code", self.code), ("mistakes", self.mistakes), ("answers", self.answers))
+        return [name for name, signal in signals if signal is not None and signal.flagged]
 
 
 def code_of_cells(cells: Sequence[Mapping[str, Any]]) -> str:
@@ -156,17 +179,20 @@ def boilerplate_code(starter: Path | None) -> str:
 
 
 def similar_pairs(entries: Sequence[IntegrityEntry], *, boilerplate: Mapping[str, str] | None = None,
-                  code_share: float = CODE_SHARE) -> list[SimilarPair]:
-    """Compare every two notebooks of the same challenge on both signals.
+                  code_share: float = CODE_SHARE,
+                  answer_boilerplate: Mapping[str, Sequence[str]] | None = None) -> list[SimilarPair]:
+    """Compare every two notebooks of the same challenge on the three signals.
 
     Args:
         entries: the cohort's notebooks (any challenges; compared within each).
         boilerplate: per challenge id, code that does not count (:func:`boilerplate_code`).
         code_share: the share of matching code that flags a pair.
+        answer_boilerplate: per challenge id, texts that do not count in written answers beside
+            each question's own text (:func:`boilerplate_answers`: the starter's markdown cells).
 
     Returns:
-        the pairs flagged on either signal, each with both signals, by challenge, then the
-        strongest evidence first (smallest tail probability, then largest share of code).
+        the pairs flagged on any signal, each with all three, by challenge, then the strongest
+        evidence first (smallest tail probability, then largest share of code, then of an answer).
     """
     out: list[SimilarPair] = []
     by_challenge: dict[str, list[IntegrityEntry]] = {}
@@ -174,18 +200,23 @@ def similar_pairs(entries: Sequence[IntegrityEntry], *, boilerplate: Mapping[str
         by_challenge.setdefault(entry.challenge, []).append(entry)
     for challenge, group in sorted(by_challenge.items()):
         mistakes = _mistake_signals(group)
+        flagged = {pair for pair, m in mistakes.items() if m.flagged}
+        index = AnswerIndex([e.answers for e in group], (answer_boilerplate or {}).get(challenge, ()),
+                            common=common_limit(len(group)))
+        answers = {pair: index.match(*pair) for pair in index.candidates()}
+        flagged |= {pair for pair, found in answers.items() if found is not None and found.flagged}
         code = code_signals([e.code for e in group], (boilerplate or {}).get(challenge, ""),
-                             share=code_share, common=common_limit(len(group)),
-                             also={pair for pair, m in mistakes.items() if m.flagged})
-        for i, j in sorted(set(code) | {pair for pair, m in mistakes.items() if m.flagged}):
+                             share=code_share, common=common_limit(len(group)), also=flagged)
+        flagged |= {pair for pair, c in code.items() if c.flagged}
+        for i, j in sorted(flagged):
             c, m = code.get((i, j)), mistakes.get((i, j))
-            if (c is None or not c.flagged) and (m is None or not m.flagged):
-                continue
+            w = answers[(i, j)] if (i, j) in answers else index.match(i, j)
             if m is not None and m.shared:
                 m = replace(m, images=_shared_images(group[i], group[j]))
-            out.append(SimilarPair(challenge=challenge, a=group[i], b=group[j], code=c, mistakes=m))
+            out.append(SimilarPair(challenge=challenge, a=group[i], b=group[j], code=c, mistakes=m, answers=w))
     out.sort(key=lambda p: (p.challenge, p.mistakes.p_value if p.mistakes else 1.0,
-                            -(p.code.share if p.code else 0.0), p.a.team, p.b.team))
+                            -(p.code.share if p.code else 0.0), -(p.answers.share if p.answers else 0.0),
+                            p.a.team, p.b.team))
     return out
 
 
@@ -246,7 +277,8 @@ def cohort_pairs(results: Sequence[SubmissionResult], notebooks: Sequence[Sequen
     if not len(results) == len(notebooks) == len(folders):
         raise ValueError(f"{len(results)} results, {len(notebooks)} notebook lists, {len(folders)} folders")
     entries, boilerplate, hidden = _cohort_entries(results, notebooks, folders, settings)
-    pairs = similar_pairs(entries, boilerplate=boilerplate)
+    pairs = similar_pairs(entries, boilerplate={c: code for c, (code, _) in boilerplate.items()},
+                          answer_boilerplate={c: texts for c, (_, texts) in boilerplate.items()})
     out = []
     for pair in pairs:
         test_set = hidden.get(pair.challenge)
@@ -256,13 +288,15 @@ def cohort_pairs(results: Sequence[SubmissionResult], notebooks: Sequence[Sequen
 
 def _cohort_entries(results: Sequence[SubmissionResult], notebooks: Sequence[Sequence[Path]],
                     folders: Sequence[str], settings: Settings,
-                    ) -> tuple[list[IntegrityEntry], dict[str, str], dict[str, HiddenTestSet | None]]:
-    """The entries of :func:`cohort_pairs`, each challenge's boilerplate and hidden test set."""
+                    ) -> tuple[list[IntegrityEntry], dict[str, tuple[str, tuple[str, ...]]],
+                               dict[str, HiddenTestSet | None]]:
+    """The entries of :func:`cohort_pairs`, each challenge's boilerplate (of code, of written answers)
+    and hidden test set."""
     from grader.core import GraderError, load_challenge
     from grader.data import ensure_hidden_test_set
 
     hidden: dict[str, HiddenTestSet | None] = {}
-    boilerplate: dict[str, str] = {}
+    boilerplate: dict[str, tuple[str, tuple[str, ...]]] = {}
     entries: list[IntegrityEntry] = []
     for result, paths, folder in zip(results, notebooks, folders, strict=True):
         by_name = {path.name: path for path in paths}
@@ -272,7 +306,8 @@ def _cohort_entries(results: Sequence[SubmissionResult], notebooks: Sequence[Seq
             if nb.challenge not in hidden:
                 try:
                     challenge = load_challenge(settings.project_dir, nb.challenge)
-                    boilerplate[nb.challenge] = boilerplate_code(challenge.folder / "starter.ipynb")
+                    starter = challenge.folder / "starter.ipynb"
+                    boilerplate[nb.challenge] = (boilerplate_code(starter), boilerplate_answers(starter))
                     # practice results carry no hidden-set predictions: code only, nothing to load
                     hidden[nb.challenge] = None if result.practice else ensure_hidden_test_set(settings, challenge)
                 except GraderError as err:
@@ -288,7 +323,9 @@ def notebook_entry(team: str, nb: NotebookResult, code: str, test_set: HiddenTes
     """The :class:`IntegrityEntry` of a graded notebook: its code, and its ``predict`` model's
     per-image answers (:attr:`grader.score.scorecard.ModelReport.predicted`) with the true classes of
     ``test_set``, the hidden test set it was scored on (None, or a set of another length: code
-    only, as for a practice result)."""
+    only, as for a practice result); and its written answers, as ``result.json`` keeps them
+    (:attr:`grader.score.scorecard.CriterionResult.answer` of its coach-graded criteria: those
+    missing, empty or still the starter's placeholder left out)."""
     model = next((m for m in nb.models if m.role == "predict"), None)
     predicted: tuple[int, ...] = ()
     labels: tuple[int, ...] = ()
@@ -297,9 +334,12 @@ def notebook_entry(team: str, nb: NotebookResult, code: str, test_set: HiddenTes
         index = {name: i for i, name in enumerate(model.classes)}
         labels = tuple(index.get(label, -1) for label in test_set.labels)
         predicted = tuple(decode_predicted(model.predicted))
+    answers = tuple(WrittenAnswer(criterion=c.id, question=c.question, text=c.answer) for c in nb.criteria
+                    if c.coach_graded and c.answer is not None and c.answer.strip() and not is_placeholder(c.answer))
     return IntegrityEntry(team=team, notebook=nb.notebook, challenge=nb.challenge or "", code=code,
                           predicted=predicted, labels=labels,
-                          classes=tuple(model.classes) if model is not None else (), folder=folder)
+                          classes=tuple(model.classes) if model is not None else (), folder=folder,
+                          answers=answers)
 
 
 def _mistake_signals(group: Sequence[IntegrityEntry]) -> dict[tuple[int, int], SharedMistakes]:

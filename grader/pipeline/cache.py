@@ -20,7 +20,8 @@ from grader.intake import Submission
 from grader.pipeline.grade import GradeOptions
 from grader.score import SubmissionResult
 
-__all__ = ["CACHE_FOLDER", "ResultCache", "cache_key", "project_digest"]
+__all__ = ["CACHE_FOLDER", "EXTRAS", "ResultCache", "cache_key", "cached_result", "project_digest", "render_extras",
+           "with_render_extras"]
 
 CACHE_FOLDER = "results"
 
@@ -78,19 +79,20 @@ def cache_key(submission: Submission, settings: Settings, options: GradeOptions)
 def project_digest(project: Path) -> str:
     """Every challenge's ``challenge.toml``, rubric, hidden split and public split file (once per
     process)."""
-    from grader.core import challenge_ids, load_challenge
+    from grader.core import challenge_ids, load_challenge, rubric_file
 
     h = hashlib.sha256()
-    for cid in challenge_ids(project):
+    for cid in challenge_ids(project):  # the project's and, where it includes them, the shipped ones
         challenge = load_challenge(project, cid)
-        _hash_file(h, project / "challenges" / cid / "challenge.toml", f"challenge:{cid}")
-        _hash_file(h, project / "rubrics" / f"{challenge.rubric}.toml", f"rubric:{cid}")
+        splits = challenge.folder.parent
+        _hash_file(h, challenge.folder / "challenge.toml", f"challenge:{cid}")
+        _hash_file(h, rubric_file(project, challenge.rubric), f"rubric:{cid}")
         if challenge.dataset.hidden_split:
-            _hash_file(h, project / "challenges" / challenge.dataset.hidden_split, f"split:{cid}")
+            _hash_file(h, splits / challenge.dataset.hidden_split, f"split:{cid}")
         if challenge.dataset.public_split:
-            _hash_file(h, project / "challenges" / challenge.dataset.public_split, f"public:{cid}")
+            _hash_file(h, splits / challenge.dataset.public_split, f"public:{cid}")
         if challenge.dataset.practice_split:
-            _hash_file(h, project / "challenges" / challenge.dataset.practice_split, f"practice:{cid}")
+            _hash_file(h, splits / challenge.dataset.practice_split, f"practice:{cid}")
     return h.hexdigest()
 
 
@@ -126,20 +128,61 @@ def _data_digest(data_dir: Path, project: Path) -> str:
     return h.hexdigest()
 
 
+EXTRAS = "extras.json"  # what result.json leaves out and a scorecard draws: the loss plots, the thumbnails
+
+
+def render_extras(result: SubmissionResult) -> list[dict[str, Any]]:
+    """Per notebook of ``result``, what ``result.json`` leaves out but a scorecard draws (the
+    grader's and the notebook's own loss plot, each new image's thumbnail): kept beside a cached
+    result so that its scorecard can be drawn again (the coach's grades of written answers applied,
+    :mod:`grader.report.written`) without running the notebook."""
+    return [{"loss_plot_svg": nb.loss_plot_svg, "notebook_loss_plot": nb.notebook_loss_plot,
+             "thumbnails": {im.file: im.thumbnail for im in nb.new_images if im.thumbnail}}
+            for nb in result.notebooks]
+
+
+def with_render_extras(result: SubmissionResult, extras: object) -> SubmissionResult:
+    """``result`` with :func:`render_extras` put back (``extras`` as read from JSON: the grader's
+    own file, still checked for shape; anything else leaves ``result`` as it is)."""
+    if not isinstance(extras, list) or len(extras) != len(result.notebooks):
+        return result
+    notebooks = []
+    for nb, extra in zip(result.notebooks, extras, strict=True):
+        if not isinstance(extra, dict):
+            return result
+        found = extra.get("thumbnails")
+        thumbs: dict[str, Any] = found if isinstance(found, dict) else {}
+        svg, own = extra.get("loss_plot_svg"), extra.get("notebook_loss_plot")
+        images = [im.model_copy(update={"thumbnail": thumbs[im.file]})
+                  if isinstance(thumbs.get(im.file), str) else im for im in nb.new_images]
+        notebooks.append(nb.model_copy(update={"loss_plot_svg": svg if isinstance(svg, str) else "",
+                                               "notebook_loss_plot": own if isinstance(own, str) else "",
+                                               "new_images": images}))
+    return result.model_copy(update={"notebooks": notebooks})
+
+
 class ResultCache:
     """Finished results by content address: ``CACHE_DIR/results/<key>/{result.json,scorecard.html}``,
-    and ``team_scorecard.html`` where the event server stored the team's view beside them."""
+    ``extras.json`` (:func:`render_extras`) and ``team_scorecard.html`` where the event server
+    stored the team's view beside them."""
 
     def __init__(self, settings: Settings) -> None:
         self.root = settings.cache_dir / CACHE_FOLDER
 
     def get(self, key: str) -> tuple[SubmissionResult, str] | None:
+        """The result stored under ``key`` (with its :func:`render_extras` where stored) and its
+        scorecard, or None."""
         folder = self.root / key
         try:
             result = SubmissionResult.model_validate_json((folder / "result.json").read_text())
-            return result, (folder / "scorecard.html").read_text()
+            scorecard = (folder / "scorecard.html").read_text()
         except (OSError, ValueError):
             return None
+        try:
+            result = with_render_extras(result, json.loads((folder / EXTRAS).read_text()))
+        except (OSError, ValueError):
+            pass  # stored before extras were: its scorecard is still the one rendered then
+        return result, scorecard
 
     def team_scorecard(self, key: str) -> str | None:
         """The team's scorecards of a cached result (:func:`grader.report.render.render_team_scorecards`,
@@ -155,6 +198,7 @@ class ResultCache:
 
         folder = self.root / key
         write_atomic(folder / "scorecard.html", scorecard)
+        write_atomic(folder / EXTRAS, json.dumps(render_extras(result)))
         if team_scorecard is not None:
             write_atomic(folder / "team_scorecard.html", team_scorecard)
         write_atomic(folder / "result.json", result.model_dump_json(indent=2))  # last: it marks the entry whole
@@ -168,3 +212,11 @@ class ResultCache:
             return False
         self.put(key, result, scorecard, team_scorecard=team_scorecard)
         return True
+
+
+def cached_result(submission: Submission, settings: Settings, options: GradeOptions) -> SubmissionResult | None:
+    """The cached result of ``submission`` graded with ``options`` (its :func:`cache_key`), with its
+    :func:`render_extras`, or None where the cache holds none: what ``grader check --grades``
+    applies the coach's grades to, without running any notebook."""
+    hit = ResultCache(settings).get(cache_key(submission, settings, options))
+    return hit[0] if hit is not None else None

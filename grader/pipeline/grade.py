@@ -25,7 +25,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Literal
 
 from grader import __version__
 from grader.core import ConfigError, HarnessError, Settings, environ_snapshot
@@ -43,10 +42,19 @@ from grader.execute import (
     run_notebook,
 )
 from grader.execute import new_images as _new_images
-from grader.intake import Submission, notebook_notes, size_problem
+from grader.intake import Submission, notebook_notes, read_answers, size_problem
 from grader.pipeline.prefetch import prefetch_imports
 from grader.sandbox import Sandbox, make_gate, resolve_sandbox
-from grader.score import Environment, NotebookResult, SubmissionResult, load_rubric, score_notebook, unknown_challenge
+from grader.score import (
+    Environment,
+    NotebookResult,
+    SubmissionResult,
+    load_rubric,
+    score_notebook,
+    submission_reason,
+    submission_verdict,
+    unknown_challenge,
+)
 from grader.score import model_files as _model_files
 
 __all__ = ["ExecutedNotebook", "ExecutedSubmission", "GradeOptions", "execute_submission", "grade_submission",
@@ -198,26 +206,14 @@ def score_submission(executed: ExecutedSubmission, submission: Submission, setti
     """
     results = [_score_notebook(nb, submission, settings, options) for nb in executed.notebooks]
     problems = list(submission.problems) or ([] if results else ["the submission holds no notebook"])
-    verdict: Literal["pass", "fail"] = (
-        "pass" if results and not problems and all(r.verdict == "pass" for r in results) else "fail")
     return SubmissionResult(
-        submission=submission.name, path=str(submission.source or submission.root), verdict=verdict,
-        verdict_reason=_submission_reason(results, problems),
+        submission=submission.name, path=str(submission.source or submission.root),
+        verdict=submission_verdict(results, problems),  # awaiting: a required written answer awaits the coach
+        verdict_reason=submission_reason(results, problems),
         score=sum(r.score for r in results), max_score=sum(r.max_score for r in results),
         notebooks=results, problems=problems, ignored=list(submission.ignored), started=executed.started,
         finished=_now(), environment=executed.environment, practice=options.practice,
     )
-
-
-def _submission_reason(results: Sequence[NotebookResult], problems: Sequence[str]) -> str:
-    """What decided a submission's verdict: its problems, else each failing notebook's reason
-    (``gear-cnn.ipynb: required criteria not met: accuracy (0.62 < 0.90)``)."""
-    if problems:
-        return "; ".join(problems)
-    failing = [f"{r.notebook}: {r.verdict_reason}" for r in results if r.verdict != "pass"]
-    if failing:
-        return "; ".join(failing)
-    return "every required criterion of every notebook met" if results else ""
 
 
 def _device_label(device: str) -> str:
@@ -344,11 +340,12 @@ def _score_notebook(nb: ExecutedNotebook, submission: Submission, settings: Sett
     check_sets(dict(nb.sets), set_ids(opened.hidden, opened.added, opened.mnist), notebook=nb.path.name)
     challenge, hidden = opened.challenge, opened.hidden
     rubric = load_rubric(settings.project_dir, challenge.rubric)
+    answers = read_answers(opened.notebook)  # the notebook as submitted: its written answers (student text)
     if nb.run is None:
         return score_notebook(nb.path, challenge, rubric, options.profile, nb.facts, None, hidden.labels,
-                              (), (), opened.added_labels, practice=options.practice)
+                              (), (), opened.added_labels, practice=options.practice, answers=answers)
     new_images = (nb.new_images if nb.new_images is not None
                   else _decode_new_images(submission, nb.new_files, settings, opened))
     return score_notebook(nb.path, challenge, rubric, options.profile, nb.facts, nb.run, hidden.labels,
                           new_images, nb.models, opened.added_labels, notes=nb.notes, hidden_public=hidden.public,
-                          practice=options.practice, mnist_labels=opened.mnist_labels)
+                          practice=options.practice, mnist_labels=opened.mnist_labels, answers=answers)

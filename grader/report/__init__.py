@@ -7,9 +7,12 @@ Modules:
 - ``exports``: The exports a coach hands on, each in the layout its importer documents.
 - ``jinja``: The scorecards' templates (``grader/report/templates``).
 - ``leaderboard``: Leaderboards of a run.
+- ``markdown``: Student text (written answers) as HTML, raw HTML off.
 - ``render``: Write a run's outputs.
 - ``teamcard``: What a team may see of its own result during an event, and how much that can tell
   it.
+- ``written``: Grading written answers from the command line: the grading sheet and the
+  grade-by-question page.
 
 Other packages import through this face (``from grader.report import NAME``): the names of
 ``__init__.pyi`` beside it.

@@ -7,6 +7,11 @@ Pure: results in, text or bytes out; :mod:`grader.report.render` (``grader check
 server's ``/coach/export/`` routes write or serve them. The per-student layouts are for the event
 server, which knows the members; ``grader check`` writes the per-team gradebook, JUnit and one
 ``results.json`` per submission folder.
+
+Written answers (coach-graded criteria) are in each: the coach's points in the gradebooks' points
+and totals, a ``<skipped>`` "awaiting the coach" test case in JUnit until graded, a Gradescope test
+shown to the student once the coach publishes the grades. The module stays whole past 400 lines:
+one self-contained function per importer's layout, read side by side.
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ from typing import Any
 
 from grader.core import safe_name
 from grader.report.leaderboard import Part, best_notebooks, figure
-from grader.score import NotebookResult, Share, SubmissionResult
+from grader.score import CriterionResult, NotebookResult, Share, SubmissionResult
 
 __all__ = ["CANVAS_COLUMNS", "MOODLE_COLUMNS", "CohortEntry", "Student", "canvas_gradebook_csv", "gradebook_csv",
            "gradescope_results", "gradescope_zip", "junit_xml", "moodle_gradebook_csv"]
@@ -111,8 +116,9 @@ def gradebook_csv(items: Sequence[Item], *, leaderboard: Part = "all") -> str:
     hidden test set with its 95% Wilson interval and ``n`` (``accuracy``, ``accuracy_low``,
     ``accuracy_high``, ``n``; a schema-1 result's interval computed from its accuracy and ``n``),
     the same for the public and the private part (``public_*``, ``private_*``; empty without a
-    split); then the points earned per ``challenge:criterion`` of every notebook of the run (empty
-    where the row's notebook has no such criterion). Shares are 0..1 with four decimals.
+    split); then the points earned per ``challenge:criterion`` of every notebook of the run (the
+    coach's points for a graded written answer, ``awaiting`` while it awaits the coach; empty where
+    the row's notebook has no such criterion). Shares are 0..1 with four decimals.
     """
     entries = _entries(items)
     columns = _criterion_columns([e.result for e in entries])
@@ -133,14 +139,15 @@ def gradebook_csv(items: Sequence[Item], *, leaderboard: Part = "all") -> str:
                 writer.writerow([*team, "", "", "", "", "", *totals, "", practice, *([""] * len(_SHARE_COLUMNS)),
                                  *([""] * len(columns))])
                 continue
-            points = {f"{nb.challenge}:{c.id}": c.points for c in nb.criteria}
+            points = {f"{nb.challenge}:{c.id}": "awaiting" if c.status == "awaiting" else f"{c.points:g}"
+                      for c in nb.criteria}
             model = next((m for m in nb.models if m.role == "predict"), None)
             shares = [cell for part in ("all", "public", "private")
                       for cell in _share_cells(figure(model, part))]
             writer.writerow([*team, _csv_safe(nb.notebook), nb.challenge or "", nb.verdict, f"{nb.score:g}",
                              f"{nb.max_score:g}", *totals,
                              "" if not nb.challenge else "yes" if id(nb) in ranked else "no", practice,
-                             *shares, *(f"{points[k]:g}" if k in points else "" for k in columns)])
+                             *shares, *(points.get(k, "") for k in columns)])
     return buf.getvalue()
 
 
@@ -285,7 +292,10 @@ def junit_xml(items: Sequence[Item]) -> str:
 
     The layout JUnit's consumers read (the Ant/Jenkins ``junit`` schema, as GitLab and GitHub
     reporters take it): a required criterion missed (failed or not measured) is a ``<failure>``;
-    an optional one missed is ``<skipped>`` (the verdict does not need it); a notebook that
+    an optional one missed is ``<skipped>`` (the verdict does not need it); a written answer that
+    awaits the coach is ``<skipped>`` with the message "awaiting the coach", one the coach graded
+    passes with its points in its name (``mnist-gap (1.5 of 2 points)``) and in its properties
+    ``points``, ``max_points`` and ``comment`` (missed as any other below half its points); a notebook that
     produced no criteria (it did not run) an ``<error>``. Each suite counts ``tests``,
     ``failures``, ``errors`` and ``skipped``. Suite names are unique (:func:`_suite_names`): the
     submission's name, ``<team>/<challenge>`` where a team has several challenges' submissions, a
@@ -309,8 +319,8 @@ def junit_xml(items: Sequence[Item]) -> str:
     for entry, name in zip(entries, _suite_names([e.result for e in entries]), strict=True):
         result = entry.result
         cases = [(nb, c) for nb in result.notebooks for c in nb.criteria]
-        failures = sum(c.status != "pass" and c.required for _, c in cases)  # fail or not_measured
-        skipped = sum(c.status != "pass" and not c.required for _, c in cases)
+        failures = sum(not c.met and c.status != "awaiting" and c.required for _, c in cases)  # fail, not_measured
+        skipped = sum(not c.met and (c.status == "awaiting" or not c.required) for _, c in cases)
         errors = sum(1 for nb in result.notebooks if not nb.criteria)
         suite = element(root, "testsuite", name=f"{name} (practice)" if result.practice else name,
                         tests=str(len(cases) + errors), failures=str(failures), errors=str(errors),
@@ -323,8 +333,20 @@ def junit_xml(items: Sequence[Item]) -> str:
         for key, value in props.items():
             element(node, "property", name=key, value=value)
         for nb, c in cases:
-            case = element(suite, "testcase", classname=f"{result.submission}.{nb.challenge}", name=c.id)
-            if c.status != "pass":
+            graded = f" ({c.points:g} of {c.max_points:g} points)" if c.status == "graded" else ""
+            case = element(suite, "testcase", classname=f"{result.submission}.{nb.challenge}", name=c.id + graded)
+            if c.status == "awaiting":
+                element(case, "skipped", c.message, message="awaiting the coach")
+            elif c.status == "graded":
+                graded_props = element(case, "properties")
+                element(graded_props, "property", name="points", value=f"{c.points:g}")
+                element(graded_props, "property", name="max_points", value=f"{c.max_points:g}")
+                if c.comment:
+                    element(graded_props, "property", name="comment", value=c.comment[:2000])
+                if not c.met:
+                    element(case, "failure" if c.required else "skipped", c.message,
+                            message=_xml_text(c.message)[:500], **({"type": "required"} if c.required else {}))
+            elif c.status != "pass":
                 element(case, "failure" if c.required else "skipped", f"{c.message}\nFix: {c.fix}",
                         message=_xml_text(c.message)[:500], **({"type": "required"} if c.required else {}))
         for nb in result.notebooks:
@@ -341,7 +363,9 @@ def gradescope_results(item: Item) -> dict[str, Any]:
     ``output_format`` (``text``), ``visibility``, ``tests`` (per criterion: ``name``, ``number``
     ``<notebook>.<criterion>`` counted from 1, ``score``, ``max_score``, ``status`` ``passed`` or
     ``failed``, ``output`` with the fix, ``tags`` the challenge and ``required`` or ``optional``,
-    ``visibility``; a notebook that produced no criteria one failed test), ``leaderboard`` (the
+    ``visibility``; a notebook that produced no criteria one failed test; a written answer's test
+    ``"visibility": "after_published"``, with the coach's points and comment once graded and no
+    ``status`` while it awaits the coach), ``leaderboard`` (the
     ``predict`` accuracy on the hidden test set) and ``extra_data`` (``submission``, and on the
     event server ``submission_number``; ``submitted``, ISO 8601 UTC).
 
@@ -354,6 +378,9 @@ def gradescope_results(item: Item) -> dict[str, Any]:
     tests: list[dict[str, Any]] = []
     for i, nb in enumerate(result.notebooks, start=1):
         for j, c in enumerate(nb.criteria, start=1):
+            if c.coach_graded:
+                tests.append(_written_test(nb, c, f"{i}.{j}"))
+                continue
             tests.append({"name": f"{nb.notebook}: {c.title}", "number": f"{i}.{j}", "score": c.points,
                           "max_score": c.max_points, "status": "passed" if c.status == "pass" else "failed",
                           "output": c.message + ("" if c.status == "pass" else f"\nFix: {c.fix}"),
@@ -379,6 +406,26 @@ def gradescope_results(item: Item) -> dict[str, Any]:
         out["leaderboard"] = [{"name": "Practice accuracy" if result.practice else "Accuracy",
                                "value": round(accuracy, 4), "order": "desc"}]
     return out
+
+
+def _written_test(nb: NotebookResult, c: CriterionResult, number: str) -> dict[str, Any]:
+    """Gradescope's test of a coach-graded criterion: the coach's points and comment, visible to the
+    student once the coach publishes the grades (Gradescope's ``"visibility": "after_published"``);
+    ``status`` passed when met, failed when missed, absent while it awaits the coach."""
+    if c.status == "graded":
+        checked = [f"[x] {c.rubric_items[k - 1].text}" for k in c.items if 0 < k <= len(c.rubric_items)]
+        output = "\n".join([c.message, *checked, *([f"Coach: {c.comment}"] if c.comment else [])])
+    elif c.status == "awaiting":
+        output = "Awaiting the coach's grade."
+    else:
+        output = f"{c.message}\nFix: {c.fix}"
+    test: dict[str, Any] = {"name": f"{nb.notebook}: {c.title}", "number": number, "score": c.points,
+                            "max_score": c.max_points, "output": output,
+                            "tags": [nb.challenge or "", "required" if c.required else "optional", "coach-graded"],
+                            "visibility": "after_published"}
+    if c.status != "awaiting":
+        test["status"] = "passed" if c.met else "failed"
+    return test
 
 
 def gradescope_zip(items: Sequence[Item]) -> bytes:

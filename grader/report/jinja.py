@@ -56,13 +56,16 @@ def environment() -> Any:
     env.filters["pts"] = lambda v: f"{v:g}"
     env.filters["secs"] = lambda v: "–" if v is None else f"{v:.1f} s"
     env.filters["ci"] = lambda s: f"{100 * s.low:.1f}–{100 * s.high:.1f}%"
+    from grader.report.markdown import markdown_html
+
+    env.filters["markdown"] = markdown_html  # student text (written answers): raw HTML off
     return env
 
 
 def compile_templates() -> None:
     """Load every template now (compiled: 0.017 s here; from the bytecode cache: 0.001 s), not
     when the first page is drawn."""
-    for name in ("scorecard.html.j2", "index.html.j2", "_board.html.j2"):
+    for name in ("scorecard.html.j2", "index.html.j2", "_board.html.j2", "answers.html.j2"):
         environment().get_template(name)
 
 

@@ -273,7 +273,7 @@ def _board(challenge: str, part: Part, picks: list[tuple[SubmissionResult, str, 
         for c in entry.result.criteria:
             titles.setdefault(c.id, c.title)
             passed, total = rates.get(c.id, [0, 0])
-            rates[c.id] = [passed + (c.status == "pass"), total + 1]
+            rates[c.id] = [passed + c.met, total + 1]  # met: passed, or graded by the coach with half its points
     notes = []
     if whole_used:
         notes.append(WHOLE_VECTOR_NOTE)

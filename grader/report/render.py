@@ -2,7 +2,8 @@
 
 Per submission: ``scorecard.html``, ``result.json`` and Gradescope's ``results.json``. Per run:
 ``index.html`` (a leaderboard per challenge with rank groups, :mod:`grader.report.leaderboard`, and the
-pass rate per criterion), ``gradebook.csv`` and ``junit.xml`` (:mod:`grader.report.exports`).
+pass rate per criterion), ``gradebook.csv`` and ``junit.xml`` (:mod:`grader.report.exports`), and for
+written answers ``grading-sheet.csv`` and ``answers.html`` (:mod:`grader.report.written`).
 
 Templates own the HTML (jinja2, autoescape on, ``StrictUndefined``); they receive scorecard
 objects, never raw dicts. Every file is written to a temporary name and moved into place, so an
@@ -20,13 +21,18 @@ from grader.core import write_atomic
 from grader.report.exports import gradebook_csv, gradescope_results, junit_xml
 from grader.report.jinja import template
 from grader.report.leaderboard import Part, leaderboards
-from grader.score import SubmissionResult
+from grader.report.written import answers_html, grading_sheet_csv, has_written
+from grader.score import SubmissionResult, hide_unreleased
 
 if TYPE_CHECKING:
     from grader.integrity import SimilarPair
 
-__all__ = ["earlier_results", "render_index", "render_scorecard", "render_team_scorecards", "write_cohort",
-           "write_index", "write_submission"]
+__all__ = ["ANSWERS", "SHEET", "earlier_results", "previous_result", "render_index", "render_scorecard",
+           "render_team_scorecards", "write_cohort", "write_index", "write_submission"]
+
+
+SHEET = "grading-sheet.csv"  # beside the scorecards, where a rubric has coach-graded criteria
+ANSWERS = "answers.html"  # the grade-by-question page, beside it
 
 
 def _cell_colour(count: int, row_total: int) -> str:
@@ -37,7 +43,8 @@ def _cell_colour(count: int, row_total: int) -> str:
 Audience = Literal["full", "team"]
 
 
-def render_scorecard(result: SubmissionResult, *, audience: Audience = "full", revealed: bool = False) -> str:
+def render_scorecard(result: SubmissionResult, *, audience: Audience = "full", revealed: bool = False,
+                     released: Collection[str] | None = None) -> str:
     """The self-contained HTML scorecard of one submission.
 
     Args:
@@ -48,6 +55,10 @@ def render_scorecard(result: SubmissionResult, *, audience: Audience = "full", r
             in its :data:`grader.report.teamcard.BOARD_SLOT` when it is served), after it every figure
             but the coach's records (matches with hidden images, the printed-claim check).
         revealed: with ``team``: the scorecard after the coach's Reveal.
+        released: the questions whose coach's grades are shown (:func:`grader.score.grade_key`
+            ``<challenge>:<criterion id>``); any other graded written answer shows as awaiting the
+            coach (:func:`grader.score.hide_unreleased`). None: every grade applied is shown
+            (``grader check``'s scorecards).
 
     Raises:
         ValueError: ``audience`` is not ``full`` or ``team``.
@@ -57,21 +68,25 @@ def render_scorecard(result: SubmissionResult, *, audience: Audience = "full", r
     if audience not in ("full", "team"):
         raise ValueError(f"unknown scorecard audience {audience!r}; choose full or team")
     bounded = audience == "team" and not revealed and not result.practice
-    if audience == "team":
-        result = team_view(result, revealed=revealed)
+    result = team_view(result, revealed=revealed, released=released) if audience == "team" else hide_unreleased(
+        result, released)
+    written = result.verdict == "awaiting" or any(c.coach_graded for nb in result.notebooks for c in nb.criteria)
     return str(template("scorecard.html.j2").render(r=result, colour=_cell_colour, audience=audience,
                                                     bounded=bounded, revealed=revealed, board_slot=BOARD_SLOT,
                                                     heading_slot=HEADING_SLOT, back_slot=BACK_SLOT,
-                                                    practice_n=practice_images(result)))
+                                                    practice_n=practice_images(result), written=written))
 
 
-def render_team_scorecards(result: SubmissionResult) -> str:
+def render_team_scorecards(result: SubmissionResult, *, released: Collection[str] | None = ()) -> str:
     """The text an event stores as a submission's team scorecard: the scorecard before the Reveal
     and the one after it, :func:`grader.report.teamcard.pack`-ed (served by
-    :func:`grader.report.teamcard.unpack`, never as it is)."""
+    :func:`grader.report.teamcard.unpack`, never as it is). ``released``: as
+    :func:`render_scorecard`'s (default: no grade released: the team sees its written answers
+    awaiting the coach)."""
     from grader.report.teamcard import pack
 
-    return pack(render_scorecard(result, audience="team"), render_scorecard(result, audience="team", revealed=True))
+    return pack(render_scorecard(result, audience="team", released=released),
+                render_scorecard(result, audience="team", revealed=True, released=released))
 
 
 def practice_images(result: SubmissionResult) -> int | None:
@@ -97,7 +112,7 @@ def render_index(results: Sequence[SubmissionResult], folders: Sequence[str], *,
     boards = leaderboards(results, folders, part=leaderboard)
     rows = sorted(zip(results, folders, strict=True), key=lambda row: row[0].submission)
     return str(template("index.html.j2").render(boards=boards, rows=rows, part=leaderboard,
-                                                           pairs=pairs))
+                                                           pairs=pairs, sheet=has_written(results)))
 
 
 def write_submission(out_dir: Path, result: SubmissionResult, folder: str,
@@ -118,6 +133,16 @@ def write_index(out_dir: Path, results: Sequence[SubmissionResult], folders: Seq
     path = out_dir / "index.html"
     write_atomic(path, render_index(results, folders, leaderboard=leaderboard, pairs=pairs))
     return path
+
+
+def previous_result(out_dir: Path, folder: str) -> SubmissionResult | None:
+    """The ``result.json`` an earlier call wrote in ``out_dir/<folder>/``, or None where there is
+    none this grader reads: whose coach's grades of written answers a new result of the same
+    submission keeps where the answer is unchanged (:func:`grader.score.carry_grades`)."""
+    try:
+        return SubmissionResult.model_validate_json((out_dir / folder / "result.json").read_bytes())
+    except (OSError, ValueError):
+        return None
 
 
 def earlier_results(out_dir: Path, this_call: Collection[str], *,
@@ -166,12 +191,19 @@ def write_cohort(out_dir: Path, results: Sequence[SubmissionResult],
                  pairs: Sequence[SimilarPair] = ()) -> list[Path]:
     """Write ``index.html`` (ranked by ``leaderboard``: ``all``, ``public`` or ``private``; with
     the similar ``pairs`` of :mod:`grader.integrity.pairs`), ``gradebook.csv`` and ``junit.xml`` for
-    the run; return their paths.
+    the run, and where a rubric has coach-graded criteria the grading sheet ``grading-sheet.csv``
+    and the grade-by-question page ``answers.html`` (:mod:`grader.report.written`); return their
+    paths (index, gradebook, JUnit, then the sheet and the page where written).
 
     Raises:
         ValueError: ``leaderboard`` is not a part, or ``folders`` differs in length from ``results``.
     """
     write_atomic(out_dir / "gradebook.csv", gradebook_csv(results, leaderboard=leaderboard))
     write_atomic(out_dir / "junit.xml", junit_xml(results))
-    return [write_index(out_dir, results, folders, leaderboard=leaderboard, pairs=pairs),
-            out_dir / "gradebook.csv", out_dir / "junit.xml"]
+    paths = [write_index(out_dir, results, folders, leaderboard=leaderboard, pairs=pairs),
+             out_dir / "gradebook.csv", out_dir / "junit.xml"]
+    if has_written(results):
+        write_atomic(out_dir / SHEET, grading_sheet_csv(results, folders))
+        write_atomic(out_dir / ANSWERS, answers_html(results, folders))
+        paths += [out_dir / SHEET, out_dir / ANSWERS]
+    return paths

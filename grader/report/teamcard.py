@@ -26,6 +26,9 @@ Precisely, before the coach's Reveal a team's scorecard of submission ``s`` show
    held-out images all have its label; MNIST's test labels are public). A practice result
    (:mod:`grader.data.practice`: the practice split is public data) is shown whole, but for 3.
 
+5. Written answers: the team's own, each graded criterion shown as awaiting the coach until the
+   coach releases that question's grades (``released``).
+
 After the Reveal (:func:`team_view` with ``revealed``) a team sees what the coach's scorecard
 shows of the hidden test set (whole-set and private figures, per-class recall, the confusion
 matrix, the criteria as graded), but for rule 3 and the printed-claim check (the coach's).
@@ -38,7 +41,7 @@ serves the one the event's state calls for (:func:`unpack`, :func:`with_board`).
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Literal
@@ -51,7 +54,10 @@ from grader.score import (
     NewImageRow,
     NotebookResult,
     SubmissionResult,
-    verdict_reason,
+    hide_unreleased,
+    rescored,
+    submission_reason,
+    submission_verdict,
 )
 
 __all__ = ["AFTER_REVEAL", "BACK_SLOT", "BOARD_SLOT", "HEADING_SLOT", "BoardStep", "decide_on", "pack", "run_log",
@@ -188,10 +194,17 @@ def _matches(nb: NotebookResult, schema: int) -> list[NewImageRow]:
             for im in nb.new_images]
 
 
-def team_view(result: SubmissionResult, *, revealed: bool = False) -> SubmissionResult:
+def team_view(result: SubmissionResult, *, revealed: bool = False,
+              released: Collection[str] | None = ()) -> SubmissionResult:
     """``result`` as its team may see it (module docstring): before the Reveal bounded (rules
     1-4), after it (``revealed``) with every figure but the coach's records. ``result`` itself is
-    not changed (results are frozen; a copy is returned)."""
+    not changed (results are frozen; a copy is returned).
+
+    Written answers (rule 5): the team sees its own answers, and the coach's grade of a question
+    only once the coach has released it: ``released`` holds the released questions'
+    :func:`grader.score.grade_key` (``<challenge>:<criterion id>``); every other graded criterion
+    shows as awaiting the coach (:func:`grader.score.hide_unreleased`). None: every grade shown."""
+    result = hide_unreleased(result, released)
     notebooks = []
     for nb in result.notebooks:
         nb = _no_server_folders(nb.model_copy(update={"new_images": _matches(nb, result.schema_version)}))
@@ -200,22 +213,14 @@ def team_view(result: SubmissionResult, *, revealed: bool = False) -> Submission
             continue
         part = _board_part(nb)
         criteria = [_decided(c, nb, part, result.schema_version) for c in nb.criteria]
-        verdict = ("pass" if all(c.status == "pass" for c in criteria if c.required) else "fail") if criteria \
-            else nb.verdict
-        notebooks.append(nb.model_copy(update={
-            "criteria": criteria, "verdict": verdict, "score": sum(c.points for c in criteria),
-            "verdict_reason": verdict_reason(criteria) if criteria else nb.verdict_reason,
-            "models": [_no_figures(m) for m in nb.models], "claimed_accuracy": None, "claim_flagged": False,
-            "claim_line": None, "claim_margin": None}))
+        notebooks.append(rescored(nb.model_copy(update={
+            "criteria": criteria, "models": [_no_figures(m) for m in nb.models], "claimed_accuracy": None,
+            "claim_flagged": False, "claim_line": None, "claim_margin": None})))
     if revealed or result.practice:
         return result.model_copy(update={"notebooks": notebooks})
-    verdict = ("pass" if notebooks and not result.problems and all(nb.verdict == "pass" for nb in notebooks)
-               else "fail")
-    failing = [f"{nb.notebook}: {nb.verdict_reason}" for nb in notebooks if nb.verdict != "pass"]
-    reason = result.verdict_reason if result.problems or not notebooks else (
-        "; ".join(failing) or "every required criterion of every notebook met")
-    return result.model_copy(update={"notebooks": notebooks, "verdict": verdict, "verdict_reason": reason,
-                                     "score": sum(nb.score for nb in notebooks)})
+    reason = result.verdict_reason if result.problems or not notebooks else submission_reason(notebooks, [])
+    return result.model_copy(update={"notebooks": notebooks, "verdict": submission_verdict(notebooks, result.problems),
+                                     "verdict_reason": reason, "score": sum(nb.score for nb in notebooks)})
 
 
 def _no_server_folders(nb: NotebookResult) -> NotebookResult:
@@ -285,7 +290,8 @@ def served(html: str, *, number: int | None, filename: str, team: str, practice:
 
 
 def run_log(result: SubmissionResult | None, *, revealed: bool, header: Sequence[str], state: str = "done",
-            error: str | None = None, printed: Mapping[str, Mapping[int, str]] | None = None) -> str:
+            error: str | None = None, printed: Mapping[str, Mapping[int, str]] | None = None,
+            released: Collection[str] | None = ()) -> str:
     """The run's log a team downloads (plain text): ``header`` (lines naming the submission), then,
     per notebook of ``result`` as its team may see it (:func:`team_view`, server folders cut), the
     run's status and problem, how the notebook was read, and each of the student's cells: its
@@ -297,12 +303,13 @@ def run_log(result: SubmissionResult | None, *, revealed: bool, header: Sequence
     ``printed`` (notebook file name -> cell index -> text, :func:`grader.pipeline.job.printed_of`:
     from the copy of the executed notebook made before the gate opened) adds what each cell
     printed, indented under it; without it the log says the printed text was not kept.
+    ``released``: the questions whose grades the coach released (:func:`team_view`).
     """
     lines = [*header, ""]
     if result is None:
         lines.append(f"State: {state}." + (f" {error}" if error else ""))
         return "\n".join(lines) + "\n"
-    seen = team_view(result, revealed=revealed)
+    seen = team_view(result, revealed=revealed, released=released)
     lines.append(f"Verdict: {seen.verdict.upper()}, {seen.score:g} of {seen.max_score:g} points "
                  "(as your scorecard shows them).")
     lines += [f"Problem: {p}" for p in seen.problems]

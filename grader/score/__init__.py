@@ -6,6 +6,7 @@ Modules:
 - ``bars``: What a threshold criterion on the hidden test set compares, kept with its result
   (``result.json`` schema 3) so that a team's view decides it again on the public part
   (:mod:`grader.report.teamcard`).
+- ``grades``: The coach's grades of written answers, applied to a graded submission.
 - ``measure``: Metrics on the hidden test set, computed by the grader alone with scikit-learn.
 - ``plots``: Figures the grader draws itself (matplotlib, Agg backend), returned as inline SVG text.
 - ``rubric``: Rubrics.

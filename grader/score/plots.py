@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import io
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
-__all__ = ["loss_curve_svg"]
+if TYPE_CHECKING:
+    from grader.score.scorecard import SubmissionResult
+
+__all__ = ["loss_curve_svg", "with_loss_plots"]
 
 
 def loss_curve_svg(loss: Sequence[float | None], val_loss: Sequence[float | None]) -> str:
@@ -40,3 +44,11 @@ def loss_curve_svg(loss: Sequence[float | None], val_loss: Sequence[float | None
     fig.savefig(buf, format="svg")
     text = buf.getvalue()
     return text[text.index("<svg"):]
+
+
+def with_loss_plots(result: SubmissionResult) -> SubmissionResult:
+    """``result`` (read from a ``result.json``, which keeps no figure) with each notebook's loss
+    curves redrawn from its recorded history, where it has one and none is drawn yet."""
+    notebooks = [nb.model_copy(update={"loss_plot_svg": loss_curve_svg(nb.history.loss, nb.history.val_loss)})
+                 if nb.history and nb.history.loss and not nb.loss_plot_svg else nb for nb in result.notebooks]
+    return result.model_copy(update={"notebooks": notebooks})

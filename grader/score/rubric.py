@@ -9,6 +9,12 @@ the measured share against the threshold) or ``decision = "lower_bound"`` (the l
 share's 95% Wilson interval against it; see :mod:`grader.score.checks.registry`). ``claim_margin``
 (default 0.05) is how far above the upper end of the measured accuracy's interval a printed
 test or validation accuracy may lie before the scorecard flags it (:mod:`grader.evidence.claims`).
+
+A coach-graded criterion (``check = "coach_graded"``, :mod:`grader.score.checks.answers`) asks a
+``question`` a person grades; it may list rubric ``items`` (each with ``points`` and ``text``, as
+Gradescope's rubric items; their points add up to at most the criterion's) and reusable
+``comments``. These three keys are refused on any other criterion, and ``question`` is required on
+a coach-graded one.
 """
 
 from __future__ import annotations
@@ -19,12 +25,23 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from grader.core import RubricError
+from grader.core import RubricError, rubric_file
 from grader.evidence import Framework
 from grader.score.checks import Params, check_names, get_check
+from grader.score.checks.answers import COACH_GRADED
 from grader.score.checks.registry import DECISIONS, Decision
 
-__all__ = ["Criterion", "Rubric", "load_rubric"]
+__all__ = ["Criterion", "Rubric", "RubricItem", "load_rubric"]
+
+
+class RubricItem(BaseModel):
+    """One rubric item of a coach-graded criterion (as Gradescope's): ``points`` (>= 0) the coach
+    gives when the answer has it, ``text`` what it is."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    points: float = Field(ge=0)
+    text: str = Field(min_length=1, max_length=2_000)
 
 
 class Criterion(BaseModel):
@@ -47,6 +64,10 @@ class Criterion(BaseModel):
             threshold); passed to the check as its ``decision`` parameter.
         enabled: false for a criterion kept in the rubric but switched off: it is not graded and
             not counted (:attr:`Rubric.disabled`), and ``grader validate`` lists it as disabled.
+        question: for a coach-graded criterion (``check = "coach_graded"``), the question the
+            team answers in writing (required there, refused elsewhere).
+        items: for a coach-graded criterion, its rubric items, in order (numbered from 1).
+        comments: for a coach-graded criterion, comments the coach reuses.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -62,6 +83,9 @@ class Criterion(BaseModel):
     profile_params: dict[str, dict[str, Any]] = {}
     decision: Decision = "point"
     enabled: bool = True
+    question: str | None = Field(default=None, min_length=1, max_length=4_000)
+    items: list[RubricItem] = Field(default=[], max_length=50)
+    comments: list[str] = Field(default=[], max_length=100)
 
     @field_validator("decision", mode="before")
     @classmethod
@@ -73,8 +97,34 @@ class Criterion(BaseModel):
         return value
 
     @model_validator(mode="after")
+    def _coach_keys(self) -> Criterion:
+        if self.check != COACH_GRADED:
+            given = [k for k in ("question", "items", "comments") if getattr(self, k)]
+            if given:
+                raise ValueError(f"criterion {self.id}: {', '.join(given)} only go on a coach-graded criterion "
+                                 f'(check = "{COACH_GRADED}"), not on {self.check}; remove '
+                                 f"{'them' if len(given) > 1 else 'it'}")
+            return self
+        if self.question is None:
+            raise ValueError(f'criterion {self.id}: a coach-graded criterion needs question = "..." (what the '
+                             "team answers in writing)")
+        total = sum(item.points for item in self.items)
+        if total > self.points + 1e-9:
+            raise ValueError(f"criterion {self.id}: its rubric items add up to {total:g} points, more than its "
+                             f"{self.points:g}; lower an item's points or raise the criterion's")
+        return self
+
+    @property
+    def coach_graded(self) -> bool:
+        """Whether the coach grades this criterion (``check = "coach_graded"``)."""
+        return self.check == COACH_GRADED
+
+    @model_validator(mode="after")
     def _known_check(self) -> Criterion:
         spec = get_check(self.check)
+        if "criterion" in spec.params.model_fields and any(
+                "criterion" in p for p in [self.params, *self.profile_params.values()]):
+            raise ValueError(f"criterion {self.id}: remove criterion from params (it is the criterion's own id)")
         if any("decision" in p for p in [self.params, *self.profile_params.values()]):
             raise ValueError(f'criterion {self.id}: write decision = "{self.decision}" on the criterion itself, '
                              "not in params")
@@ -95,10 +145,14 @@ class Criterion(BaseModel):
         return self.fixes.get(framework, self.fix) if framework is not None else self.fix
 
     def merged_params(self, profile: str | None) -> dict[str, Any]:
-        """``params`` with the profile's overrides applied, and ``decision`` for a threshold check."""
+        """``params`` with the profile's overrides applied, ``decision`` for a threshold check and
+        ``criterion`` (this criterion's id) for a coach-graded one."""
         merged = {**self.params, **(self.profile_params.get(profile, {}) if profile else {})}
-        if "decision" in get_check(self.check).params.model_fields:
+        fields = get_check(self.check).params.model_fields
+        if "decision" in fields:
             merged["decision"] = self.decision
+        if "criterion" in fields:  # a coach-graded criterion's check finds the answer by the criterion's id
+            merged["criterion"] = self.id
         return merged
 
     def params_for(self, profile: str | None) -> Params:
@@ -152,12 +206,13 @@ class Rubric(BaseModel):
 
 
 def load_rubric(project_dir: Path, name: str) -> Rubric:
-    """Load and validate ``rubrics/<name>.toml``.
+    """Load and validate ``rubrics/<name>.toml``, from the first project folder that holds it
+    (:func:`grader.core.project.rubric_file`: a coach's project, then the shipped one).
 
     Raises:
         RubricError: missing file, invalid TOML, unknown keys or checks, bad parameters.
     """
-    path = project_dir / "rubrics" / f"{name}.toml"
+    path = rubric_file(project_dir, name)
     try:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
     except (OSError, tomllib.TOMLDecodeError) as err:

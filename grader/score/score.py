@@ -25,7 +25,7 @@ from grader.evidence import (
     framework_of,
     notebook_claim,
 )
-from grader.intake import INJECTED_TAG
+from grader.intake import INJECTED_TAG, Answer
 from grader.score.checks import CheckResult, get_check
 from grader.score.measure import measure
 from grader.score.rubric import Rubric
@@ -180,7 +180,7 @@ def score_notebook(path: Path, challenge: Challenge, rubric: Rubric, profile: st
            new_images: tuple[NewImage, ...], models: tuple[ModelFile, ...],
            added_labels: tuple[str, ...], *, notes: Sequence[str] = (),
            hidden_public: tuple[bool, ...] | None = None, practice: bool = False,
-           mnist_labels: tuple[str, ...] = ()) -> NotebookResult:
+           mnist_labels: tuple[str, ...] = (), answers: tuple[Answer, ...] = ()) -> NotebookResult:
     """Check the notebook at ``path`` against ``rubric`` on what its run left and score it.
 
     Args:
@@ -193,6 +193,8 @@ def score_notebook(path: Path, challenge: Challenge, rubric: Rubric, profile: st
         notes: notes about the notebook shown on its scorecard.
         practice: ``labels`` are the practice split's (``grader check --practice``).
         mnist_labels: the labels of the MNIST test images (:mod:`grader.data.mnist`; empty: none).
+        answers: the written answers of the notebook as submitted (:func:`grader.intake.read_answers`),
+            for the rubric's coach-graded criteria.
     """
     probe = answers_as_classes(run.probe, challenge) if run and run.probe else None
     ev = Evidence(notebook=path.name, challenge=challenge, profile=profile,
@@ -200,7 +202,7 @@ def score_notebook(path: Path, challenge: Challenge, rubric: Rubric, profile: st
                   probe_error=run.probe_error if run else facts.message, hidden_labels=labels,
                   new_images=new_images, model_files=models, output_text=_output_text(run),
                   added_labels=added_labels, code=_student_code(run), hidden_public=hidden_public,
-                  practice=practice, mnist_labels=mnist_labels)
+                  practice=practice, mnist_labels=mnist_labels, answers=answers)
     results: list[CheckResult] = []
     for criterion in rubric.criteria:
         spec = get_check(criterion.check)

@@ -8,7 +8,11 @@ criterion's ``bar`` (what it compares with which threshold, so that a team's vie
 again on the public part) and a new image's ``hidden_match``: from schema 3 ``dataset_match``
 names a match with the *public* data only, a match with the hidden test set is
 ``hidden_match`` (the coach's). Schema 1 and 2 files (without them) are still read; in those a
-``dataset_match`` may name a hidden image, so a team's view shows none of theirs.
+``dataset_match`` may name a hidden image, so a team's view shows none of theirs. Schema 4
+(issue 29) adds coach-graded criteria (written answers): their statuses ``awaiting`` and
+``graded``, the verdict ``awaiting`` (:mod:`grader.score.verdict`) and the criterion's
+``question``, ``answer`` and the coach's grade (:mod:`grader.score.grades`). The module stays
+whole past 400 lines: it is the schema of ``result.json``, read in one place.
 
 Pure: built from evidence and check results (:mod:`grader.score.verdict`), rendered elsewhere. A
 submission passes when every required criterion of every notebook passes; its score is the sum
@@ -32,6 +36,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from grader.score.bars import Bar
 from grader.score.checks.registry import Decision
 from grader.score.measure import Measurement, class_hits
+from grader.score.rubric import RubricItem
 from grader.score.stats import TOO_FEW_WIDTH, wilson_interval
 
 __all__ = [
@@ -54,9 +59,11 @@ __all__ = [
     "encode_predicted",
 ]
 
-SCHEMA_VERSION: Literal[3] = 3
-Verdict = Literal["pass", "fail"]
-CriterionStatus = Literal["pass", "fail", "not_measured"]
+SCHEMA_VERSION: Literal[4] = 4
+# awaiting: no required criterion failed, and one awaits the coach's grade (never shown as a pass)
+Verdict = Literal["pass", "fail", "awaiting"]
+# awaiting and graded: a coach-graded criterion whose answer is present, before and after the coach's grade
+CriterionStatus = Literal["pass", "fail", "not_measured", "awaiting", "graded"]
 
 
 class _Model(BaseModel):
@@ -71,7 +78,15 @@ class CriterionResult(_Model):
     figure's 95% interval contains the threshold ("" when it does not; schema 2), ``bar``
     what a threshold criterion on the hidden test set compared (None for the others; schema 3)
     and ``of_run`` whether it was not measured because of the run's problem, which
-    :attr:`ExecutionSummary.problem` states once (the scorecard's row points to it)."""
+    :attr:`ExecutionSummary.problem` states once (the scorecard's row points to it).
+
+    A coach-graded criterion (schema 4, ``coach_graded`` True) also carries its ``question``, its
+    ``rubric_items``, the team's ``answer`` (markdown, at most 20,000 characters; ``answer_cut``
+    when more was cut; ``answer_cell`` the student's cell number) and ``answer_sha256``
+    (:func:`grader.intake.answer_sha256`); once ``graded``, the coach's ``points``, ``comment`` and
+    checked ``items`` (1-based numbers of ``rubric_items``), ``graded_sha256`` the hash of the
+    answer the grade was given to. ``answer_changed``: the coach graded an earlier answer, and
+    this one differs (:func:`grader.score.grades.carry_grades`); it awaits the coach again."""
 
     id: str
     title: str
@@ -87,6 +102,22 @@ class CriterionResult(_Model):
     borderline: str = ""
     bar: Bar | None = None
     of_run: bool = False
+    coach_graded: bool = False
+    question: str = ""
+    rubric_items: list[RubricItem] = []
+    answer: str | None = None
+    answer_cut: bool = False
+    answer_cell: int | None = None
+    answer_sha256: str = ""
+    comment: str = ""
+    items: list[int] = []
+    graded_sha256: str = ""
+    answer_changed: bool = False
+
+    @property
+    def met(self) -> bool:
+        """Whether it counts as met: passed, or graded by the coach with at least half its points."""
+        return self.status == "pass" or (self.status == "graded" and self.points >= self.max_points / 2)
 
 
 class CellRow(_Model):
@@ -387,7 +418,8 @@ class Environment(_Model):
 class SubmissionResult(_Model):
     """``result.json``: the whole scorecard of one submission."""
 
-    schema_version: Literal[1, 2, 3] = SCHEMA_VERSION  # 1: before intervals, 2: before bars; still read
+    # 1: before intervals, 2: before bars, 3: before written answers; still read
+    schema_version: Literal[1, 2, 3, 4] = SCHEMA_VERSION
     submission: str
     path: str
     verdict: Verdict

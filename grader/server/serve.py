@@ -15,10 +15,12 @@ PostgreSQL (``--database-url``), where a job is requeued only once its lease has
 
 Start-up work (issue 28), in one background thread (:class:`StartUpWork`) so that the server answers
 at once: first each challenge's public-data zip (:func:`grader.data.export.public_data_zip`, cached
-on disk by content: a restart finds it built), then the imports of the coach's similar pairs
-(:func:`grader.integrity.load_dependencies`, about 1.6 s) and those pairs over the results so far
+on disk by content: a restart finds it built), then the coach's similar pairs over the results so far
 (1.7 to 4.9 s for 60 teams on the 2-core benchmark machine, kept for the coach's first
-``/coach/similar``). The zips come first: at an event's start every team downloads its data and
+``/coach/similar``), computed in a child process (:func:`in_child`, :mod:`grader.server.child`,
+at a lower CPU priority) with its own imports: in the server's interpreter they held
+the GIL for seconds while the pages waited (issue 28's benchmark: the coach's leaderboard went from
+79 to 733 ms at p95 during them). The zips come first: at an event's start every team downloads its data and
 there are no results to compare; on a restart the zips are on disk already and the pairs follow at
 once. A zip is built at start, not on the first download, which took 25.6 s for gear's 57 MB; in
 the background, not before serving, because a build takes minutes for CIFAR-10's 50,000 files and a
@@ -36,14 +38,17 @@ import contextlib
 import fcntl
 import logging
 import os
+import pickle
 import signal
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar, cast
 
-from grader.core import Settings, UsageError
+from grader.core import Settings, UsageError, environ_snapshot
 from grader.pipeline import GradeOptions
 from grader.sandbox import clean_stale_mounts
 from grader.server.store import Store
@@ -53,6 +58,7 @@ from grader.server.work import WorkerPool
 __all__ = ["KERNEL_NICE", "LOCK_FILE", "START_UP_JOIN_S", "AppFactory", "StartUpWork", "serve", "state_lock"]
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 # the CPU niceness of the notebooks a server grades on its own machine (GradeOptions.nice): the
 # pages and uploads are answered first, the notebooks take the rest of the cores (alone on the
 # machine they run as fast; the scheduler's weights, nice 0 to 10, are about 9 to 1)
@@ -119,6 +125,9 @@ class StartUpWork:
                 t0 = time.monotonic()
                 try:
                     step()
+                except _Stopped:
+                    log.info("start-up: %s stopped (the server is stopping)", name)
+                    return
                 except Exception:  # noqa: BLE001  # a warm-up's fault is the page's to report (class docstring)
                     log.warning("start-up: %s failed", name, exc_info=True)
                     continue
@@ -155,18 +164,56 @@ class StartUpWork:
 
 
 def _warm_ups(store: Store, settings: Settings, event: str,
-              options: GradeOptions) -> list[tuple[str, Callable[[], object]]]:
-    """The start-up thread's warm-ups: the similar pairs' imports, then the event's similar pairs
-    over its results so far (kept beside ``store`` for the coach's first ``/coach/similar``,
-    :mod:`grader.server.web.similar`; the Ladder's margin as the app's, whose options these are)."""
-    from grader.integrity import load_dependencies
-    from grader.server.web import AppOptions, precompute_similar
+              options: GradeOptions, stop: threading.Event) -> list[tuple[str, Callable[[], object]]]:
+    """The start-up thread's warm-ups: the event's similar pairs over its results so far, computed in
+    a child process (:func:`in_child`; ``stop`` ends it) and kept beside ``store`` for the coach's
+    first ``/coach/similar`` (:mod:`grader.server.web.similar`; the Ladder's margin as the app's,
+    whose options these are)."""
+    from grader.server.web import AppOptions, keep_similar, similar_in_child
 
     def pairs() -> object:
         app = AppOptions(event=event, profile=options.profile)
-        return precompute_similar(store, settings, event=event, options=app)
+        kept = in_child(similar_in_child, store.state_dir, store.database_url, settings, stop=stop,
+                        kwargs={"event": event, "options": app})
+        keep_similar(store, kept)
+        return len(kept.pairs)
 
-    return [("the similar pairs' imports", load_dependencies), ("the similar pairs of the results so far", pairs)]
+    return [("the similar pairs of the results so far", pairs)]
+
+
+def in_child(fn: Callable[..., T], *args: object, stop: threading.Event, kwargs: dict[str, object] | None = None,
+             poll_s: float = 0.2) -> T:
+    """``fn(*args, **kwargs)`` in a child process (``python -m grader.server.child``: a fresh
+    interpreter with ``env=`` given, the call and its value pickled through its stdin and stdout,
+    at a lower CPU priority); returns its value.
+
+    Raises:
+        _Stopped: ``stop`` was set first (the child is killed).
+        RuntimeError: ``fn`` raised in the child (its type and message), or the child died.
+    """
+    payload: bytes | None = pickle.dumps((fn, args, kwargs or {}))
+    proc = subprocess.Popen([sys.executable, "-m", "grader.server.child"], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, env=environ_snapshot())
+    try:
+        while True:
+            try:
+                out, _ = proc.communicate(payload, timeout=poll_s)
+                break
+            except subprocess.TimeoutExpired:
+                payload = None  # sent (being sent) by the first call
+                if stop.is_set():
+                    raise _Stopped from None
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    try:
+        ok, value = pickle.loads(out)  # noqa: S301  # the grader's own child (grader.server.child), not a student's
+    except (pickle.UnpicklingError, EOFError, ValueError) as err:
+        raise RuntimeError(f"the child process exited with status {proc.returncode} and no answer") from err
+    if not ok:
+        raise RuntimeError(f"in the child process: {value}")
+    return cast(T, value)
 
 
 def _terminate(signum: int, frame: object) -> None:
@@ -256,7 +303,7 @@ def _serve(store: Store, settings: Settings, options: GradeOptions, *, event: st
            scoring: Literal["here", "workers"], proxy: ProxyOptions, limits: ConnectionLimits) -> int:
     import uvicorn
 
-    from grader.server.web import fit_open_files, guarded_protocol
+    from grader.server.web import fit_open_files, guarded_protocol, load_upload_checks
 
     challenges = store.event(event).challenges
     clean_stale_mounts()  # the tmpfs mounts of graders killed with SIGKILL (root only; never raises)
@@ -280,7 +327,11 @@ def _serve(store: Store, settings: Settings, options: GradeOptions, *, event: st
                                            http=guarded_protocol(limits), timeout_keep_alive=limits.keep_alive_s,
                                            limit_concurrency=fit_open_files(limits.max_connections)))
     previous = signal.signal(signal.SIGTERM, _terminate)  # uvicorn re-raises it after its shutdown
-    start_up = StartUpWork(settings, challenges, warm=_warm_ups(store, settings, event, options))
+    t0 = time.monotonic()
+    load_upload_checks()  # before it listens: the first uploads must not wait for these imports
+    log.info("start-up: the upload checks' imports in %.1f s", time.monotonic() - t0)
+    stopping = threading.Event()
+    start_up = StartUpWork(settings, challenges, warm=_warm_ups(store, settings, event, options, stopping))
     pool.start()
     start_up.start()
     try:
@@ -290,6 +341,7 @@ def _serve(store: Store, settings: Settings, options: GradeOptions, *, event: st
     except KeyboardInterrupt:
         pass
     finally:
+        stopping.set()
         start_up.stop()
         pool.stop()
         store.close()

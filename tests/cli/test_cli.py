@@ -46,8 +46,8 @@ def test_validate_and_list(capsys: pytest.CaptureFixture[str], monkeypatch: pyte
     monkeypatch.delenv("GRADER_DATA_DIR", raising=False)
     assert main(["validate"]) == 0
     out = capsys.readouterr().out
-    assert "ok  gear-cnn: 8 criteria, 12 points, hidden test set of 424 images" in out
-    assert "ok  cifar10-kaggle: 5 criteria, 10 points, hidden test set: cifar10/test" in out
+    assert "ok  gear-cnn: 9 criteria, 14 points, hidden test set of 424 images" in out
+    assert "ok  cifar10-kaggle: 6 criteria, 12 points, hidden test set: cifar10/test" in out
     assert main(["challenges"]) == 0
     assert "gear-cnn             Into the deep" in capsys.readouterr().out
     assert main(["checks"]) == 0

@@ -445,7 +445,7 @@ def test_validate_lists_the_frameworks_with_fixes(monkeypatch: pytest.MonkeyPatc
     monkeypatch.delenv("GRADER_DATA_DIR", raising=False)
     monkeypatch.delenv("GRADER_PROJECT_DIR", raising=False)
     assert main(["validate"]) == 0
-    assert "ok  gear-cnn: 8 criteria, 12 points, hidden test set of 424 images; fixes for pytorch, tensorflow" \
+    assert "ok  gear-cnn: 9 criteria, 14 points, hidden test set of 424 images; fixes for pytorch, tensorflow" \
         in capsys.readouterr().out
 
 

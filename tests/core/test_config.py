@@ -18,7 +18,7 @@ def test_gear_cnn_challenge_and_rubric_load() -> None:
     assert challenge.dataset.source == "gear" and len(challenge.dataset.classes) == 12
     assert [c.id for c in rubric.criteria] == [
         "runs", "accuracy", "loss-history", "loss-plot", "per-class", "new-images",
-        "transfer-learning", "saved-model"]
+        "transfer-learning", "saved-model", "overfitting"]
     accuracy = next(c for c in rubric.criteria if c.id == "accuracy")
     assert accuracy.params_for("full").threshold == 0.90  # type: ignore[attr-defined]
 

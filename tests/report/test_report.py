@@ -101,7 +101,7 @@ def test_written_files_and_json_schema(tmp_path: Path) -> None:
     folder = write_submission(tmp_path, result, safe_name("team 3/../x"))
     assert folder.name == "team_3_.._x" and folder.parent == tmp_path
     data = json.loads((folder / "result.json").read_text())
-    assert data["schema_version"] == 3 and data["verdict"] == "fail"
+    assert data["schema_version"] == 4 and data["verdict"] == "fail"
     assert "thumbnail" not in data["notebooks"][0]["new_images"][0]
     assert SubmissionResult.model_validate(data).score == result.score
     write_index(tmp_path, [result], [folder.name])

@@ -218,16 +218,16 @@ def test_the_scorecard_shows_the_comparison_only_when_measured() -> None:
 
 def test_a_disabled_criterion_is_not_graded_or_counted() -> None:
     assert [c.id for c in CIFAR_RUBRIC.disabled] == ["mnist"]
-    assert "mnist" not in [c.id for c in CIFAR_RUBRIC.criteria] and CIFAR_RUBRIC.total_points == 8
+    assert "mnist" not in [c.id for c in CIFAR_RUBRIC.criteria] and CIFAR_RUBRIC.total_points == 14
     nb, _ = _scorecard(_probe(RIGHT_18))
-    assert "mnist" not in [r.id for r in nb.criteria] and nb.max_score == 8
+    assert "mnist" not in [r.id for r in nb.criteria] and nb.max_score == 14
     data = CIFAR_RUBRIC.model_dump()
     on = Rubric.model_validate({**data, "disabled": [],
                                 "criteria": data["criteria"] + [{**data["disabled"][0], "enabled": True}]})
-    assert on.total_points == 9 and not on.disabled
+    assert on.total_points == 15 and not on.disabled
     nb, _ = _scorecard(_probe(RIGHT_18), on)
     row = next(r for r in nb.criteria if r.id == "mnist")
-    assert row.status == "pass" and nb.max_score == 9
+    assert row.status == "pass" and nb.max_score == 15
     with pytest.raises(ValueError, match="criterion ids repeat: mnist"):
         Rubric.model_validate({**data, "disabled": [], "criteria": data["criteria"] + data["disabled"] * 2})
 

@@ -202,3 +202,36 @@ def test_the_practice_check_is_graded_on_the_practice_split(day: Day) -> None:
     log = client.get(f"/submissions/{sub.id}/log").text
     assert "    | epoch 1 of 2: loss 0.6" in log and "    | bar 100% done" in log and "50%" not in log, log
     assert "PREDICT-CALLED" not in log and "not kept" not in log
+
+
+def test_the_pages_count_of_what_is_left_today_agrees_with_the_stores(day: Day) -> None:
+    from datetime import timedelta
+
+    from grader.server.store import left_today
+
+    client, csrf = sign_in(day, f"/join/{day.tokens['alpha']}")
+    (alpha, _) = day.store.teams("hack")
+
+    def agree() -> tuple[int | None, int | None]:
+        own = day.store.submissions("hack", team_id=alpha.id)
+        event = day.store.event("hack")
+        counted = (left_today(own, event.cap_per_day, practice=False),
+                   left_today(own, event.practice_per_day, practice=True))
+        assert counted == (day.store.submissions_left_today("hack", alpha.id),
+                           day.store.practice_left_today("hack", alpha.id))
+        return counted
+
+    assert agree() == (1, 2)
+    assert send(client, csrf, [("toy.ipynb", notebook(["print(1)"]))], practice=True).status_code == 303
+    assert agree() == (1, 1)
+    assert send(client, csrf, [("toy.ipynb", notebook(["print(2)"]))], practice=False).status_code == 303
+    assert agree() == (0, 1)
+    day.store.regrade(day.store.submissions("hack")[0].id)  # the coach's: counted by neither
+    assert agree() == (0, 1)
+    assert day.store.cancel(day.store.submissions("hack", team_id=alpha.id)[-1].id)  # the oldest, queued: cancelled
+    assert agree() == (0, 2)
+    tomorrow = day.store.submissions("hack", team_id=alpha.id)
+    event = day.store.event("hack")
+    later = max(s.created for s in tomorrow) + timedelta(days=1)
+    assert left_today(tomorrow, event.cap_per_day, practice=False, now=later) == 1  # a new day, a new count
+    assert left_today(tomorrow, None, practice=False) is None  # no cap

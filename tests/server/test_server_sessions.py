@@ -403,8 +403,11 @@ def test_a_state_folder_from_before_sessions_is_upgraded(tmp_path: Path, make_to
     store = Store(state)
     try:
         with sqlite3.connect(state / "grader.db") as db:
-            assert db.execute("SELECT version_num FROM alembic_version").fetchone() == ("0004",)
+            assert db.execute("SELECT version_num FROM alembic_version").fetchone() == ("0005",)
             assert db.execute("SELECT name, removed_at FROM teams").fetchall() == [("red", None)]
+            # revision 0005: the coach's grades of written answers and their releases, empty
+            assert db.execute("SELECT COUNT(*) FROM grades").fetchone() == (0,)
+            assert db.execute("SELECT COUNT(*) FROM grade_releases").fetchone() == (0,)
         (sub,) = store.submissions("old")
         assert (sub.team_name, sub.state) == ("red", "failed")
         app = create_app(store, make_toy(), workers=None, options=AppOptions(event="old"))

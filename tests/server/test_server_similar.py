@@ -105,3 +105,74 @@ def test_the_pairs_computed_at_start_answer_the_coachs_first_view(event: Event, 
     site = Site(store=event.store, settings=event.settings, event="spring", options=AppOptions(), workers=None)
     pairs, compared = similar(site)
     assert compared == 2 and [(p.a.team, p.b.team) for p in pairs] == [("alpha", "beta")]
+
+
+def test_the_pairs_computed_in_a_child_process_at_start_answer_the_coachs_first_view(
+        event: Event, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: F811
+    import threading
+
+    import grader.integrity
+    from grader.server.serve import in_child
+    from grader.server.web.similar import keep_similar, similar_in_child
+
+    pytorch = notebook_code(REFERENCES / "pytorch.ipynb")
+    graded(event, "alpha", pytorch)
+    graded(event, "beta", pytorch)
+
+    def not_here(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the pairs were computed in the server's own process")
+
+    monkeypatch.setattr(grader.integrity, "similar_pairs", not_here)  # the child is a fresh interpreter
+    kept = in_child(similar_in_child, event.store.state_dir, event.store.database_url, event.settings,
+                    stop=threading.Event(), kwargs={"event": "spring", "options": AppOptions()})
+    assert kept.compared == 2 and [(p.a.team, p.b.team) for p in kept.pairs] == [("alpha", "beta")]
+    keep_similar(event.store, kept)
+    site = Site(store=event.store, settings=event.settings, event="spring", options=AppOptions(), workers=None)
+    pairs, compared = similar(site)
+    assert compared == 2 and [(p.a.team, p.b.team) for p in pairs] == [("alpha", "beta")]
+
+
+def test_a_start_up_child_reports_its_error_and_stops_when_asked() -> None:
+    import threading
+    import time
+
+    from grader.server.serve import _Stopped, in_child
+
+    with pytest.raises(RuntimeError, match="ValueError: invalid literal"):
+        in_child(int, "not a number", stop=threading.Event())
+    stop = threading.Event()
+    threading.Timer(1.0, stop.set).start()
+    t0 = time.monotonic()
+    with pytest.raises(_Stopped):
+        in_child(time.sleep, 60.0, stop=stop)
+    assert time.monotonic() - t0 < 10  # killed, not waited for
+
+
+def test_the_coachs_similar_page_shows_copied_written_answers_escaped(event: Event) -> None:  # noqa: F811
+    from grader.score.scorecard import CriterionResult
+
+    evil = "<img src=x onerror=alert(1)>"
+    shared = ("Our network stops at about 52 percent test error on CIFAR-10 and under 3 percent on MNIST, because "
+              "a photo of a cat or a ship varies in pose, lighting, background and colour far more than a centred "
+              "digit does, and a dense layer sees every pixel on its own with no idea which pixels are neighbours.")
+    answers = {"alpha": f"{evil} {shared}", "beta": f"{shared} Convolutions would share weights across positions."}
+    for team, answer in answers.items():
+        written = CriterionResult(id="mnist-gap", title="Why the gap", status="awaiting", required=False, points=0,
+                                  max_points=2, message="", fix="", coach_graded=True, question="Why the gap?",
+                                  answer=answer)
+        done = result(team, 18, 8)
+        nb = done.notebooks[0].model_copy(update={"criteria": [*done.notebooks[0].criteria, written]})
+        team_id = next(t.id for t in event.store.teams("spring") if t.name == team)
+        upload = event.store.store_upload(io.BytesIO(team.encode()), filename="toy.ipynb", max_bytes=1 << 20)
+        event.store.submit("spring", team_id, challenge="toy", upload=upload)
+        sub_id = finish(event.store, done.model_copy(update={"notebooks": [nb]}))
+        (event.store.state_dir / CODE_FOLDER).mkdir(exist_ok=True)
+        (event.store.state_dir / CODE_FOLDER / f"{sub_id}.json").write_text(json.dumps({"toy.ipynb": f"x = {team!r}"}))
+    alpha, _ = join(event, "alpha")
+    assert alpha.get("/coach/similar").status_code == 403  # another team's answer is the coach's to see
+    coach, _ = join(event, "coach")
+    page = coach.get("/coach/similar")
+    assert page.status_code == 200, page.text
+    assert "a reason to look: answers" in page.text and "Written answers (flagged)" in page.text
+    assert evil not in page.text and "&lt;img src=x onerror=alert(1)&gt;" in page.text
+    assert page.text.count("<mark>") == 2 and "<mark>Our network stops" in page.text

@@ -15,7 +15,7 @@ from collections.abc import Collection, Sequence
 from pathlib import Path
 
 import nbformat
-from nbformat.v4 import new_code_cell, new_notebook
+from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
 from grader.core.settings import Settings
 
@@ -163,7 +163,7 @@ def toy_png(colour: tuple[int, int, int], seed: int, size: tuple[int, int] = (40
 
 def build_toy(root: Path, *, deadline: int = 120, cell_timeout: int = 60, execution: str = "", seed: str = "test",
               without: Collection[str] = ()) -> Settings:
-    """Build a toy project (challenge ``toy``, rubric, data, hidden split) under ``root``.
+    """Build a toy project (challenge ``toy``, rubric, starter without code, data, hidden split) under ``root``.
 
     Args:
         root: an empty or missing folder; gets ``project/``, ``data/`` (``cache/`` is the settings' cache).
@@ -191,6 +191,9 @@ def build_toy(root: Path, *, deadline: int = 120, cell_timeout: int = 60, execut
         TOY_CHALLENGE.replace("{seed}", seed).replace("{contract}", contract).replace(
             "{deadline}", str(deadline)).replace("{cell_timeout}", str(cell_timeout)) + execution)
     (project / "rubrics" / "toy.toml").write_text(rubric)
+    # a starter without code (grader validate wants one; no code, so no boilerplate for the integrity checks)
+    nbformat.write(new_notebook(cells=[new_markdown_cell("# toy\n\nYour model goes here.")]),
+                   str(project / "challenges" / "toy" / "starter.ipynb"))
     hidden = []
     for cls in TOY_CLASSES:
         folder = data / "toy" / cls

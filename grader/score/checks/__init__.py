@@ -7,9 +7,9 @@ condition. A student's failure is a ``fail`` result with a message, never an exc
 
 from __future__ import annotations
 
-from grader.score.checks import accuracy, images, shown, training, transfer
+from grader.score.checks import accuracy, answers, images, shown, training, transfer
 from grader.score.checks.registry import CheckResult, CheckSpec, Params, check_names, get_check
 
 __all__ = ["CheckResult", "CheckSpec", "Params", "check_names", "get_check"]
 
-_MODULES = (accuracy, images, shown, training, transfer)  # importing them registers their checks
+_MODULES = (accuracy, answers, images, shown, training, transfer)  # importing them registers their checks

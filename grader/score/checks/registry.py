@@ -28,11 +28,12 @@ from pydantic import BaseModel, ConfigDict
 
 from grader.core import RubricError
 from grader.evidence import Evidence
+from grader.intake import Answer
 
 __all__ = ["DECISIONS", "CheckResult", "CheckSpec", "Decision", "NoParams", "Params", "RunProblem", "ThresholdParams",
            "check_names", "fail", "get_check", "not_measured", "partial_run", "passed", "register", "run_problem"]
 
-Status = Literal["pass", "fail", "not_measured"]
+Status = Literal["pass", "fail", "not_measured", "awaiting"]
 Decision = Literal["point", "lower_bound"]
 DECISIONS: tuple[Decision, ...] = ("point", "lower_bound")
 
@@ -42,7 +43,8 @@ class CheckResult:
     """Outcome of one check.
 
     Attributes:
-        status: pass, fail, or not_measured (the evidence does not exist: see the module).
+        status: pass, fail, not_measured (the evidence does not exist: see the module) or awaiting
+            (a written answer the coach has yet to grade).
         message: what the student is told.
         measured: figures the check measured.
         short: a figure for the verdict line, e.g. ``0.62 < 0.90`` (may be empty).
@@ -52,6 +54,8 @@ class CheckResult:
             0.90 is inside it; another draw of test images could pass"); else "".
         of_run: not measured because of the run's problem (:func:`run_problem`), which the
             scorecard states once, above its criteria.
+        answer: for a coach-graded criterion (:mod:`grader.score.checks.answers`), the written
+            answer found (None: none); its status is then ``awaiting`` (the coach has it) or ``fail``.
     """
 
     status: Status
@@ -61,6 +65,7 @@ class CheckResult:
     fix: str | None = None
     borderline: str = ""
     of_run: bool = False
+    answer: Answer | None = None
 
 
 @dataclass(frozen=True)

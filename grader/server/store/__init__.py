@@ -9,6 +9,7 @@ Modules:
 - ``events``: Events, their teams and join tokens.
 - ``fair``: The queue's order.
 - ``finals``: A team's final submission per challenge, as the team chooses it (revision 0004).
+- ``grades``: The coach's grades of written answers and their release to the teams (revision 0005).
 - ``group``: Group commit.
 - ``jobs``: The job queue of the event server.
 - ``members``: A team's members, as the coach's ``teams.csv`` lists them (revision 0004).

@@ -2,8 +2,10 @@
 # at run time and by type checkers (names on __all__ are re-exported).
 
 from .announcements import AnnouncementRow, announcements_of, delete_announcement, post_announcement
+from .cap import left_today
 from .db import DatabaseUnavailable, shown_url
 from .finals import FinalRefused, choose_final, clear_final, finals_of
+from .grades import GradeRow, GradingState, grades_of, grading_state, release, released_of, save_grade
 from .members import MemberRow, members_of, set_members
 from .rows import EventRow, SubmissionRow, TeamRow
 from .sessions import SESSION_S, Sessions, SignedIn, digest
@@ -27,4 +29,5 @@ __all__ = ["FinalRefused", "choose_final", "clear_final", "finals_of",
     "CapReached", "DatabaseUnavailable", "EventRow", "MemberRow", "SESSION_S", "Sessions", "SignedIn", "Store",
     "SubmissionRow", "TeamRow", "UploadRefused", "add_team", "digest", "members_of", "refusal", "remove_team",
     "removed_team_ids", "resolve_state_dir", "rotate_coach_link", "rotate_team_link", "set_members", "shown_url",
-    "team_rows"]
+    "team_rows", "left_today", "GradeRow", "GradingState", "grades_of", "grading_state", "release", "released_of",
+    "save_grade"]

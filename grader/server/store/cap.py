@@ -25,8 +25,10 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from grader.server.store import models as m
+from grader.server.store.rows import SubmissionRow
+from grader.server.store.rows import now as utcnow
 
-__all__ = ["DAY", "DailyCounts", "day_start", "next_day", "used_per_day"]
+__all__ = ["DAY", "DailyCounts", "day_start", "left_today", "next_day", "used_per_day"]
 
 DAY = timedelta(days=1)
 
@@ -44,6 +46,29 @@ def next_day(when: datetime) -> datetime:
 def _counted(practice: bool) -> list[Any]:
     return [m.Submission.state != "cancelled", m.Submission.regrade_of.is_(None),
             m.Submission.practice.is_(True) if practice else m.Submission.practice.is_(False)]
+
+
+def left_today(subs: Iterable[SubmissionRow], allowed: int | None, *, practice: bool,
+               now: datetime | None = None) -> int | None:
+    """How many more submissions (with ``practice``: practice checks) a team may send today (UTC),
+    counted from ``subs``, all of the team's submissions as its page has just read them, by the
+    rule :func:`used_per_day` counts with in SQL (not cancelled, not a coach's re-grade, of the
+    kind asked, created today); None when ``allowed`` is None (no cap). The team's page counts
+    here, without two more queries a view (issue 28's benchmark); the submit path still counts in
+    its transaction (:class:`DailyCounts`), so a page that is a moment old never lets one more in.
+
+    Args:
+        subs: the team's submissions (every one of them: those of other days are ignored).
+        allowed: the day's cap, or allowance of practice checks.
+        practice: count practice checks instead of submissions.
+        now: the moment (an aware UTC datetime); default: now.
+    """
+    if allowed is None:
+        return None
+    start = day_start(now or utcnow())
+    used = sum(1 for sub in subs if sub.state != "cancelled" and sub.regrade_of is None
+               and sub.practice is practice and start <= sub.created < start + DAY)
+    return max(0, allowed - used)
 
 
 def used_per_day(s: Session, keys: Collection[tuple[int, datetime]], *,

@@ -25,8 +25,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-__all__ = ["Announcement", "Base", "BrowserSession", "Event", "EventChallenge", "FinalChoice", "Result", "Submission",
-           "Team", "TeamMember", "Upload"]
+__all__ = ["Announcement", "Base", "BrowserSession", "Event", "EventChallenge", "FinalChoice", "GradeRelease",
+           "Result", "Submission", "Team", "TeamMember", "Upload", "WrittenGrade"]
 
 NAME_LEN = 64
 SHA_LEN = 64
@@ -185,3 +185,36 @@ class Result(Base):
     score: Mapped[float] = mapped_column(Float)
     max_score: Mapped[float] = mapped_column(Float)
     created: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class WrittenGrade(Base):
+    """The coach's grade of one written answer (revision 0005): a coach-graded criterion of a
+    submission, its points, comment and checked rubric items (a JSON list of 1-based numbers), and
+    the SHA-256 of the answer text the coach read (:func:`grader.intake.answer_sha256`). One row
+    per submission and question (UNIQUE ``submission_id, challenge, criterion``)."""
+
+    __tablename__ = "grades"
+    __table_args__ = (UniqueConstraint("submission_id", "challenge", "criterion"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    event_id: Mapped[int] = mapped_column(ForeignKey("events.id", ondelete="CASCADE"), index=True)
+    submission_id: Mapped[int] = mapped_column(ForeignKey("submissions.id", ondelete="CASCADE"))
+    challenge: Mapped[str] = mapped_column(String(NAME_LEN))
+    criterion: Mapped[str] = mapped_column(String(NAME_LEN))
+    points: Mapped[float] = mapped_column(Float)
+    comment: Mapped[str] = mapped_column(Text, default="", server_default="")
+    items: Mapped[str] = mapped_column(Text, default="[]", server_default="[]")
+    answer_sha256: Mapped[str] = mapped_column(String(SHA_LEN))
+    graded_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class GradeRelease(Base):
+    """A question whose grades the coach released to the teams (revision 0005): from
+    ``released_at`` each team sees its points and comment for it. One row per event and question."""
+
+    __tablename__ = "grade_releases"
+    __table_args__ = (UniqueConstraint("event_id", "challenge", "criterion"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    event_id: Mapped[int] = mapped_column(ForeignKey("events.id", ondelete="CASCADE"))
+    challenge: Mapped[str] = mapped_column(String(NAME_LEN))
+    criterion: Mapped[str] = mapped_column(String(NAME_LEN))
+    released_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

@@ -102,6 +102,16 @@ class Store(Submissions, Jobs):
             row = s.scalar(select(m.Result).where(m.Result.submission_id == submission_id))
         return None if row is None else result_row(row)
 
+    def result_jsons(self, submission_ids: Collection[int]) -> dict[int, str]:
+        """The stored ``result.json`` of each of ``submission_ids`` that has a result (one query; no
+        scorecard read)."""
+        if not submission_ids:
+            return {}
+        with self._read() as s:
+            rows = s.execute(select(m.Result.submission_id, m.Result.result_json)
+                             .where(m.Result.submission_id.in_(list(submission_ids))))
+            return {int(i): str(text) for i, text in rows}
+
     def results(self, event: str, *, known: Collection[int] = ()) -> list[tuple[TeamRow, SubmissionRow,
                                                                                 ResultRow | None]]:
         """Every result of ``event`` with its team and submission, oldest first, without the HTML

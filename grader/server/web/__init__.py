@@ -3,6 +3,7 @@ receiving uploads, security headers and connection limits.
 
 Modules:
 
+- ``answers``: Written questions and the teams' answers as the event server lists them.
 - ``app``: The event server's pages.
 - ``boards``: An event's leaderboards and cohort from its stored results (pure).
 - ``bundle``: Check what a team uploads before it is queued, and bundle a notebook with its new
@@ -15,6 +16,7 @@ Modules:
 - ``ladder``: The Ladder.
 - ``limits``: How long ``grader serve`` waits for a client, how many connections it holds at once,
   and how it runs behind an HTTPS proxy (:class:`ProxyOptions`).
+- ``marks``: The coach's grades of written answers as the pages use them.
 - ``nbverdict``: Whether an uploaded file reads as a notebook, in bounded memory (standard library
   only.
 - ``options``: How the event server's app serves one event (:class:`AppOptions`).

@@ -5,7 +5,8 @@ team's pages (:mod:`~grader.server.web.routes.team`: ``/``, ``POST /submit``, it
 progress, status and scorecards; :mod:`~grader.server.web.routes.history`: its final submissions, the
 downloads of what it sent and of the run's log), the pages a team and the coach share
 (:mod:`~grader.server.web.routes.public`: ``/leaderboard``, the challenges' downloads), and the
-coach's pages under ``/coach`` (:mod:`~grader.server.web.routes.coach`). Join links ``/join/{token}``
+coach's pages under ``/coach`` (:mod:`~grader.server.web.routes.coach`; the grading of written answers:
+:mod:`~grader.server.web.routes.grading`). Join links ``/join/{token}``
 and ``/coach/join/{token}`` show a page whose button signs the team or coach in: a session kept by
 the server, its random id in an HttpOnly SameSite=Lax cookie, Secure behind an HTTPS proxy
 (:mod:`grader.server.web.signin`, :mod:`grader.server.store.sessions`). Here too: the error pages
@@ -39,6 +40,7 @@ from grader.server.web.pages import HERE, Refused, Site, Workers
 from grader.server.web.routes import (
     add_coach_routes,
     add_export_routes,
+    add_grading_routes,
     add_history_routes,
     add_public_routes,
     add_team_routes,
@@ -122,4 +124,5 @@ def create_app(store: Store, settings: Settings, *, workers: Workers | None,
     add_public_routes(app, site)
     add_coach_routes(app, site)
     add_export_routes(app, site)
+    add_grading_routes(app, site)  # its Marks: app.state.marks (the team's scorecards, the exports)
     return app

@@ -56,7 +56,8 @@ if TYPE_CHECKING:
     from nbformat import NotebookNode
 
 __all__ = ["CHILDREN", "CHILD_MEMORY_BYTES", "CHILD_TIMEOUT_S", "INLINE_AT_ONCE", "INLINE_BYTES", "ZIP_NOTEBOOK_BYTES",
-           "ZIP_NOTEBOOKS", "Checked", "check_notebook", "check_zip", "first_problem", "syntax_problem"]
+           "ZIP_NOTEBOOKS", "Checked", "check_notebook", "check_zip", "first_problem", "load_upload_checks",
+           "syntax_problem"]
 
 log = logging.getLogger(__name__)
 
@@ -129,6 +130,26 @@ def syntax_problem(nb: NotebookNode, *, name: str) -> str | None:
             log.warning("%s: cell %d could not be transformed as IPython does; not checked", name, number,
                         exc_info=True)
     return None
+
+
+def load_upload_checks() -> None:
+    """Import what the checks run with (nbformat and its schema validator, IPython's input
+    transformer) and check one small notebook: about 0.5 s once per process on the 2-core benchmark
+    machine. ``grader serve`` calls it before it listens: paid on the first upload instead, it held
+    the import lock and the GIL while the fifty uploads of an event's first minute waited (issue 28:
+    every one of them answered about half a second later, ``benchmarks/server.py``'s phase 1)."""
+    import tempfile
+
+    import nbformat
+
+    from grader.core import write_atomic
+
+    with tempfile.TemporaryDirectory(prefix="grader-warm-up-") as folder:
+        path = Path(folder) / "warm-up.ipynb"
+        write_atomic(path, nbformat.writes(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("x = 1")])))
+        checked = _check_here(path, "warm-up.ipynb")
+    if checked.problem is not None or checked.syntax is not None:
+        raise RuntimeError(f"the checks' warm-up notebook was refused: {checked}")
 
 
 def _check_here(path: Path, name: str) -> Checked:

@@ -1,6 +1,6 @@
 """The coach's similar pairs of an event (:func:`similar`): each team's chosen submission per
-challenge compared on its code and on the hidden test images it got wrong
-(:mod:`grader.integrity.pairs`), for ``/coach/similar``.
+challenge compared on its code, on the hidden test images it got wrong and on its written answers
+(kept in its result's JSON; :mod:`grader.integrity.pairs`), for ``/coach/similar``.
 
 Kept per set of results (issue 28: 4.4 s a view on a real event): the pairs are computed once for
 each set of chosen submissions (per challenge, each team's chosen submission id) and kept with that
@@ -11,8 +11,10 @@ starter's code, and (in :mod:`grader.integrity`) each notebook's k-grams and fin
 text, and each drawn thumbnail. Computing again after one new result tokenizes that one notebook
 only: 0.12 to 0.27 s a view for 60 teams on gear-cnn (``benchmarks/server.py``, phase 6, on the
 2-core development VM; benchmarks/RESULTS.md), where every view took 1.5 to 2.4 s before.
-``grader serve`` computes the pairs of the results so far at start (:func:`precompute_similar`),
-so the coach's first view is kept too.
+``grader serve`` computes the pairs of the results so far at start, in a child process
+(:func:`similar_in_child`, then :func:`keep_similar` here), so the coach's first view is kept too
+and the server's pages do not wait for that computation (issue 28: computed in the server's own
+interpreter it held the GIL for seconds: the coach's leaderboard went from 79 to 733 ms at p95).
 """
 
 from __future__ import annotations
@@ -30,12 +32,14 @@ from grader.server.web.options import AppOptions
 from grader.server.web.pages import Site
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from grader.core import Settings
     from grader.data import HiddenTestSet
     from grader.integrity import IntegrityEntry, SimilarPair
     from grader.server.store import Store
 
-__all__ = ["precompute_similar", "similar"]
+__all__ = ["KeptPairs", "keep_similar", "precompute_similar", "similar", "similar_in_child"]
 
 log = logging.getLogger(__name__)
 
@@ -44,9 +48,9 @@ ChosenKey = tuple[tuple[str, tuple[tuple[str, int], ...]], ...]
 
 
 @dataclass(frozen=True)
-class _Kept:
+class KeptPairs:
     """The pairs of one event over one set of chosen submissions (``key``) and how many notebooks
-    were compared."""
+    were compared (picklable: :func:`similar_in_child` sends one back to the server)."""
 
     event: str
     key: ChosenKey
@@ -56,7 +60,7 @@ class _Kept:
 
 # per store (dropped with it): the last pairs computed, and the lock one computation holds (ten
 # coach tabs asking at once compute once)
-_KEPT: weakref.WeakKeyDictionary[Store, _Kept] = weakref.WeakKeyDictionary()
+_KEPT: weakref.WeakKeyDictionary[Store, KeptPairs] = weakref.WeakKeyDictionary()
 _COMPUTING: weakref.WeakKeyDictionary[Store, threading.Lock] = weakref.WeakKeyDictionary()
 _GUARD = threading.Lock()
 
@@ -89,6 +93,20 @@ def _boilerplate(settings: Settings, challenge_id: str) -> str:
     return boilerplate_code(load_challenge(settings.project_dir, challenge_id).folder / "starter.ipynb")
 
 
+@functools.lru_cache(maxsize=64)
+def _answer_boilerplate(settings: Settings, challenge_id: str) -> tuple[str, ...]:
+    """:func:`grader.integrity.answers.boilerplate_answers` of ``challenge_id``'s starter notebook (its
+    markdown cells), read once per process as :func:`_boilerplate` is.
+
+    Raises:
+        ChallengeError: no such challenge (not cached).
+    """
+    from grader.core import load_challenge
+    from grader.integrity import boilerplate_answers
+
+    return boilerplate_answers(load_challenge(settings.project_dir, challenge_id).folder / "starter.ipynb")
+
+
 def similar(site: Site) -> tuple[list[SimilarPair], int]:
     """The similar pairs of the event (:func:`grader.integrity.pairs.similar_pairs`) over each team's
     chosen submission per challenge, with the code :func:`grader.server.work.worker.save_code` kept
@@ -103,10 +121,7 @@ def similar(site: Site) -> tuple[list[SimilarPair], int]:
         DatabaseUnavailable: the database cannot be reached (:mod:`grader.server.store.db`).
         ChallengeError: a challenge of the event is not in the project.
     """
-    done = site.graded()
-    finals = finals_of(site.store, site.event)  # the teams' own choices (grader.server.store.finals)
-    picks = {c: chosen(done, c, eta=site.options.eta, finals=finals) for c in site.event_row().challenges}
-    key: ChosenKey = tuple((c, tuple((g.team, g.submission_id) for g in gs)) for c, gs in picks.items())
+    picks, key = _picks(site)
     kept = _KEPT.get(site.store)
     if kept is not None and kept.event == site.event and kept.key == key:
         return kept.pairs, kept.compared
@@ -116,9 +131,18 @@ def similar(site: Site) -> tuple[list[SimilarPair], int]:
         kept = _KEPT.get(site.store)
         if kept is None or kept.event != site.event or kept.key != key:
             pairs, compared = _compute(site, picks)
-            kept = _Kept(event=site.event, key=key, pairs=pairs, compared=compared)
+            kept = KeptPairs(event=site.event, key=key, pairs=pairs, compared=compared)
             _KEPT[site.store] = kept
     return kept.pairs, kept.compared
+
+
+def _picks(site: Site) -> tuple[dict[str, list[Graded]], ChosenKey]:
+    """Per challenge of the event, each team's chosen submission; and the set's key."""
+    done = site.graded()
+    finals = finals_of(site.store, site.event)  # the teams' own choices (grader.server.store.finals)
+    picks = {c: chosen(done, c, eta=site.options.eta, finals=finals) for c in site.event_row().challenges}
+    key: ChosenKey = tuple((c, tuple((g.team, g.submission_id) for g in gs)) for c, gs in picks.items())
+    return picks, key
 
 
 def _compute(site: Site, picks: dict[str, list[Graded]]) -> tuple[list[SimilarPair], int]:
@@ -129,9 +153,11 @@ def _compute(site: Site, picks: dict[str, list[Graded]]) -> tuple[list[SimilarPa
 
     entries: list[IntegrityEntry] = []
     boilerplate: dict[str, str] = {}
+    answer_boilerplate: dict[str, tuple[str, ...]] = {}
     hidden: dict[str, HiddenTestSet | None] = {}
     for challenge_id, gs in picks.items():
         boilerplate[challenge_id] = _boilerplate(site.settings, challenge_id)
+        answer_boilerplate[challenge_id] = _answer_boilerplate(site.settings, challenge_id)
         try:
             hidden[challenge_id] = _hidden_test_set(site.settings, challenge_id)
         except GraderError as err:
@@ -143,7 +169,7 @@ def _compute(site: Site, picks: dict[str, list[Graded]]) -> tuple[list[SimilarPa
                                           folder=str(g.submission_id))
                            for nb in g.result.notebooks if nb.challenge == challenge_id)
     pairs = []
-    for pair in similar_pairs(entries, boilerplate=boilerplate):
+    for pair in similar_pairs(entries, boilerplate=boilerplate, answer_boilerplate=answer_boilerplate):
         test_set = hidden.get(pair.challenge)
         pairs.append(with_thumbnails(pair, test_set.images_dir, test_set.files) if test_set is not None else pair)
     return pairs, len(entries)
@@ -159,3 +185,34 @@ def precompute_similar(store: Store, settings: Settings, *, event: str, options:
         ChallengeError: a challenge of the event is not in the project.
     """
     return len(similar(Site(store=store, settings=settings, event=event, options=options, workers=None))[0])
+
+
+def similar_in_child(state_dir: Path, database_url: str, settings: Settings, *, event: str,
+                     options: AppOptions) -> KeptPairs:
+    """:func:`similar`'s pairs of ``event`` over its results so far, computed on a store of its own
+    (``state_dir``, ``database_url``: the server's) and returned, not kept: ``grader serve`` runs it
+    in a child process at start and hands the result to :func:`keep_similar` (module docstring).
+
+    Raises:
+        ConfigError: the store cannot be opened.
+        DatabaseUnavailable: the database cannot be reached.
+        ChallengeError: a challenge of the event is not in the project.
+    """
+    from grader.server.store import Store
+
+    store = Store(state_dir, database_url)
+    try:
+        site = Site(store=store, settings=settings, event=event, options=options, workers=None)
+        picks, key = _picks(site)
+        pairs, compared = _compute(site, picks)
+        return KeptPairs(event=event, key=key, pairs=pairs, compared=compared)
+    finally:
+        store.close()
+
+
+def keep_similar(store: Store, kept: KeptPairs) -> None:
+    """Keep ``kept`` (from :func:`similar_in_child`) beside ``store`` for the coach's next view,
+    unless pairs are kept there already (computed by a view meanwhile: as new or newer). A view
+    whose set of chosen submissions differs from ``kept.key`` computes its own, as always."""
+    with _GUARD:
+        _KEPT.setdefault(store, kept)

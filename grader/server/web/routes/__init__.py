@@ -5,6 +5,7 @@ Modules:
 
 - ``coach``: The coach's pages under ``/coach``.
 - ``exports``: The coach's exports of the cohort under ``/coach/export/``.
+- ``grading``: The coach's grading of written answers, question by question.
 - ``history``: A team's submission history: its final submissions, the downloads of what it sent and of
   the run's log.
 - ``public``: The pages every signed-in browser may ask for, a team's or the coach's.

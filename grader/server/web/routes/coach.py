@@ -30,6 +30,7 @@ from starlette.responses import StreamingResponse
 from grader.server.store import DatabaseUnavailable, SubmissionRow
 from grader.server.web.headers import SCORECARD_CSP
 from grader.server.web.ladder import decimals
+from grader.server.web.marks import marks_of
 from grader.server.web.pages import Refused, Site
 from grader.server.web.routes.roster import add_roster_routes, coach_form
 from grader.server.web.similar import similar
@@ -129,11 +130,13 @@ def add_coach_routes(app: FastAPI, site: Site) -> None:
     @app.get("/coach/submissions/{submission_id}/scorecard")
     def coach_scorecard(request: Request, submission_id: int) -> HTMLResponse:
         site.coach_of(request)
-        site.event_submission(submission_id)
+        sub = site.event_submission(submission_id)
         result = store.result(submission_id)
         if result is None:
             raise Refused(404, "This submission has no scorecard.")
-        return HTMLResponse(result.scorecard_html, headers={"Content-Security-Policy": SCORECARD_CSP})
+        # with the coach's grades of its written answers, where it has any (grader.server.web.marks)
+        html = marks_of(request).coach_card(sub) or result.scorecard_html
+        return HTMLResponse(html, headers={"Content-Security-Policy": SCORECARD_CSP})
 
     @app.post("/coach/submissions/{submission_id}/cancel")
     async def cancel(request: Request, submission_id: int) -> Response:
@@ -149,6 +152,7 @@ def add_coach_routes(app: FastAPI, site: Site) -> None:
         await run_in_threadpool(site.event_submission, submission_id)
         await run_in_threadpool(store.regrade, submission_id)
         site.forget_overview()
+        marks_of(request).forget()  # the re-grade has the coach's grades of the one it re-grades
         if site.workers is not None:
             site.workers.wake()
         return RedirectResponse("/coach", status_code=303)

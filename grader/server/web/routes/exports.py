@@ -10,6 +10,9 @@ writers over each team's chosen submission per challenge (:func:`cohort`):
   earlier export) stays: the same results as one JSON list, each with its ``team`` and
   ``challenge``.
 
+Each carries the coach's grades of the written answers, released or not (the exports are the
+coach's): :func:`cohort` applies them.
+
 Every route refuses a team session and no session with 403.
 """
 
@@ -33,6 +36,7 @@ from grader.report import (
 )
 from grader.server.store import finals_of, members_of, team_rows
 from grader.server.web.boards import chosen
+from grader.server.web.marks import Marks, marks_of
 from grader.server.web.pages import Site
 from grader.server.web.routes.history import team_numbers
 
@@ -43,12 +47,13 @@ NO_MEMBERS = ("No team of this event lists members, so there is no row per stude
               "EVENT --teams teams.csv")
 
 
-def cohort(site: Site) -> list[CohortEntry]:
+def cohort(site: Site, marks: Marks | None = None) -> list[CohortEntry]:
     """The cohort for the exports: per challenge (in the event's order), each team's chosen
     submission (:func:`grader.server.web.boards.chosen`), named after the team, with that challenge's
     notebooks, its number (the team's own, as its pages show it:
     :func:`grader.server.web.routes.history.team_numbers`; a coach's re-grade has the number of the
-    submission it re-graded) and upload time (UTC)."""
+    submission it re-graded) and upload time (UTC); with ``marks``, every grade the coach saved of
+    its written answers applied (:meth:`grader.server.web.marks.Marks.applied`), released or not."""
     done = site.graded()
     finals = finals_of(site.store, site.event)  # the teams' own choices (grader.server.store.finals)
     every = site.store.submissions(site.event)
@@ -59,8 +64,9 @@ def cohort(site: Site) -> list[CohortEntry]:
     out = []
     for challenge in site.event_row().challenges:
         for g in chosen(done, challenge, eta=site.options.eta, finals=finals):
-            result = g.result.model_copy(update={
-                "submission": g.team, "notebooks": [nb for nb in g.result.notebooks if nb.challenge == challenge]})
+            graded = g.result if marks is None else marks.applied(g.submission_id, g.result)
+            result = graded.model_copy(update={
+                "submission": g.team, "notebooks": [nb for nb in graded.notebooks if nb.challenge == challenge]})
             number = numbers.get(g.submission_id, numbers.get(regraded.get(g.submission_id, 0), g.submission_id))
             out.append(CohortEntry(result, number=number,
                                    submitted=g.created.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")))
@@ -87,7 +93,8 @@ def add_export_routes(app: FastAPI, site: Site) -> None:
     @app.get("/coach/export/gradebook.csv")
     def export_gradebook(request: Request) -> Response:
         site.coach_of(request)
-        return PlainTextResponse(gradebook_csv(cohort(site), leaderboard="all"), media_type="text/csv",
+        return PlainTextResponse(gradebook_csv(cohort(site, marks_of(request)), leaderboard="all"),
+                                 media_type="text/csv",
                                  headers=_attachment(f"{event}-gradebook.csv"))
 
     @app.get("/coach/export/gradebook-{lms}.csv")
@@ -100,19 +107,20 @@ def add_export_routes(app: FastAPI, site: Site) -> None:
         students = students_by_team(site)
         if not students:
             return PlainTextResponse(NO_MEMBERS, status_code=404)
-        return PlainTextResponse(writer(cohort(site), students, leaderboard="all"), media_type="text/csv",
+        return PlainTextResponse(writer(cohort(site, marks_of(request)), students, leaderboard="all"),
+                                 media_type="text/csv",
                                  headers=_attachment(f"{event}-gradebook-{lms}.csv"))
 
     @app.get("/coach/export/junit.xml")
     def export_junit(request: Request) -> Response:
         site.coach_of(request)
-        return Response(junit_xml(cohort(site)), media_type="application/xml",
+        return Response(junit_xml(cohort(site, marks_of(request))), media_type="application/xml",
                         headers=_attachment(f"{event}-junit.xml"))
 
     @app.get("/coach/export/gradescope.zip")
     def export_gradescope_zip(request: Request) -> Response:
         site.coach_of(request)
-        return Response(gradescope_zip(cohort(site)), media_type="application/zip",
+        return Response(gradescope_zip(cohort(site, marks_of(request))), media_type="application/zip",
                         headers=_attachment(f"{event}-gradescope.zip"))
 
     @app.get("/coach/export/results.json")
@@ -120,5 +128,5 @@ def add_export_routes(app: FastAPI, site: Site) -> None:
         site.coach_of(request)
         body = json.dumps([{"team": e.result.submission,
                             "challenge": e.result.notebooks[0].challenge if e.result.notebooks else None,
-                            **gradescope_results(e)} for e in cohort(site)], indent=2)
+                            **gradescope_results(e)} for e in cohort(site, marks_of(request))], indent=2)
         return Response(body, media_type="application/json", headers=_attachment(f"{event}-results.json"))

@@ -92,11 +92,12 @@ def _open(site: Site) -> bool:
     return ends is None or datetime.now(UTC) < ends
 
 
-def _finals(site: Site, team: TeamRow) -> dict[str, tuple[int, Literal["chosen", "default"]]]:
+def _finals(site: Site, team: TeamRow, subs: Sequence[SubmissionRow]) -> dict[str, tuple[int, Literal["chosen",
+                                                                                                         "default"]]]:
     """The team's final submission per challenge: ``challenge -> (submission id, how)``, the team's
     choice where it made one, else :func:`chosen`'s default (computed over the team's own graded
-    submissions: a team's pick depends on its own scores only)."""
-    own = [g for g in site.graded() if g.team == team.name]
+    submissions ``subs``: a team's pick depends on its own scores only)."""
+    own = site.graded_of(subs)
     choices = {c: sub_id for (name, c), sub_id in finals_of(site.store, site.event).items() if name == team.name}
     out: dict[str, tuple[int, Literal["chosen", "default"]]] = {}
     for challenge in site.event_row().challenges:
@@ -112,7 +113,7 @@ def team_history(site: Site, team: TeamRow, shown: Sequence[Shown]) -> TeamHisto
     them: ``as_team_sees`` in :mod:`grader.server.web.routes.team`)."""
     subs = [s for s, _ in shown]
     numbers = team_numbers(subs)
-    finals = _finals(site, team) if any(s.state == "done" for s in subs) else {}
+    finals = _finals(site, team, subs) if any(s.state == "done" for s in subs) else {}
     is_open = _open(site)
     rows = []
     for sub, status in shown:

@@ -12,7 +12,7 @@ from pathlib import Path
 from fastapi import FastAPI, Request
 from fastapi.responses import FileResponse, HTMLResponse, Response
 
-from grader.core import GraderError
+from grader.core import GraderError, challenge_folder
 from grader.data import public_data_zip
 from grader.server.web.ladder import decimals
 from grader.server.web.pages import Refused, Site
@@ -38,8 +38,9 @@ def add_public_routes(app: FastAPI, site: Site) -> None:
 
     @app.get("/challenges/{challenge}/starter.ipynb")
     def starter(request: Request, challenge: str) -> Response:
-        path = settings.project_dir / "challenges" / challenge_of(request, challenge) / "starter.ipynb"
-        if not path.is_file():
+        folder = challenge_folder(settings.project_dir, challenge_of(request, challenge))  # a coach's or shipped
+        path = None if folder is None else folder / "starter.ipynb"
+        if path is None or not path.is_file():
             raise Refused(404, "This challenge's starter notebook is not available.")
         return FileResponse(path, filename=f"{challenge}-starter.ipynb", media_type="application/x-ipynb+json")
 

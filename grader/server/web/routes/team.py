@@ -21,15 +21,32 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect
 from starlette.responses import StreamingResponse
 
-from grader.core import GraderError, UsageError, challenge_packages, environment_lines, load_challenge
+from grader.core import (
+    GraderError,
+    UsageError,
+    challenge_folder,
+    challenge_packages,
+    environment_lines,
+    load_challenge,
+)
 from grader.intake import size_text
-from grader.report import render_scorecard, served, team_view, unpack, with_board
+from grader.report import render_scorecard, served, unpack, with_board
 from grader.score import SubmissionResult
-from grader.server.store import CapReached, DatabaseUnavailable, SubmissionRow, TeamRow, UploadRefused, refusal
+from grader.server.store import (
+    CapReached,
+    DatabaseUnavailable,
+    SubmissionRow,
+    TeamRow,
+    UploadRefused,
+    left_today,
+    refusal,
+)
+from grader.server.web.answers import released_grades
 from grader.server.web.boards import board_steps
 from grader.server.web.bundle import MAX_FILES, bundle
 from grader.server.web.flash import read_flash, refusal_flash, wants_page
 from grader.server.web.headers import SCORECARD_CSP
+from grader.server.web.marks import marks_of
 from grader.server.web.pages import FINAL_STATES, Refused, Site
 from grader.server.web.receive import (
     FORM_SLACK,
@@ -108,18 +125,19 @@ def add_team_routes(app: FastAPI, site: Site) -> None:
         message, chosen = message or refused, chosen or picked
         briefs = []
         for cid in event.challenges:
-            folder = settings.project_dir / "challenges" / cid
+            folder = challenge_folder(settings.project_dir, cid) or settings.project_dir / "challenges" / cid
             readme = folder / "README.md"
             briefs.append({"id": cid, "brief": readme.read_text(encoding="utf-8", errors="replace")
                            if readme.is_file() else "", "starter": (folder / "starter.ipynb").is_file(),
                            "limits": _limits(cid), "environment": _environment(cid)})
-        subs = as_team_sees(site.statuses(store.submissions(event_name, team_id=team.id)))
+        own = store.submissions(event_name, team_id=team.id)
+        subs = as_team_sees(site.statuses(own))
         return site.page(request, "home.html.j2", status, team=team, briefs=briefs, submissions=subs,
-                         left=store.submissions_left_today(event_name, team.id), message=message,
+                         left=left_today(own, event.cap_per_day, practice=False), message=message,
                          flash=flash, chosen=chosen if chosen in event.challenges else event.challenges[0],
                          max_upload=size_text(opts.max_upload_bytes), profile=opts.profile,
                          practice=[cid for cid in event.challenges if _practice(cid)],
-                         practice_left=store.practice_left_today(event_name, team.id))
+                         practice_left=left_today(own, event.practice_per_day, practice=True))
 
     @app.get("/")
     def team_home(request: Request) -> Response:
@@ -307,17 +325,22 @@ def add_team_routes(app: FastAPI, site: Site) -> None:
         """``found`` (:meth:`Site.statuses`) with, before the Reveal, each graded submission's verdict
         and score as its team scorecard has them (threshold criteria decided on the public part,
         :func:`grader.report.teamcard.team_view`), not the whole hidden test set's, which the private part
-        would steer."""
-        if all(status["verdict"] is None for _, status in found) or site.event_row().revealed:
+        would steer; and the coach's grades of its written answers for the released questions only
+        (:meth:`grader.server.web.marks.Marks.team_seen`, kept per submission and grades; the status's
+        ``written``: :func:`grader.server.web.answers.released_grades`)."""
+        marks = marks_of(app)
+        revealed = site.event_row().revealed
+        if all(status["verdict"] is None for _, status in found) or (revealed and not marks.released()):
             return found
-        parsed = {g.submission_id: g.result for g in site.graded()}
-        seen = {sub.id: team_view(parsed[sub.id]) for sub, _ in found if sub.id in parsed}
+        parsed = {g.submission_id: g.result for g in site.graded_of([sub for sub, _ in found])}
+        seen = {sub.id: marks.team_seen(sub.id, parsed[sub.id], revealed=revealed) for sub, _ in found
+                if sub.id in parsed}
         out = []
         for sub, status in found:
             if sub.id in seen and status["verdict"] is not None:
                 verdict, score = seen[sub.id].verdict, seen[sub.id].score
                 sub, status = dataclasses.replace(sub, verdict=verdict, score=score), status | {
-                    "verdict": verdict, "score": score}
+                    "verdict": verdict, "score": score, "written": released_grades(seen[sub.id])}
             out.append((sub, status))
         return out
 
@@ -335,8 +358,10 @@ def add_team_routes(app: FastAPI, site: Site) -> None:
         # thumbnails, which result.json does not keep; grader.report.teamcard): the one after the Reveal,
         # or the one before it with this submission's step on the team's public board put in.
         # A result stored before them is rendered again from its JSON.
+        # Drawn again where a released grade of a written answer applies (grader.server.web.marks)
         revealed = site.event_row().revealed
-        html = unpack(result.team_scorecard_html, revealed=revealed) or render_scorecard(
+        html = marks_of(request).team_card(sub, revealed=revealed) or unpack(
+            result.team_scorecard_html, revealed=revealed) or render_scorecard(
             SubmissionResult.model_validate_json(result.result_json), audience="team", revealed=revealed)
         if not revealed:
             html = with_board(html, board_steps(site.graded(), sub.id, eta=opts.eta))
