@@ -36,6 +36,12 @@ thread: the client shares the machine's cores with the server):
    teams sharing one model): its first view (cold), a view after each of 5 new results (the pairs
    computed again, the unchanged notebooks' fingerprints kept) and PAGE_REQUESTS repeat views.
 
+7. Grading written answers (issue 29; after phase 3, with the result phase 1 stored): TEAMS teams each with
+   one graded submission whose answer to a coach-graded question awaits the coach (the toy rubric with one
+   such question added); the coach's per-question page (``/coach/grading/toy/why``, every team's answer)
+   PAGE_REQUESTS times, then PAGE_REQUESTS grades saved one after another as the page's script saves
+   them (a POST asking for JSON), each for another team, as one coach grades.
+
 After each phase every acknowledged upload must be in the database exactly once (and graded once,
 where the phase waits for grading): ``accounted: N acknowledged, N stored, 0 lost, 0 duplicated``;
 the exit status is 1 otherwise. The last lines are the table, one figure a line, beside the issue's
@@ -47,7 +53,7 @@ a failure).
 Usage: .venv/bin/python benchmarks/server.py [--database sqlite|postgresql|both] [--teams 200]
        [--uploaders 50] [--polls 10] [--subs-per-team 20] [--workers 1,2,4] [--notebooks 16]
        [--page-requests 40] [--concurrency 10] [--sandbox bwrap|none] [--slow-connections 200] [--slow-s 40]
-       [--similar-teams 60] [--skip uploads,polling,slow,pages,throughput,similar] [--quick]
+       [--similar-teams 60] [--skip uploads,polling,slow,pages,throughput,similar,grading] [--quick]
 """
 
 from __future__ import annotations
@@ -55,6 +61,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import io
 import math
 import os
 import platform
@@ -83,6 +90,8 @@ EVENT = "loadtest"
 UPLOAD_TARGET_MS = 200.0
 PAGE_TARGET_MS = 100.0
 SIMILAR_TARGET_MS = 500.0  # issue 28: /coach/similar under 0.5 s at p95 for 60 teams
+QUESTION_PAGE_TARGET_MS = 300.0  # issue 29: the per-question page with 200 teams under 300 ms at p95
+GRADE_SAVED_TARGET_MS = 100.0  # issue 29: a saved grade under 100 ms at p95
 THROUGHPUT_TARGET = 0.9  # server submissions per minute at least 90% of grader check's
 
 # ---------------------------------------------------------------- the toy project (tests/support/toy.py)
@@ -704,6 +713,109 @@ def phase_pages(bench: Bench, database: str, server: Server, tokens: dict[str, s
     asyncio.run(run())
 
 
+# ---------------------------------------------------------------- phase 7: grading written answers
+
+QUESTION = """
+[[criteria]]
+id = "why"
+title = "Why the colours are easy"
+check = "coach_graded"
+points = 2
+required = false
+question = "Why does a model tell these colours apart so easily?"
+fix = "Answer under the question."
+params = { min_words = 3 }
+comments = ["Give the figure, not only the reason.", "Look at the confusion matrix again."]
+[[criteria.items]]
+points = 1
+text = "Names the figure"
+[[criteria.items]]
+points = 1
+text = "Explains why"
+"""
+
+
+def with_answer(result_json: str, team: str) -> str:
+    """``result_json`` (a graded toy submission) with its team's answer to QUESTION, awaiting the coach."""
+    from grader.intake import answer_sha256
+    from grader.score import CriterionResult, RubricItem, SubmissionResult
+
+    base = SubmissionResult.model_validate_json(result_json)
+    nb = base.notebooks[0]
+    text = (f"{team}: the three colours sit far apart in RGB space, so even a linear model separates them; "
+            "the hidden images are drawn the same way. ") * 3
+    row = CriterionResult(id="why", title="Why the colours are easy", status="awaiting", required=False, points=0,
+                          max_points=2, message="awaiting the coach", fix="Answer under the question.",
+                          coach_graded=True, question="Why does a model tell these colours apart so easily?",
+                          rubric_items=[RubricItem(points=1, text="Names the figure"),
+                                        RubricItem(points=1, text="Explains why")],
+                          answer=text, answer_sha256=answer_sha256(text))
+    nb = nb.model_copy(update={"criteria": [*nb.criteria, row], "max_score": nb.max_score + 2})
+    return base.model_copy(update={"submission": team, "notebooks": [nb],
+                                   "max_score": base.max_score + 2}).model_dump_json()
+
+
+def phase_grading(bench: Bench, database: str, make_store: Any, base_result: str) -> None:
+    """Phase 7 (module docstring): the per-question page and saved grades, TEAMS answers."""
+    args = bench.args
+    project = bench.tmp / "project-grading"
+    if not project.exists():
+        shutil.copytree(bench.project, project)
+        rubric = project / "rubrics" / "toy.toml"
+        rubric.write_text(rubric.read_text(encoding="utf-8") + QUESTION, encoding="utf-8")
+    state, url = make_store(f"grading-{database}")
+    store = open_store(state, url)
+    names = [f"team{i:03d}" for i in range(1, args.teams + 1)]
+    created = store.create_event(EVENT, challenges=["toy"], teams=names)
+    upload = store.store_upload(io.BytesIO(notebook("grading")), filename="toy.ipynb",
+                                max_bytes=64 << 20)
+    subs: list[int] = []
+    for team in store.teams(EVENT):
+        row = store.submit(EVENT, team.id, challenge="toy", upload=upload)
+        job = store.claim("bench:grading", lease_s=600)
+        if job is None or job.id != row.id:
+            raise Failed(f"claimed {job and job.id} instead of the inserted submission {row.id}")
+        text = with_answer(base_result, team.name)
+        store.finish(row.id, "bench:grading", result_json=text, scorecard_html="<p>bench</p>", verdict="pass",
+                     score=1, max_score=1)
+        subs.append(row.id)
+    store.close()
+    say(f"  phase 7: grading written answers, {len(subs)} teams' answers to one question")
+    server = Server(bench, state, url, project=project)
+    page = "/coach/grading/toy/why"
+    try:
+        server.start(args.serve_workers, f"{database}-grading")
+
+        async def run() -> None:
+            [coach] = await joined(server.base, [created.coach_token], coach=True)
+            try:
+                cold, status = await coach.timed_get(page)
+                say(f"  question page: first request {cold:.0f} ms ({status})")
+                done, errors = await hammer([coach], page, args.page_requests, 1, time.monotonic() + args.phase_s)
+                bench.latency(database, f"grading: question page, {len(subs)} teams' answers", done,
+                              QUESTION_PAGE_TARGET_MS, errors)
+                saved: list[float] = []
+                failed = 0
+                for sub_id in subs[: args.page_requests]:
+                    t0 = time.perf_counter()
+                    answer = await coach.client.post(f"{page}/{sub_id}", headers={"Accept": "application/json"},
+                                                     data={"csrf": coach.csrf, "items": ["1", "2"],
+                                                           "comment": "Clear."})
+                    if answer.status_code == 200 and answer.json().get("ok"):
+                        saved.append((time.perf_counter() - t0) * 1000)
+                    else:
+                        failed += 1
+                bench.latency(database, "grading: a grade saved (one coach)", saved, GRADE_SAVED_TARGET_MS, failed)
+                after, status = await coach.timed_get(page)
+                say(f"  question page after {len(saved)} grades: {after:.0f} ms ({status})")
+            finally:
+                await close_all([coach])
+
+        asyncio.run(run())
+    finally:
+        server.stop()
+
+
 # ---------------------------------------------------------------- phase 6: similar pairs, public data at start
 
 SIMILAR_EVENT = "similar"
@@ -974,6 +1086,8 @@ def run_database(bench: Bench, database: str, pg_port: int | None) -> None:
         server.start(args.serve_workers, f"{database}-pages")
         acked = {} if "uploads" in args.skip else phase_uploads(bench, database, server, store,
                                                                 created.team_tokens, ids)
+        graded = [s[0] for subs in counts(store).values() for s in subs if s[2] == 1]
+        base_result = store.result(min(graded)).result_json if graded else None
         if "polling" not in args.skip:
             phase_polling(bench, database, server, store, created.team_tokens, ids)
         if "slow" not in args.skip:
@@ -987,6 +1101,8 @@ def run_database(bench: Bench, database: str, pg_port: int | None) -> None:
     finally:
         server.stop()
         store.close()
+    if "grading" not in args.skip and base_result is not None:
+        phase_grading(bench, database, make_store, base_result)
     if "similar" not in args.skip and database == args.databases[0]:
         phase_similar(bench, database, make_store)
     if "throughput" not in args.skip:
@@ -1023,7 +1139,8 @@ def main() -> int:
     parser.add_argument("--similar-teams", type=int, default=60,
                         help="teams of phase 6's /coach/similar (default 60: issue 28's target)")
     parser.add_argument("--skip", default="",
-                        help="phases left out: uploads, polling, slow, pages, throughput, similar (comma-separated)")
+                        help="phases left out: uploads, polling, slow, pages, throughput, similar, grading "
+                             "(comma-separated)")
     parser.add_argument("--quick", action="store_true",
                         help="a smoke run: 12 teams, 4 uploaders, 2 polls, 2 submissions each, workers 1, 2 notebooks")
     args = parser.parse_args()
@@ -1034,7 +1151,7 @@ def main() -> int:
         args.similar_teams = 6
     args.worker_counts = [int(n) for n in args.workers.split(",")]
     args.skip = {x for x in args.skip.split(",") if x}
-    phases = {"uploads", "polling", "slow", "pages", "throughput", "similar"}
+    phases = {"uploads", "polling", "slow", "pages", "throughput", "similar", "grading"}
     if args.skip - phases:
         parser.error(f"--skip {','.join(sorted(args.skip))}: choose among {', '.join(sorted(phases))}")
     args.slow_connections = max(0, min(args.slow_connections, 1000))  # bounded: only 127.0.0.1, at most 1000

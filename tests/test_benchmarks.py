@@ -75,6 +75,7 @@ def test_server_benchmark_smoke() -> None:
            "result, 0 without" in out
     for figure in ("upload acknowledged (4 at once)", "team page (12 teams polling)",
                    "leaderboard, team view, 24 graded", "coach's page (all submissions), 24 graded",
-                   "grading 2 notebooks, 1 workers", "team page (4 polling, 10 slow connections open)"):
+                   "grading 2 notebooks, 1 workers", "team page (4 polling, 10 slow connections open)",
+                   "grading: question page, 12 teams' answers", "grading: a grade saved (one coach)"):
         assert re.search(rf"^sqlite +{re.escape(figure)} .*(PASS|MISS)$", out, re.MULTILINE), out
     assert "NOT ACCOUNTED" not in out

@@ -18,9 +18,14 @@ at once: first each challenge's public-data zip (:func:`grader.data.export.publi
 on disk by content: a restart finds it built), then the coach's similar pairs over the results so far
 (1.7 to 4.9 s for 60 teams on the 2-core benchmark machine, kept for the coach's first
 ``/coach/similar``), computed in a child process (:func:`in_child`, :mod:`grader.server.child`,
-at a lower CPU priority) with its own imports: in the server's interpreter they held
-the GIL for seconds while the pages waited (issue 28's benchmark: the coach's leaderboard went from
-79 to 733 ms at p95 during them). The zips come first: at an event's start every team downloads its data and
+at a lower CPU priority): in the server's interpreter the computation held the GIL for
+seconds while the pages waited (issue 28's benchmark: the coach's leaderboard went from 79 to 733 ms
+at p95 during it). The imports the pages need later are done before the server listens, not in
+that thread: the upload checks' (:func:`grader.server.web.precheck.load_upload_checks`, about 0.5 s)
+and the similar pairs' (:func:`grader.integrity.load_dependencies`, about 1.8 s, which the next
+``/coach/similar`` after a new result computes with): left to the first upload or view they held
+every page for as long (the similar view after a new result took 1.7 s instead of 0.3 s); the price
+is a start that much later. The zips come first: at an event's start every team downloads its data and
 there are no results to compare; on a restart the zips are on disk already and the pairs follow at
 once. A zip is built at start, not on the first download, which took 25.6 s for gear's 57 MB; in
 the background, not before serving, because a build takes minutes for CIFAR-10's 50,000 files and a
@@ -303,6 +308,7 @@ def _serve(store: Store, settings: Settings, options: GradeOptions, *, event: st
            scoring: Literal["here", "workers"], proxy: ProxyOptions, limits: ConnectionLimits) -> int:
     import uvicorn
 
+    from grader.integrity import load_dependencies
     from grader.server.web import fit_open_files, guarded_protocol, load_upload_checks
 
     challenges = store.event(event).challenges
@@ -329,7 +335,8 @@ def _serve(store: Store, settings: Settings, options: GradeOptions, *, event: st
     previous = signal.signal(signal.SIGTERM, _terminate)  # uvicorn re-raises it after its shutdown
     t0 = time.monotonic()
     load_upload_checks()  # before it listens: the first uploads must not wait for these imports
-    log.info("start-up: the upload checks' imports in %.1f s", time.monotonic() - t0)
+    load_dependencies()  # nor the coach's first similar pairs computed here (after a new result)
+    log.info("start-up: the upload checks' and the similar pairs' imports in %.1f s", time.monotonic() - t0)
     stopping = threading.Event()
     start_up = StartUpWork(settings, challenges, warm=_warm_ups(store, settings, event, options, stopping))
     pool.start()
