@@ -6,6 +6,7 @@ Modules:
 - ``export``: ``grader data export``.
 - ``hidden``: The hidden test set.
 - ``idx``: The ``idx`` dataset layout.
+- ``imagefiles``: Which files of a folder are images.
 - ``images``: Decode a team's image files the way a phone or an editor saved them, into plain RGB.
 - ``ingestion``: The ingestion/scoring split.
 - ``labelscsv``: Datasets of layout ``labels-csv``: one folder of images and a labels CSV, as Kaggle

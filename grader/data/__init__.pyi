@@ -3,6 +3,7 @@
 
 from .export import export_public_data, public_data_zip
 from .hidden import dataset_hashes, ensure_added_test_set, ensure_hidden_test_set
+from .imagefiles import IMAGE_SUFFIXES, list_images
 from .images import decode, register_heif, thumbnail_uri
 from .ingestion import check_sets, export_ingestion, ingestion_sets, is_ingestion_folder, set_ids
 from .labelscsv import LabelRow, csv_labels, match_rows, read_labels_csv
@@ -20,10 +21,8 @@ from .practice import (
 )
 from .splitmake import HIDDEN_FRACTION, HIDDEN_SEED, CrossSplit, grouped_split, make_split, validate_split
 from .splits import (
-    IMAGE_SUFFIXES,
     Listing,
     list_dataset,
-    list_images,
     load_public_split,
     load_split,
     public_split_problems,

@@ -35,10 +35,11 @@ from grader.core import (
     load_challenge,
     write_atomic,
 )
+from grader.data.imagefiles import IMAGE_SUFFIXES
 from grader.data.labelscsv import public_csv_text
 from grader.data.mnist import write_mnist_view
 from grader.data.practice import load_practice_split
-from grader.data.splits import IMAGE_SUFFIXES, added_public, list_dataset
+from grader.data.splits import added_public, list_dataset
 from grader.data.views import ensure_public_view
 
 __all__ = ["ExportSummary", "export_public_data", "public_data_zip"]

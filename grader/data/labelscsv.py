@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from grader.core import DataError, DatasetSpec
-from grader.data.splits import list_images
+from grader.data.imagefiles import list_images
 
 __all__ = ["LabelRow", "csv_entry", "csv_labels", "match_rows", "public_csv_text", "read_labels_csv"]
 

@@ -13,13 +13,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from grader.core import Challenge, DataError, DatasetSpec
+from grader.data.imagefiles import list_images
 
 __all__ = [
-    "IMAGE_SUFFIXES",
     "Listing",
     "added_public",
     "list_dataset",
-    "list_images",
     "load_public_split",
     "load_split",
     "public_split",
@@ -28,22 +27,6 @@ __all__ = [
     "scan_source",
     "stratified_split",
 ]
-
-IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".heic", ".heif"})
-
-
-def list_images(folder: Path) -> list[Path]:
-    """Image files directly in ``folder``, sorted by name.
-
-    An image file is one whose suffix is in :data:`IMAGE_SUFFIXES` in any case (``IMG_0001.JPG``,
-    as phones name them; ``.heic`` too, decoded where ``pillow-heif`` is installed). Hidden
-    files are left out: macOS writes ``._IMG_0001.JPG`` beside each photo it zips, and those
-    are not images.
-    """
-    return sorted(
-        p for p in folder.iterdir()
-        if not p.name.startswith(".") and p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
-    )
 
 
 def _class_files(root: Path, classes: list[str], what: str) -> dict[str, list[str]]:

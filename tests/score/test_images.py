@@ -18,8 +18,8 @@ from PIL import Image, ImageFile
 
 from grader.core.challenge import load_challenge
 from grader.core.settings import Settings
+from grader.data.imagefiles import list_images
 from grader.data.images import MAX_PIXELS, decode, register_heif, to_rgb
-from grader.data.splits import list_images
 from grader.evidence.records import (
     CellRecord,
     Evidence,
