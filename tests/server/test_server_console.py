@@ -215,8 +215,10 @@ def test_the_brief_is_rendered_as_html_with_raw_html_off(event: Event) -> None: 
     assert "<h1>Toy colours</h1>" in brief and "<h2>Your task</h2>" in brief and "<strong>red</strong>" in brief
     assert "<p>&lt;script&gt;alert(1)&lt;/script&gt;</p>" in brief and "<script>alert" not in page
     assert "javascript:" not in brief.split("[bad]")[0] and 'href="javascript' not in page
-    assert '<a href="https://example.org/docs">docs</a>' in brief
-    assert '<a href="sq.png">image: a square</a>' in brief and "<img" not in brief  # the CSP would block it
+    # the same renderer as the teams' written answers (grader.report.markdown): links marked nofollow
+    assert '<a href="https://example.org/docs" rel="nofollow noopener noreferrer">docs</a>' in brief
+    assert '<a href="sq.png" rel="nofollow noopener noreferrer">image: a square</a>' in brief
+    assert "<img" not in brief  # the CSP would block it
 
 
 def test_the_roster_reissues_links_adds_and_removes_teams(event: Event) -> None:  # noqa: F811

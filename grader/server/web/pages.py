@@ -22,7 +22,7 @@ from fastapi.responses import HTMLResponse
 from markupsafe import Markup
 
 from grader.core import Settings
-from grader.report import Board
+from grader.report import Board, markdown_html
 from grader.score import SubmissionResult
 from grader.server.store import (
     AnnouncementRow,
@@ -36,7 +36,6 @@ from grader.server.store import (
     team_rows,
 )
 from grader.server.web.boards import NO_SPLIT_NOTE, Graded, PublicBoard, private_boards, public_boards
-from grader.server.web.brief import brief_html
 from grader.server.web.options import AppOptions
 
 if TYPE_CHECKING:
@@ -92,8 +91,8 @@ def templates() -> jinja2.Environment:
     """The pages' jinja2 environment (``templates/`` beside this module, then the scorecards'
     ``grader/report/templates/`` for the parts both show, such as ``_pairs.html.j2``; autoescape,
     StrictUndefined). Filters: ``utc`` (a time as ``2026-12-07 18:00 UTC``), ``iso`` (ISO 8601 in
-    UTC, for a ``datetime`` attribute), ``pct``, ``markdown`` (a brief as HTML, raw HTML off:
-    :func:`grader.server.web.brief.brief_html`)."""
+    UTC, for a ``datetime`` attribute), ``pct``, ``markdown`` (a brief or an answer as HTML:
+    :func:`grader.report.markdown.markdown_html`, raw HTML off, images as links)."""
     loader = jinja2.ChoiceLoader([jinja2.FileSystemLoader(HERE / "templates"),
                                   jinja2.PackageLoader("grader.report", "templates")])
     env = jinja2.Environment(loader=loader, autoescape=True,
@@ -101,7 +100,7 @@ def templates() -> jinja2.Environment:
     env.filters["utc"] = lambda d: "–" if d is None else d.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
     env.filters["iso"] = lambda d: d.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
     env.filters["pct"] = lambda v: "–" if v is None else f"{100 * v:.1f}%"
-    env.filters["markdown"] = brief_html
+    env.filters["markdown"] = markdown_html
     return env
 
 
