@@ -3,6 +3,7 @@
 
 from .answers import (
     ANSWER_TAG,
+    ANSWER_WORD,
     MAX_ANSWER_CHARS,
     PLACEHOLDER,
     Answer,
@@ -27,7 +28,8 @@ from .submissions import Submission, discover, intake, intake_upload, zip_proble
 from .unzip import size_text
 from .workcopy import copy_submission, size_problem
 
-__all__ = ["ANSWER_TAG", "Answer", "INJECTED_TAG", "MAX_ANSWER_CHARS", "PLACEHOLDER", "answer_sha256", "answer_words",
+__all__ = ["ANSWER_TAG", "ANSWER_WORD", "Answer", "INJECTED_TAG", "MAX_ANSWER_CHARS", "PLACEHOLDER", "answer_sha256",
+    "answer_words",
     "find_answer", "is_placeholder", "question_heading", "read_answers",
     "MalformedNotebook", "PARAMETERS_TAG", "Submission", "challenge_of", "copy_submission",
     "discover", "inject_parameters", "intake", "intake_upload", "notebook_notes", "read_notebook", "size_problem",

@@ -29,14 +29,15 @@ from typing import TYPE_CHECKING, Literal
 if TYPE_CHECKING:
     from nbformat import NotebookNode
 
-__all__ = ["ANSWER_TAG", "MAX_ANSWER_CHARS", "PLACEHOLDER", "Answer", "answer_sha256", "answer_words",
+__all__ = ["ANSWER_TAG", "ANSWER_WORD", "MAX_ANSWER_CHARS", "PLACEHOLDER", "Answer", "answer_sha256",
+           "answer_words",
            "find_answer", "is_placeholder", "question_heading", "read_answers"]
 
 ANSWER_TAG = "answer:"  # the answer cell's tag is ANSWER_TAG + the criterion's id
 PLACEHOLDER = "*YOUR ANSWER HERE*"  # the starter's answer cell (nbgrader's words)
 MAX_ANSWER_CHARS = 20_000
 _HEADING = re.compile(r"^\s{0,3}#{1,6}\s+Question\s*\(\s*([a-z0-9][a-z0-9-]*)\s*\)", re.IGNORECASE)
-_WORD = re.compile(r"[^\W_]+(?:[.,'’][^\W_]+)*")  # runs of letters and digits: 0.52, don't
+ANSWER_WORD = re.compile(r"[^\W_]+(?:[.,'’][^\W_]+)*")  # a word of an answer: letters and digits; 0.52, don't
 _LINK_TARGET = re.compile(r"\]\([^)\s]*(?:\s+\"[^\"]*\")?\)")  # ](url "title") of a markdown link or image
 
 
@@ -78,7 +79,7 @@ def answer_sha256(text: str) -> str:
 
 
 def _words_of(text: str) -> list[str]:
-    return _WORD.findall(_LINK_TARGET.sub("]", text))
+    return ANSWER_WORD.findall(_LINK_TARGET.sub("]", text))
 
 
 _PLACEHOLDER_WORDS = [w.lower() for w in _words_of(PLACEHOLDER)]

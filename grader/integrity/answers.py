@@ -48,7 +48,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from grader.intake import PLACEHOLDER
+from grader.intake import ANSWER_WORD, PLACEHOLDER
 from grader.integrity.fingerprints import CODE_SHARE, Segment
 
 __all__ = ["ANSWER_SHARE", "K_WORDS", "MIN_MATCH_WORDS", "AnswerIndex", "AnswerMatch", "QuestionMatch", "WrittenAnswer",
@@ -58,7 +58,6 @@ K_WORDS = 5  # words in a k-gram: shorter shared runs are noise
 ANSWER_SHARE = CODE_SHARE  # the shorter answer's share in passages matching the other's
 MIN_MATCH_WORDS = 35  # matching words in each answer, at least: a third of the shortest reference answer (above)
 ANSWER_CACHE = 4096  # answers whose words and k-grams are kept (a few KB each)
-_WORD = re.compile(r"[^\W_]+(?:[.,'’][^\W_]+)*")  # as grader.intake.answers counts words: 0.52, don't
 _INNER = re.compile(r"[.,'’]")
 
 
@@ -155,13 +154,13 @@ class _Print:
 def words_of(text: str) -> list[str]:
     """The normalised words of ``text``: runs of letters and digits (``0.52`` and ``don't`` one word
     each), case-folded, the punctuation inside a word dropped (``dont``)."""
-    return [_INNER.sub("", m.group().casefold()) for m in _WORD.finditer(text)]
+    return [_INNER.sub("", m.group().casefold()) for m in ANSWER_WORD.finditer(text)]
 
 
 @functools.lru_cache(maxsize=ANSWER_CACHE)
 def _words(text: str, cut: tuple[tuple[str, ...], ...]) -> _Words:
     """``text``'s words, every run of words equal to one of ``cut`` (short boilerplate) left out."""
-    found = [(_INNER.sub("", m.group().casefold()), m.span()) for m in _WORD.finditer(text)]
+    found = [(_INNER.sub("", m.group().casefold()), m.span()) for m in ANSWER_WORD.finditer(text)]
     drop = [False] * len(found)
     for run in cut:
         n = len(run)
