@@ -29,8 +29,8 @@ from grader.core import safe_name
 from grader.report.leaderboard import Part, best_notebooks, figure
 from grader.score import CriterionResult, NotebookResult, Share, SubmissionResult
 
-__all__ = ["CANVAS_COLUMNS", "MOODLE_COLUMNS", "CohortEntry", "Student", "canvas_gradebook_csv", "gradebook_csv",
-           "gradescope_results", "gradescope_zip", "junit_xml", "moodle_gradebook_csv"]
+__all__ = ["CANVAS_COLUMNS", "FORMULA_START", "MOODLE_COLUMNS", "CohortEntry", "Student", "canvas_gradebook_csv",
+           "csv_safe", "gradebook_csv", "gradescope_results", "gradescope_zip", "junit_xml", "moodle_gradebook_csv"]
 
 
 @dataclass(frozen=True)
@@ -130,7 +130,7 @@ def gradebook_csv(items: Sequence[Item], *, leaderboard: Part = "all") -> str:
     for entry in entries:
         result = entry.result
         ranked = {id(nb) for nb, _ in best_notebooks(result, part=leaderboard).values()}
-        team = [_csv_safe(result.submission), _number(entry), entry.time]
+        team = [csv_safe(result.submission), _number(entry), entry.time]
         totals = [result.verdict, f"{result.score:g}", f"{result.max_score:g}"]
         practice = "yes" if result.practice else "no"
         notebooks: list[NotebookResult | None] = [*result.notebooks] or [None]
@@ -144,16 +144,20 @@ def gradebook_csv(items: Sequence[Item], *, leaderboard: Part = "all") -> str:
             model = next((m for m in nb.models if m.role == "predict"), None)
             shares = [cell for part in ("all", "public", "private")
                       for cell in _share_cells(figure(model, part))]
-            writer.writerow([*team, _csv_safe(nb.notebook), nb.challenge or "", nb.verdict, f"{nb.score:g}",
+            writer.writerow([*team, csv_safe(nb.notebook), nb.challenge or "", nb.verdict, f"{nb.score:g}",
                              f"{nb.max_score:g}", *totals,
                              "" if not nb.challenge else "yes" if id(nb) in ranked else "no", practice,
                              *shares, *(points.get(k, "") for k in columns)])
     return buf.getvalue()
 
 
-def _csv_safe(text: str) -> str:
-    """A cell a spreadsheet will not run as a formula (OWASP's CSV injection advice)."""
-    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")  # a cell starting so a spreadsheet may run as a formula
+
+
+def csv_safe(text: str) -> str:
+    """A cell a spreadsheet will not run as a formula (OWASP's CSV injection advice): ``text`` with a
+    leading ``'`` where it starts with one of :data:`FORMULA_START`."""
+    return "'" + text if text[:1] in FORMULA_START else text
 
 
 @dataclass(frozen=True)
@@ -217,7 +221,7 @@ def canvas_gradebook_csv(items: Sequence[Item], roster: Mapping[str, Sequence[St
     for team, students in roster.items():
         got = grades.get(team, {})
         for s in students:
-            writer.writerow([_csv_safe(s.name), "", _csv_safe(s.student_id), _csv_safe(s.email), "",
+            writer.writerow([csv_safe(s.name), "", csv_safe(s.student_id), csv_safe(s.email), "",
                              *(f"{got[c].points:g}" if c in got else "" for c in challenges)])
     return buf.getvalue()
 
@@ -250,7 +254,7 @@ def moodle_gradebook_csv(items: Sequence[Item], roster: Mapping[str, Sequence[St
         cells = [cell for c in challenges for cell in (
             (f"{got[c].points:g}", got[c].number, got[c].time) if c in got else ("", "", ""))]
         for s in students:
-            writer.writerow([_csv_safe(s.name), _csv_safe(s.student_id), _csv_safe(s.email), *cells])
+            writer.writerow([csv_safe(s.name), csv_safe(s.student_id), csv_safe(s.email), *cells])
     return buf.getvalue()
 
 

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 
 from markupsafe import Markup
 
+from grader.report.exports import FORMULA_START, csv_safe
 from grader.report.jinja import template
 from grader.score import CriterionResult, Grade, SubmissionResult, apply_grades, grade_key
 
@@ -36,16 +37,9 @@ __all__ = ["SHEET_COLUMNS", "Question", "SheetRow", "answers_html", "apply_sheet
 
 SHEET_COLUMNS = ("submission", "team", "challenge", "criterion", "question", "max_points", "answer", "points",
                  "comment", "items")
-_FORMULA = ("=", "+", "-", "@", "\t", "\r")
-
-
-def _safe(text: str) -> str:
-    return "'" + text if text[:1] in _FORMULA else text
-
-
 def _unsafe(text: str) -> str:
-    """A cell as written by :func:`_safe`, its leading ``'`` taken off again."""
-    return text[1:] if text[:1] == "'" and text[1:2] in _FORMULA and text[1:2] else text
+    """A cell as written by :func:`grader.report.exports.csv_safe`, its leading ``'`` taken off again."""
+    return text[1:] if text[:1] == "'" and text[1:2] in FORMULA_START and text[1:2] else text
 
 
 def _same_text(a: str, b: str) -> bool:
@@ -76,9 +70,9 @@ def grading_sheet_csv(results: Sequence[SubmissionResult], folders: Sequence[str
                     continue
                 graded = c.status == "graded"
                 rows.setdefault(grade_key(nb.challenge, c.id), []).append([
-                    _safe(folder), _safe(result.submission), nb.challenge or "", c.id, _safe(c.question),
-                    f"{c.max_points:g}", _safe(c.answer or ""), f"{c.points:g}" if graded else "",
-                    _safe(c.comment) if graded else "", ";".join(str(i) for i in c.items) if graded else ""])
+                    csv_safe(folder), csv_safe(result.submission), nb.challenge or "", c.id, csv_safe(c.question),
+                    f"{c.max_points:g}", csv_safe(c.answer or ""), f"{c.points:g}" if graded else "",
+                    csv_safe(c.comment) if graded else "", ";".join(str(i) for i in c.items) if graded else ""])
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\r\n")  # RFC 4180, as spreadsheets write it
     writer.writerow(SHEET_COLUMNS)
@@ -190,7 +184,7 @@ def apply_sheet(results: Sequence[SubmissionResult], folders: Sequence[str],
         current = next((c for nb in result.notebooks if nb.challenge == challenge for c in nb.criteria
                         if c.id == criterion), None)
         if current is not None and current.coach_graded and not _same_text(row.answer, current.answer or "") \
-                and not _same_text(row.answer, _safe(current.answer or "")):
+                and not _same_text(row.answer, csv_safe(current.answer or "")):
             problems.append(f"line {row.line}: {folder}, {challenge}:{criterion}: answer changed since the sheet was "
                             "written; not applied (grade the new answer)")
             continue
