@@ -24,7 +24,7 @@ import nbformat
 
 from grader.author.brief import brief_text
 from grader.author.findings import MIN_HIDDEN, MIN_TRAIN, Findings, examine, needed_per_class
-from grader.author.rubric import DEFAULT_CRITERIA, rubric_criteria, rubric_toml
+from grader.author.rubric import DEFAULT_CRITERIA, NEW_IMAGES_NEEDED, rubric_criteria, rubric_toml
 from grader.author.scan import scan_images
 from grader.author.skeleton import FRAMEWORKS, skeleton
 from grader.author.source import Source, read_source
@@ -92,6 +92,8 @@ class Created:
             of an accuracy of ``k`` of the hidden test set's ``n`` images, ``k`` the threshold's share
             of ``n`` rounded.
         seconds: wall time of each step (``scan``, ``pairs``, ``splits``, ``write``).
+        notes: what the coach must still do before ``grader verify-references`` can pass the
+            reference (e.g. photos for the new-images criterion), one sentence each.
     """
 
     challenge: Challenge
@@ -101,6 +103,7 @@ class Created:
     written: tuple[Path, ...]
     interval: tuple[int, int, float, float]
     seconds: dict[str, float] = field(default_factory=dict)
+    notes: tuple[str, ...] = ()
 
 
 def _check_request(request: Request) -> None:
@@ -149,9 +152,23 @@ def _refuse(source: Source, findings: Findings) -> None:
 
 
 def _new_images(settings: Settings) -> list[str]:
-    """Up to five images of ``<data dir>/new_images`` for ``[verify] new_images``."""
+    """Up to :data:`NEW_IMAGES_NEEDED` images of ``<data dir>/new_images`` for ``[verify] new_images``."""
     folder = (settings.data_dir or Path("/nonexistent")) / "new_images"
-    return [p.name for p in list_images(folder)[:5]] if folder.is_dir() else []
+    return [p.name for p in list_images(folder)[:NEW_IMAGES_NEEDED]] if folder.is_dir() else []
+
+
+def _new_images_note(settings: Settings, request: Request, source: Source, found: list[str]) -> tuple[str, ...]:
+    """The note that the reference will fail the new-images criterion: the data folder's
+    ``new_images/`` holds fewer than the :data:`NEW_IMAGES_NEEDED` photos it asks for."""
+    if "new-images" not in request.criteria or len(found) >= NEW_IMAGES_NEEDED:
+        return ()
+    folder = (settings.data_dir or Path("/nonexistent")) / "new_images"
+    cid = request.challenge_id
+    return (f"the rubric's new-images criterion needs {NEW_IMAGES_NEEDED} photos of your own, and {folder} holds "
+            f"{len(found)}: until it has them, the reference fails new-images in grader verify-references. Put "
+            f"{NEW_IMAGES_NEEDED} photos that are not in {source.name} there and name them under [verify] new_images "
+            f"in challenges/{cid}/challenge.toml (--force would write the reference again), or leave new-images out "
+            "of --criteria",)
 
 
 def _notebook_text(notebook: dict[str, Any]) -> str:
@@ -292,8 +309,11 @@ def new_challenge(settings: Settings, request: Request, *, on_progress: Progress
     seconds["splits"] = time.perf_counter() - start
     start = time.perf_counter()
     title = request.title or f"Image classification: the {source.name} photos"
+    found = _new_images(settings)
+    notes = () if existing is not None else _new_images_note(settings, request, source, found)
     text = challenge_toml(cid=request.challenge_id, title=title, source=source, near_distance=request.near_distance,
-                          transfer="transfer-learning" in request.criteria, new_images=_new_images(settings),
+                          transfer="transfer-learning" in request.criteria, new_images=found,
+                          new_images_needed=NEW_IMAGES_NEEDED if "new-images" in request.criteria else 0,
                           command=request.command)
     try:
         challenge = existing or Challenge.model_validate({**tomllib.loads(text), "folder": folder})
@@ -329,4 +349,4 @@ def new_challenge(settings: Settings, request: Request, *, on_progress: Progress
     interval = wilson_interval(k, n)
     log.info("wrote %d files for %s", len(files), request.challenge_id)
     return Created(challenge=challenge, source=source, findings=findings, splits=splits, written=tuple(files),
-                   interval=(k, n, interval.low, interval.high), seconds=seconds)
+                   interval=(k, n, interval.low, interval.high), seconds=seconds, notes=notes)

@@ -10,10 +10,12 @@ from dataclasses import dataclass
 
 from grader.core import UsageError
 
-__all__ = ["CRITERIA", "DEFAULT_CRITERIA", "Criterion", "parse_criteria", "rubric_criteria", "rubric_toml"]
+__all__ = ["CRITERIA", "DEFAULT_CRITERIA", "NEW_IMAGES_NEEDED", "Criterion", "parse_criteria", "rubric_criteria",
+           "rubric_toml"]
 
 CRITERIA = ("accuracy", "loss-curves", "per-class", "new-images", "transfer-learning", "saved-model")
 DEFAULT_CRITERIA = ("accuracy", "loss-curves", "per-class", "new-images", "saved-model")
+NEW_IMAGES_NEEDED = 5  # the new-images criterion's min_images: the photos a submission (a reference too) needs
 
 
 @dataclass(frozen=True)
@@ -82,7 +84,7 @@ def rubric_criteria(criteria: Sequence[str], *, threshold: float) -> list[Criter
         out.append(Criterion(
             "new-images", "At least five new images: the notebook shows each one's predicted class, and predict "
             "classifies them when the grader calls it", "new_image_predictions", 1,
-            {"min_images": 5, "shown": True},
+            {"min_images": NEW_IMAGES_NEEDED, "shown": True},
             "Put at least five photos that are not in the dataset into new_images/ beside the notebook, and show "
             "each with its predicted class and file name (plt.imshow(image); plt.title(f'{label} {file}'))."))
     if "transfer-learning" in criteria:

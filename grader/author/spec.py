@@ -47,7 +47,7 @@ class SplitFiles:
 
 
 def challenge_toml(*, cid: str, title: str, source: Source, near_distance: int, transfer: bool,
-                   new_images: Sequence[str], command: str) -> str:
+                   new_images: Sequence[str], command: str, new_images_needed: int = 0) -> str:
     """The text of ``challenges/<cid>/challenge.toml`` for ``source``.
 
     Args:
@@ -58,6 +58,8 @@ def challenge_toml(*, cid: str, title: str, source: Source, near_distance: int, 
         transfer: the rubric asks for a transfer-learning model (``predict_transfer``).
         new_images: files for ``[verify] new_images`` (paths under the data folder).
         command: the ``grader new-challenge`` command line that made it.
+        new_images_needed: the photos the rubric's new-images criterion asks for (0: none); with
+            fewer in ``new_images``, a comment says how to add them.
     """
     files = SplitFiles(cid)
     lines = [
@@ -112,8 +114,12 @@ def challenge_toml(*, cid: str, title: str, source: Source, near_distance: int, 
     if transfer:
         lines += ["", "[contract]", 'transfer = "predict_transfer"  # the transfer-learning model the rubric asks for']
     lines += ["", "[verify]", "# new images copied into the submission `grader verify-references` builds (paths",
-              "# under the data folder; a bare name is under its new_images/ folder)",
-              "new_images = [" + ", ".join(_q(n) for n in new_images) + "]"]
+              "# under the data folder; a bare name is under its new_images/ folder)"]
+    if len(new_images) < new_images_needed:
+        lines += [f"# The rubric's new-images criterion needs {new_images_needed}: until {new_images_needed} photos "
+                  "that are not in the dataset are named", "# here (put them in the data folder's new_images/), "
+                  "the reference fails it in `grader verify-references`."]
+    lines.append("new_images = [" + ", ".join(_q(n) for n in new_images) + "]")
     return "\n".join(lines) + "\n"
 
 

@@ -186,6 +186,8 @@ def cmd_new_challenge(args: argparse.Namespace, settings: Settings) -> int:
           f"{low:.2f} to {high:.2f} (during an event, on its public part of {(n + 1) // 2} images: wider)")
     seconds = created.seconds
     print(f"checked {len(created.source.entries)} images in {seconds.get('scan', 0) + seconds.get('pairs', 0):.1f} s")
+    for note in created.notes:
+        print(f"note: {note}")
     if not args.splits_only:
         print(f"next: grader validate --challenge {args.challenge}; write the model in the reference "
               f"(reference_solutions/{args.challenge}/), then grader new-challenge {args.challenge} --starter-only "

@@ -1,6 +1,7 @@
-"""Student text as HTML: a team's written answers (CommonMark, :mod:`grader.intake.answers`)
-rendered by markdown-it-py with raw HTML off, for every page that shows them (the scorecards, the
-grade-by-question page ``answers.html``, the event server's pages).
+"""Markdown as HTML: a team's written answers (:mod:`grader.intake.answers`) and a challenge's brief,
+rendered by markdown-it-py (CommonMark, and GitHub's tables, which the briefs' facts use) with raw
+HTML off, for every page that shows them (the scorecards, the grade-by-question page
+``answers.html``, the event server's pages).
 
 Safe to put in a page whatever the text holds: raw HTML is off, so a ``<script>`` or any other tag
 is shown as text, never passed through; markdown-it escapes every text and attribute; links keep
@@ -46,7 +47,7 @@ def _images_as_links(state: StateCore) -> None:
 
 @functools.cache
 def _parser() -> MarkdownIt:
-    md = MarkdownIt("commonmark", {"html": False})
+    md = MarkdownIt("commonmark", {"html": False}).enable("table")  # GFM tables: the briefs' facts are tables
     md.core.ruler.push("images_as_links", _images_as_links)
     return md
 

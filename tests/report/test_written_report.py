@@ -38,6 +38,12 @@ def test_markdown_is_rendered_without_raw_html_or_script_links() -> None:
     assert 'href="https://evil.example/c.png" rel="nofollow noopener noreferrer">image: cat</a>' in html
 
 
+def test_a_markdown_table_is_a_table_and_its_cells_are_escaped() -> None:
+    html = str(markdown_html(f"| class | photos |\n| --- | ---: |\n| boots | 116 |\n| {EVIL} | 1 |\n"))
+    assert "<table>" in html and "<th>class</th>" in html and '<td style="text-align:right">116</td>' in html
+    assert "<script" not in html and "&lt;script&gt;" in html
+
+
 def test_the_scorecard_shows_the_question_the_answer_and_its_status() -> None:
     waiting = team("t1", f"Photos *vary* far more {EVIL}")
     html = render_scorecard(waiting)
