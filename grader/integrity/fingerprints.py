@@ -30,19 +30,25 @@ substantial part of a solution of any challenge, and never on one shared helper 
 The k-grams of a notebook's code and its fingerprint are computed once per text and kept
 (:data:`KGRAM_CACHE` of each, bounded): the coach's page compares the same chosen notebooks again
 each time a result arrives, and copydetect's tokenizer (Pygments) costs about 25 ms for an 8 KB
-notebook.
+notebook. The tokenized texts can be carried to another process (:func:`tokenized`,
+:func:`seed_tokenized`): ``grader serve`` computes its first pairs in a child process and hands the
+server its tokenized texts with them, so the first page after a new result tokenizes that notebook
+only. The k-gram hashes are not carried: they are Python's ``hash`` of ``str`` (copydetect's
+``hashed_kgrams``), salted per process (``PYTHONHASHSEED``), so each process computes its own.
 """
 
 from __future__ import annotations
 
 import functools
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 
-__all__ = ["CODE_SHARE", "MIN_MATCH_CHARS", "NOISE_CHARS", "CodeMatch", "Segment", "code_signals", "common_limit"]
+__all__ = ["CODE_SHARE", "MIN_MATCH_CHARS", "NOISE_CHARS", "CodeMatch", "Segment", "code_signals", "common_limit",
+           "seed_tokenized", "tokenized"]
 
 NOISE_CHARS = 25  # copydetect's noise threshold: shorter matches (tokenized characters) are noise
 CODE_SHARE = 0.5  # a notebook's share of code in passages matching the other's
@@ -104,17 +110,56 @@ class _Print:
     coverage: int
 
 
+# tokenized texts handed over by another process (seed_tokenized), each used once by _tokenized
+_SEEDED: dict[str, tuple[str, Any]] = {}
+_SEEDED_LOCK = threading.Lock()
+
+
+@functools.lru_cache(maxsize=KGRAM_CACHE)
+def _tokenized(code: str) -> tuple[str, Any]:
+    """copydetect's tokenized text of ``code`` (Python) and its offsets (its map from tokenized to
+    raw positions, read-only); a text handed over by :func:`seed_tokenized` is not tokenized again."""
+    with _SEEDED_LOCK:
+        seeded = _SEEDED.pop(code, None)
+    if seeded is not None:
+        return seeded
+    from copydetect.utils import filter_code
+
+    filtered, offsets = filter_code(code, "notebook.py", "python")
+    offsets = np.asarray(offsets)
+    offsets.flags.writeable = False
+    return filtered, offsets
+
+
+def tokenized(codes: Sequence[str]) -> dict[str, tuple[str, Any]]:
+    """Per text of ``codes``: copydetect's tokenized text and its offsets (an int array of shape
+    ``(n, 2)``: tokenized and raw positions, copydetect's ``filter_code``), as this
+    process has them (tokenized here if not yet), for :func:`seed_tokenized` in another process."""
+    return {code: _tokenized(code) for code in codes}
+
+
+def seed_tokenized(found: dict[str, tuple[str, Any]]) -> None:
+    """Take tokenized texts another process made (:func:`tokenized`): each text's first comparison
+    here skips copydetect's tokenizer (Pygments, about 25 ms for an 8 KB notebook). At most
+    :data:`KGRAM_CACHE` are kept; a text already compared here keeps its own."""
+    with _SEEDED_LOCK:
+        for code, (text, offsets) in list(found.items())[:KGRAM_CACHE]:
+            offsets = np.asarray(offsets)
+            offsets.flags.writeable = False
+            _SEEDED[code] = (text, offsets)
+
+
 @functools.lru_cache(maxsize=KGRAM_CACHE)
 def _kgrams(code: str) -> tuple[int, Any, Any]:
     """The length of copydetect's tokenized text of ``code`` (Python), its offsets (copydetect's
     map from tokenized to raw positions) and its k-gram hashes; kept for the :data:`KGRAM_CACHE`
     texts used last (the arrays are read-only: every caller shares them)."""
-    from copydetect.utils import filter_code, hashed_kgrams
+    from copydetect.utils import hashed_kgrams
 
-    filtered, offsets = filter_code(code, "notebook.py", "python")
+    filtered, offsets = _tokenized(code)
     hashes = hashed_kgrams(filtered, NOISE_CHARS) if len(filtered) >= NOISE_CHARS else np.array([], np.int64)
-    offsets, hashes = np.asarray(offsets), np.asarray(hashes, dtype=np.int64)
-    offsets.flags.writeable = hashes.flags.writeable = False
+    hashes = np.asarray(hashes, dtype=np.int64)
+    hashes.flags.writeable = False
     return len(filtered), offsets, hashes
 
 

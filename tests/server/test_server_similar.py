@@ -132,6 +132,40 @@ def test_the_pairs_computed_in_a_child_process_at_start_answer_the_coachs_first_
     assert compared == 2 and [(p.a.team, p.b.team) for p in pairs] == [("alpha", "beta")]
 
 
+def test_after_the_childs_pairs_a_new_result_tokenizes_only_the_new_notebook(
+        event: Event, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: F811
+    import threading
+    import uuid
+
+    import copydetect.utils
+
+    from grader.server.serve import in_child
+    from grader.server.web.similar import keep_similar, similar_in_child
+
+    pytorch, tensorflow = (notebook_code(REFERENCES / f"{name}.ipynb") for name in ("pytorch", "tensorflow"))
+    mark = uuid.uuid4().hex  # texts this test process has never tokenized (its caches are per text)
+    graded(event, "alpha", f"{pytorch}\n# {mark} alpha")
+    graded(event, "beta", f"{pytorch}\n# {mark} beta")
+    kept = in_child(similar_in_child, event.store.state_dir, event.store.database_url, event.settings,
+                    stop=threading.Event(), kwargs={"event": "spring", "options": AppOptions()})
+    assert sorted(kept.tokens) == sorted([f"{pytorch}\n# {mark} alpha", f"{pytorch}\n# {mark} beta"])
+    keep_similar(event.store, kept)
+    tokenizer = copydetect.utils.filter_code
+    tokenized: list[str] = []
+
+    def counted(code: str, *args: object, **kwargs: object) -> object:
+        tokenized.append(code)
+        return tokenizer(code, *args, **kwargs)
+
+    monkeypatch.setattr(copydetect.utils, "filter_code", counted)
+    new = f"{tensorflow}\n# {mark} beta again"
+    graded(event, "beta", new, right=20)  # beta's chosen submission now: another set, computed here
+    site = Site(store=event.store, settings=event.settings, event="spring", options=AppOptions(), workers=None)
+    pairs, compared = similar(site)
+    assert compared == 2 and pairs == []
+    assert [code for code in tokenized if mark in code] == [new]  # alpha's came from the child
+
+
 def test_a_start_up_child_reports_its_error_and_stops_when_asked() -> None:
     import threading
     import time
