@@ -12,7 +12,7 @@ from .exports import (
     moodle_gradebook_csv,
 )
 from .jinja import compile_templates
-from .leaderboard import Board, Part, best_notebooks, figure, leaderboards
+from .leaderboard import Board, Part, Rate, best_notebooks, figure, leaderboards, pass_rates
 from .markdown import markdown_html
 from .render import (
     ANSWERS,
@@ -42,4 +42,4 @@ __all__ = ["ANSWERS", "Board", "BoardStep", "CohortEntry", "Part", "Question", "
     "figure", "gradebook_csv", "grading_sheet_csv", "gradescope_results", "gradescope_zip", "has_written",
     "junit_xml", "leaderboards", "markdown_html", "moodle_gradebook_csv", "previous_result", "question_sections",
     "read_grading_sheet", "render_scorecard", "render_team_scorecards", "team_view", "unpack", "with_board",
-    "write_cohort", "write_submission", "written_answer_html", "run_log", "served"]
+    "write_cohort", "write_submission", "written_answer_html", "run_log", "served", "Rate", "pass_rates"]

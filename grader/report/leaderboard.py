@@ -36,13 +36,14 @@ Pure: stored results in (``result.json``, schema 1 or 2), ranked boards out; ren
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Literal, get_args
 
 from grader.score import ModelReport, NotebookResult, Share, SubmissionResult, Verdict, mcnemar_exact
 
-__all__ = ["ALPHA", "PARTS", "Board", "Entry", "Part", "Rate", "best_notebooks", "figure", "leaderboards"]
+__all__ = ["ALPHA", "PARTS", "Board", "Entry", "Part", "Rate", "best_notebooks", "figure", "leaderboards",
+           "pass_rates"]
 
 log = logging.getLogger(__name__)
 
@@ -109,12 +110,32 @@ class Entry:
 
 @dataclass(frozen=True)
 class Rate:
-    """The pass rate of one criterion over a board's entries (each team's ranked notebook)."""
+    """The pass rate of one criterion over a board's entries (each team's ranked notebook).
+
+    Attributes:
+        id, title: the criterion's.
+        passed: entries that met it (:attr:`grader.score.CriterionResult.met`).
+        total: entries in all.
+        awaiting: entries whose written answer awaits the coach's grade (status ``awaiting``):
+            neither passed nor failed yet.
+    """
 
     id: str
     title: str
     passed: int
     total: int
+    awaiting: int = 0
+
+    @property
+    def failed(self) -> int:
+        """Entries that did not meet it, those awaiting the coach left out."""
+        return self.total - self.passed - self.awaiting
+
+    @property
+    def rate(self) -> float | None:
+        """``passed`` over the entries decided (``total`` less ``awaiting``); None when none is."""
+        decided = self.total - self.awaiting
+        return self.passed / decided if decided else None
 
 
 @dataclass(frozen=True)
@@ -125,7 +146,8 @@ class Board:
         challenge: the challenge id.
         part: the part of the hidden test set it ranks by (:data:`PARTS`).
         entries: ranked entries, then the unranked ones.
-        rates: per criterion of the challenge's rubric, the pass rate over the entries.
+        rates: per criterion of the challenge's rubric, the pass rate over the entries (those
+            awaiting the coach's grade counted apart).
         notes: footnotes on how entries were compared.
     """
 
@@ -267,21 +289,29 @@ def _board(challenge: str, part: Part, picks: list[tuple[SubmissionResult, str, 
             p_value=p_values[position - 1] if ranked_row else None,
             compared=compared[position - 1] if ranked_row else False, note=note, also=tuple(also), result=nb))
 
-    rates: dict[str, list[int]] = {}
-    titles: dict[str, str] = {}
-    for entry in entries:
-        for c in entry.result.criteria:
-            titles.setdefault(c.id, c.title)
-            passed, total = rates.get(c.id, [0, 0])
-            rates[c.id] = [passed + c.met, total + 1]  # met: passed, or graded by the coach with half its points
     notes = []
     if whole_used:
         notes.append(WHOLE_VECTOR_NOTE)
     if any(e.note == "not compared" for e in entries):
         notes.append(NOT_COMPARED_NOTE)
     return Board(challenge=challenge, part=part, entries=tuple(entries),
-                 rates=tuple(Rate(id=k, title=titles[k], passed=v[0], total=v[1]) for k, v in rates.items()),
+                 rates=pass_rates(e.result for e in entries),
                  notes=tuple(notes))
+
+
+def pass_rates(notebooks: Iterable[NotebookResult]) -> tuple[Rate, ...]:
+    """The pass rate of each criterion over ``notebooks`` (a board's: each team's ranked one), in
+    the order the criteria first appear: met (:attr:`grader.score.CriterionResult.met`: passed, or
+    graded by the coach with at least half its points), awaiting the coach's grade (status
+    ``awaiting``: counted apart, neither passed nor failed), or else not met."""
+    counts: dict[str, list[int]] = {}
+    titles: dict[str, str] = {}
+    for nb in notebooks:
+        for c in nb.criteria:
+            titles.setdefault(c.id, c.title)
+            passed, total, awaiting = counts.get(c.id, [0, 0, 0])
+            counts[c.id] = [passed + c.met, total + 1, awaiting + (c.status == "awaiting")]
+    return tuple(Rate(id=k, title=titles[k], passed=v[0], total=v[1], awaiting=v[2]) for k, v in counts.items())
 
 
 def leaderboards(results: Sequence[SubmissionResult], folders: Sequence[str] | None = None, *,

@@ -38,7 +38,7 @@ from typing import Any, TypeVar
 from fastapi import FastAPI, Request
 from markupsafe import Markup
 
-from grader.report import markdown_html, render_scorecard, team_view
+from grader.report import Board, Rate, markdown_html, pass_rates, render_scorecard, team_view
 from grader.score import (
     CriterionResult,
     Grade,
@@ -276,6 +276,24 @@ class Marks:
         picks = chosen(site.graded(), challenge, eta=site.options.eta, finals=finals)
         self._finals[challenge] = (key, picks)
         return picks
+
+    def pass_rates(self, board: Board) -> tuple[Rate, ...]:
+        """``board``'s pass rate per criterion (:func:`grader.report.pass_rates`) with the coach's
+        grades applied (:meth:`applied`): a written answer the coach graded counts as met or not,
+        one not graded yet as awaiting. The board's own rates where none awaits (no grade to apply).
+        Its entries are the teams' final submissions (:func:`grader.server.web.boards.private_boards`,
+        each entry's ``folder`` the submission's id), as :meth:`finals` are."""
+        if not any(r.awaiting for r in board.rates):
+            return board.rates
+        results = {g.submission_id: g.result for g in self.finals(board.challenge)}
+        notebooks = []
+        for e in board.entries:
+            sub_id = int(e.folder)
+            result = results.get(sub_id)
+            applied = [] if result is None else self.applied(sub_id, result).notebooks
+            same = (nb for nb in applied if (nb.challenge, nb.notebook) == (board.challenge, e.notebook))
+            notebooks.append(next(same, e.result))
+        return pass_rates(notebooks)
 
     def answers(self, q: WrittenQuestion) -> list[AnswerRow]:
         """Every team's answer to ``q`` in its final submission, by team name."""

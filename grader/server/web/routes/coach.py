@@ -57,7 +57,9 @@ def add_coach_routes(app: FastAPI, site: Site) -> None:
         """What the coach's page's changing part shows (``_coach_live.html.j2``), with its version."""
         # newest first, 50 of them: 4,000 rows are 3 MB of HTML
         listed, active, counts = site.overview(every=every)  # at most once a second
-        rates = [(board.challenge, board.rates) for board in site.boards(private=True, counts=counts)[1]]
+        # with the coach's grades of written answers: those not graded yet are counted as awaiting
+        marks = marks_of(app)
+        rates = [(board.challenge, marks.pass_rates(board)) for board in site.boards(private=True, counts=counts)[1]]
         running = None if site.workers is None else site.workers.running()
         return {"team_count": site.team_count(), "shown": len(listed), "total": counts[0], "graded": counts[1],
                 "submissions": site.statuses(listed), "active": site.statuses(active), "running": running,
