@@ -1,14 +1,11 @@
 """Every image of a coach's folder read once: its size, format, the SHA-256 of its bytes (exact
 duplicates) and its perceptual hash (near-duplicates), across a pool of processes.
 
-The perceptual hash is the project's (:mod:`grader.data.neardup`: ImageHash's 64-bit ``phash`` of
-the image converted to RGB), computed for a batch at once (:func:`phashes`). A JPEG of
-:data:`DRAFT_FROM` pixels or more on its shorter side (a photo of a few megapixels) is decoded at
-1/8 of its size (Pillow's ``Image.draft``: the JPEG decoder's own DCT scaling): a 3000 x 2000 photo
-decodes at 375 x 250 in about a third of the time, and ``phash`` shrinks every image to 32 x 32
-anyway. Such a hash may differ from the full decode's by a few bits (0 to 2 on 60 synthetic
-3000 x 2000 photos; smaller images differ more, up to 10 bits for 400 x 400 product photos at 1/2,
-so they are decoded whole), so grouping allows :data:`REDUCED_MARGIN` more bits for them.
+The perceptual hash is the project's, computed by the one function ``grader validate`` and
+``grader data make-split`` use too (:mod:`grader.data.phash`: ImageHash's 64-bit ``phash`` of the
+image converted to RGB, a large JPEG decoded at a reduced size), for a batch at once
+(:func:`grader.data.phashes`): a pair of images grouped here is a pair there, so the splits chosen
+here pass ``grader validate``. Grouping allows :data:`REDUCED_MARGIN` more bits for a reduced hash.
 """
 
 from __future__ import annotations
@@ -24,12 +21,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from grader.data import DRAFT_FROM, DRAFT_SIDE, REDUCED_MARGIN, decode_for_hash, phashes, thumbnail
+
 __all__ = ["DRAFT_FROM", "DRAFT_SIDE", "REDUCED_MARGIN", "ImageFacts", "phashes", "scan_images"]
 
-DRAFT_FROM = 1024  # px: a JPEG this large or larger on its shorter side is decoded at a reduced size
-DRAFT_SIDE = 128  # px: ... no smaller than this on its shorter side (1/8 from 1024 px; phash reads 32 x 32)
-REDUCED_MARGIN = 4  # bits a reduced decode's phash may differ from the full decode's (measured: 0 to 2)
-_SIDE = 32  # px: phash's thumbnail (hash_size 8 x highfreq_factor 4)
 _CHUNK = 200  # images per task of the pool: progress every few tenths of a second
 _SERIAL_BELOW = 400  # fewer images than this are read in this process (a pool costs about a second)
 
@@ -76,37 +71,14 @@ def _grey(root: str, entry: str) -> tuple[ImageFacts, Any]:
         with Image.open(io.BytesIO(data)) as im:
             width, height = im.size
             fmt = im.format or ""
-            if fmt == "JPEG" and min(width, height) >= DRAFT_FROM:
-                im.draft("RGB", (DRAFT_SIDE, DRAFT_SIDE))
-            reduced = im.size != (width, height)
-            im.load()
-            # imagehash.phash(image.convert("RGB")): greyscale, then Lanczos to 32 x 32 (its ANTIALIAS)
-            grey = im.convert("RGB").convert("L").resize((_SIDE, _SIDE), Image.Resampling.LANCZOS)
+            rgb, reduced = decode_for_hash(im)  # the project's one way (grader.data.phash)
+            grey = thumbnail(rgb)
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as err:  # UnidentifiedImageError too
         return ImageFacts(entry=entry, size_bytes=len(data), sha256=digest,
                           error=f"{type(err).__name__}: {err}".replace(f" {root}/", " ")), None
     facts = ImageFacts(entry=entry, size_bytes=len(data), sha256=digest, width=width, height=height, format=fmt,
                        reduced=reduced)
     return facts, grey
-
-
-def phashes(thumbnails: Any) -> list[int]:
-    """ImageHash's ``phash`` of each 32 x 32 greyscale thumbnail (uint8 array ``(N, 32, 32)``), as an int.
-
-    Method: imagehash 4.3's ``phash`` (``hash_size`` 8, ``highfreq_factor`` 4) over a stack: SciPy's
-    ``fftpack.dct`` along the rows, then the columns; the 8 x 8 lowest frequencies against their median;
-    the bits in row-major order, the first the most significant (ImageHash's hex). The same numbers as
-    one ``imagehash.phash`` call per image, a tenth of the time.
-    """
-    import numpy as np
-    import scipy.fftpack
-
-    if not len(thumbnails):
-        return []
-    dct = scipy.fftpack.dct(scipy.fftpack.dct(thumbnails, axis=1), axis=2)
-    low = dct[:, :8, :8].reshape(len(thumbnails), 64)
-    bits = low > np.median(low, axis=1, keepdims=True)
-    return [int.from_bytes(row.tobytes(), "big") for row in np.packbits(bits, axis=1)]
 
 
 def _read_chunk(root: str, entries: Sequence[str]) -> list[ImageFacts]:

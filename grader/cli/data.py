@@ -1,15 +1,27 @@
 """``grader data``: the challenges' data, ``export`` (the public data, for a coach to hand out, or an
 ingestion folder for Dask workers), ``make-split`` (a hidden test set free of near-duplicates of
 the public data) and ``pairs`` (contact sheets to calibrate the near-duplicate distance).
+
+``make-split`` has one way of choosing per challenge: a challenge made by ``grader new-challenge``
+(its split files headed by the command that chose them, :func:`grader.core.recorded_command`) has
+its splits chosen again by that command with ``--splits-only`` (:func:`grader.author.new_challenge`:
+the recorded seed, ``--group`` and ``--hidden``); any other by :func:`grader.data.make_split`.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
+import shlex
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from grader.core import ExitStatus, Settings
+from grader.core import ChallengeError, ExitStatus, Settings, UsageError
+
+if TYPE_CHECKING:
+    from grader.core import Challenge
 
 __all__ = ["add_parser", "cmd_data"]
 
@@ -36,12 +48,19 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
                         "add more challenges with --force")
     make = data_sub.add_parser(
         "make-split", help="write a challenge's hidden test set free of near-duplicates of its public data",
-        description="For a recorded hidden split (gear): choose it again, 20%% of each class, with groups of "
-        "near-duplicates (dataset.near_duplicate_distance) wholly hidden or wholly public. For a given test side "
-        "(CIFAR-10, Fashion-MNIST): list the test images with a near-duplicate among the training images in "
-        "dataset.hidden_exclude. Then write the public and practice splits to match, for every challenge on "
-        "that hidden test set. Re-verify the references after.")
+        description="For a challenge made by grader new-challenge: choose its splits again as the command recorded "
+        "in its split files does with --splits-only (the same seed, --group and --hidden; --seed and --group here "
+        "replace the recorded ones, and are recorded in turn). For a recorded hidden split (gear): choose it again, "
+        "20%% of each class, seed 2018, with groups of near-duplicates (dataset.near_duplicate_distance) wholly "
+        "hidden or wholly public. For a given test side (CIFAR-10, Fashion-MNIST): list the test images with a "
+        "near-duplicate among the training images in dataset.hidden_exclude. Then write the public and practice "
+        "splits to match, for every challenge on that hidden test set. Re-verify the references after.")
     make.add_argument("challenge", metavar="CHALLENGE", help="challenge id (`grader challenges` lists them)")
+    make.add_argument("--seed", type=int, metavar="N",
+                      help="for a challenge made by grader new-challenge: the splits' seed instead of the recorded one")
+    make.add_argument("--group", metavar="REGEX",
+                      help="for a challenge made by grader new-challenge: the --group pattern instead of the recorded "
+                      "one ('' for none)")
     pairs = data_sub.add_parser(
         "pairs", help="contact sheets of near-duplicate pairs per pHash distance, to calibrate the distance",
         description="Write DIR/dNN.png, pairs of the challenge's images side by side at each perceptual-hash "
@@ -58,12 +77,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 def cmd_data(args: argparse.Namespace, settings: Settings) -> int:
     """``grader data make-split|pairs|export``."""
     if args.data_command == "make-split":
-        from grader.data import make_split  # here for start-up time
-
-        for line in make_split(settings, args.challenge):
-            print(f"wrote {line}")
-        print("re-verify the references: grader verify-references --challenge ID, for each challenge above")
-        return ExitStatus.PASSED
+        return _cmd_make_split(args, settings)
     if args.data_command == "pairs":
         from grader.core import load_challenge  # here for start-up time
         from grader.data import calibration_pairs, list_dataset, write_sheets
@@ -78,6 +92,110 @@ def cmd_data(args: argparse.Namespace, settings: Settings) -> int:
             print(f"distance {distance}: {count} pairs, {min(count, args.per_distance)} shown in {path}")
         return ExitStatus.PASSED
     return _cmd_data_export(args, settings)
+
+
+def _cmd_make_split(args: argparse.Namespace, settings: Settings) -> int:
+    """``grader data make-split CHALLENGE [--seed N] [--group REGEX]`` (the module docstring).
+
+    Raises:
+        UsageError: ``--seed`` or ``--group`` for a challenge not made by ``grader new-challenge``.
+        ChallengeError: the recorded command does not parse.
+    """
+    from grader.core import load_challenge, recorded_command  # here for start-up time
+    from grader.data import HIDDEN_FRACTION, HIDDEN_SEED, make_split
+
+    challenge = load_challenge(settings.project_dir, args.challenge)
+    command = recorded_command(challenge)
+    if command is not None:
+        return _remake_authored(args, settings, challenge, command)
+    given = [f"--{name} {shlex.quote(str(value))}" for name, value in (("seed", args.seed), ("group", args.group))
+             if value is not None]
+    if given:
+        raise UsageError(f"{' and '.join(given)}: {args.challenge} was not made by grader new-challenge, and "
+                         f"make-split chooses its splits one way only ({HIDDEN_FRACTION:g} of each class, seed "
+                         f"{HIDDEN_SEED}, groups of near-duplicates kept whole) so that choosing them again gives "
+                         "the recorded files", path=challenge.folder / "challenge.toml",
+                         fix=f"run grader data make-split {args.challenge} without them; to group shots of one "
+                         "object or choose another seed, make the challenge with grader new-challenge ID --data DIR "
+                         "--group REGEX --seed N")
+    for line in make_split(settings, args.challenge):
+        print(f"wrote {line}")
+    print("re-verify the references: grader verify-references --challenge ID, for each challenge above")
+    return ExitStatus.PASSED
+
+
+def _recorded_args(challenge: Challenge, command: str) -> tuple[list[str], argparse.Namespace]:
+    """The words of the recorded ``grader new-challenge`` command and its options, parsed by the
+    ``new-challenge`` parser itself.
+
+    Raises:
+        ChallengeError: the command does not parse.
+    """
+    from grader.cli.new_challenge import add_parser  # here for start-up time
+
+    parser = argparse.ArgumentParser(prog="grader", add_help=False)
+    add_parser(parser.add_subparsers(dest="command"))
+    said = io.StringIO()
+    try:
+        words = shlex.split(command)
+        with contextlib.redirect_stderr(said):
+            parsed = parser.parse_args(words[1:])
+    except (ValueError, SystemExit) as err:  # shlex's unclosed quote; argparse exits on a bad option
+        why = said.getvalue().strip().splitlines()[-1:] or [str(err)]
+        raise ChallengeError(f"the command recorded at the top of {challenge.id}'s split files, `{command}`, does not "
+                             f"parse: {why[0]}", path=challenge.folder.parent / str(challenge.dataset.hidden_split
+                                                                                   or challenge.dataset.hidden_exclude),
+                             fix=f"choose the splits with grader new-challenge {challenge.id} --data DIR --splits-only "
+                             "and the options you want (it records them again)") from None
+    return words, parsed
+
+
+def _replaced(words: list[str], option: str, value: str | None) -> list[str]:
+    """``words`` with ``option``'s value replaced by ``value`` (added where absent; removed for None)."""
+    out: list[str] = []
+    skip = False
+    for word in words:
+        if skip:
+            skip = False
+        elif word == option:
+            skip = True
+        elif not word.startswith(f"{option}="):
+            out.append(word)
+    return out if value is None else [*out, option, value]
+
+
+def _remake_authored(args: argparse.Namespace, settings: Settings, challenge: Challenge, command: str) -> int:
+    """Choose the splits of a challenge made by ``grader new-challenge`` again, as its recorded
+    ``command`` with ``--splits-only`` does: :func:`grader.author.new_challenge` with the recorded
+    options, the coach's folder read where the challenge says it is (``GRADER_DATA_DIR/<source>``)."""
+    from grader.author import Request, new_challenge  # here for start-up time
+    from grader.data import HIDDEN_SEED
+
+    words, recorded = _recorded_args(challenge, command)
+    words[2:3] = [challenge.id]
+    seed = recorded.seed if args.seed is None else args.seed
+    group = recorded.group if args.group is None else (args.group or None)
+    if args.seed is not None:
+        words = _replaced(words, "--seed", None if seed == HIDDEN_SEED else str(seed))  # new-challenge's default
+    if args.group is not None:
+        words = _replaced(words, "--group", group)
+    ds = challenge.dataset
+    folder = settings.require_data_dir() / ds.source
+    request = Request(challenge_id=challenge.id, data=folder, labels=folder / ds.labels if ds.labels else None,
+                      images=ds.images, group=group, hidden=recorded.hidden, seed=seed, threshold=recorded.threshold,
+                      min_side=recorded.min_size, near_distance=recorded.near_duplicates, splits_only=True,
+                      command=shlex.join(words))
+    created = new_challenge(settings, request)
+    splits = created.splits
+    print(f"{challenge.id} was made by grader new-challenge: its splits chosen again as `{shlex.join(words)} "
+          f"--splits-only` does (seed {splits.seed}, "
+          + (f"{splits.fraction:g} of each class hidden" if splits.fraction is not None else "the test side hidden")
+          + (f", --group {shlex.quote(group)} matched {splits.matched} images" if group else ", no --group")
+          + f"; {splits.groups} groups of 2 or more images kept on one side)")
+    for path in created.written:
+        print(f"wrote {path}")
+    print(f"re-verify the references: grader verify-references --challenge {challenge.id}")
+    return ExitStatus.PASSED
 
 
 def _cmd_data_export(args: argparse.Namespace, settings: Settings) -> int:

@@ -135,7 +135,7 @@ def _validate_one(settings: Settings, cid: str, memo: dict[tuple[object, ...], C
     same dataset and split files share one listing through ``listings`` (listing CIFAR-10's
     60,000 files took 2.4 s of the 10.7 s of a whole ``grader validate`` here)."""
     from grader.core import check_class_folders, check_split_files, load_challenge  # here for start-up time
-    from grader.data import list_dataset, load_split, validate_split
+    from grader.data import data_missing, list_dataset, load_split, validate_split
     from grader.score import load_rubric
 
     challenge = load_challenge(settings.project_dir, cid)
@@ -154,19 +154,23 @@ def _validate_one(settings: Settings, cid: str, memo: dict[tuple[object, ...], C
                               "or declare it in challenge.toml")
     check_split_files(challenge)
     starter = _check_notebooks(settings, challenge)
-    spare = [] if settings.data_dir is None else check_class_folders(challenge, settings.data_dir)
+    missing = data_missing(settings.data_dir, challenge)  # then every check that reads the data is skipped
+    data_dir = settings.data_dir if missing is None else None
+    spare = [] if data_dir is None else check_class_folders(challenge, data_dir)
     entries: tuple[tuple[str, str], ...] | None = None
     listing = None
-    if settings.data_dir is not None:
+    if data_dir is not None:
         ds = challenge.dataset
         key = (str(challenge.folder.parent), ds.model_dump_json(exclude=_NOT_LISTED))
         if key not in listings:
-            listings[key] = list_dataset(settings.data_dir, challenge)
+            listings[key] = list_dataset(data_dir, challenge)
         listing = listings[key]
     if listing is not None:
         entries = listing.hidden
         hidden = f"hidden test set of {len(entries)} images"
-    elif challenge.dataset.hidden_split:
+    elif challenge.dataset.layout == "labels-csv":  # an entry is <images>/<file>: its class is in the CSV only
+        hidden = f"hidden test set of {len(load_split(challenge))} images (their classes are in the labels CSV)"
+    elif challenge.dataset.hidden_split:  # an entry is <class>/<file>
         entries = tuple((e, e.split("/", 1)[0]) for e in load_split(challenge))
         hidden = f"hidden test set of {len(entries)} images"
     else:
@@ -175,14 +179,24 @@ def _validate_one(settings: Settings, cid: str, memo: dict[tuple[object, ...], C
     fixes = f"; fixes for {', '.join(frameworks)}" if frameworks else ""
     public = _validate_public_split(challenge, entries)
     practice = _validate_practice_split(challenge, None if listing is None else listing.public)
-    near = ("near-duplicates not checked (no data directory)" if listing is None
-            else validate_split(settings, challenge, listing, memo))
+    near = "" if listing is None else f"; {validate_split(settings, challenge, listing, memo)}"
     disabled = (f" (disabled, not graded: {', '.join(c.id for c in rubric.disabled)})"
                 if rubric.disabled else "")
     unused = (f"; folders not listed as classes: {', '.join(spare[:5])}{', ...' if len(spare) > 5 else ''}"
               if spare else "")
+    skipped = ("" if missing is None
+               else f"; data not there: {missing}; skipped: {_skipped(challenge, public=entries is not None)}")
     return (f"{len(rubric.criteria)} criteria{disabled}, {rubric.total_points:g} points, {hidden}{fixes}"
-            f"; {public}; {practice}; {near}; {starter}{unused}")
+            f"; {public}; {practice}{near}; {starter}{unused}{skipped}")
+
+
+def _skipped(challenge: Challenge, *, public: bool) -> str:
+    """The checks ``validate`` skips for ``challenge`` without its data, in words (``public``: the
+    public split was checked against the recorded hidden split all the same)."""
+    read = {"class-folders": "the class folders", "train-test-folders": "the class folders of train/ and test/",
+            "labels-csv": "the labels CSV", "idx": "the idx files"}[challenge.dataset.layout]
+    halves = "" if public else ", the public split's halves per class"
+    return f"{read}, the hidden test set's files{halves}, the practice split against the data, the near-duplicate check"
 
 
 # dataset fields that do not change which files list_dataset finds, or their sides
@@ -235,7 +249,7 @@ def _validate_public_split(challenge: Challenge, hidden: tuple[tuple[str, str], 
                              "run grader data make-split " + challenge.id)
     path = challenge.folder.parent / str(challenge.dataset.public_split)
     if hidden is None:
-        return f"public split of {len(recorded)} images (not checked: no data directory)"
+        return f"public split of {len(recorded)} images (not checked against the data)"
     problems = public_split_problems(hidden, recorded)
     if problems:
         raise DataError(f"public split of {challenge.id}: " + "; ".join(problems), path=path,

@@ -1,7 +1,14 @@
 # The face of grader.core: the names other packages import, read by lazy_loader.attach_stub
 # at run time and by type checkers (names on __all__ are re-exported).
 
-from .authoring import check_class_folders, check_split_files, check_starter, missing_class_error
+from .authoring import (
+    check_class_folders,
+    check_split_files,
+    check_starter,
+    missing_class_error,
+    missing_label_error,
+    recorded_command,
+)
 from .challenge import (
     Challenge,
     DatasetSpec,
@@ -61,4 +68,5 @@ __all__ = ["Challenge", "ChallengeError", "ConfigError", "DATA_DIR_ENV", "DataEr
     "visible_gpus", "worker_data_dir", "write_atomic",
     "PROJECT_DIR_ENV", "PROJECT_FILE", "SHIPPED_PROJECT_DIR", "challenge_folder", "check_class_folders",
     "check_split_files", "check_starter", "find_project", "missing_class_error", "project_file_text", "project_roots",
-    "read_project_file", "reference_folder", "rubric_file", "shadowed_challenges"]
+    "read_project_file", "reference_folder", "rubric_file", "shadowed_challenges", "missing_label_error",
+    "recorded_command"]

@@ -14,6 +14,7 @@ Modules:
 - ``mnist``: MNIST beside a challenge's own data (seed 001's comparison, challenge key
   ``[dataset.mnist]``).
 - ``neardup``: Near-duplicates across a split.
+- ``phash``: The project's perceptual hash, one way for ``new-challenge``, ``validate`` and ``make-split``.
 - ``pairsheet``: Contact sheets of near-duplicate pairs, one PNG per perceptual-hash distance, for a
   person to calibrate a dataset's ``near_duplicate_distance`` by looking (``grader data pairs``).
 - ``practice``: The practice split.

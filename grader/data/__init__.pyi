@@ -10,6 +10,7 @@ from .labelscsv import LabelRow, csv_labels, match_rows, read_labels_csv
 from .mnist import MNIST_CLASSES, ensure_mnist_test_set
 from .neardup import Pair, group_entries
 from .pairsheet import calibration_pairs, write_sheets
+from .phash import DRAFT_FROM, DRAFT_SIDE, REDUCED_MARGIN, decode_for_hash, pair_limit, phashes, thumbnail
 from .practice import (
     PRACTICE_FRACTION,
     PRACTICE_MAX_IMAGES,
@@ -22,6 +23,7 @@ from .practice import (
 from .splitmake import HIDDEN_FRACTION, HIDDEN_SEED, CrossSplit, grouped_split, make_split, validate_split
 from .splits import (
     Listing,
+    data_missing,
     list_dataset,
     load_public_split,
     load_split,
@@ -39,4 +41,5 @@ __all__ = ["CrossSplit", "HIDDEN_FRACTION", "HIDDEN_SEED", "HiddenTestSet", "IMA
     "load_public_split", "load_split", "make_split", "match_rows", "practice_hidden_test_set", "practice_listing",
     "practice_public_view", "practice_split_problems", "public_data_zip", "public_split_problems",
     "public_split_text", "read_labels_csv", "register_heif", "set_ids", "thumbnail_uri", "validate_split",
-    "write_sheets"]
+    "write_sheets", "DRAFT_FROM", "DRAFT_SIDE", "REDUCED_MARGIN", "decode_for_hash", "pair_limit", "phashes",
+    "thumbnail", "data_missing"]

@@ -21,7 +21,7 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 
-from grader.core import DataError, DatasetSpec
+from grader.core import DataError, DatasetSpec, missing_label_error
 from grader.data.imagefiles import list_images
 
 __all__ = ["LabelRow", "csv_entry", "csv_labels", "match_rows", "public_csv_text", "read_labels_csv"]
@@ -146,7 +146,8 @@ def _read(data_dir: Path, ds: DatasetSpec) -> tuple[Path, list[str], list[LabelR
     return csv_path, header, rows, [p.name for p in list_images(folder)]
 
 
-def csv_labels(data_dir: Path, ds: DatasetSpec, *, public_only: bool = False) -> dict[str, str]:
+def csv_labels(data_dir: Path, ds: DatasetSpec, *, public_only: bool = False,
+               toml: Path | None = None) -> dict[str, str]:
     """The entries of a ``labels-csv`` dataset of ``ds.classes`` with their labels, in CSV order.
 
     Args:
@@ -154,11 +155,13 @@ def csv_labels(data_dir: Path, ds: DatasetSpec, *, public_only: bool = False) ->
         ds: the dataset spec (``labels``, ``images``, ``classes``).
         public_only: the folder may hold only the public data (``grader data export``): rows
             without an image file are left out instead of refused.
+        toml: the challenge's ``challenge.toml``, named as the file to fix for a class without a row.
 
     Raises:
         DataError: the folder or the CSV is missing or malformed; (unless ``public_only``) a row
-            of the challenge's classes names no image file, or an id matches two files; a class
-            has no row.
+            of the challenge's classes names no image file, or an id matches two files.
+        ChallengeError: a class has no row with an image file (:func:`grader.core.missing_label_error`:
+            the nearest label, the labels that are no class).
     """
     csv_path, _, rows, names = _read(data_dir, ds)
     classes = set(ds.classes)
@@ -171,10 +174,11 @@ def csv_labels(data_dir: Path, ds: DatasetSpec, *, public_only: bool = False) ->
         raise DataError(f"labels CSV of dataset {ds.source!r}: " + "; ".join(said), path=csv_path,
                         fix="restore the missing images, or give the full file name (with its extension) as the id")
     found = {r.label for r in mine if r.id in matched}
-    empty = [c for c in ds.classes if c not in found]
-    if empty:
-        raise DataError(f"labels CSV of dataset {ds.source!r}: no image of the classes {', '.join(empty)}",
-                        path=csv_path, fix="check the class names in challenge.toml against the CSV's labels")
+    if any(c not in found for c in ds.classes):
+        every, _, _ = match_rows(rows, names)  # the labels of every row with an image, for the nearest label
+        error = missing_label_error(csv_path, ds.classes, [r.label for r in rows if r.id in every], toml=toml)
+        assert error is not None
+        raise error
     assert ds.images is not None
     return {csv_entry(ds.images, matched[r.id]): r.label for r in mine if r.id in matched}
 

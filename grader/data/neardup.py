@@ -3,16 +3,19 @@ resized or recoloured a little) is in the public data, so that its label is publ
 
 Two images are near-duplicates when their perceptual hashes are within a dataset's calibrated
 Hamming distance (``dataset.near_duplicate_distance``, chosen by looking at pairs, see
-benchmarks/RESULTS.md) or when their pixels are identical (a content hash). The perceptual hash
-is ImageHash's ``phash`` (64 bits: the signs of the 8 x 8 lowest frequencies of the DCT of a
-32 x 32 greyscale thumbnail against their median; Zauner 2010, "Implementation and Benchmarking
-of Perceptual Image Hash Functions"), of the image converted to RGB, as
-:func:`grader.data.hidden.dataset_hashes` computes it for new images. The content hash is the SHA-256
-of the RGB pixels and the size.
+benchmarks/RESULTS.md; :data:`grader.data.phash.REDUCED_MARGIN` more where a hash was computed on a
+reduced decode) or when their pixels are identical (a content hash). The perceptual hash is the
+project's (:mod:`grader.data.phash`, the one ``grader new-challenge`` computes too): ImageHash's
+``phash`` (64 bits: the signs of the 8 x 8 lowest frequencies of the DCT of a 32 x 32 greyscale
+thumbnail against their median; Zauner 2010, "Implementation and Benchmarking of Perceptual Image
+Hash Functions") of the image converted to RGB, a JPEG of 1024 px or more on its shorter side
+decoded at a reduced size. The content hash is the SHA-256 of the RGB pixels as decoded (so, for
+such a JPEG, of its reduced decode) and their size.
 
 Hashes are cached per dataset folder in ``GRADER_CACHE_DIR/neardup/``, each entry with the size
 and modification time of the file its pixels come from (an idx file for layout ``idx``): an
-unchanged dataset is read from the cache, a changed file is hashed again.
+unchanged dataset is read from the cache, a changed file is hashed again. An entry cached before
+the reduced decode (four fields, no flag) is hashed again where its file is named as a JPEG.
 """
 
 from __future__ import annotations
@@ -29,8 +32,9 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from grader.core import Challenge, DataError, DatasetSpec, Settings
+from grader.core import Challenge, DataError, DatasetSpec, Settings, check_split_files
 from grader.data import idx
+from grader.data.phash import decode_for_hash, pair_limit, phashes, thumbnail
 from grader.data.store import cache_lock
 
 if TYPE_CHECKING:
@@ -55,6 +59,8 @@ log = logging.getLogger(__name__)
 HASH_BITS = 64  # imagehash.phash with hash_size 8
 _CACHE_VERSION = 1
 _CHUNK = 64  # query hashes compared at once: a (64, N) uint64 array, 25 MB for N = 50,000
+_BATCH = 512  # images hashed at once (phash's DCT over a stack of thumbnails)
+_JPEG_NAMES = (".jpg", ".jpeg", ".jpe", ".jfif")
 
 
 @dataclass(frozen=True)
@@ -64,10 +70,13 @@ class ImageHashes:
     Attributes:
         phash: 64-bit perceptual hash of each entry, as an int (ImageHash's hex read base 16).
         content: SHA-256 (hex) of each entry's RGB pixels and size.
+        reduced: the entries whose hashes were computed on a reduced decode (a large JPEG,
+            :func:`grader.data.phash.decode_for_hash`).
     """
 
     phash: Mapping[str, int]
     content: Mapping[str, str]
+    reduced: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True, order=True)
@@ -86,14 +95,55 @@ def _stamp(path: str) -> list[int]:
     return [st.st_size, st.st_mtime_ns]
 
 
-def hash_image(image: Image.Image) -> tuple[str, str]:
-    """The perceptual hash (64-bit ``imagehash.phash``, hex) and the content hash (SHA-256, hex, of
-    the size and the RGB pixels) of ``image`` converted to RGB."""
-    import imagehash
+def _content(rgb: Image.Image) -> str:
+    return hashlib.sha256(f"{rgb.width}x{rgb.height}\n".encode() + rgb.tobytes()).hexdigest()
 
+
+def hash_image(image: Image.Image) -> tuple[str, str]:
+    """The perceptual hash (the project's 64-bit phash, :mod:`grader.data.phash`: ``imagehash.phash``'s
+    numbers, hex) and the content hash (SHA-256, hex, of the size and the RGB pixels) of ``image``
+    converted to RGB, as decoded (a file is decoded by :func:`grader.data.phash.decode_for_hash`)."""
     rgb = image.convert("RGB")
-    content = hashlib.sha256(f"{rgb.width}x{rgb.height}\n".encode() + rgb.tobytes()).hexdigest()
-    return str(imagehash.phash(rgb)), content
+    (value,) = phashes(np.asarray(thumbnail(rgb), dtype=np.uint8)[None])
+    return f"{value:016x}", _content(rgb)
+
+
+def _hashed(data_dir: Path, ds: DatasetSpec, entries: Sequence[str]) -> Iterator[tuple[str, str, str, bool]]:
+    """``(entry, phash hex, content hash, reduced)`` of each of ``entries``, decoded as the hash
+    reads it (:func:`grader.data.phash.decode_for_hash`), hashed :data:`_BATCH` at a time.
+
+    Raises:
+        OSError, ValueError, SyntaxError: a file is missing or does not decode.
+        DataError: for ``idx``, as :func:`grader.data.idx.idx_images`.
+    """
+    def images() -> Iterator[tuple[str, Image.Image, bool]]:
+        if ds.layout == "idx":
+            for entry, im in idx.idx_images(data_dir, ds, entries):
+                yield entry, im.convert("RGB"), False
+            return
+        from PIL import Image
+
+        from grader.data.images import register_heif  # here, as PIL: not needed for idx datasets
+
+        register_heif()  # a coach's HEIC photos decode here as in grader new-challenge
+        for entry in entries:
+            with Image.open(data_dir / ds.source / entry) as im:
+                rgb, reduced = decode_for_hash(im)
+            yield entry, rgb, reduced
+
+    batch: list[tuple[str, np.ndarray, str, bool]] = []
+    for entry, rgb, reduced in images():
+        batch.append((entry, np.asarray(thumbnail(rgb), dtype=np.uint8), _content(rgb), reduced))
+        if len(batch) == _BATCH:
+            yield from _flush(batch)
+            batch = []
+    yield from _flush(batch)
+
+
+def _flush(batch: Sequence[tuple[str, np.ndarray, str, bool]]) -> list[tuple[str, str, str, bool]]:
+    values = phashes(np.stack([grey for _, grey, _, _ in batch])) if batch else []
+    return [(entry, f"{value:016x}", content, reduced)
+            for (entry, _, content, reduced), value in zip(batch, values, strict=True)]
 
 
 def _sources(data_dir: Path, ds: DatasetSpec, entries: Sequence[str]) -> dict[str, str]:
@@ -120,6 +170,9 @@ def decoded(data_dir: Path, ds: DatasetSpec, entries: Sequence[str]) -> Iterator
         return
     from PIL import Image
 
+    from grader.data.images import register_heif  # here, as PIL: not needed for idx datasets
+
+    register_heif()  # a coach's HEIC photos decode here as in grader new-challenge
     for entry in entries:
         with Image.open(data_dir / ds.source / entry) as im:
             im.load()
@@ -152,18 +205,21 @@ def dataset_image_hashes(settings: Settings, ds: DatasetSpec, entries: Iterable[
     key = hashlib.sha256(str((data_dir / ds.source).resolve()).encode()).hexdigest()[:12]
     path = settings.cache_dir / "neardup" / f"{ds.source}-{key}.json"
     cached = _read_cache(path)
-    missing = [e for e in wanted if (c := cached.get(e)) is None or c[:2] != stamps[sources[e]]]
+    # a four-field entry predates the reduced decode: stale where the file may be a large JPEG
+    missing = [e for e in wanted if (c := cached.get(e)) is None or c[:2] != stamps[sources[e]]
+               or (len(c) < 5 and ds.layout != "idx" and e.lower().endswith(_JPEG_NAMES))]
     if missing:
         log.info("hashing %d images of %s", len(missing), ds.source)
         try:
-            for entry, image in decoded(data_dir, ds, missing):
-                cached[entry] = [*stamps[sources[entry]], *hash_image(image)]
-        except OSError as err:  # PIL's UnidentifiedImageError is an OSError
+            for entry, phash, content, reduced in _hashed(data_dir, ds, missing):
+                cached[entry] = [*stamps[sources[entry]], phash, content, int(reduced)]
+        except (OSError, ValueError, SyntaxError) as err:  # PIL's UnidentifiedImageError is an OSError
             raise DataError(f"an image of dataset {ds.source!r} does not decode: {err}",
                             path=data_dir / ds.source, fix="restore the dataset's files") from err
         _write_cache(settings, path, cached)
     return ImageHashes(phash={e: int(str(cached[e][2]), 16) for e in wanted},
-                       content={e: str(cached[e][3]) for e in wanted})
+                       content={e: str(cached[e][3]) for e in wanted},
+                       reduced=frozenset(e for e in wanted if len(cached[e]) > 4 and cached[e][4]))
 
 
 def _read_cache(path: Path) -> dict[str, list[int | str]]:
@@ -181,8 +237,9 @@ def _write_cache(settings: Settings, path: Path, entries: Mapping[str, list[int 
     with cache_lock(settings.cache_dir):
         merged = {**_read_cache(path), **entries}  # another process may have added others meanwhile
         tmp = path.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_text(json.dumps({"version": _CACHE_VERSION, "method": "imagehash.phash of RGB; sha256 of RGB "
-                                   "pixels", "entries": merged}, separators=(",", ":")), encoding="utf-8")
+        tmp.write_text(json.dumps({"version": _CACHE_VERSION, "method": "grader.data.phash (imagehash.phash of RGB, "
+                                   "a JPEG of 1024 px or more decoded reduced); sha256 of RGB pixels as decoded; "
+                                   "reduced 0/1", "entries": merged}, separators=(",", ":")), encoding="utf-8")
         os.replace(tmp, path)
 
 
@@ -192,7 +249,9 @@ def _array(hashes: Mapping[str, int], keys: Sequence[str]) -> np.ndarray:
 
 def cross_pairs(queries: ImageHashes, pool: ImageHashes, *, max_distance: int | None) -> list[Pair]:
     """Every pair of a query image and a pool image that are near-duplicates: perceptual hashes
-    within ``max_distance`` bits, or identical content hashes (distance 0 then).
+    within ``max_distance`` bits (:data:`grader.data.phash.REDUCED_MARGIN` more where either hash
+    was computed on a reduced decode, :func:`grader.data.phash.pair_limit`: as ``grader
+    new-challenge`` groups them), or identical content hashes (distance 0 then).
 
     Method: every query against every pool hash (XOR, then NumPy's ``bitwise_count``), in
     chunks of 64 queries: about 5e8 comparisons for CIFAR-10's 10,000 x 50,000, seconds.
@@ -212,13 +271,18 @@ def cross_pairs(queries: ImageHashes, pool: ImageHashes, *, max_distance: int | 
     if qkeys and pkeys and max_distance is not None:
         parr = _array(pool.phash, pkeys)
         qarr = _array(queries.phash, qkeys)
+        qred = np.fromiter((k in queries.reduced for k in qkeys), dtype=bool, count=len(qkeys))
+        pred = np.fromiter((k in pool.reduced for k in pkeys), dtype=bool, count=len(pkeys))
+        limit = pair_limit(max_distance, reduced=bool(qred.any() or pred.any()))
         for start in range(0, len(qkeys), _CHUNK):
             dist = np.bitwise_count(qarr[start:start + _CHUNK, None] ^ parr[None, :])
-            close = dist <= max_distance
+            close = dist <= limit
             if not close.any():  # the common case: a cheap test before nonzero's two passes
                 continue
             i, j = np.nonzero(close)
-            hits.append((dist[i, j], i + start, j))
+            d = dist[i, j]
+            keep = (d <= max_distance) | qred[i + start] | pred[j]  # the margin for reduced hashes only
+            hits.append((d[keep], i[keep] + start, j[keep]))
     found: list[Pair] = []
     if hits:
         d, i, j = (np.concatenate(parts) for parts in zip(*hits, strict=True))
@@ -271,6 +335,7 @@ def load_excluded(challenge: Challenge) -> frozenset[str]:
     near-duplicates of public images), empty where it names no file.
 
     Raises:
+        ChallengeError: the file is not made yet (:func:`grader.core.check_split_files`).
         DataError: the file cannot be read, lists an entry twice or one outside ``test/``.
     """
     name = challenge.dataset.hidden_exclude
@@ -280,6 +345,8 @@ def load_excluded(challenge: Challenge) -> frozenset[str]:
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
     except OSError as err:
+        if not path.exists():
+            check_split_files(challenge)  # raises: not made yet, and the command that makes it
         raise DataError(f"cannot read the list of test images left out of the hidden test set: {err}", path=path,
                         fix=f"regenerate it with grader data make-split {challenge.id}") from err
     entries = [ln.strip() for ln in lines if ln.strip() and not ln.startswith("#")]

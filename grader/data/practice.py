@@ -22,7 +22,7 @@ from pathlib import Path
 
 from grader.core import Challenge, ChallengeError, DataError, Settings, challenge_ids, load_challenge, write_atomic
 from grader.data.hidden import ensure_hidden_test_set
-from grader.data.splits import Listing, list_dataset, load_split, stratified_split
+from grader.data.splits import Listing, list_dataset, load_split, read_entries, stratified_split
 from grader.data.store import HiddenTestSet
 from grader.data.views import ensure_public_view
 
@@ -97,16 +97,14 @@ def load_practice_split(challenge: Challenge) -> list[str] | None:
     classes left out), or None where the challenge records no practice split.
 
     Raises:
+        ChallengeError: the file is not made yet (:func:`grader.core.check_split_files`: the
+            command that makes it).
         DataError: the file cannot be read or lists an entry twice.
     """
     if challenge.dataset.practice_split is None:
         return None
     path = challenge.folder.parent / challenge.dataset.practice_split
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except OSError as err:
-        raise DataError(f"cannot read the practice split: {err}", path=path) from err
-    entries = [ln.strip() for ln in lines if ln.strip() and not ln.startswith("#")]
+    entries = read_entries(challenge, path, "practice split")
     twice = sorted(e for e, n in Counter(entries).items() if n > 1)
     if twice:
         raise DataError(f"the practice split lists {len(twice)} entries twice, e.g. {', '.join(twice[:5])}",

@@ -88,7 +88,8 @@ def _pairs(settings: Settings, challenge: Challenge, queries: ImageHashes, pool:
 
 def _subset(hashes: ImageHashes, keep: set[str]) -> ImageHashes:
     return ImageHashes(phash={e: h for e, h in hashes.phash.items() if e in keep},
-                       content={e: h for e, h in hashes.content.items() if e in keep})
+                       content={e: h for e, h in hashes.content.items() if e in keep},
+                       reduced=hashes.reduced & keep)
 
 
 @dataclass(frozen=True)
@@ -125,9 +126,11 @@ def cross_split(settings: Settings, challenge: Challenge, listing: Listing) -> C
     hashes = dataset_image_hashes(settings, challenge.dataset, [e for e, _ in listing.public + listing.hidden])
     public = set(hashes.phash) - hidden
     ds = challenge.dataset
-    # the answer depends only on the images' hashes (pixels included), the sides and the test: cached
+    # the answer depends only on the images' hashes (pixels included, reduced or not), the sides and
+    # the test: cached
     key = _digest([repr((ds.near_duplicate_distance, ds.near_duplicate_pixels)),
-                   *(f"{e} {hashes.phash[e]:016x} {hashes.content[e]} {e in hidden}" for e in sorted(hashes.phash))])
+                   *(f"{e} {hashes.phash[e]:016x} {hashes.content[e]} {e in hidden}"
+                     + (" reduced" if e in hashes.reduced else "") for e in sorted(hashes.phash))])
     path = settings.cache_dir / "neardup" / f"cross-{ds.source}-{key[:24]}.json"
     try:
         pairs = [Pair(int(d), str(a), str(b)) for d, a, b in json.loads(path.read_text(encoding="utf-8"))]

@@ -12,31 +12,34 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from grader.core import Challenge, DataError, DatasetSpec
+from grader.core import Challenge, DataError, DatasetSpec, check_split_files, missing_class_error
 from grader.data.imagefiles import list_images
 
 __all__ = [
     "Listing",
     "added_public",
+    "data_missing",
     "list_dataset",
     "load_public_split",
     "load_split",
     "public_split",
     "public_split_problems",
     "public_split_text",
+    "read_entries",
     "scan_source",
     "stratified_split",
 ]
 
 
-def _class_files(root: Path, classes: list[str], what: str) -> dict[str, list[str]]:
+def _class_files(root: Path, classes: list[str], what: str, *, toml: Path | None = None) -> dict[str, list[str]]:
     if not root.is_dir():
         raise DataError(f"{what} is missing: {root} does not exist", path=root,
                         fix="point GRADER_DATA_DIR at the datasets folder")
-    missing = [c for c in classes if not (root / c).is_dir()]
-    if missing:
-        raise DataError(f"{what} is incomplete: class folders missing: {', '.join(missing)}",
-                        path=root, fix="restore the full dataset folder")
+    # a class without its folder: a misspelt class (the nearest folder, the folders that are no
+    # class), or a copy of the dataset missing folders; what `grader validate` says, both fixes named
+    error = missing_class_error(root, classes, toml=toml, copy=True)
+    if error is not None:
+        raise error
     files = {c: [p.name for p in list_images(root / c)] for c in classes}
     empty = [c for c, names in files.items() if not names]
     if empty:
@@ -44,14 +47,43 @@ def _class_files(root: Path, classes: list[str], what: str) -> dict[str, list[st
     return files
 
 
-def scan_source(data_dir: Path, dataset: DatasetSpec) -> dict[str, list[str]]:
+def scan_source(data_dir: Path, dataset: DatasetSpec, *, toml: Path | None = None) -> dict[str, list[str]]:
     """List a ``class-folders`` dataset as ``{class: [file name, ...]}``.
 
+    Args:
+        data_dir: the datasets folder.
+        dataset: the dataset spec.
+        toml: the challenge's ``challenge.toml``, named as the file to fix for a class without
+            its folder.
+
     Raises:
-        DataError: the source folder or a class folder is missing or holds no images; the
-            message names every missing path.
+        DataError: the source folder is missing, or a class folder holds no images.
+        ChallengeError: a class has no folder (:func:`grader.core.missing_class_error`: the
+            nearest folder, the folders that are no class, and the fix for a partial copy too).
     """
-    return _class_files(data_dir / dataset.source, dataset.classes, f"dataset {dataset.source!r}")
+    return _class_files(data_dir / dataset.source, dataset.classes, f"dataset {dataset.source!r}", toml=toml)
+
+
+def data_missing(data_dir: Path | None, challenge: Challenge) -> str | None:
+    """Why ``challenge``'s dataset is not in the data folder, or None where it is: no data folder
+    set, its source folder absent, or (layout ``idx``) its four files neither there nor in the
+    system folder. A dataset that is there but incomplete is :func:`list_dataset`'s error.
+
+    ``grader validate`` says this and skips the checks that read the data.
+    """
+    if data_dir is None:
+        return "no data directory is set (GRADER_DATA_DIR or --data-dir)"
+    ds = challenge.dataset
+    if ds.layout == "idx":
+        from grader.data import idx  # here: idx imports numpy (0.1 s of start-up), for idx datasets only
+
+        try:
+            idx.find_idx_folder(data_dir, ds)
+        except DataError as err:
+            return err.message
+        return None
+    root = data_dir / ds.source
+    return None if root.is_dir() else f"the data directory {data_dir} holds no {ds.source}/"
 
 
 @dataclass(frozen=True)
@@ -83,23 +115,27 @@ def list_dataset(data_dir: Path, challenge: Challenge, *, public_only: bool = Fa
     Raises:
         DataError: missing folders, or (unless ``public_only``) hidden files of the recorded
             split missing; an unreadable list of left-out test images.
+        ChallengeError: a class without its folder (or, ``labels-csv``, without a label in the
+            CSV), or a split file the challenge names not made yet: the same errors as
+            ``grader validate`` (:mod:`grader.core.authoring`).
     """
     ds = challenge.dataset
     root = data_dir / ds.source
+    toml = challenge.folder / "challenge.toml"
     if ds.layout == "idx":
         return _without_excluded(challenge, _idx_listing(data_dir, ds, public_only=public_only))
     if ds.layout == "labels-csv":
         return _csv_listing(data_dir, challenge, public_only=public_only)
     if ds.layout == "train-test-folders":
-        sides = {side: _class_files(root / side, ds.classes, f"{ds.source}/{side}")
+        sides = {side: _class_files(root / side, ds.classes, f"{ds.source}/{side}", toml=toml)
                  for side in (("train",) if public_only else ("train", "test"))}
         pairs = {side: tuple((f"{side}/{c}/{n}", c) for c, names in files.items() for n in names)
                  for side, files in sides.items()}
         return _without_excluded(challenge, Listing(public=pairs["train"], hidden=pairs.get("test", ())))
-    files = scan_source(data_dir, ds)
+    files = scan_source(data_dir, ds, toml=toml)
     split = load_split(challenge)
     if not public_only:
-        _check_split_present(files, split, root)
+        _check_split_present(files, split, root, challenge.id)
     hidden = set(split)
     if public_only:
         return Listing(public=tuple((f"{c}/{n}", c) for c, names in files.items() for n in names
@@ -114,7 +150,7 @@ def _csv_listing(data_dir: Path, challenge: Challenge, *, public_only: bool) -> 
     challenge's classes, the recorded hidden split hidden."""
     from grader.data.labelscsv import csv_labels  # here: labelscsv imports this module
 
-    labels = csv_labels(data_dir, challenge.dataset, public_only=public_only)
+    labels = csv_labels(data_dir, challenge.dataset, public_only=public_only, toml=challenge.folder / "challenge.toml")
     split = load_split(challenge)
     hidden = set(split)
     public = tuple((e, c) for e, c in labels.items() if e not in hidden)
@@ -125,7 +161,7 @@ def _csv_listing(data_dir: Path, challenge: Challenge, *, public_only: bool) -> 
         root = data_dir / challenge.dataset.source
         raise DataError(f"{len(missing)} images of the hidden test set are missing from {root} or not labelled "
                         f"with one of the challenge's classes, e.g. {', '.join(missing[:5])}", path=root,
-                        fix="restore the full dataset and its labels CSV; the hidden split is recorded in the project")
+                        fix=_restore_fix(challenge.id, "and its labels CSV"))
     return Listing(public=public, hidden=tuple((e, labels[e]) for e in split))
 
 
@@ -163,14 +199,16 @@ def load_split(challenge: Challenge) -> list[str]:
     ``labels-csv``; ``#`` comments).
 
     Raises:
-        DataError: the split file is missing or names a class the challenge does not have (its
+        ChallengeError: the split file is not made yet (:func:`grader.core.check_split_files`: the
+            command that makes it).
+        DataError: the split file cannot be read or names a class the challenge does not have (its
             entries' classes are checked against the CSV by :func:`list_dataset` for ``labels-csv``).
     """
     if challenge.dataset.hidden_split is None:
         raise DataError(f"challenge {challenge.id} records no hidden split",
                         path=challenge.folder / "challenge.toml")
     path = challenge.folder.parent / challenge.dataset.hidden_split
-    entries = _read_entries(path, "hidden split")
+    entries = read_entries(challenge, path, "hidden split")
     if challenge.dataset.layout == "labels-csv":  # entries are <images>/<file>: the CSV holds the class
         return entries
     classes = set(challenge.dataset.classes)
@@ -180,10 +218,20 @@ def load_split(challenge: Challenge) -> list[str]:
     return entries
 
 
-def _read_entries(path: Path, what: str) -> list[str]:
+def read_entries(challenge: Challenge, path: Path, what: str) -> list[str]:
+    """The entries of ``challenge``'s split file ``path`` (one a line; blank lines and ``#``
+    comments left out).
+
+    Raises:
+        ChallengeError: the file does not exist: :func:`grader.core.check_split_files`'s error,
+            naming every split file not made yet and the command that makes them.
+        DataError: the file cannot be read.
+    """
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
     except OSError as err:
+        if not path.exists():
+            check_split_files(challenge)  # raises, naming the command that makes it
         raise DataError(f"cannot read the {what}: {err}", path=path) from err
     return [ln.strip() for ln in lines if ln.strip() and not ln.startswith("#")]
 
@@ -249,7 +297,7 @@ def load_public_split(challenge: Challenge) -> list[str] | None:
     if challenge.dataset.public_split is None:
         return None
     path = challenge.folder.parent / challenge.dataset.public_split
-    entries = _read_entries(path, "public split")
+    entries = read_entries(challenge, path, "public split")
     twice = sorted(e for e, n in Counter(entries).items() if n > 1)
     if twice:
         raise DataError(f"the public split lists {len(twice)} entries twice, e.g. {', '.join(twice[:5])}",
@@ -291,7 +339,12 @@ def public_split_problems(hidden: Sequence[tuple[str, str]], public: Sequence[st
     return problems
 
 
-def _check_split_present(files: dict[str, list[str]], split: list[str], root: Path) -> None:
+def _restore_fix(cid: str, also: str = "") -> str:
+    return (f"restore the full dataset{' ' + also if also else ''} (the hidden split recorded in the project names "
+            f"these files); if the dataset changed on purpose, choose the splits again: grader data make-split {cid}")
+
+
+def _check_split_present(files: dict[str, list[str]], split: list[str], root: Path, cid: str) -> None:
     present = {f"{c}/{n}" for c, names in files.items() for n in names}
     missing = [e for e in split if e not in present]
     if missing:
@@ -299,7 +352,7 @@ def _check_split_present(files: dict[str, list[str]], split: list[str], root: Pa
             f"{len(missing)} files of the hidden test set are missing from {root}, e.g. "
             f"{', '.join(missing[:5])}",
             path=root,
-            fix="restore the full dataset; the hidden split is recorded in the project",
+            fix=_restore_fix(cid),
         )
 
 

@@ -64,8 +64,10 @@ def test_missing_data_names_what_is_missing(make_toy: Callable[..., Settings]) -
     for p in (settings.data_dir / "toy" / "blue").iterdir():
         p.unlink()
     (settings.data_dir / "toy" / "blue").rmdir()
-    with pytest.raises(DataError, match="class folders missing: blue"):
+    with pytest.raises(ChallengeError, match=r"1 of the 3 classes have no folder in .*'blue' \(no folder is close\)") \
+            as caught:
         ensure_public_view(settings, challenge)
+    assert caught.value.fix is not None and "restore the full dataset" in caught.value.fix  # a partial copy
 
 
 def test_unset_data_dir_is_a_clear_error(tmp_path: Path) -> None:
