@@ -184,10 +184,16 @@ def _validate_one(settings: Settings, cid: str, memo: dict[tuple[object, ...], C
                 if rubric.disabled else "")
     unused = (f"; folders not listed as classes: {', '.join(spare[:5])}{', ...' if len(spare) > 5 else ''}"
               if spare else "")
+    named = len(challenge.verify.new_images)  # the reference's new images in verify-references
+    few = [(c.id, int(c.params.get("min_images", 1))) for c in rubric.criteria
+           if c.check == "new_image_predictions" and int(c.params.get("min_images", 1)) > named]
+    short = "".join(f"; [verify] new_images names {named} of the {n} photos {criterion} asks for: verify-references "
+                    "fails the reference there (put photos that are not in the dataset in <data dir>/new_images and "
+                    "name them in challenge.toml)" for criterion, n in few)
     skipped = ("" if missing is None
                else f"; data not there: {missing}; skipped: {_skipped(challenge, public=entries is not None)}")
     return (f"{len(rubric.criteria)} criteria{disabled}, {rubric.total_points:g} points, {hidden}{fixes}"
-            f"; {public}; {practice}{near}; {starter}{unused}{skipped}")
+            f"; {public}; {practice}{near}; {starter}{unused}{short}{skipped}")
 
 
 def _skipped(challenge: Challenge, *, public: bool) -> str:

@@ -82,3 +82,15 @@ def test_a_class_folders_challenge_without_its_data_still_checks_the_public_spli
     assert ("data not there: no data directory is set (GRADER_DATA_DIR or --data-dir); skipped: the class "
             "folders, the hidden test set's files, the practice split against the data, the near-duplicate check"
             ) in line
+
+
+def test_validate_says_when_the_reference_lacks_the_new_images_its_rubric_asks_for(
+        leaves: Settings, capsys: pytest.CaptureFixture[str]) -> None:
+    toml = leaves.project_dir / "challenges" / "leaves" / "challenge.toml"
+    project = ["--project", str(leaves.project_dir), "--data-dir", str(leaves.data_dir)]
+    assert main([*project, "validate", "--challenge", "leaves"]) == 0
+    assert "; [verify] new_images names 0 of the 5 photos new-images asks for: verify-references fails" in _line(capsys)
+    text = toml.read_text()
+    toml.write_text(text.replace("new_images = []", 'new_images = ["a.jpg", "b.jpg", "c.jpg", "d.jpg", "e.jpg"]'))
+    assert main([*project, "validate", "--challenge", "leaves"]) == 0
+    assert "[verify] new_images" not in _line(capsys)
