@@ -236,6 +236,11 @@ def test_join_sets_an_httponly_lax_cookie_and_security_headers(event: Event) -> 
     assert "Spring hack day: team alpha" in home.text
     assert "2 submissions left today" in home.text
     assert "&lt;b&gt;red&lt;/b&gt;" in home.text  # the brief is escaped, never rendered as HTML
+    assert "<h1>Toy colours</h1>" in home.text
+    readme = event.settings.project_dir / "challenges" / "toy" / "README.md"
+    readme.write_text("# Toy colours, corrected\n\nred, green, blue and *grey*\n")  # the coach edits it mid-event
+    again = client.get("/").text
+    assert "<h1>Toy colours, corrected</h1>" in again and "<em>grey</em>" in again  # rendered once per version
     # the toy challenge's limits (tests/support/toy.py: 60 s a cell, 120 s in all) under the served profile
     assert "<strong>Time limits</strong> (full profile): each cell 1 min, the whole notebook 2 min." in home.text
     assert re.search(r"<strong>Installed for your notebook</strong> \(offline[^)]*\): Python 3\.[^<]*, numpy 2\.",

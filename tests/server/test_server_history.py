@@ -104,6 +104,9 @@ def test_numbers_regrades_and_the_final_choice_change_the_private_board_and_expo
     page = alpha.post(f"/submissions/{second}/final", data={"csrf": csrf}, follow_redirects=False)
     assert page.status_code == 303 and page.headers["location"] == "/#history"
     assert finals_of(event.store, "spring") == {("alpha", "toy"): second}
+    alpha_id, beta_id = (next(t.id for t in event.store.teams("spring") if t.name == n) for n in ("alpha", "beta"))
+    assert finals_of(event.store, "spring", team_id=alpha_id) == {("alpha", "toy"): second}  # a team's page: its own
+    assert finals_of(event.store, "spring", team_id=beta_id) == {}
     home = alpha.get("/").text
     assert "Submission 2 (toy.ipynb) is your final submission for toy." in home
     rows = _history_rows(home)

@@ -83,18 +83,21 @@ def clear_final(db: Database, event: str, team_id: int, challenge: str) -> bool:
                                                             m.FinalChoice.challenge == challenge)))
 
 
-def finals_of(db: Database, event: str) -> dict[tuple[str, str], int]:
-    """Every choice of ``event``'s teams: ``(team name, challenge) -> submission id``.
+def finals_of(db: Database, event: str, *, team_id: int | None = None) -> dict[tuple[str, str], int]:
+    """Every choice of ``event``'s teams (of team ``team_id`` only, if given: a team's page reads its
+    own): ``(team name, challenge) -> submission id``.
 
     Raises:
         UsageError: no such event.
     """
     with db._read() as s:
-        return _finals(s, event)
+        return _finals(s, event, team_id=team_id)
 
 
-def _finals(s: Session, event: str) -> dict[tuple[str, str], int]:
+def _finals(s: Session, event: str, *, team_id: int | None = None) -> dict[tuple[str, str], int]:
     ev = event_named(s, event)
-    rows = s.execute(select(m.Team.name, m.FinalChoice.challenge, m.FinalChoice.submission_id)
-                     .join(m.Team, m.FinalChoice.team_id == m.Team.id).where(m.Team.event_id == ev.id))
-    return {(team, challenge): sub_id for team, challenge, sub_id in rows}
+    query = (select(m.Team.name, m.FinalChoice.challenge, m.FinalChoice.submission_id)
+             .join(m.Team, m.FinalChoice.team_id == m.Team.id).where(m.Team.event_id == ev.id))
+    if team_id is not None:
+        query = query.where(m.FinalChoice.team_id == team_id)
+    return {(team, challenge): sub_id for team, challenge, sub_id in s.execute(query)}

@@ -98,7 +98,8 @@ def _finals(site: Site, team: TeamRow, subs: Sequence[SubmissionRow]) -> dict[st
     choice where it made one, else :func:`chosen`'s default (computed over the team's own graded
     submissions ``subs``: a team's pick depends on its own scores only)."""
     own = site.graded_of(subs)
-    choices = {c: sub_id for (name, c), sub_id in finals_of(site.store, site.event).items() if name == team.name}
+    choices = {c: sub_id for (name, c), sub_id in finals_of(site.store, site.event, team_id=team.id).items()
+               if name == team.name}
     out: dict[str, tuple[int, Literal["chosen", "default"]]] = {}
     for challenge in site.event_row().challenges:
         picks = chosen(own, challenge, eta=site.options.eta, finals={(team.name, c): i for c, i in choices.items()})

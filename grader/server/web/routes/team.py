@@ -13,10 +13,12 @@ import dataclasses
 import functools
 import json
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import anyio
 from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from markupsafe import Markup
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect
 from starlette.responses import StreamingResponse
@@ -30,7 +32,7 @@ from grader.core import (
     load_challenge,
 )
 from grader.intake import size_text
-from grader.report import render_scorecard, served, unpack, with_board
+from grader.report import markdown_html, render_scorecard, served, unpack, with_board
 from grader.score import SubmissionResult
 from grader.server.store import (
     CapReached,
@@ -116,6 +118,19 @@ def add_team_routes(app: FastAPI, site: Site) -> None:
         except GraderError:
             return False
 
+    def _brief_html(readme: Path) -> Markup:
+        """The brief ``readme`` as HTML (:func:`grader.report.markdown_html`), empty without one; rendered
+        once per version of the file (its size and modification time), not on every view of every team."""
+        try:
+            st = readme.stat()
+        except OSError:
+            return Markup("")
+        return _rendered(str(readme), st.st_mtime_ns, st.st_size)
+
+    @functools.lru_cache(maxsize=64)
+    def _rendered(path: str, mtime_ns: int, size: int) -> Markup:
+        return markdown_html(Path(path).read_text(encoding="utf-8", errors="replace"))
+
     def home(request: Request, *, message: str = "", status: int = 200, chosen: str = "") -> HTMLResponse:
         """The team's page; ``message`` a refusal shown at its top. A flash from the last POST shows
         once: a confirmation, or a refusal (:func:`refusal_flash`) with the challenge it picked."""
@@ -126,9 +141,8 @@ def add_team_routes(app: FastAPI, site: Site) -> None:
         briefs = []
         for cid in event.challenges:
             folder = challenge_folder(settings.project_dir, cid) or settings.project_dir / "challenges" / cid
-            readme = folder / "README.md"
-            briefs.append({"id": cid, "brief": readme.read_text(encoding="utf-8", errors="replace")
-                           if readme.is_file() else "", "starter": (folder / "starter.ipynb").is_file(),
+            briefs.append({"id": cid, "brief": _brief_html(folder / "README.md"),
+                           "starter": (folder / "starter.ipynb").is_file(),
                            "limits": _limits(cid), "environment": _environment(cid)})
         own = store.submissions(event_name, team_id=team.id)
         subs = as_team_sees(site.statuses(own))
