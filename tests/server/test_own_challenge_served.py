@@ -26,6 +26,7 @@ import pytest
 from PIL import Image
 
 from grader.cli.main import main
+from tests.server.test_server_uploads import sign_in
 from tests.support.net import free_port, stop_group, wait_listening
 
 CLASSES = {"cat": (200, 40, 40), "dog": (40, 60, 200), "owl": (40, 180, 60)}
@@ -102,15 +103,7 @@ def _team(served: Served) -> tuple[httpx.Client, str]:
     """The team's browser signed in through its printed link (the join page's button); its page and
     CSRF token."""
     client = httpx.Client(base_url=served.base, timeout=30)
-    path = served.team_link.removeprefix(served.base)
-    form = client.get(path)
-    assert form.status_code == 200, form.text
-    fields = dict(re.findall(r'name="(join_csrf|current)" value="([^"]*)"', form.text))
-    home = client.post(path, data=fields, follow_redirects=True)
-    assert home.status_code == 200, home.text
-    token = re.search(r'name="csrf" value="([^"]+)"', home.text)
-    assert token is not None
-    return client, token.group(1)
+    return client, sign_in(client, served.team_link.removeprefix(served.base))
 
 
 @pytest.mark.kernel
