@@ -22,6 +22,7 @@ a new one.
 from __future__ import annotations
 
 import dataclasses
+import gc
 import multiprocessing
 import os
 import queue
@@ -112,6 +113,20 @@ class GradingProcess:
             proc.join(5)
             if proc.is_alive():
                 proc.kill()
+
+    def release(self) -> None:
+        """End the child (:meth:`close`) for good and free the queue and the event it shared with
+        the child now, so that their semaphores are unlinked and unregistered before the server
+        exits: left to the interpreter's exit, multiprocessing's resource tracker (a process of its
+        own that outlives a server stopped by a signal to its pid) sometimes reported them: "There
+        appear to be 5 leaked semaphore objects to clean up at shutdown"."""
+        self.close()
+        progress, self._progress, self._cancel = self._progress, None, None
+        if progress is not None:
+            progress.close()
+            progress.join_thread()
+        del progress
+        gc.collect()  # their finalizers (multiprocessing.util.Finalize) unlink and unregister each
 
     def _executor(self) -> ProcessPoolExecutor:
         if self._pool is None:

@@ -177,7 +177,7 @@ class WorkerPool:
             thread.join(max(0.0, deadline - time.monotonic()))
         self._threads = [t for t in self._threads if t.is_alive()]
         for child in self._children.values():
-            child.close()
+            child.release()
         self._children = {}
 
     def running(self) -> list[RunningJob]:
