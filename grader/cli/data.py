@@ -124,9 +124,9 @@ def _cmd_make_split(args: argparse.Namespace, settings: Settings) -> int:
     return ExitStatus.PASSED
 
 
-def _recorded_args(challenge: Challenge, command: str) -> tuple[list[str], argparse.Namespace]:
-    """The words of the recorded ``grader new-challenge`` command and its options, parsed by the
-    ``new-challenge`` parser itself.
+def _recorded_args(challenge: Challenge, command: str) -> argparse.Namespace:
+    """The options of the recorded ``grader new-challenge`` command, parsed by the ``new-challenge``
+    parser itself.
 
     Raises:
         ChallengeError: the command does not parse.
@@ -137,9 +137,8 @@ def _recorded_args(challenge: Challenge, command: str) -> tuple[list[str], argpa
     add_parser(parser.add_subparsers(dest="command"))
     said = io.StringIO()
     try:
-        words = shlex.split(command)
         with contextlib.redirect_stderr(said):
-            parsed = parser.parse_args(words[1:])
+            return parser.parse_args(shlex.split(command)[1:])
     except (ValueError, SystemExit) as err:  # shlex's unclosed quote; argparse exits on a bad option
         why = said.getvalue().strip().splitlines()[-1:] or [str(err)]
         raise ChallengeError(f"the command recorded at the top of {challenge.id}'s split files, `{command}`, does not "
@@ -147,50 +146,34 @@ def _recorded_args(challenge: Challenge, command: str) -> tuple[list[str], argpa
                                                                                    or challenge.dataset.hidden_exclude),
                              fix=f"choose the splits with grader new-challenge {challenge.id} --data DIR --splits-only "
                              "and the options you want (it records them again)") from None
-    return words, parsed
-
-
-def _replaced(words: list[str], option: str, value: str | None) -> list[str]:
-    """``words`` with ``option``'s value replaced by ``value`` (added where absent; removed for None)."""
-    out: list[str] = []
-    skip = False
-    for word in words:
-        if skip:
-            skip = False
-        elif word == option:
-            skip = True
-        elif not word.startswith(f"{option}="):
-            out.append(word)
-    return out if value is None else [*out, option, value]
 
 
 def _remake_authored(args: argparse.Namespace, settings: Settings, challenge: Challenge, command: str) -> int:
     """Choose the splits of a challenge made by ``grader new-challenge`` again, as its recorded
-    ``command`` with ``--splits-only`` does: :func:`grader.author.new_challenge` with the recorded
-    options, the coach's folder read where the challenge says it is (``GRADER_DATA_DIR/<source>``)."""
-    from grader.author import Request, new_challenge  # here for start-up time
-    from grader.data import HIDDEN_SEED
+    ``command`` with ``--splits-only`` does (:func:`grader.cli.new_challenge.request_of` over the recorded
+    options, ``--seed`` and ``--group`` replaced where given), the coach's folder read where the
+    challenge says it is (``GRADER_DATA_DIR/<source>``)."""
+    from grader.author import new_challenge  # here for start-up time
+    from grader.cli.new_challenge import request_of
 
-    words, recorded = _recorded_args(challenge, command)
-    words[2:3] = [challenge.id]
-    seed = recorded.seed if args.seed is None else args.seed
-    group = recorded.group if args.group is None else (args.group or None)
+    recorded = _recorded_args(challenge, command)
+    recorded.challenge, recorded.splits_only = challenge.id, True
+    folder = settings.require_data_dir() / challenge.dataset.source
+    recorded.data = str(folder)
+    if recorded.labels is not None and challenge.dataset.labels:  # where challenge.toml says the CSV is now
+        recorded.labels = str(folder / challenge.dataset.labels)
     if args.seed is not None:
-        words = _replaced(words, "--seed", None if seed == HIDDEN_SEED else str(seed))  # new-challenge's default
+        recorded.seed = args.seed
     if args.group is not None:
-        words = _replaced(words, "--group", group)
-    ds = challenge.dataset
-    folder = settings.require_data_dir() / ds.source
-    request = Request(challenge_id=challenge.id, data=folder, labels=folder / ds.labels if ds.labels else None,
-                      images=ds.images, group=group, hidden=recorded.hidden, seed=seed, threshold=recorded.threshold,
-                      min_side=recorded.min_size, near_distance=recorded.near_duplicates, splits_only=True,
-                      command=shlex.join(words))
+        recorded.group = args.group or None
+    request = request_of(recorded)
     created = new_challenge(settings, request)
     splits = created.splits
-    print(f"{challenge.id} was made by grader new-challenge: its splits chosen again as `{shlex.join(words)} "
+    print(f"{challenge.id} was made by grader new-challenge: its splits chosen again as `{request.command} "
           f"--splits-only` does (seed {splits.seed}, "
           + (f"{splits.fraction:g} of each class hidden" if splits.fraction is not None else "the test side hidden")
-          + (f", --group {shlex.quote(group)} matched {splits.matched} images" if group else ", no --group")
+          + (f", --group {shlex.quote(request.group)} matched {splits.matched} images" if request.group
+             else ", no --group")
           + f"; {splits.groups} groups of 2 or more images kept on one side)")
     for path in created.written:
         print(f"wrote {path}")

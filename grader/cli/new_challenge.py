@@ -13,9 +13,9 @@ from typing import TYPE_CHECKING
 from grader.core import ExitStatus, Settings, UsageError
 
 if TYPE_CHECKING:
-    from grader.author import Created
+    from grader.author import Created, Request
 
-__all__ = ["add_parser", "cmd_new_challenge"]
+__all__ = ["add_parser", "cmd_new_challenge", "request_of"]
 
 _DESCRIPTION = """\
 Make a challenge from a folder of photos in the data folder (GRADER_DATA_DIR, the only folder the
@@ -151,9 +151,23 @@ def _command(args: argparse.Namespace) -> str:
     return shlex.join(words)
 
 
+def request_of(args: argparse.Namespace) -> Request:
+    """What the parsed ``grader new-challenge`` options ``args`` ask for (``--data`` given), with the
+    command line that records them (:func:`_command`); ``grader data make-split`` builds its own from
+    the recorded command this way."""
+    from grader.author import Request, parse_criteria  # here for start-up time
+
+    return Request(
+        challenge_id=args.challenge, data=Path(args.data), labels=Path(args.labels) if args.labels else None,
+        images=args.images, group=args.group, criteria=parse_criteria(args.criteria), threshold=args.threshold,
+        hidden=args.hidden, seed=args.seed, solution=Path(args.solution) if args.solution else None,
+        framework=args.framework, title=args.title, min_side=args.min_size, near_distance=args.near_duplicates,
+        force=args.force, splits_only=args.splits_only, workers=args.workers, command=_command(args))
+
+
 def cmd_new_challenge(args: argparse.Namespace, settings: Settings) -> int:
     """``grader new-challenge``: make the challenge and say what was written; 0 when done."""
-    from grader.author import Request, make_starter, new_challenge, parse_criteria  # here for start-up time
+    from grader.author import make_starter, new_challenge  # here for start-up time
 
     if args.starter_only:
         written = make_starter(settings, args.challenge, solution=Path(args.solution) if args.solution else None,
@@ -165,12 +179,7 @@ def cmd_new_challenge(args: argparse.Namespace, settings: Settings) -> int:
     if not args.data:
         raise UsageError("--data DIR is required (the folder of photos)", fix=f"grader new-challenge {args.challenge} "
                          "--data $GRADER_DATA_DIR/<folder>")
-    request = Request(
-        challenge_id=args.challenge, data=Path(args.data), labels=Path(args.labels) if args.labels else None,
-        images=args.images, group=args.group, criteria=parse_criteria(args.criteria), threshold=args.threshold,
-        hidden=args.hidden, seed=args.seed, solution=Path(args.solution) if args.solution else None,
-        framework=args.framework, title=args.title, min_side=args.min_size, near_distance=args.near_duplicates,
-        force=args.force, splits_only=args.splits_only, workers=args.workers, command=_command(args))
+    request = request_of(args)
     bar = _Bar()
     try:
         created = new_challenge(settings, request, on_progress=bar)
