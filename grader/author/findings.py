@@ -17,8 +17,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from grader.author.scan import REDUCED_MARGIN, ImageFacts
-from grader.data import Pair
+from grader.author.scan import ImageFacts
+from grader.data import Pair, pair_limit
 
 __all__ = ["MIN_HIDDEN", "MIN_TRAIN", "Findings", "examine", "near_pairs", "needed_per_class"]
 
@@ -45,7 +45,8 @@ def needed_per_class(fraction: float) -> int:
 
 def near_pairs(facts: Sequence[ImageFacts], *, max_distance: int) -> list[Pair]:
     """Every pair of images whose perceptual hashes are within ``max_distance`` bits, or within
-    ``max_distance + REDUCED_MARGIN`` where either was hashed on a reduced decode.
+    ``max_distance`` plus :data:`grader.data.REDUCED_MARGIN` where either was hashed on a reduced
+    decode (:func:`grader.data.pair_limit`, as ``grader validate`` counts them).
 
     Method: each hash against the hashes after it (XOR, NumPy's ``bitwise_count``), 128 rows at a
     time into preallocated buffers: 1.8e9 comparisons for 60,000 images, about 7 s on one core.
@@ -59,7 +60,7 @@ def near_pairs(facts: Sequence[ImageFacts], *, max_distance: int) -> list[Pair]:
         return []
     hashes = np.fromiter((f.phash for f in known), dtype=np.uint64, count=n)
     reduced = np.fromiter((f.reduced for f in known), dtype=bool, count=n)
-    limit = max_distance + (REDUCED_MARGIN if reduced.any() else 0)
+    limit = pair_limit(max_distance, reduced=bool(reduced.any()))
     rows = min(_ROWS, n)
     xor = np.empty((rows, n), dtype=np.uint64)
     bits = np.empty((rows, n), dtype=np.uint8)

@@ -5,7 +5,8 @@ The perceptual hash is the project's, computed by the one function ``grader vali
 ``grader data make-split`` use too (:mod:`grader.data.phash`: ImageHash's 64-bit ``phash`` of the
 image converted to RGB, a large JPEG decoded at a reduced size), for a batch at once
 (:func:`grader.data.phashes`): a pair of images grouped here is a pair there, so the splits chosen
-here pass ``grader validate``. Grouping allows :data:`REDUCED_MARGIN` more bits for a reduced hash.
+here pass ``grader validate``. Grouping allows :data:`grader.data.REDUCED_MARGIN` more bits for a
+reduced hash.
 """
 
 from __future__ import annotations
@@ -21,9 +22,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from grader.data import DRAFT_FROM, DRAFT_SIDE, REDUCED_MARGIN, decode_for_hash, phashes, thumbnail
+from grader.data import decode_for_hash, phashes, thumbnail
 
-__all__ = ["DRAFT_FROM", "DRAFT_SIDE", "REDUCED_MARGIN", "ImageFacts", "phashes", "scan_images"]
+__all__ = ["ImageFacts", "scan_images"]
 
 _CHUNK = 200  # images per task of the pool: progress every few tenths of a second
 _SERIAL_BELOW = 400  # fewer images than this are read in this process (a pool costs about a second)
@@ -43,7 +44,7 @@ class ImageFacts:
         height: height in pixels; 0 if unreadable.
         format: Pillow's name for the format (``JPEG``, ``PNG``, ``TIFF``); empty if unreadable.
         phash: the 64-bit perceptual hash, or None if unreadable.
-        reduced: the hash was computed on a reduced decode (:data:`DRAFT_SIDE`).
+        reduced: the hash was computed on a reduced decode (:data:`grader.data.DRAFT_SIDE`).
         error: why the file does not decode, or None.
     """
 
