@@ -57,6 +57,10 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
                        help="GPU ids for the workers, worker n the n-th (CUDA_VISIBLE_DEVICES; run as many workers "
                        "as GPUs for one submission per GPU); default: every GPU nvidia-smi lists when the device "
                        "is cuda")
+    serve.add_argument("--all-cpus", action="store_true",
+                       help="advanced: let the server's own threads run on every CPU (default: one CPU, the last; "
+                       "its grading children and their kernels use them all: on two CPUs this cut the server's "
+                       "CPU time for 50 uploads at once by about a third, benchmarks/RESULTS.md)")
     proxy = serve.add_argument_group(
         "behind an HTTPS proxy", "Caddy or nginx ends TLS and forwards to this server on 127.0.0.1 (README, "
         "'Behind an HTTPS proxy'). Without --https the cookies are not Secure and no HSTS is sent.")
@@ -155,7 +159,8 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     return serve(store, settings, options, event=args.event, host=args.host, port=args.port,
                  workers=args.workers, gpus=gpus, embedded=args.database_url is None, on_ready=ready,
                  lease_s=args.lease, scheduler=args.scheduler if args.executor == "dask" else None,
-                 scoring=args.scoring, proxy=proxy_options(args), limits=connection_limits(args))
+                 scoring=args.scoring, proxy=proxy_options(args), limits=connection_limits(args),
+                 freeze_heap=True, one_cpu=not args.all_cpus)
 
 
 def _gpu_challenges_served(settings: Settings, args: argparse.Namespace, challenges: Sequence[str],

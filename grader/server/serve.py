@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import gc
 import logging
 import os
 import pickle
@@ -56,6 +57,7 @@ from typing import Any, Literal, TypeVar, cast
 from grader.core import Settings, UsageError, environ_snapshot
 from grader.pipeline import GradeOptions
 from grader.sandbox import clean_stale_mounts
+from grader.server.cpus import SERVER_CPUS, pin_server
 from grader.server.store import Store
 from grader.server.web import ConnectionLimits, ProxyOptions
 from grader.server.work import WorkerPool
@@ -221,6 +223,24 @@ def in_child(fn: Callable[..., T], *args: object, stop: threading.Event, kwargs:
     return cast(T, value)
 
 
+def freeze_start_up() -> int:
+    """Collect, then freeze (:func:`gc.freeze`) every object the garbage collector tracks; returns how
+    many are frozen.
+
+    A served process holds some 200,000 tracked objects once its imports are done (the upload
+    checks', the similar pairs', SQLAlchemy's, Jinja's); each full (generation 2) collection
+    walks them all with the interpreter's lock held: 110 ms on the 2-core VM of
+    benchmarks/RESULTS.md, during which no request moves. Frozen, they are left out of every
+    later collection, which walks only what the server made since (Python's documentation of
+    ``gc.freeze``: "move them to a permanent generation and ignore them in all the future
+    collections"). The imports' cycles are freed first (:func:`gc.collect`); frozen objects are
+    never freed, which is what modules and the app are for the life of the process.
+    """
+    gc.collect()
+    gc.freeze()
+    return gc.get_freeze_count()
+
+
 def _terminate(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
@@ -259,7 +279,7 @@ def serve(store: Store, settings: Settings, options: GradeOptions, *, event: str
           log_level: str = "info", app_factory: AppFactory | None = None,
           on_ready: Callable[[str], None] | None = None, scheduler: str | None = None,
           scoring: Literal["here", "workers"] = "here", proxy: ProxyOptions | None = None,
-          limits: ConnectionLimits | None = None) -> int:
+          limits: ConnectionLimits | None = None, freeze_heap: bool = False, one_cpu: bool = False) -> int:
     """Serve ``event`` on ``http://host:port/`` until SIGINT or SIGTERM; return the exit status (0).
 
     Args:
@@ -284,6 +304,12 @@ def serve(store: Store, settings: Settings, options: GradeOptions, *, event: str
             headers trusted from ``forwarded_allow_ips``); None: plain http, uvicorn's defaults.
         limits: header and body read timeouts and the connection limit
             (:mod:`grader.server.web.limits`, enforced by :mod:`grader.server.web.guard`); None: the defaults.
+        freeze_heap: once the app is built and its imports done, before it listens, move every object
+            of this process to the garbage collector's permanent generation (:func:`freeze_start_up`):
+            for a process of its own (``grader serve``), not a caller's (its objects would never be
+            collected).
+        one_cpu: keep the server's threads on one CPU and its children on all (:mod:`grader.server.cpus`):
+            for a process of its own, set before any of its threads start.
 
     Raises:
         UsageError: no such event (the message names the known ones); embedded, another server
@@ -299,18 +325,23 @@ def serve(store: Store, settings: Settings, options: GradeOptions, *, event: str
         return _serve(store, settings, options, event=event, host=host, port=port, workers=workers, gpus=gpus,
                       embedded=embedded, lease_s=lease_s, log_level=log_level, app_factory=app_factory,
                       on_ready=on_ready, scheduler=scheduler, scoring=scoring, proxy=proxy or ProxyOptions(),
-                      limits=limits or ConnectionLimits())
+                      limits=limits or ConnectionLimits(), freeze_heap=freeze_heap, one_cpu=one_cpu)
 
 
 def _serve(store: Store, settings: Settings, options: GradeOptions, *, event: str, host: str, port: int,
            workers: int, gpus: Sequence[str], embedded: bool, lease_s: float, log_level: str,
            app_factory: AppFactory | None, on_ready: Callable[[str], None] | None, scheduler: str | None,
-           scoring: Literal["here", "workers"], proxy: ProxyOptions, limits: ConnectionLimits) -> int:
+           scoring: Literal["here", "workers"], proxy: ProxyOptions, limits: ConnectionLimits,
+           freeze_heap: bool, one_cpu: bool) -> int:
     import uvicorn
 
     from grader.integrity import load_dependencies
     from grader.server.web import fit_open_files, guarded_protocol, load_upload_checks
 
+    if one_cpu:
+        cpu = pin_server()
+        if cpu is not None:
+            log.info("start-up: the server's threads on CPU %d, its children on CPUs %s", cpu, os.environ[SERVER_CPUS])
     challenges = store.event(event).challenges
     clean_stale_mounts()  # the tmpfs mounts of graders killed with SIGKILL (root only; never raises)
     requeued = store.requeue_stale(all_running=embedded)
@@ -337,6 +368,8 @@ def _serve(store: Store, settings: Settings, options: GradeOptions, *, event: st
     load_upload_checks()  # before it listens: the first uploads must not wait for these imports
     load_dependencies()  # nor the coach's first similar pairs computed here (after a new result)
     log.info("start-up: the upload checks' and the similar pairs' imports in %.1f s", time.monotonic() - t0)
+    if freeze_heap:
+        log.info("start-up: %d objects left out of the garbage collector's passes (gc.freeze)", freeze_start_up())
     stopping = threading.Event()
     start_up = StartUpWork(settings, challenges, warm=_warm_ups(store, settings, event, options, stopping))
     pool.start()

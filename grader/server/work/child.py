@@ -34,6 +34,7 @@ from multiprocessing.connection import wait
 from typing import TYPE_CHECKING, Any
 
 from grader.core import HarnessError
+from grader.server.cpus import unpin_child
 
 if TYPE_CHECKING:
     from grader.core import Settings
@@ -151,8 +152,11 @@ _CHILD: dict[str, Any] = {}
 
 
 def _child_start(progress: Any, cancel: Any, nice: int) -> None:
-    """The child's initializer: its queue and event, its niceness, and its end with the parent."""
+    """The child's initializer: its queue and event, its niceness, every CPU the server was given
+    (:func:`grader.server.cpus.unpin_child`: the kernels it starts inherit them), and its end with
+    the parent."""
     _CHILD.update(progress=progress, cancel=cancel)
+    unpin_child()
     if nice:
         try:
             os.nice(nice)
