@@ -8,6 +8,7 @@ later. Also here: the process environment as the grader hands it on (kernels get
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -26,6 +27,7 @@ PROJECT_DIR_ENV = "GRADER_PROJECT_DIR"
 SANDBOX_UID_ENV = "GRADER_SANDBOX_UID"
 STATE_DIR_ENV = "GRADER_STATE_DIR"  # the event server's state folder (grader serve, grader event)
 WORKER_DATA_DIR_ENV = "GRADER_WORKER_DATA_DIR"  # a Dask worker's own data folder
+SERVER_CPUS_ENV = "GRADER_SERVER_CPUS"  # the CPUs grader serve was given ("0,1"), for its children
 DEFAULT_SANDBOX_UID = 65534  # nobody
 MAX_UID = 2**32 - 2  # Linux uids are 32-bit; 2**32 - 1 is (uid_t) -1, "no uid"
 
@@ -187,6 +189,19 @@ def visible_gpus(environ: dict[str, str] | None = None) -> str | None:
     unset: a Dask worker started on some GPUs hands the same ones to its kernels."""
     env = os.environ if environ is None else environ
     return env.get("CUDA_VISIBLE_DEVICES")
+
+
+def record_server_cpus(cpus: Sequence[int]) -> None:
+    """Set :data:`SERVER_CPUS_ENV` to ``cpus`` (comma-separated) for the processes ``grader serve``
+    starts after pinning its own threads (:mod:`grader.server.cpus`). Call it before other threads
+    run (the environment is not rewritten while a process starts: :func:`environ_snapshot`)."""
+    os.environ[SERVER_CPUS_ENV] = ",".join(str(c) for c in cpus)
+
+
+def server_cpus(environ: dict[str, str] | None = None) -> str:
+    """:data:`SERVER_CPUS_ENV` as set, or "" (a process not started by a pinned server)."""
+    env = os.environ if environ is None else environ
+    return env.get(SERVER_CPUS_ENV, "")
 
 
 # What the grader's own process sets for itself, and the values the user had (None: unset).

@@ -28,21 +28,25 @@ import logging
 import os
 from pathlib import Path
 
+from grader.core import SERVER_CPUS_ENV, record_server_cpus, server_cpus
+
 __all__ = ["SERVER_CPUS", "pin_server", "unpin_child"]
 
-SERVER_CPUS = "GRADER_SERVER_CPUS"  # environment: the CPUs the server was given ("0,1"), for its children
+SERVER_CPUS = SERVER_CPUS_ENV  # environment: the CPUs the server was given ("0,1"), for its children
 
 log = logging.getLogger(__name__)
 
 
-def pin_server() -> int | None:
+def pin_server() -> tuple[int, tuple[int, ...]] | None:
     """Keep every thread of this process, and the threads and processes it starts later, on one of
-    the CPUs it may use now (the highest-numbered); record them all in ``os.environ[SERVER_CPUS]``
-    for the children (:func:`unpin_child`). Call it in the main thread before the server starts its
-    own threads: it sets the mask of each thread found in ``/proc/self/task`` too.
+    the CPUs it may use now (the highest-numbered); record them all in the environment
+    (:data:`SERVER_CPUS`, :func:`grader.core.record_server_cpus`) for the children
+    (:func:`unpin_child`). Call it in the main thread before the server starts its own threads: it
+    sets the mask of each thread found in ``/proc/self/task`` too.
 
     Returns:
-        the CPU chosen; None where nothing was changed (one CPU, or no ``sched_setaffinity``).
+        the CPU chosen and all those the process was given; None where nothing was changed (one
+        CPU, or no ``sched_setaffinity``).
     """
     if not hasattr(os, "sched_setaffinity"):
         return None
@@ -50,7 +54,7 @@ def pin_server() -> int | None:
     if len(allowed) < 2:
         return None
     cpu = allowed[-1]
-    os.environ[SERVER_CPUS] = ",".join(str(c) for c in allowed)
+    record_server_cpus(allowed)
     tasks = Path("/proc/self/task")
     threads = [int(t.name) for t in tasks.iterdir()] if tasks.is_dir() else [0]
     for tid in threads:
@@ -58,14 +62,14 @@ def pin_server() -> int | None:
             os.sched_setaffinity(tid, {cpu})
         except OSError:  # a thread that ended meanwhile
             continue
-    return cpu
+    return cpu, tuple(allowed)
 
 
 def unpin_child() -> None:
     """In a process the server started: back to the CPUs the server was given (:data:`SERVER_CPUS`),
     so that what it starts (a notebook's kernel) may use them all. Nothing where the variable is
     unset or malformed, or where none of its CPUs may be used now."""
-    listed = os.environ.get(SERVER_CPUS, "")
+    listed = server_cpus()
     try:
         cpus = {int(c) for c in listed.split(",") if c}
     except ValueError:

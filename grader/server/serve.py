@@ -57,7 +57,7 @@ from typing import Any, Literal, TypeVar, cast
 from grader.core import Settings, UsageError, environ_snapshot
 from grader.pipeline import GradeOptions
 from grader.sandbox import clean_stale_mounts
-from grader.server.cpus import SERVER_CPUS, pin_server
+from grader.server.cpus import pin_server
 from grader.server.store import Store
 from grader.server.web import ConnectionLimits, ProxyOptions
 from grader.server.work import WorkerPool
@@ -339,9 +339,10 @@ def _serve(store: Store, settings: Settings, options: GradeOptions, *, event: st
     from grader.server.web import fit_open_files, guarded_protocol, load_upload_checks
 
     if one_cpu:
-        cpu = pin_server()
-        if cpu is not None:
-            log.info("start-up: the server's threads on CPU %d, its children on CPUs %s", cpu, os.environ[SERVER_CPUS])
+        pinned = pin_server()
+        if pinned is not None:
+            log.info("start-up: the server's threads on CPU %d, its children on CPUs %s", pinned[0],
+                     ",".join(map(str, pinned[1])))
     challenges = store.event(event).challenges
     clean_stale_mounts()  # the tmpfs mounts of graders killed with SIGKILL (root only; never raises)
     requeued = store.requeue_stale(all_running=embedded)
