@@ -14,9 +14,9 @@ runs Python at a time either way.
 
 So :func:`pin_server` keeps the server's threads on one CPU of those it may use (the last one:
 CPU 0 takes most interrupts), and its child processes go back to all of them
-(:func:`unpin_child`, from :data:`SERVER_CPUS`): the grading children and the notebooks' kernels
-they start, and the start-up child of the similar pairs, each use the CPUs the server was given.
-The upload checks' short children (:mod:`grader.server.web.precheck`) stay on the server's CPU:
+(:func:`unpin_child`, from :data:`grader.core.SERVER_CPUS_ENV`): the grading children and the
+notebooks' kernels they start, and the start-up child of the similar pairs, each use the CPUs
+the server was given. The upload checks' short children (:mod:`grader.server.web.precheck`) stay on the server's CPU:
 their work is the upload's.
 
 Linux only (``os.sched_setaffinity``); elsewhere, and on one CPU, nothing changes.
@@ -28,11 +28,9 @@ import logging
 import os
 from pathlib import Path
 
-from grader.core import SERVER_CPUS_ENV, record_server_cpus, server_cpus
+from grader.core import record_server_cpus, server_cpus
 
-__all__ = ["SERVER_CPUS", "pin_server", "unpin_child"]
-
-SERVER_CPUS = SERVER_CPUS_ENV  # environment: the CPUs the server was given ("0,1"), for its children
+__all__ = ["pin_server", "unpin_child"]
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +38,7 @@ log = logging.getLogger(__name__)
 def pin_server() -> tuple[int, tuple[int, ...]] | None:
     """Keep every thread of this process, and the threads and processes it starts later, on one of
     the CPUs it may use now (the highest-numbered); record them all in the environment
-    (:data:`SERVER_CPUS`, :func:`grader.core.record_server_cpus`) for the children
+    (:data:`grader.core.SERVER_CPUS_ENV`, :func:`grader.core.record_server_cpus`) for the children
     (:func:`unpin_child`). Call it in the main thread before the server starts its own threads: it
     sets the mask of each thread found in ``/proc/self/task`` too.
 
@@ -66,9 +64,9 @@ def pin_server() -> tuple[int, tuple[int, ...]] | None:
 
 
 def unpin_child() -> None:
-    """In a process the server started: back to the CPUs the server was given (:data:`SERVER_CPUS`),
-    so that what it starts (a notebook's kernel) may use them all. Nothing where the variable is
-    unset or malformed, or where none of its CPUs may be used now."""
+    """In a process the server started: back to the CPUs the server was given
+    (:data:`grader.core.SERVER_CPUS_ENV`), so that what it starts (a notebook's kernel) may use them
+    all. Nothing where the variable is unset or malformed, or where none of its CPUs may be used now."""
     listed = server_cpus()
     try:
         cpus = {int(c) for c in listed.split(",") if c}

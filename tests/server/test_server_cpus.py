@@ -45,7 +45,8 @@ def test_pinned_threads_and_unpinned_children() -> None:
     calls ``unpin_child`` gets every CPU back, one that does not stays on the server's."""
     script = textwrap.dedent("""
         import json, os, subprocess, sys, threading
-        from grader.server.cpus import SERVER_CPUS, pin_server
+        from grader.core import SERVER_CPUS_ENV
+        from grader.server.cpus import pin_server
         release = threading.Event()
         early = threading.Thread(target=release.wait); early.start()
         cpu = pin_server()
@@ -56,7 +57,7 @@ def test_pinned_threads_and_unpinned_children() -> None:
                                                     text=True, check=True, env=dict(os.environ)).stdout)
         print(json.dumps({"cpu": cpu, "main": sorted(os.sched_getaffinity(0)),
                           "early": sorted(os.sched_getaffinity(early.native_id)),
-                          "late": sorted(os.sched_getaffinity(late.native_id)), "env": os.environ[SERVER_CPUS],
+                          "late": sorted(os.sched_getaffinity(late.native_id)), "env": os.environ[SERVER_CPUS_ENV],
                           "unpinned": run("unpin"), "pinned": run("stay")}))
         release.set()
     """)
@@ -70,14 +71,15 @@ def test_pinned_threads_and_unpinned_children() -> None:
 
 
 def test_unpin_child_ignores_a_missing_or_malformed_list(monkeypatch: pytest.MonkeyPatch) -> None:
-    from grader.server.cpus import SERVER_CPUS, unpin_child
+    from grader.core import SERVER_CPUS_ENV
+    from grader.server.cpus import unpin_child
 
     before = os.sched_getaffinity(0)
     for value in ("", "a,b", None):
         if value is None:
-            monkeypatch.delenv(SERVER_CPUS, raising=False)
+            monkeypatch.delenv(SERVER_CPUS_ENV, raising=False)
         else:
-            monkeypatch.setenv(SERVER_CPUS, value)
+            monkeypatch.setenv(SERVER_CPUS_ENV, value)
         unpin_child()
         assert os.sched_getaffinity(0) == before
 
