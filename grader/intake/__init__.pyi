@@ -21,6 +21,7 @@ from .notebook import (
     challenge_of,
     inject_parameters,
     notebook_notes,
+    parse_notebook,
     read_notebook,
     student_code_cells,
 )
@@ -32,5 +33,6 @@ __all__ = ["ANSWER_TAG", "ANSWER_WORD", "Answer", "INJECTED_TAG", "MAX_ANSWER_CH
     "answer_words",
     "find_answer", "is_placeholder", "question_heading", "read_answers",
     "MalformedNotebook", "PARAMETERS_TAG", "Submission", "challenge_of", "copy_submission",
-    "discover", "inject_parameters", "intake", "intake_upload", "notebook_notes", "read_notebook", "size_problem",
+    "discover", "inject_parameters", "intake", "intake_upload", "notebook_notes", "parse_notebook", "read_notebook",
+    "size_problem",
     "size_text", "student_code_cells", "zip_problem"]

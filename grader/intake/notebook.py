@@ -26,7 +26,8 @@ if TYPE_CHECKING:
     from nbformat import NotebookNode
 
 __all__ = ["GRADER_KERNEL", "INJECTED_TAG", "MalformedNotebook", "PARAMETERS_TAG", "challenge_of", "diagnose",
-           "inject_parameters", "metadata_challenge", "notebook_notes", "read_notebook", "student_code_cells"]
+           "inject_parameters", "metadata_challenge", "notebook_notes", "parse_notebook", "read_notebook",
+           "student_code_cells"]
 
 PARAMETERS_TAG = "parameters"
 INJECTED_TAG = "injected-parameters"
@@ -195,6 +196,17 @@ def read_notebook(path: Path) -> NotebookNode:
         data = path.read_bytes()
     except OSError as err:
         raise MalformedNotebook(path, f"cannot read the file: {err.strerror or err}") from err
+    return parse_notebook(data, path)
+
+
+def parse_notebook(data: bytes, path: Path) -> NotebookNode:
+    """:func:`read_notebook` of a file's bytes ``data`` already read (an upload held in memory);
+    ``path`` is used only for its name and suffix, as :func:`diagnose` uses it (the fixes name
+    the file: ``python -m json.tool toy.ipynb``).
+
+    Raises:
+        MalformedNotebook: anything :func:`diagnose` finds, or binary data.
+    """
     found = _parse(_decode(data, path), path)
     if isinstance(found, Diagnosis):
         raise MalformedNotebook(path, found.reason, kind=found.kind, fix=found.fix)

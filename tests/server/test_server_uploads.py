@@ -32,7 +32,7 @@ from grader.core.settings import Settings
 from grader.intake.submissions import discover
 from grader.pipeline.grade import GradeOptions, grade_submission
 from grader.server.store.store import Store
-from grader.server.web import nbverdict
+from grader.server.web import nbverdict, receive
 from grader.server.web.app import create_app
 from grader.server.web.headers import INTERNAL_ERROR, PAGE_CSP
 from grader.server.web.options import AppOptions
@@ -276,7 +276,20 @@ def test_a_chunked_body_is_counted_as_it_arrives_and_refused_past_the_limit(even
     assert event.store.submissions("hack") == [] and staged(event.state) == []
 
 
-def test_a_notebook_with_its_images_is_bundled_from_disk(event: Event) -> None:
+@pytest.mark.parametrize("memory_bytes", [receive.MEMORY_BYTES, 100], ids=["in-memory", "on-disk"])
+def test_a_notebook_with_its_images_is_bundled_in_memory_or_from_disk(event: Event, memory_bytes: int,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    # a form declared at most MEMORY_BYTES makes no file before it is stored (issue 28: each file made and
+    # removed cost the server's interpreter); a larger one is staged on disk, bundled the same
+    monkeypatch.setattr(receive, "MEMORY_BYTES", memory_bytes)
+    folders: list[Path] = []
+    workspace = receive.ReceivedForm.workspace
+
+    def made(form: receive.ReceivedForm) -> Path:
+        folders.append(workspace(form))
+        return folders[-1]
+
+    monkeypatch.setattr(receive.ReceivedForm, "workspace", made)
     client, csrf = team(event, "alpha")
     notebook = notebook_bytes()
     page = upload(client, csrf, [("toy.ipynb", notebook), ("a/../cat.png", b"\x89PNG fake"),
@@ -286,7 +299,23 @@ def test_a_notebook_with_its_images_is_bundled_from_disk(event: Event) -> None:
     with zipfile.ZipFile(event.store.upload_path(sub.upload_sha256)) as archive:
         assert sorted(archive.namelist()) == ["new_images/cat.png", "new_images/dog.jpg", "toy.ipynb"]
         assert archive.read("toy.ipynb") == notebook
+        assert archive.read("new_images/cat.png") == b"\x89PNG fake"
+    assert (folders == []) == (memory_bytes > 100)
     assert staged(event.state) == []
+    # the same checks either way: a syntax error, refused with its cell and line, nothing stored
+    bad = nbformat.writes(new_notebook(cells=[new_code_cell("x = (1,")], metadata={"grader": {"challenge": "toy"}}))
+    page = upload(client, csrf, [("bad.ipynb", bad.encode())])
+    assert page.status_code == 400 and "bad.ipynb: cell 1, line 1" in page.text
+    # a zip held in memory is written to the form's folder to be judged, then removed
+    folders.clear()
+    packed = tempfile.SpooledTemporaryFile()
+    with zipfile.ZipFile(packed, "w") as archive:
+        archive.writestr("team/toy.ipynb", notebook)
+    packed.seek(0)
+    page = upload(client, csrf, [("team.zip", packed.read())])
+    assert page.status_code == 303, page.text[-800:]
+    assert len(set(folders)) == 1 and not folders[0].exists() and staged(event.state) == []
+    assert len(event.store.submissions("hack")) == 2
 
 
 # ---------------------------------------------------------------- a real server (uvicorn, its own process)

@@ -11,22 +11,25 @@ workers would grade, by :mod:`grader.server.web.precheck`: the intake's own diag
 that is no notebook (the one ``grader check`` gives: a web page, conflict markers, a cut-off
 upload...), a notebook whose metadata names another challenge than the one picked (both named),
 and the first syntax error of its code cells (cell and line). Nothing of a zip's images is
-unpacked here. The files are on disk (:mod:`grader.server.web.receive`) and are read in chunks.
-Nothing here runs or unpickles what was uploaded.
+unpacked here. A small upload's files are held in memory (:mod:`grader.server.web.receive`), and its
+bundle is made there too: no file is made for it before it is stored; a zip is written to the form's
+folder to be judged; a larger upload's files are on disk. Nothing here runs or unpickles what was
+uploaded.
 """
 
 from __future__ import annotations
 
-import os
+import io
 import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
+from typing import BinaryIO
 
 from grader.intake import size_text, zip_problem
-from grader.server.web.nbverdict import verdict
+from grader.server.web.nbverdict import verdict, verdict_of_bytes
 from grader.server.web.precheck import Checked, check_notebook, check_zip, first_problem
-from grader.server.web.receive import StagedFile
+from grader.server.web.receive import ReceivedForm, StagedFile
 
 __all__ = ["IMAGE_SUFFIXES", "MAX_FILES", "Bundle", "bundle"]
 
@@ -42,43 +45,55 @@ class Bundle:
 
     Attributes:
         filename: the stored file's name (the team's, without folders).
-        path: where its bytes are (a staged file, or the zip made here); None when refused.
-        problem: why the upload is refused, or None.
+        path: where its bytes are (a staged file, or the zip made here), or None.
+        data: its bytes, where they are held in memory, or None.
+        problem: why the upload is refused, or None (then one of ``path`` and ``data`` is set).
     """
 
     filename: str
-    path: Path | None
+    path: Path | None = None
+    data: bytes | None = None
     problem: str | None = None
+
+    def open(self) -> BinaryIO:
+        """Its bytes to read (the caller closes the stream).
+
+        Raises:
+            ValueError: the upload was refused (nothing to read).
+            OSError: its file cannot be opened.
+        """
+        if self.data is not None:
+            return io.BytesIO(self.data)
+        if self.path is None:
+            raise ValueError(f"a refused upload has nothing to store: {self.problem}")
+        return self.path.open("rb")
 
 
 def _refused(problem: str) -> Bundle:
-    return Bundle(filename="", path=None, problem=problem)
+    return Bundle(filename="", problem=problem)
 
 
-def _named(path: Path, name: str, folder: Path) -> Path:
-    """The staged file ``path`` under the team's name for it (a hard link in ``folder/named/``): the
-    intake's diagnosis names the file in its fixes (``python -m json.tool toy.ipynb``); ``path``
-    itself where the link cannot be made."""
-    link = folder / "named" / name
-    try:
-        link.parent.mkdir(exist_ok=True)
-        os.link(path, link)
-    except OSError:
-        return path
-    return link
+def _as_stored(name: str, staged: StagedFile) -> Bundle:
+    return Bundle(filename=name, path=staged.path, data=staged.data)
 
 
-def _notebook(name: str, path: Path, folder: Path) -> Checked:
-    """The notebook file ``path`` checked: refused by :func:`verdict` where it cannot be parsed in
-    bounded memory, else by :func:`check_notebook` (the intake's diagnosis of what it is instead,
-    the challenge it names, its syntax)."""
-    kind, _ = verdict(path)
+def _notebook(name: str, staged: StagedFile) -> Checked:
+    """The notebook ``staged`` checked: refused by the verdict (:mod:`grader.server.web.nbverdict`)
+    where it cannot be parsed in bounded memory, else by :func:`check_notebook` (the intake's
+    diagnosis of what it is instead, the challenge it names, its syntax)."""
+    kind, _ = verdict_of_bytes(staged.data) if staged.data is not None else verdict(_on_disk(staged))
     if kind in ("ok", "json", "cells"):  # the intake names what it is (UTF-16 and format 3 are notebooks)
-        return check_notebook(_named(path, name, folder), name=name)
+        source: Path | bytes = staged.data if staged.data is not None else _on_disk(staged)
+        return check_notebook(source, name=name, filename=name)
     why = {"deep": "its JSON is nested too deeply to read",
            "memory": "its JSON takes too much memory to read (millions of tiny values)"}.get(
         kind, "it could not be read")
     return Checked(name=name, problem=f"{name} is not a notebook: {why}. {_FIX_NOTEBOOK}")
+
+
+def _on_disk(staged: StagedFile) -> Path:
+    assert staged.path is not None  # a file not held in memory is on disk (receive_form)
+    return staged.path
 
 
 def _base_name(name: str) -> str:
@@ -86,26 +101,27 @@ def _base_name(name: str) -> str:
     return base if base not in ("", ".", "..") else "upload"
 
 
-def bundle(files: Sequence[StagedFile], *, max_bytes: int, folder: Path, challenge: str,
-           challenges: Sequence[str]) -> Bundle:
+def bundle(form: ReceivedForm, *, max_bytes: int, challenge: str, challenges: Sequence[str]) -> Bundle:
     """Check an upload form's files and make the one file to store.
 
     Args:
-        files: the form's files, on disk (empty file fields already left out).
+        form: the received form (its files in memory or on disk; empty file fields already left
+            out). A zip held in memory is written to its folder to be judged.
         max_bytes: the most the upload may hold, in bytes (all files together).
-        folder: where a zip made here is written (the form's private folder).
         challenge: the challenge picked in the form (one of ``challenges``).
         challenges: the event's challenges.
 
     Returns:
         the notebook as uploaded, the zip as uploaded, or for a notebook with images a new zip
-        (``folder/bundle.zip``) with the notebook at its top and the images under
-        ``new_images/`` (stored as they are: images are compressed already); or the refusal.
+        with the notebook at its top and the images under ``new_images/`` (stored as they are:
+        images are compressed already), made in memory for a form held there and in the form's
+        folder (``bundle.zip``) otherwise; or the refusal.
 
     Raises:
-        OSError: a staged file cannot be read, or the zip (or a zip's skeleton,
+        OSError: a staged file cannot be read, or a zip (or a zip's skeleton,
             :func:`grader.server.web.precheck.check_zip`) cannot be written (ENOSPC).
     """
+    files = form.files
     if not files:
         return _refused("No file was chosen. Fix: choose your notebook (.ipynb) and its new images, or one .zip.")
     total = sum(f.size for f in files)
@@ -118,30 +134,43 @@ def bundle(files: Sequence[StagedFile], *, max_bytes: int, folder: Path, challen
     names = [_base_name(f.filename) for f in files]
     kinds = [PurePosixPath(n).suffix.lower() for n in names]
     if kinds == [".zip"]:
-        problem = zip_problem(files[0].path, name=names[0]) or first_problem(
-            check_zip(files[0].path, name=names[0], folder=folder, challenge=challenge, challenges=challenges),
+        path = form.path_of(0)
+        problem = zip_problem(path, name=names[0]) or first_problem(
+            check_zip(path, name=names[0], folder=form.workspace(), challenge=challenge, challenges=challenges),
             picked=challenge, challenges=challenges)
-        return _refused(problem) if problem else Bundle(filename=names[0], path=files[0].path)
+        return _refused(problem) if problem else Bundle(filename=names[0], path=path)
     if kinds.count(".ipynb") != 1 or ".zip" in kinds:
         return _refused("Upload exactly one notebook (.ipynb), with its new images if you like, or one .zip of your "
                         f"team's folder; this upload has {kinds.count('.ipynb')} notebooks and "
                         f"{kinds.count('.zip')} zips.")
     at = kinds.index(".ipynb")
-    problem = first_problem([_notebook(names[at], files[at].path, folder)], picked=challenge, challenges=challenges)
+    problem = first_problem([_notebook(names[at], files[at])], picked=challenge, challenges=challenges)
     if problem:
         return _refused(problem)
     others = [(n, f) for i, (n, f) in enumerate(zip(names, files, strict=True)) if i != at]
     if not others:
-        return Bundle(filename=names[at], path=files[at].path)
+        return _as_stored(names[at], files[at])
     strange = sorted(n for n, _ in others if PurePosixPath(n).suffix.lower() not in IMAGE_SUFFIXES)
     if strange:
         return _refused(f"Not images: {', '.join(strange[:5])}. Fix: beside the notebook, upload only the new "
                         f"images ({', '.join(sorted(IMAGE_SUFFIXES))}).")
     if len({n for n, _ in others}) != len(others):
         return _refused("Two images have the same name. Fix: rename one of them.")
-    packed = folder / "bundle.zip"
-    with zipfile.ZipFile(packed, "x") as archive:
-        archive.write(files[at].path, names[at], compress_type=zipfile.ZIP_DEFLATED)
+    filename = PurePosixPath(names[at]).stem + ".zip"
+    in_memory = all(f.data is not None for f in files)  # a form held in memory (at most MEMORY_BYTES)
+    packed: Path | io.BytesIO = io.BytesIO() if in_memory else form.workspace() / "bundle.zip"
+    with zipfile.ZipFile(packed, "x" if isinstance(packed, Path) else "w") as archive:
+        _add(archive, names[at], files[at], zipfile.ZIP_DEFLATED)
         for name, item in others:
-            archive.write(item.path, f"new_images/{name}", compress_type=zipfile.ZIP_STORED)
-    return Bundle(filename=PurePosixPath(names[at]).stem + ".zip", path=packed)
+            _add(archive, f"new_images/{name}", item, zipfile.ZIP_STORED)
+    if isinstance(packed, io.BytesIO):
+        return Bundle(filename=filename, data=packed.getvalue())
+    return Bundle(filename=filename, path=packed)
+
+
+def _add(archive: zipfile.ZipFile, arcname: str, staged: StagedFile, compress_type: int) -> None:
+    """Add ``staged`` to ``archive`` as ``arcname``: its file (its time and mode), or its bytes."""
+    if staged.data is None:
+        archive.write(_on_disk(staged), arcname, compress_type=compress_type)
+    else:  # as zipfile names it: the time now, mode 0o600
+        archive.writestr(arcname, staged.data, compress_type=compress_type)

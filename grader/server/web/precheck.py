@@ -24,12 +24,13 @@ team with a fix (never an exception, never a server path); nothing here runs wha
   on is left unchecked (logged): the kernel decides.
 
 A notebook up to :data:`INLINE_BYTES` is checked in the server's process (at most
-:data:`INLINE_AT_ONCE` at once); a larger one in a child process (``python -I -m
-grader.server.web.precheck PATH NAME MEMORY_BYTES``) whose address space is limited to
-:data:`CHILD_MEMORY_BYTES`, at most :data:`CHILDREN` at once, as :mod:`grader.server.web.nbverdict`
-does: a full parse of a 60 MiB file of tiny values takes gigabytes, and the server's memory must
-not grow with what a file holds. A child that fails or runs past :data:`CHILD_TIMEOUT_S` leaves the
-notebook unchecked (the workers still read it, as before these checks).
+:data:`INLINE_AT_ONCE` at once), from its bytes where the upload is held in memory; a larger one
+in a child process (``python -I -m grader.server.web.precheck PATH NAME FILENAME MEMORY_BYTES``)
+whose address space is limited to :data:`CHILD_MEMORY_BYTES`, at most :data:`CHILDREN` at once, as
+:mod:`grader.server.web.nbverdict` does: a full parse of a 60 MiB file of tiny values takes
+gigabytes, and the server's memory must not grow with what a file holds. A child that fails or
+runs past :data:`CHILD_TIMEOUT_S` leaves the notebook unchecked (the workers still read it, as
+before these checks).
 
 A zip (:func:`check_zip`) is checked through a skeleton of it: its notebooks as they are and every
 other entry empty, given to :func:`grader.intake.intake_upload` with the picked challenge as the
@@ -153,51 +154,61 @@ def load_upload_checks() -> None:
     machine. ``grader serve`` calls it before it listens: paid on the first upload instead, it held
     the import lock and the GIL while the fifty uploads of an event's first minute waited (issue 28:
     every one of them answered about half a second later, ``benchmarks/server.py``'s phase 1)."""
-    import tempfile
-
     import nbformat
 
-    from grader.core import write_atomic
-
-    with tempfile.TemporaryDirectory(prefix="grader-warm-up-") as folder:
-        path = Path(folder) / "warm-up.ipynb"
-        write_atomic(path, nbformat.writes(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("x = 1")])))
-        checked = _check_here(path, "warm-up.ipynb")
+    warm_up = nbformat.writes(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("x = 1")])).encode()
+    checked = _check_here(warm_up, "warm-up.ipynb", "warm-up.ipynb")
     if checked.problem is not None or checked.syntax is not None:
         raise RuntimeError(f"the checks' warm-up notebook was refused: {checked}")
 
 
-def _check_here(path: Path, name: str) -> Checked:
-    """:func:`check_notebook`, in this process."""
-    from grader.intake import MalformedNotebook, challenge_of, read_notebook
+def _check_here(data: bytes, name: str, filename: str) -> Checked:
+    """:func:`check_notebook` of the bytes ``data``, in this process."""
+    from grader.intake import MalformedNotebook, challenge_of, parse_notebook
 
+    shown = Path(filename)  # the intake's fixes name the file as the team knows it
     try:
-        nb = read_notebook(path)
+        nb = parse_notebook(data, shown)
     except MalformedNotebook as err:
         fix = f" Fix: {err.fix[:1].upper()}{err.fix[1:]}." if err.fix else ""
         return Checked(name=name, problem=f"{name} is not a notebook: {err.reason}.{fix}")
-    found = challenge_of(path, nb, (), explicit=None)  # no known ids: the metadata alone
+    found = challenge_of(shown, nb, (), explicit=None)  # no known ids: the metadata alone
     challenge = found if isinstance(found, str) else None
     return Checked(name=name, challenge=challenge, syntax=syntax_problem(nb, name=name))
 
 
-def check_notebook(path: Path, *, name: str) -> Checked:
-    """Check the notebook file ``path`` (module docstring), called ``name`` in the messages.
+def check_notebook(source: Path | bytes, *, name: str, filename: str | None = None) -> Checked:
+    """Check the notebook ``source`` (module docstring), called ``name`` in the messages.
+
+    Args:
+        source: the notebook file, or its bytes (an upload held in memory; at most
+            :data:`INLINE_BYTES`).
+        name: the notebook as the team knows it (``toy.ipynb``, ``team.zip: code/toy.ipynb``).
+        filename: its file name in the intake's fixes (``python -m json.tool toy.ipynb``);
+            default: the file's own name, or the last part of ``name``.
 
     Returns:
         the intake's diagnosis, the challenge its metadata names and its first syntax error (each
         None where there is none). A notebook the child could not check has none of them.
 
     Raises:
-        OSError: ``path`` cannot be read (its size).
+        OSError: the file ``source`` cannot be read.
+        ValueError: ``source`` is bytes over :data:`INLINE_BYTES`.
     """
-    if path.stat().st_size <= INLINE_BYTES:
+    if isinstance(source, bytes):
+        if len(source) > INLINE_BYTES:
+            raise ValueError(f"{name}: {len(source)} bytes held in memory, over {INLINE_BYTES}: check its file")
+        shown = filename or PurePosixPath(name.replace("\\", "/")).name
         with _inline:
-            return _check_here(path, name)
+            return _check_here(source, name, shown)
+    shown = filename or source.name
+    if source.stat().st_size <= INLINE_BYTES:
+        with _inline:
+            return _check_here(source.read_bytes(), name, shown)
     with _children:
         try:
-            done = subprocess.run([sys.executable, "-I", "-m", __name__, str(path), name, str(CHILD_MEMORY_BYTES)],
-                                  capture_output=True, timeout=CHILD_TIMEOUT_S, check=False)
+            done = subprocess.run([sys.executable, "-I", "-m", __name__, str(source), name, shown,
+                                   str(CHILD_MEMORY_BYTES)], capture_output=True, timeout=CHILD_TIMEOUT_S, check=False)
         except subprocess.TimeoutExpired:
             return Checked(name=name)
     try:
@@ -288,10 +299,10 @@ def first_problem(checked: Sequence[Checked], *, picked: str, challenges: Sequen
 
 
 def _main(argv: list[str]) -> int:
-    limit = int(argv[3])
+    limit = int(argv[4])
     resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
     try:
-        found = _check_here(Path(argv[1]), argv[2])
+        found = _check_here(Path(argv[1]).read_bytes(), argv[2], argv[3])
     except MemoryError:
         found = Checked(name=argv[2])
     sys.stdout.write(json.dumps({"problem": found.problem, "challenge": found.challenge, "syntax": found.syntax})

@@ -8,15 +8,21 @@ the parser Starlette itself drives) is fed each piece of ``request.stream()`` as
 - every byte of the body is counted, with or without a Content-Length (chunked), and the files'
   bytes apart; past ``max_bytes`` of files, or ``max_bytes + FORM_SLACK`` of body, reading stops
   (:class:`TooLarge`) and the part written so far is removed: nothing past the limit is kept;
-- each file part is written to its own file in a private folder (``mkdtemp`` in ``folder``),
-  named by its place in the form, never by the name the browser sent; writes go through a
-  buffer of :data:`FLUSH_BYTES` written in a worker thread, so an upload holds at most that in
-  memory and the event loop never waits on the disk;
+- a form whose body is declared (``Content-Length``) at most :data:`MEMORY_BYTES` is held in
+  memory: no file is made for it until the upload is stored (a file made and removed costs the
+  server's one interpreter as much as the rest of a small upload's handling together; issue 28,
+  ``benchmarks/server.py``); the form's files go to disk only where a check needs a path
+  (:meth:`ReceivedForm.path_of`: a zip);
+- otherwise each file part is written to its own file in a private folder (``mkdtemp`` in
+  ``folder``), named by its place in the form, never by the name the browser sent; writes go
+  through a buffer of :data:`FLUSH_BYTES` written in a worker thread, so an upload holds at most
+  that in memory and the event loop never waits on the disk;
 - fields (the CSRF token, the challenge) are kept in memory up to :data:`FIELD_BYTES` each,
   part headers up to :data:`HEADER_BYTES`, at most ``max_files`` files and ``max_fields`` fields.
 
-A refusal is a :class:`FormRefused` (its HTTP status and the message for the team); the folder
-and what it holds are removed by :meth:`ReceivedForm.close`, which the caller must call.
+A refusal is a :class:`FormRefused` (its HTTP status and the message for the team); the folder,
+where one was made, and what it holds are removed by :meth:`ReceivedForm.close`, which the caller
+must call.
 """
 
 from __future__ import annotations
@@ -28,7 +34,7 @@ import shutil
 import tempfile
 import time
 import urllib.parse
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -41,10 +47,11 @@ from starlette.requests import ClientDisconnect, Request
 if TYPE_CHECKING:
     from python_multipart.multipart import MultipartCallbacks
 
-__all__ = ["DRAIN_S", "FIELD_BYTES", "FLUSH_BYTES", "FORM_SLACK", "FormRefused", "ReceivedForm", "Slots", "StagedFile",
-           "TooLarge", "clear_stale", "drain", "receive_form"]
+__all__ = ["DRAIN_S", "FIELD_BYTES", "FLUSH_BYTES", "FORM_SLACK", "MEMORY_BYTES", "FormRefused", "ReceivedForm",
+           "Slots", "StagedFile", "TooLarge", "clear_stale", "drain", "receive_form"]
 
 FLUSH_BYTES = 1 << 20  # a file part's bytes buffered before they are written
+MEMORY_BYTES = 1 << 20  # a form whose body is declared at most this is held in memory (no more than FLUSH_BYTES)
 FIELD_BYTES = 4096  # a text field's most bytes (a CSRF token, a challenge id)
 HEADER_BYTES = 16384  # a part's headers' most bytes
 FORM_SLACK = 1 << 20  # the body's bytes allowed beyond the files' limit: boundaries, part headers, fields
@@ -71,25 +78,75 @@ class TooLarge(FormRefused):
 
 @dataclass(frozen=True)
 class StagedFile:
-    """One file of the form: the name the browser sent, where its bytes are, their count."""
+    """One file of the form: the name the browser sent, its size in bytes, and its bytes: held in
+    memory (``data``) or in a file of the form's folder (``path``)."""
 
     filename: str
-    path: Path
     size: int
+    path: Path | None = None
+    data: bytes | None = None
+
+    def read_bytes(self) -> bytes:
+        """The file's bytes.
+
+        Raises:
+            OSError: its file cannot be read.
+        """
+        if self.data is not None:
+            return self.data
+        assert self.path is not None  # one of the two, always (receive_form)
+        return self.path.read_bytes()
 
 
 @dataclass
 class ReceivedForm:
     """A received form: its text fields (the last value of each name), its files in order (empty
-    file fields, sent by a browser when none was chosen, left out) and the folder holding them."""
+    file fields, sent by a browser when none was chosen, left out) and the private folder made for
+    them in ``parent`` (None while nothing of it is on disk).
 
-    folder: Path
+    Not safe for two threads at once: one upload's form is handled by one thread at a time.
+    """
+
+    parent: Path
     fields: dict[str, str] = field(default_factory=dict)
     files: list[StagedFile] = field(default_factory=list)
+    folder: Path | None = None
+
+    def workspace(self) -> Path:
+        """The form's private folder (``mkdtemp`` in ``parent``), made on the first call.
+
+        Raises:
+            OSError: it cannot be made (ENOSPC).
+        """
+        if self.folder is None:
+            self.folder = Path(tempfile.mkdtemp(prefix="form-", dir=self.parent))
+        return self.folder
+
+    def path_of(self, index: int) -> Path:
+        """File ``index`` of :attr:`files` on disk: a file held in memory is written to the
+        workspace first (named by its place, as :func:`receive_form` names them), and kept there.
+
+        Raises:
+            OSError: it cannot be written (ENOSPC).
+        """
+        staged = self.files[index]
+        if staged.path is not None:
+            return staged.path
+        path = self.workspace() / str(index + 1)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            view = memoryview(staged.data or b"")
+            while view:
+                view = view[os.write(fd, view):]
+        finally:
+            os.close(fd)
+        self.files[index] = replace(staged, path=path, data=None)
+        return path
 
     def close(self) -> None:
-        """Remove the folder and every file in it."""
-        shutil.rmtree(self.folder, ignore_errors=True)
+        """Remove the folder, where one was made, and every file in it."""
+        if self.folder is not None:
+            shutil.rmtree(self.folder, ignore_errors=True)
 
 
 class Slots:
@@ -172,8 +229,10 @@ def clear_stale(folder: Path, *, older_s: float = STALE_S) -> None:
 class _Parts:
     """python-multipart's callbacks: fields kept, file bytes queued for writing, limits counted."""
 
-    def __init__(self, form: ReceivedForm, *, max_bytes: int, max_files: int, max_fields: int, charset: str) -> None:
+    def __init__(self, form: ReceivedForm, *, max_bytes: int, max_files: int, max_fields: int, charset: str,
+                 memory: bool) -> None:
         self.form = form
+        self.memory = memory  # the files' bytes held in memory (the form's folder made only on disk)
         self.max_bytes, self.max_files, self.max_fields, self.charset = max_bytes, max_files, max_fields, charset
         self.header_name = bytearray()
         self.header_value = bytearray()
@@ -183,6 +242,7 @@ class _Parts:
         self.filename: str | None = None
         self.data = bytearray()
         self.fd: int | None = None
+        self.held: bytearray | None = None  # the file part being received, in memory
         self.size = 0
         self.file_bytes = 0
         self.files = 0
@@ -196,7 +256,7 @@ class _Parts:
                 "on_header_end": self.header_end, "on_headers_finished": self.headers_finished}
 
     def part_begin(self) -> None:
-        self.disposition, self.filename, self.fd, self.size, self.header_bytes = b"", None, None, 0, 0
+        self.disposition, self.filename, self.fd, self.held, self.size, self.header_bytes = b"", None, None, None, 0, 0
         self.data.clear()
 
     def _header_bytes(self, n: int) -> None:
@@ -240,9 +300,13 @@ class _Parts:
             if self.files > self.max_files:
                 raise FormRefused(400, f"The upload holds more than {self.max_files} files. Fix: hand in the "
                                        "notebook and at most a few new images.")
-            path = self.form.folder / str(self.files)
+            if self.memory:
+                self.held = bytearray()
+                self.form.files.append(StagedFile(filename=self.filename, size=0, data=b""))
+                return
+            path = self.form.workspace() / str(self.files)
             self.fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            self.form.files.append(StagedFile(filename=self.filename, path=path, size=0))
+            self.form.files.append(StagedFile(filename=self.filename, size=0, path=path))
 
     def part_data(self, data: bytes, start: int, end: int) -> None:
         n = end - start
@@ -251,20 +315,27 @@ class _Parts:
                 raise FormRefused(400, f"The upload could not be read: field {self.name[:40]!r} is too long.")
             self.data += data[start:end]
             return
-        if self.fd is None:
+        if self.fd is None and self.held is None:
             return  # an empty file field that came with bytes: left out
         self.file_bytes += n
         self.size += n
         if self.file_bytes > self.max_bytes:
             raise TooLarge(self.file_bytes)
+        if self.held is not None:
+            self.held += data[start:end]
+            return
+        assert self.fd is not None
         self.writes.append((self.fd, data[start:end]))
         self.pending += n
 
     def part_end(self) -> None:
         if self.filename is None:
             self.form.fields[self.name] = self._text(bytes(self.data))
+        elif self.held is not None:
+            self.form.files[-1] = StagedFile(filename=self.filename, size=self.size, data=bytes(self.held))
+            self.held = None
         elif self.fd is not None:
-            self.form.files[-1] = StagedFile(filename=self.filename, path=self.form.files[-1].path, size=self.size)
+            self.form.files[-1] = replace(self.form.files[-1], size=self.size)
             self.writes.append((self.fd, None))
             self.pending = FLUSH_BYTES  # closed now: its last bytes are written with the next flush
             self.fd = None
@@ -280,8 +351,13 @@ class _Parts:
             while view:
                 view = view[os.write(fd, view):]
 
+    def receiving(self) -> bool:
+        """Whether the body stopped inside a file part."""
+        return self.fd is not None or self.held is not None
+
     def abandon(self) -> None:
         """Close what is open, nothing more written."""
+        self.held = None
         for fd in {fd for fd, _ in self.writes} | ({self.fd} if self.fd is not None else set()):
             with contextlib.suppress(OSError):
                 os.close(fd)
@@ -290,11 +366,13 @@ class _Parts:
 
 async def receive_form(request: Request, *, folder: Path, max_bytes: int, max_files: int,
                        max_fields: int) -> ReceivedForm:
-    """Read ``request``'s multipart/form-data body as it arrives (module docstring).
+    """Read ``request``'s multipart/form-data body as it arrives (module docstring): held in memory
+    where its ``Content-Length`` is at most :data:`MEMORY_BYTES`, else streamed to disk.
 
     Args:
         request: the request, its body not read yet.
-        folder: where the form's private folder is made (exists; on the disk of the uploads).
+        folder: where the form's private folder is made when one is needed (exists; on the disk
+            of the uploads).
         max_bytes: the most the form's files may hold together, in bytes; the body may hold
             :data:`FORM_SLACK` more.
         max_files: the most non-empty file parts.
@@ -320,8 +398,12 @@ async def receive_form(request: Request, *, folder: Path, max_bytes: int, max_fi
         charset = codecs.lookup(charset).name
     except LookupError:
         charset = "latin-1"
-    form = ReceivedForm(folder=Path(tempfile.mkdtemp(prefix="form-", dir=folder)))
-    parts = _Parts(form, max_bytes=max_bytes, max_files=max_files, max_fields=max_fields, charset=charset)
+    length = request.headers.get("content-length", "")
+    # h11 reads a body of exactly its Content-Length: a form held in memory holds at most MEMORY_BYTES
+    most = int(length) if length.isdigit() and int(length) <= MEMORY_BYTES else None
+    form = ReceivedForm(parent=folder)
+    parts = _Parts(form, max_bytes=max_bytes, max_files=max_files, max_fields=max_fields, charset=charset,
+                   memory=most is not None)
     parser = python_multipart.MultipartParser(params[b"boundary"], parts.callbacks())
     received = 0
     try:
@@ -329,11 +411,14 @@ async def receive_form(request: Request, *, folder: Path, max_bytes: int, max_fi
             received += len(chunk)
             if received > max_bytes + FORM_SLACK:
                 raise TooLarge(received)
+            if most is not None and received > most:
+                raise FormRefused(400, "The upload could not be read: its body is longer than its Content-Length.")
             parser.write(chunk)
             if parts.pending >= FLUSH_BYTES:
                 await anyio.to_thread.run_sync(parts.flush)
         parser.finalize()
-        await anyio.to_thread.run_sync(parts.flush)
+        if parts.writes:
+            await anyio.to_thread.run_sync(parts.flush)
     except FormParserError as err:
         parts.abandon()
         form.close()
@@ -342,7 +427,7 @@ async def receive_form(request: Request, *, folder: Path, max_bytes: int, max_fi
         parts.abandon()
         form.close()
         raise
-    if parts.fd is not None:  # the body ended inside a file part
+    if parts.receiving():  # the body ended inside a file part
         parts.abandon()
         form.close()
         raise FormRefused(400, "The upload could not be read: the form ended in the middle of a file.")
@@ -359,4 +444,4 @@ async def _fields_only(request: Request, *, folder: Path, max_fields: int) -> Re
         pairs = urllib.parse.parse_qsl(body.decode("utf-8", "replace"), max_num_fields=max_fields)
     except ValueError as err:
         raise FormRefused(400, f"The upload could not be read: more than {max_fields} fields.") from err
-    return ReceivedForm(folder=Path(tempfile.mkdtemp(prefix="form-", dir=folder)), fields=dict(pairs))
+    return ReceivedForm(parent=folder, fields=dict(pairs))

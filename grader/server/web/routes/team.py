@@ -178,13 +178,12 @@ def add_team_routes(app: FastAPI, site: Site) -> None:
             raise UsageError(f"{challenge} records no practice split: it has no practice check. Nothing was queued "
                              "and no submission was used.", fix="submit it for grading instead")
         try:
-            packed = bundle(form.files, max_bytes=opts.max_upload_bytes, folder=form.folder, challenge=challenge,
-                            challenges=event.challenges)
+            packed = bundle(form, max_bytes=opts.max_upload_bytes, challenge=challenge, challenges=event.challenges)
         except OSError as err:  # the bundle's zip could not be written (the disk is full)
             raise refusal(err) from err
-        if packed.problem is not None or packed.path is None:
-            raise UsageError(packed.problem or "the upload could not be read")
-        with packed.path.open("rb") as data:  # the files' limit was counted as they came: the zip's few
+        if packed.problem is not None:
+            raise UsageError(packed.problem)
+        with packed.open() as data:  # the files' limit was counted as they came: the zip's few
             upload = store.store_upload(data, filename=packed.filename,  # headers may pass it
                                         max_bytes=opts.max_upload_bytes + FORM_SLACK, record=False)
         return store.submit(event_name, team.id, challenge=challenge, upload=upload,  # committed with it
@@ -289,7 +288,8 @@ def add_team_routes(app: FastAPI, site: Site) -> None:
         except UsageError as err:
             return await answer_refusal(request, 400, str(err), chosen=challenge)
         finally:
-            await anyio.to_thread.run_sync(form.close)
+            if form.folder is not None:  # a form held in memory made none
+                await anyio.to_thread.run_sync(form.close)
         if workers is not None:
             workers.wake()
         if sub.practice:
