@@ -23,6 +23,7 @@ from grader.server.store.state import resolve_state_dir
 from grader.server.store.store import Store
 from grader.server.store.submissions import CapReached
 from grader.server.store.uploads import UploadRefused
+from grader.server.web.routes.history import team_numbers
 
 NOTEBOOK = b'{"cells": [], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}'
 
@@ -149,6 +150,25 @@ def test_submissions_arriving_together_share_one_commit_and_each_cap_holds(store
         mine = store.submissions("hack", team_id=team.id)
         assert len(mine) == 5 and store.submissions_left_today("hack", team.id) == 0
     assert sorted(o.id for o in accepted) == sorted(s.id for s in store.submissions("hack"))  # type: ignore[attr-defined]
+    for team in (red, blue):  # numbered in the batch as the team's history numbers them
+        numbers = {o.id: o.number for o in accepted if o.team_id == team.id}  # type: ignore[attr-defined]
+        assert numbers == team_numbers(store.submissions("hack", team_id=team.id))
+        assert sorted(numbers.values()) == [1, 2, 3, 4, 5]
+
+
+def test_a_new_submission_carries_the_teams_own_number(store: Store) -> None:
+    """The number the team's flash shows (Submission N is queued) is its history's: a coach's
+    re-grade and a practice check have none and take none; another team counts on its own."""
+    _event(store)
+    red, blue = store.teams("hack")
+    up = _upload(store)
+    first = store.submit("hack", red.id, challenge="toy", upload=up)
+    assert first.number == 1 and store.submit("hack", blue.id, challenge="toy", upload=up).number == 1
+    assert store.regrade(first.id).number is None
+    assert store.submit("hack", red.id, challenge="toy", upload=up, practice=True).number is None
+    second = store.submit("hack", red.id, challenge="toy2", upload=up)
+    assert second.number == 2
+    assert team_numbers(store.submissions("hack", team_id=red.id)) == {first.id: 1, second.id: 2}
 
 
 def test_a_failed_batch_stores_none_of_its_submissions(store: Store) -> None:

@@ -53,7 +53,10 @@ class UploadRow:
 
 @dataclass(frozen=True)
 class SubmissionRow:
-    """A submission and the state of its grading job (times UTC; ``score`` None until done)."""
+    """A submission and the state of its grading job (times UTC; ``score`` None until done).
+    ``number``: the team's own number of a submission :meth:`Store.submit` has just queued (1, 2, 3
+    ... in the order of arrival, as :func:`grader.server.web.routes.history.team_numbers` numbers a
+    team's history); None for a practice check and on rows read back."""
 
     id: int
     event: str
@@ -76,6 +79,7 @@ class SubmissionRow:
     max_score: float | None
     regrade_of: int | None = None
     practice: bool = False
+    number: int | None = None
 
 
 @dataclass(frozen=True)

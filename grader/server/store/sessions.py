@@ -17,7 +17,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, select
+from sqlalchemy import bindparam, delete, select
 from sqlalchemy.orm import Session
 
 from grader.core import UsageError
@@ -31,6 +31,12 @@ __all__ = ["MAX_SESSIONS", "SESSION_ID", "SESSION_S", "Sessions", "SignedIn", "d
 SESSION_S = 30 * 24 * 3600  # a session's absolute lifetime, seconds (the cookie's Max-Age too)
 MAX_SESSIONS = 100  # kept per team (and for the coach): signing in again and again cannot fill the table
 SESSION_ID = re.compile(r"^[A-Za-z0-9_-]{43}$")  # secrets.token_urlsafe(32): anything else is not looked up
+
+
+# a live session's lookup (Sessions.find), by its id's digest and the event's id
+_FIND = (select(m.BrowserSession.team_id, m.BrowserSession.csrf, m.BrowserSession.expires, m.Team.removed_at)
+         .outerjoin(m.Team, m.BrowserSession.team_id == m.Team.id)
+         .where(m.BrowserSession.id_hash == bindparam("id_hash"), m.BrowserSession.event_id == bindparam("event_id")))
 
 
 def digest(secret: str) -> str:
@@ -87,13 +93,12 @@ class Sessions:
         """
         if not SESSION_ID.match(session_id):
             return None
-        with self._db._read() as s:
-            event_id = self._event_id(s, event)
-            row = s.execute(select(m.BrowserSession.team_id, m.BrowserSession.csrf, m.BrowserSession.expires,
-                                   m.Team.removed_at)
-                            .outerjoin(m.Team, m.BrowserSession.team_id == m.Team.id)
-                            .where(m.BrowserSession.id_hash == digest(session_id),
-                                   m.BrowserSession.event_id == event_id)).first()
+        event_id = self._event_ids.get(event)
+        if event_id is None:
+            with self._db._read() as s:
+                event_id = self._event_id(s, event)
+        with self._db._connect() as conn:  # every request's one query: Core, built once (_FIND)
+            row = conn.execute(_FIND, {"id_hash": digest(session_id), "event_id": event_id}).first()
         if row is None:
             return None
         expires = utc(row.expires)

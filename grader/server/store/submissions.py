@@ -23,7 +23,7 @@ from grader.server.store.cap import DailyCounts, day_start, next_day, used_per_d
 from grader.server.store.events import Events
 from grader.server.store.group import GroupCommit
 from grader.server.store.jobs import rowcount
-from grader.server.store.rows import EventRow, SubmissionRow, UploadRow
+from grader.server.store.rows import EventRow, SubmissionRow, UploadRow, utc
 from grader.server.store.rows import now as utcnow
 from grader.server.store.uploads import store_file, sync_folder, upload_path
 
@@ -185,12 +185,15 @@ class Submissions(Events):
                    "filename": _fit_name(w.upload.filename), "upload_sha256": w.upload.sha256, "created": w.now,
                    "state": "queued", "attempts": 0, "progress": "", "cancel_requested": False,
                    "practice": w.practice} for w in accepted]
-        new_ids = s.scalars(insert(m.Submission).returning(m.Submission.id, sort_by_parameter_order=True), values)
+        new_ids = list(s.scalars(insert(m.Submission).returning(m.Submission.id, sort_by_parameter_order=True),
+                                 values))
+        numbers = _team_numbers(s, {w.team_id for w in accepted if not w.practice})
         rows = iter([SubmissionRow(id=new_id, event=w.event.name, team_id=w.team_id, team_name=str(name),
                                    challenge=w.challenge, filename=str(v["filename"]), upload_sha256=w.upload.sha256,
                                    created=w.now, state="queued", attempts=0, progress="", progress_at=None,
                                    started_at=None, finished_at=None, error=None, cancel_requested=False,
-                                   verdict=None, score=None, max_score=None, practice=w.practice)
+                                   verdict=None, score=None, max_score=None, practice=w.practice,
+                                   number=numbers.get(new_id))
                      for new_id, w, v, name in zip(new_ids, accepted, values,
                                                    [o for o in outcomes if not isinstance(o, GraderError)],
                                                    strict=True)])
@@ -274,3 +277,19 @@ def _fit_name(filename: str) -> str:
         return filename
     suffix = PurePosixPath(filename).suffix[:16]
     return filename[: m.FILENAME_LEN - len(suffix)] + suffix
+
+
+def _team_numbers(s: Session, team_ids: set[int]) -> dict[int, int]:
+    """The teams' own submissions (neither a coach's re-grade nor a practice check; cancelled ones
+    too) numbered 1, 2, 3 ... per team in the order they arrived (``created``, then id), as
+    :func:`grader.server.web.routes.history.team_numbers` numbers a team's history: one query for a
+    batch's teams, in its transaction. Returns ``submission id -> number``."""
+    if not team_ids:
+        return {}
+    own: dict[int, list[tuple[datetime, int]]] = {}
+    for team_id, sub_id, created in s.execute(
+            select(m.Submission.team_id, m.Submission.id, m.Submission.created)
+            .where(m.Submission.team_id.in_(sorted(team_ids)), m.Submission.regrade_of.is_(None),
+                   m.Submission.practice.is_(False))):
+        own.setdefault(team_id, []).append((utc(created) or utcnow(), sub_id))
+    return {sub_id: number for subs in own.values() for number, (_, sub_id) in enumerate(sorted(subs), start=1)}

@@ -296,8 +296,7 @@ def add_team_routes(app: FastAPI, site: Site) -> None:
             said = (f"Practice check ({sub.filename}) is queued: it is scored on the public practice split and uses "
                     "no submission.")
         else:  # the team's own number, as its history shows it (Kaggle's and Gradescope's submission numbers)
-            numbers = team_numbers(await run_in_threadpool(store.submissions, event_name, team_id=team.id))
-            said = f"Submission {numbers.get(sub.id, sub.id)} ({sub.filename}) is queued."
+            said = f"Submission {sub.number or sub.id} ({sub.filename}) is queued."
         request.session["flash"] = said
         return RedirectResponse("/", status_code=303)
 
