@@ -2,7 +2,7 @@
 # at run time and by type checkers (names on __all__ are re-exported).
 
 from .batch import grade_cohort
-from .cache import ResultCache, cached_result
+from .cache import ResultCache, cached_result, warm_keys
 from .grade import GradeOptions
 from .job import CohortOptions, Events, Graded, Interrupted, Job, Outcome, grade_here, grade_job
 from .prefetch import import_scoring
@@ -12,4 +12,5 @@ from .verify import SOLUTION_MARKER, Verification, made_from_problem, reference_
 
 __all__ = ["CohortOptions", "Events", "GradeOptions", "Graded", "Interrupted", "Job", "Outcome", "ResultCache",
     "Verification", "archive_result", "cached_result", "gpu_challenges", "grade_cohort", "grade_here", "grade_job",
-    "import_scoring", "kernel_env", "made_from_problem", "reference_digest", "render_results", "SOLUTION_MARKER"]
+    "import_scoring", "kernel_env", "made_from_problem", "reference_digest", "render_results", "SOLUTION_MARKER",
+    "warm_keys"]

@@ -21,7 +21,7 @@ from grader.pipeline.grade import GradeOptions
 from grader.score import SubmissionResult
 
 __all__ = ["CACHE_FOLDER", "EXTRAS", "ResultCache", "cache_key", "cached_result", "project_digest", "render_extras",
-           "with_render_extras"]
+           "warm_keys", "with_render_extras"]
 
 CACHE_FOLDER = "results"
 
@@ -35,6 +35,22 @@ def _source_digest() -> str:
         h.update(str(path.relative_to(root)).encode())
         h.update(path.read_bytes())
     return h.hexdigest()
+
+
+def warm_keys(settings: Settings) -> None:
+    """Compute the parts of :func:`cache_key` that stay the same while a process runs (the grader's
+    source, the project's challenges, the coach's packages, the data's listing: each once per
+    process), so that the first job does not pay them: ``grader serve`` calls it before it listens,
+    or its workers computed them in the server's interpreter during the first uploads (about 12 ms
+    for the source alone here, twice when two workers raced for it; issue 28).
+
+    Raises:
+        ConfigError: the data folder is not set or does not exist (as :func:`cache_key` would).
+    """
+    _source_digest()
+    project_digest(settings.project_dir)
+    _packages_digest(settings.project_dir)
+    _data_digest(settings.require_data_dir(), settings.project_dir)
 
 
 def _hash_file(h: Any, path: Path, label: str) -> None:

@@ -55,7 +55,7 @@ from pathlib import Path
 from typing import Any, Literal, TypeVar, cast
 
 from grader.core import Settings, UsageError, environ_snapshot
-from grader.pipeline import GradeOptions
+from grader.pipeline import GradeOptions, warm_keys
 from grader.sandbox import clean_stale_mounts
 from grader.server.cpus import pin_server
 from grader.server.store import Store
@@ -368,7 +368,10 @@ def _serve(store: Store, settings: Settings, options: GradeOptions, *, event: st
     t0 = time.monotonic()
     load_upload_checks()  # before it listens: the first uploads must not wait for these imports
     load_dependencies()  # nor the coach's first similar pairs computed here (after a new result)
-    log.info("start-up: the upload checks' and the similar pairs' imports in %.1f s", time.monotonic() - t0)
+    if settings.data_dir is not None and settings.data_dir.is_dir():  # else the workers' jobs say so
+        warm_keys(settings)  # nor the first jobs' cache keys, in the workers' threads
+    log.info("start-up: the upload checks' and the similar pairs' imports, the cache keys' fixed parts in %.1f s",
+             time.monotonic() - t0)
     if freeze_heap:
         log.info("start-up: %d objects left out of the garbage collector's passes (gc.freeze)", freeze_start_up())
     stopping = threading.Event()
