@@ -512,6 +512,58 @@ def test_worker_fails_one_job_on_a_grader_bug_and_goes_on(make_toy: Callable[...
     store.close()
 
 
+def test_workers_hold_back_while_submissions_keep_arriving(make_toy: Callable[..., Settings], tmp_path: Path,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """Uploads first (grader/server/work/worker.py SETTLE_S): an idle worker claims no job while
+    submissions keep being queued less than SETTLE_S apart, and claims one at most SETTLE_MAX_S
+    after it first held back however they keep coming."""
+    from grader.pipeline.grade import GradeOptions
+    from grader.server.work import worker
+    from grader.server.work.child import GradingProcess
+
+    settings = make_toy()
+    store = Store(tmp_path / "st")
+    _event(store)
+    red = store.teams("hack")[0]
+    started: list[float] = []
+
+    def grade(*_: object, **__: object) -> object:
+        started.append(time.monotonic())
+        raise ConfigError("stubbed")
+
+    monkeypatch.setattr(GradingProcess, "grade", grade)
+    pool = worker.WorkerPool(store, settings, GradeOptions(), workers=1, lease_s=5, poll_s=0.05)
+    pool.start()
+    up = _upload(store)
+
+    def arrive(for_s: float) -> tuple[float, float]:
+        """Submissions queued every SETTLE_S / 2 for ``for_s`` seconds; (first, last) queued at."""
+        first = last = time.monotonic()
+        while last - first < for_s:
+            store.submit("hack", red.id, challenge="toy", upload=up)
+            pool.wake()
+            last = time.monotonic()
+            time.sleep(worker.SETTLE_S / 2)
+        return first, last
+
+    try:
+        time.sleep(0.3)  # the worker idle, polling
+        first, last = arrive(worker.SETTLE_MAX_S / 2)
+        deadline = time.monotonic() + 20
+        while not started and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert started and started[0] >= last  # none while they kept coming
+        while any(r.state == "queued" for r in store.submissions("hack")) and time.monotonic() < deadline:
+            time.sleep(0.05)  # the queue drained
+        time.sleep(0.2)
+        started.clear()
+        first, last = arrive(worker.SETTLE_MAX_S * 3)
+        assert started and first < started[0] < last  # not starved by a stream that never settles
+    finally:
+        pool.stop()
+        store.close()
+
+
 def test_migration_matches_the_models_and_renders_for_postgresql(store: Store) -> None:
     from alembic import command
     from alembic.autogenerate import compare_metadata

@@ -1,6 +1,7 @@
 """Worker threads that grade the queued submissions of the event server.
 
-Each thread loops: :meth:`Store.claim` a job -> copy its upload into a workspace under
+Each thread loops: :meth:`Store.claim` a job (once the uploads arriving together have settled:
+:data:`SETTLE_S`) -> copy its upload into a workspace under
 ``<state>/work/`` with its original suffix -> :func:`grader.intake.submissions.intake_upload` ->
 :func:`grader.pipeline.job.grade_job` (the result cache, then the pipeline ``grader check`` runs,
 sandbox and limits included, and the scorecards; a practice check with ``practice``, scored on
@@ -46,6 +47,12 @@ __all__ = ["RunningJob", "WorkerPool"]
 
 log = logging.getLogger(__name__)
 PROGRESS_EVERY_S = 1.0  # the most often a job's progress is written to the database
+# uploads first: a worker claims a job once no submission has been queued for SETTLE_S seconds, or
+# SETTLE_MAX_S after it first held back (a job's start is Python work in the server's interpreter:
+# the claim, the upload unpacked, its cache key; issue 28). Grading starts a tenth of a second later,
+# fifty uploads at once are acknowledged without waiting for it
+SETTLE_S = 0.1
+SETTLE_MAX_S = 1.0
 _SAFE = re.compile(r"[^A-Za-z0-9._-]+")
 _PATH = re.compile(r"(?<![\w.])/[^\s'\":,)]*")  # a server path in an error's text: never shown to a team
 _SUFFIX = re.compile(r"\.[a-z0-9]{1,8}")
@@ -136,6 +143,7 @@ class WorkerPool:
         self._skip = frozenset() if scheduler or gpus else self.gpu_challenges
         self._stopping = threading.Event()
         self._wake = threading.Event()
+        self._queued_at = 0.0  # time.monotonic() of the last wake(): a submission queued
         self._threads: list[threading.Thread] = []
         self._live: dict[str, _Live] = {}
         self._children: dict[str, GradingProcess] = {}
@@ -158,8 +166,18 @@ class WorkerPool:
             self._threads.append(thread)
 
     def wake(self) -> None:
-        """Look at the queue now (call after a submission is queued)."""
+        """Look at the queue now (call after a submission is queued): once the uploads arriving
+        together have settled (:data:`SETTLE_S`, at most :data:`SETTLE_MAX_S`)."""
+        self._queued_at = time.monotonic()
         self._wake.set()
+
+    def _settle(self) -> None:
+        """Wait until no submission was queued for :data:`SETTLE_S` seconds, at most
+        :data:`SETTLE_MAX_S` (or the pool stops)."""
+        until = time.monotonic() + SETTLE_MAX_S
+        while (quiet := self._queued_at + SETTLE_S - time.monotonic()) > 0 and time.monotonic() < until:
+            if self._stopping.wait(min(quiet, until - time.monotonic())):
+                return
 
     def stop(self, *, timeout_s: float = 30.0) -> None:
         """Stop the workers: running notebooks are killed and their jobs put back in the queue
@@ -195,6 +213,7 @@ class WorkerPool:
                 if time.monotonic() - swept > self.lease_s:  # jobs of workers that died since the start
                     swept = time.monotonic()
                     self.store.requeue_stale()
+                self._settle()  # uploads first (SETTLE_S)
                 job = self.store.claim(worker, lease_s=self.lease_s, skip_challenges=self._skip)
             except DatabaseUnavailable as err:  # away for a moment: one line, and try again
                 log.warning("worker %s could not claim a job: %s", worker, err.message)
