@@ -27,7 +27,7 @@ from pathlib import Path, PurePosixPath
 from typing import BinaryIO
 
 from grader.intake import size_text, zip_problem
-from grader.server.web.nbverdict import verdict, verdict_of_bytes
+from grader.server.web.nbverdict import verdict
 from grader.server.web.precheck import Checked, check_notebook, check_zip, first_problem
 from grader.server.web.receive import ReceivedForm, StagedFile
 
@@ -81,9 +81,9 @@ def _notebook(name: str, staged: StagedFile) -> Checked:
     """The notebook ``staged`` checked: refused by the verdict (:mod:`grader.server.web.nbverdict`)
     where it cannot be parsed in bounded memory, else by :func:`check_notebook` (the intake's
     diagnosis of what it is instead, the challenge it names, its syntax)."""
-    kind, _ = verdict_of_bytes(staged.data) if staged.data is not None else verdict(_on_disk(staged))
+    source: Path | bytes = staged.data if staged.data is not None else _on_disk(staged)
+    kind, _ = verdict(source)
     if kind in ("ok", "json", "cells"):  # the intake names what it is (UTF-16 and format 3 are notebooks)
-        source: Path | bytes = staged.data if staged.data is not None else _on_disk(staged)
         return check_notebook(source, name=name, filename=name)
     why = {"deep": "its JSON is nested too deeply to read",
            "memory": "its JSON takes too much memory to read (millions of tiny values)"}.get(

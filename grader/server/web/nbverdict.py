@@ -65,14 +65,21 @@ def verdict_of_bytes(data: bytes) -> tuple[str, str]:
     return ("ok", "") if top is _CELLS else ("cells", "")
 
 
-def verdict(path: Path) -> tuple[str, str]:
-    """The verdict on the file ``path``: read here up to :data:`INLINE_BYTES` (at most
-    :data:`INLINE_AT_ONCE` at once), else in a child
-    process limited to :data:`CHILD_MEMORY_BYTES` (waiting for one of :data:`CHILDREN`).
+def verdict(path: Path | bytes) -> tuple[str, str]:
+    """The verdict on the file ``path``, or on bytes held in memory (at most
+    :data:`INLINE_BYTES`): read here up to :data:`INLINE_BYTES` (at most :data:`INLINE_AT_ONCE` at
+    once: a parse takes up to about 25 times the bytes), else in a child process limited to
+    :data:`CHILD_MEMORY_BYTES` (waiting for one of :data:`CHILDREN`).
 
     Raises:
         OSError: ``path`` cannot be read.
+        ValueError: bytes over :data:`INLINE_BYTES`.
     """
+    if isinstance(path, bytes):
+        if len(path) > INLINE_BYTES:
+            raise ValueError(f"{len(path)} bytes held in memory, over {INLINE_BYTES}: give the file")
+        with _inline:
+            return verdict_of_bytes(path)
     if path.stat().st_size <= INLINE_BYTES:
         with _inline:
             return verdict_of_bytes(path.read_bytes())

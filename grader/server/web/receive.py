@@ -86,17 +86,6 @@ class StagedFile:
     path: Path | None = None
     data: bytes | None = None
 
-    def read_bytes(self) -> bytes:
-        """The file's bytes.
-
-        Raises:
-            OSError: its file cannot be read.
-        """
-        if self.data is not None:
-            return self.data
-        assert self.path is not None  # one of the two, always (receive_form)
-        return self.path.read_bytes()
-
 
 @dataclass
 class ReceivedForm:
