@@ -27,6 +27,7 @@ import multiprocessing
 import os
 import queue
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -44,6 +45,10 @@ if TYPE_CHECKING:
 __all__ = ["GradingProcess"]
 
 WATCH_S = 0.1  # how often the child looks at the cancel event, and the parent at the queue, in seconds
+# a child dead this long while its job's future is still pending fails the job here: CPython's
+# executor marks the pool broken at once nearly always, but once in a CI run (2026-12-08) a child
+# killed mid-job left its job pending past 20 s (tests/server/test_server_child.py)
+DEAD_GRACE_S = 5.0
 
 
 class GradingProcess:
@@ -82,7 +87,9 @@ class GradingProcess:
         self._cancel.clear()
         _drain(self._progress, None)  # a line left by a job that ended before it was read
         sent = dataclasses.replace(options, on_progress=None, cancel=None, nice=0)
-        future: Future[Graded] = self._executor().submit(_grade, submission, settings, sent)
+        pool = self._executor()
+        future: Future[Graded] = pool.submit(_grade, submission, settings, sent)
+        dead_since: float | None = None
         while not future.done():
             if cancel.is_set():
                 self._cancel.set()
@@ -90,6 +97,12 @@ class GradingProcess:
                 say(self._progress.get(timeout=WATCH_S))
             except queue.Empty:
                 pass
+            if not _alive(pool):  # the executor notices a dead child itself, nearly always at once
+                dead_since = dead_since if dead_since is not None else time.monotonic()
+                if time.monotonic() - dead_since > DEAD_GRACE_S:
+                    self.close()
+                    raise HarnessError("the grading process ended in the middle of the job (killed by a signal, "
+                                       "or out of memory?)", fix="re-grade the submission (the coach's page)")
         _drain(self._progress, say)
         try:
             return future.result()
@@ -134,6 +147,13 @@ class GradingProcess:
             self._pool = ProcessPoolExecutor(max_workers=1, mp_context=self._context, initializer=_child_start,
                                              initargs=(self._progress, self._cancel, self.nice))
         return self._pool
+
+
+def _alive(pool: ProcessPoolExecutor) -> bool:
+    """Whether ``pool``'s child is running, or not started yet (the executor's own list of its
+    processes: ``_processes``, a private attribute of CPython's :class:`ProcessPoolExecutor`)."""
+    processes = getattr(pool, "_processes", None)
+    return not processes or any(proc.is_alive() for proc in list(processes.values()))
 
 
 def _drain(lines: Any, say: Callable[[str], None] | None) -> None:
