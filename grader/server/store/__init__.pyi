@@ -7,7 +7,7 @@ from .db import DatabaseUnavailable, shown_url
 from .finals import FinalRefused, choose_final, clear_final, finals_of
 from .grades import GradeRow, GradingState, grades_of, grading_state, release, released_of, save_grade
 from .members import MemberRow, members_of, set_members
-from .rows import EventRow, SubmissionRow, TeamRow
+from .rows import EventRow, SubmissionRow, TeamRow, arrival_numbers
 from .sessions import SESSION_S, Sessions, SignedIn, digest
 from .state import resolve_state_dir
 from .store import Store
@@ -27,7 +27,8 @@ from .uploads import UploadRefused, refusal
 __all__ = ["FinalRefused", "choose_final", "clear_final", "finals_of",
     "AnnouncementRow", "RosterRow", "announcements_of", "delete_announcement", "post_announcement", "roster",
     "CapReached", "DatabaseUnavailable", "EventRow", "MemberRow", "SESSION_S", "Sessions", "SignedIn", "Store",
-    "SubmissionRow", "TeamRow", "UploadRefused", "add_team", "digest", "members_of", "refusal", "remove_team",
+    "SubmissionRow", "TeamRow", "arrival_numbers", "UploadRefused", "add_team", "digest", "members_of", "refusal",
+    "remove_team",
     "removed_team_ids", "resolve_state_dir", "rotate_coach_link", "rotate_team_link", "set_members", "shown_url",
     "team_rows", "left_today", "GradeRow", "GradingState", "grades_of", "grading_state", "release", "released_of",
     "save_grade"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -94,6 +95,13 @@ class ResultRow:
     max_score: float
     created: datetime
     team_scorecard_html: str = ""
+
+
+def arrival_numbers(arrivals: Iterable[tuple[datetime, int]]) -> dict[int, int]:
+    """A team's own submissions ``(created, id)`` numbered 1, 2, 3 ... in the order they arrived
+    (time, then id): the one rule of its history (:func:`grader.server.web.routes.history.team_numbers`)
+    and of the number :meth:`Store.submit` returns. Returns ``submission id -> number``."""
+    return {sub_id: number for number, (_, sub_id) in enumerate(sorted(arrivals), start=1)}
 
 
 def now() -> datetime:

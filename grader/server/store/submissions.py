@@ -23,7 +23,7 @@ from grader.server.store.cap import DailyCounts, day_start, next_day, used_per_d
 from grader.server.store.events import Events
 from grader.server.store.group import GroupCommit
 from grader.server.store.jobs import rowcount
-from grader.server.store.rows import EventRow, SubmissionRow, UploadRow, utc
+from grader.server.store.rows import EventRow, SubmissionRow, UploadRow, arrival_numbers, utc
 from grader.server.store.rows import now as utcnow
 from grader.server.store.uploads import store_file, sync_folder, upload_path
 
@@ -292,4 +292,4 @@ def _team_numbers(s: Session, team_ids: set[int]) -> dict[int, int]:
             .where(m.Submission.team_id.in_(sorted(team_ids)), m.Submission.regrade_of.is_(None),
                    m.Submission.practice.is_(False))):
         own.setdefault(team_id, []).append((utc(created) or utcnow(), sub_id))
-    return {sub_id: number for subs in own.values() for number, (_, sub_id) in enumerate(sorted(subs), start=1)}
+    return {sub_id: number for arrivals in own.values() for sub_id, number in arrival_numbers(arrivals).items()}

@@ -33,7 +33,15 @@ from starlette.concurrency import run_in_threadpool
 
 from grader.report import run_log
 from grader.score import SubmissionResult
-from grader.server.store import FinalRefused, SubmissionRow, TeamRow, choose_final, clear_final, finals_of
+from grader.server.store import (
+    FinalRefused,
+    SubmissionRow,
+    TeamRow,
+    arrival_numbers,
+    choose_final,
+    clear_final,
+    finals_of,
+)
 from grader.server.web.boards import chosen
 from grader.server.web.flash import refusal_flash, wants_page
 from grader.server.web.pages import FINAL_STATES, Refused, Site
@@ -49,8 +57,7 @@ def team_numbers(subs: Sequence[SubmissionRow]) -> dict[int, int]:
     order they arrived (Kaggle's and Gradescope's submission numbers): a coach's re-grade
     (``regrade_of`` set) and a practice check have no number, and cancelled ones keep theirs.
     Returns ``submission id -> number``."""
-    own = sorted((s for s in subs if s.regrade_of is None and not s.practice), key=lambda s: (s.created, s.id))
-    return {s.id: i for i, s in enumerate(own, start=1)}
+    return arrival_numbers((s.created, s.id) for s in subs if s.regrade_of is None and not s.practice)
 
 
 @dataclass(frozen=True)
